@@ -1,0 +1,372 @@
+"""The one brain every channel calls: user turns, the opening turn, approval decisions.
+
+``Brain.user_turn``, ``Brain.initial_turn`` and ``Brain.decide`` each return a
+``TurnStream`` (see ``turn_stream.py``). The body of every turn is the same loop:
+settle what a previous turn left open (decided approvals, tool calls a crash left
+dangling), then ask the model (an LLM or the rules brain, both behind the ``LLM``
+protocol), stream its text, run its tool calls — or park them behind a human
+approval — and go round again until the model answers with text only.
+
+Policy: a user message sent while an approval is pending **denies** it (recorded
+in the history as ``decided_by: "user_message"``) and the conversation moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from parley.brain import errors
+from parley.brain.history import INITIAL_TURN_PROMPT, to_model_messages, unanswered_tool_calls
+from parley.brain.runtime import AgentRuntime
+from parley.brain.tools import ToolContext
+from parley.brain.turn_stream import TurnState, TurnStream
+from parley.clock import Clock, SystemClock
+from parley.engines.base import EngineError, TextDelta, ToolCallRequest
+from parley.events import (
+    ApprovalRequested,
+    ApprovalResolved,
+    AssistantDelta,
+    AssistantMessage,
+    Error,
+    Event,
+    ToolCallCompleted,
+    ToolCallStarted,
+    TurnEnd,
+    UiOp,
+)
+from parley.sessions.coordinator import Coordinator
+from parley.sessions.records import Approval, Session
+from parley.sessions.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class UserInput:
+    """What the user said or did. ``ui_action`` is a clicked card: ``{"msg", "display"}``."""
+
+    text: str
+    channel: str = "chat"
+    ui_action: dict[str, Any] | None = None
+
+
+class Brain:
+    def __init__(
+        self,
+        store: Store,
+        coordinator: Coordinator,
+        runtimes: dict[str, AgentRuntime],
+        *,
+        clock: Clock | None = None,
+        lock_ttl_s: float = 120.0,
+        max_tool_rounds: int = 6,
+    ) -> None:
+        self.store = store
+        self.coordinator = coordinator
+        self.runtimes = runtimes
+        self.clock = clock or SystemClock()
+        self.lock_ttl_s = lock_ttl_s
+        self.max_tool_rounds = max_tool_rounds
+
+    # --- public entry points ---------------------------------------------------------
+
+    def user_turn(self, session_id: str, user: UserInput) -> TurnStream:
+        async def body(state: TurnState) -> AsyncIterator[Event]:
+            async for ev in self._settle(state, deny_pending=True):
+                yield ev
+            blocks: list[dict[str, Any]] = [{"type": "text", "text": user.text}]
+            if user.ui_action is not None:
+                blocks = [{"type": "ui_action", **user.ui_action}]
+            await _persist(
+                self.store.add_message(
+                    state.session.id, "user", user.text, blocks=blocks, channel=state.channel
+                )
+            )
+            async for ev in self._model_loop(state):
+                yield ev
+
+        return TurnStream(self, session_id, user.channel, body, (self._channel_check(user.channel),))
+
+    def initial_turn(self, session_id: str, channel: str = "chat") -> TurnStream:
+        async def not_started(session: Session) -> None:
+            if await self.store.count_messages(session.id, ("user", "assistant")) > 0:
+                raise errors.already_started()
+
+        async def body(state: TurnState) -> AsyncIterator[Event]:
+            async for ev in self._model_loop(state, initial=True):
+                yield ev
+
+        checks = (self._channel_check(channel), not_started)
+        return TurnStream(self, session_id, channel, body, checks)
+
+    def decide(
+        self,
+        session_id: str,
+        tool_call_id: str,
+        approved: bool,
+        *,
+        decided_by: str = "user",
+        reason: str | None = None,
+        channel: str = "chat",
+    ) -> TurnStream:
+        """Decide a pending approval. The claim is atomic (first decision wins); the
+        winner continues the turn under the lock, a loser hears the winning status."""
+        status = "approved" if approved else "denied"
+
+        async def claim() -> list[Event] | None:
+            won, record = await self.store.claim_approval(
+                session_id, tool_call_id, status, decided_by, reason
+            )
+            if record is None:
+                raise errors.approval_not_found()
+            if won:
+                return None
+            final = "approved" if record.status == "approved" else "denied"
+            return [
+                ApprovalResolved(tool_call_id, final, record.decided_by),
+                TurnEnd("completed", "active"),
+            ]
+
+        async def body(state: TurnState) -> AsyncIterator[Event]:
+            yield ApprovalResolved(tool_call_id, "approved" if approved else "denied", decided_by)
+            async for ev in self._settle(state, deny_pending=False):
+                yield ev
+            if await self.store.list_approvals(state.session.id, "pending"):
+                yield TurnEnd("awaiting_approval", state.session.status)
+                return
+            async for ev in self._model_loop(state):
+                yield ev
+
+        return TurnStream(self, session_id, channel, body, preface=claim)
+
+    def runtime_for(self, session: Session) -> AgentRuntime:
+        return self.runtimes[session.agent]
+
+    # --- checks ------------------------------------------------------------------------
+
+    @staticmethod
+    def _channel_check(channel: str) -> Callable[[Session], Awaitable[None]]:
+        async def check(session: Session) -> None:
+            current = session.current_channel
+            if current != channel and current != "chat":
+                raise errors.wrong_channel(current)
+
+        return check
+
+    # --- settle: decided approvals and dangling tool calls -------------------------------
+
+    async def _settle(self, state: TurnState, *, deny_pending: bool) -> AsyncIterator[Event]:
+        session = state.session
+        history = await self.store.list_messages(session.id)
+        for call in unanswered_tool_calls(history):
+            record = await self.store.get_approval(session.id, call["id"])
+            if record is not None and record.status == "pending":
+                if not deny_pending:
+                    continue
+                won, record = await self.store.claim_approval(
+                    session.id, call["id"], "denied", "user_message",
+                    "The user sent a new message instead of deciding.",
+                )
+                if won:
+                    yield ApprovalResolved(call["id"], "denied", "user_message")
+            if record is not None and record.status == "approved":
+                async for ev in self._run_tool(state, call["id"], call["name"], call["arguments"],
+                                               approval=record):
+                    yield ev
+            elif record is not None and record.status == "denied":
+                reason = record.reason or "The user declined."
+                yield await self._store_result(
+                    state, call["id"], call["name"], "denied", reason, approval=record
+                )
+            else:
+                note = "The tool call was interrupted before it completed; it did not run."
+                yield await self._store_result(state, call["id"], call["name"], "error", note)
+
+    # --- the model loop ------------------------------------------------------------------
+
+    async def _model_loop(self, state: TurnState, *, initial: bool = False) -> AsyncIterator[Event]:
+        runtime = self.runtime_for(state.session)
+        system_prompt = runtime.agent.render_instructions(state.session.template_vars)
+        tools = [] if initial else runtime.tool_schemas()
+        for _ in range(self.max_tool_rounds):
+            history = await self.store.list_messages(state.session.id)
+            messages = to_model_messages(system_prompt, history)
+            if initial:
+                messages.append({"role": "system", "content": INITIAL_TURN_PROMPT})
+            state.partial = []
+            calls: list[ToolCallRequest] = []
+            try:
+                async for chunk in runtime.llm.stream(messages, tools):
+                    if isinstance(chunk, TextDelta):
+                        if chunk.text:
+                            state.partial.append(chunk.text)
+                            yield AssistantDelta(chunk.text)
+                    else:
+                        calls.append(chunk)
+            except asyncio.CancelledError:
+                await self._store_interrupted(state)
+                raise
+            except EngineError as exc:
+                log.warning("model failed in session %s: %s", state.session.id, exc)
+                if state.partial:
+                    yield await self._store_assistant(state, "".join(state.partial), [])
+                yield Error(exc.code, str(exc))
+                yield TurnEnd("error", state.session.status)
+                return
+            text = "".join(state.partial)
+            state.partial = []
+            if text or calls:
+                yield await self._store_assistant(state, text, calls)
+            if not calls:
+                yield TurnEnd("completed", state.session.status)
+                return
+            awaiting = False
+            for call in calls:
+                async for ev in self._handle_call(state, runtime, call):
+                    if isinstance(ev, ApprovalRequested):
+                        awaiting = True
+                    yield ev
+            if awaiting:
+                yield TurnEnd("awaiting_approval", state.session.status)
+                return
+        yield Error("tool_rounds_exceeded", f"stopped after {self.max_tool_rounds} tool rounds")
+        yield TurnEnd("error", state.session.status)
+
+    async def _handle_call(
+        self, state: TurnState, runtime: AgentRuntime, call: ToolCallRequest
+    ) -> AsyncIterator[Event]:
+        bound = runtime.tools.get(call.name)
+        if call.error is not None:
+            yield Error("llm_bad_tool_arguments", f"{call.name}: {call.error}")
+            yield await self._store_result(
+                state, call.id, call.name, "error", f"invalid arguments: {call.error}"
+            )
+        elif bound is None:
+            yield await self._store_result(
+                state, call.id, call.name, "error", f"unknown tool {call.name!r}"
+            )
+        elif bound.spec.requires_approval:
+            prompt = runtime.approval_prompt(call.name, call.arguments)
+            await _persist(
+                self.store.create_approval(
+                    Approval(
+                        session_id=state.session.id,
+                        tool_call_id=call.id,
+                        name=call.name,
+                        arguments=call.arguments,
+                        status="pending",
+                        prompt=prompt,
+                    )
+                )
+            )
+            yield ApprovalRequested(call.id, call.name, call.arguments, prompt)
+        else:
+            async for ev in self._run_tool(state, call.id, call.name, call.arguments):
+                yield ev
+
+    async def _run_tool(
+        self,
+        state: TurnState,
+        call_id: str,
+        name: str,
+        arguments: dict[str, Any],
+        approval: Approval | None = None,
+    ) -> AsyncIterator[Event]:
+        runtime = self.runtime_for(state.session)
+        bound = runtime.tools.get(name)
+        if bound is None:
+            yield await self._store_result(state, call_id, name, "error", f"unknown tool {name!r}")
+            return
+        yield ToolCallStarted(call_id, name, arguments, bound.spec.filler)
+        agent_state = dict(state.session.agent_state)
+        ctx = ToolContext(state.session.id, runtime.agent, agent_state)
+        outcome = await bound.execute(ctx, arguments)
+        for op in outcome.ui_ops:
+            yield UiOp(op)
+        if agent_state != state.session.agent_state:
+            state.session.agent_state = agent_state
+            await _persist(self.store.update_session(state.session.id, agent_state=agent_state))
+        yield await self._store_result(
+            state, call_id, name, outcome.status, outcome.result,
+            approval=approval, ui_ops=outcome.ui_ops,
+        )
+
+    # --- persistence -----------------------------------------------------------------------
+
+    async def _store_assistant(
+        self, state: TurnState, text: str, calls: list[ToolCallRequest]
+    ) -> AssistantMessage:
+        runtime = self.runtime_for(state.session)
+        blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+        for call in calls:
+            block: dict[str, Any] = {
+                "type": "tool_call", "id": call.id, "name": call.name, "arguments": call.arguments,
+            }
+            bound = runtime.tools.get(call.name)
+            if bound is not None and bound.spec.requires_approval and call.error is None:
+                block["requires_approval"] = True
+                block["prompt"] = runtime.approval_prompt(call.name, call.arguments)
+            blocks.append(block)
+        msg = await _persist(
+            self.store.add_message(
+                state.session.id, "assistant", text, blocks=blocks, channel=state.channel
+            )
+        )
+        state.last_message_id, state.last_message_text = msg.id, text
+        return AssistantMessage(msg.id, text, False)
+
+    async def _store_interrupted(self, state: TurnState) -> None:
+        generated = "".join(state.partial)
+        text = state.heard if state.heard is not None else generated
+        if not generated and not text:
+            return
+        blocks = [{"type": "text", "text": text}] if text else []
+        msg = await _persist(
+            self.store.add_message(
+                state.session.id, "assistant", text, blocks=blocks,
+                channel=state.channel, interrupted=True,
+            )
+        )
+        state.last_message_id, state.last_message_text = msg.id, text
+
+    async def _store_result(
+        self,
+        state: TurnState,
+        call_id: str,
+        name: str,
+        status: str,
+        result: Any,
+        *,
+        approval: Approval | None = None,
+        ui_ops: tuple[dict[str, Any], ...] = (),
+    ) -> ToolCallCompleted:
+        blocks: list[dict[str, Any]] = []
+        if approval is not None:
+            blocks.append({
+                "type": "approval", "tool_call_id": call_id,
+                "status": approval.status, "decided_by": approval.decided_by,
+            })
+        blocks.append({
+            "type": "tool_result", "tool_call_id": call_id, "name": name,
+            "status": status, "result": result,
+        })
+        blocks.extend({"type": "ui_op", "op": op} for op in ui_ops)
+        text = f"{name}: {status}"
+        await _persist(
+            self.store.add_message(
+                state.session.id, "tool", text, blocks=blocks, channel=state.channel
+            )
+        )
+        return ToolCallCompleted(call_id, name, status, result)  # type: ignore[arg-type]
+
+
+T = TypeVar("T")
+
+
+async def _persist(coro: Awaitable[T]) -> T:
+    """Run a store write to completion even if the turn is cancelled meanwhile."""
+    return await asyncio.shield(coro)

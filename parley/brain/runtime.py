@@ -1,0 +1,32 @@
+"""``AgentRuntime``: one agent made ready to run — its spec, bound tools and model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from parley.brain.tools import BoundTool
+from parley.config import AgentSpec
+from parley.engines.base import LLM
+
+
+@dataclass(frozen=True)
+class AgentRuntime:
+    agent: AgentSpec
+    tools: dict[str, BoundTool]
+    llm: LLM
+    brain_kind: str  # "rules" | "llm" | "fake"
+
+    def tool_schemas(self) -> list[dict[str, Any]]:
+        return [b.tool.openai_schema() for b in self.tools.values()]
+
+    def approval_prompt(self, name: str, arguments: dict[str, Any]) -> str:
+        bound = self.tools.get(name)
+        template = bound.spec.approval_prompt if bound is not None else None
+        if template:
+            try:
+                return template.format(**arguments)
+            except (KeyError, IndexError, ValueError):
+                pass
+        args = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in arguments.items())
+        return f"Allow {name.replace('_', ' ')}" + (f" ({args})?" if args else "?")

@@ -1,0 +1,258 @@
+"""Tools an agent can call: a registry of Python tools and YAML-declared webhook tools.
+
+A Python tool is an async function with type hints; its JSON schema is derived from
+the signature (``str``/``int``/``float``/``bool``/``list``/``dict``, ``Literal``,
+``X | None`` for optional) and its docstring's first paragraph is the description.
+A parameter named ``ctx`` receives the ``ToolContext`` and is not in the schema.
+
+A webhook tool is declared in the agent file with ``url``, ``method``, ``parameters``
+(a JSON schema) and ``timeout_s``; it sends the arguments as JSON (query string for
+GET) and returns the response's JSON.
+
+Running a tool never raises: every outcome is a ``ToolOutcome`` with status
+``ok`` or ``error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import types
+import typing
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args, get_origin
+
+import httpx
+
+from parley.config import AgentSpec, ConfigError, ToolSpec
+
+log = logging.getLogger(__name__)
+
+_JSON_TYPES: dict[Any, str] = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    list: "array",
+    dict: "object",
+}
+
+
+@dataclass
+class ToolContext:
+    """What a running tool may see and do besides its arguments."""
+
+    session_id: str
+    agent: AgentSpec
+    state: dict[str, Any]
+    ui_ops: list[dict[str, Any]] = field(default_factory=list)
+
+    def ui_op(self, op: dict[str, Any]) -> None:
+        """Ask the client to render something (e.g. a carousel)."""
+        self.ui_ops.append(op)
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    status: Literal["ok", "error"]
+    result: Any
+    ui_ops: tuple[dict[str, Any], ...] = ()
+
+
+ToolFn = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    run: Callable[[ToolContext, dict[str, Any], float], Awaitable[Any]]
+
+    def openai_schema(self) -> dict[str, Any]:
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": self.parameters,
+            },
+        }
+
+
+# --- Python tools -------------------------------------------------------------------------
+
+
+def _schema_for(annotation: Any) -> dict[str, Any]:
+    origin = get_origin(annotation)
+    if origin is Literal:
+        values = list(get_args(annotation))
+        return {"type": _JSON_TYPES.get(type(values[0]), "string"), "enum": values}
+    if origin in (types.UnionType, typing.Union):
+        inner = [a for a in get_args(annotation) if a is not type(None)]
+        return _schema_for(inner[0]) if len(inner) == 1 else {}
+    if origin in (list, tuple):
+        args = get_args(annotation)
+        return {"type": "array", "items": _schema_for(args[0])} if args else {"type": "array"}
+    if origin is dict:
+        return {"type": "object"}
+    if annotation in _JSON_TYPES:
+        return {"type": _JSON_TYPES[annotation]}
+    return {}
+
+
+def python_tool(fn: ToolFn, *, name: str | None = None) -> Tool:
+    """Make a ``Tool`` from an async function's signature and docstring."""
+    if not inspect.iscoroutinefunction(fn):
+        raise TypeError(f"tool {fn.__name__} must be an async function")
+    hints = typing.get_type_hints(fn)
+    sig = inspect.signature(fn)
+    props: dict[str, Any] = {}
+    required: list[str] = []
+    wants_ctx = False
+    for pname, param in sig.parameters.items():
+        if pname == "ctx":
+            wants_ctx = True
+            continue
+        props[pname] = _schema_for(hints.get(pname, str))
+        if param.default is inspect.Parameter.empty:
+            required.append(pname)
+    doc = inspect.getdoc(fn) or ""
+    description = doc.split("\n\n", 1)[0].replace("\n", " ")
+    parameters = {"type": "object", "properties": props, "required": required}
+
+    async def run(ctx: ToolContext, args: dict[str, Any], timeout_s: float) -> Any:
+        kwargs = _coerce_arguments(parameters, args)
+        if wants_ctx:
+            kwargs["ctx"] = ctx
+        return await asyncio.wait_for(fn(**kwargs), timeout_s)
+
+    return Tool(name or fn.__name__, description, parameters, run)
+
+
+class ToolArgumentError(ValueError):
+    """The model's arguments do not fit the tool's schema."""
+
+
+def _coerce_arguments(schema: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
+    props: dict[str, Any] = schema.get("properties", {})
+    missing = [r for r in schema.get("required", []) if r not in args or args[r] is None]
+    if missing:
+        raise ToolArgumentError(f"missing argument(s): {', '.join(missing)}")
+    unknown = [k for k in args if k not in props]
+    if unknown:
+        raise ToolArgumentError(f"unknown argument(s): {', '.join(unknown)}")
+    out: dict[str, Any] = {}
+    for key, value in args.items():
+        kind = props[key].get("type")
+        try:
+            if kind == "integer" and not isinstance(value, bool):
+                value = int(value)
+            elif kind == "number" and not isinstance(value, bool):
+                value = float(value)
+            elif kind == "string" and isinstance(value, int | float):
+                value = str(value)
+            elif kind == "boolean" and isinstance(value, str):
+                value = value.strip().lower() in ("true", "yes", "1")
+        except (TypeError, ValueError):
+            raise ToolArgumentError(f"argument {key!r} must be {kind}, got {value!r}") from None
+        enum = props[key].get("enum")
+        if enum is not None and value not in enum:
+            raise ToolArgumentError(f"argument {key!r} must be one of {enum}")
+        out[key] = value
+    return out
+
+
+# --- webhook tools -------------------------------------------------------------------------
+
+
+def webhook_tool(spec: ToolSpec, client: httpx.AsyncClient) -> Tool:
+    """A tool that calls an HTTP endpoint declared in the agent file."""
+    if spec.url is None:
+        raise ConfigError(f"tool {spec.name}: a webhook tool needs 'url'")
+    url = spec.url
+    parameters = spec.parameters or {"type": "object", "properties": {}}
+
+    async def run(ctx: ToolContext, args: dict[str, Any], timeout_s: float) -> Any:
+        headers = {"X-Parley-Session": ctx.session_id, **spec.headers}
+        if spec.method == "GET":
+            resp = await client.request(
+                "GET", url, params=args, headers=headers, timeout=timeout_s
+            )
+        else:
+            resp = await client.request(
+                spec.method, url, json=args, headers=headers, timeout=timeout_s
+            )
+        if resp.status_code >= 400:
+            raise RuntimeError(f"webhook answered HTTP {resp.status_code}: {resp.text[:200]}")
+        if not resp.content:
+            return None
+        try:
+            return resp.json()
+        except json.JSONDecodeError:
+            return resp.text
+
+    return Tool(spec.name, spec.description or spec.name, parameters, run)
+
+
+# --- registry -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BoundTool:
+    """A tool as one agent uses it: the implementation plus the agent's settings."""
+
+    tool: Tool
+    spec: ToolSpec
+
+    @property
+    def name(self) -> str:
+        return self.tool.name
+
+    async def execute(self, ctx: ToolContext, args: dict[str, Any]) -> ToolOutcome:
+        try:
+            result = await self.tool.run(ctx, args, self.spec.timeout_s)
+        except TimeoutError:
+            return ToolOutcome("error", f"{self.name} timed out after {self.spec.timeout_s:g} s")
+        except ToolArgumentError as exc:
+            return ToolOutcome("error", f"bad arguments: {exc}")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("tool %s failed: %s", self.name, exc, exc_info=True)
+            return ToolOutcome("error", f"{type(exc).__name__}: {exc}", tuple(ctx.ui_ops))
+        return ToolOutcome("ok", result, tuple(ctx.ui_ops))
+
+
+class ToolRegistry:
+    """Python tools by name. One registry per app (no module-level state)."""
+
+    def __init__(self) -> None:
+        self._tools: dict[str, Tool] = {}
+
+    def add(self, fn: ToolFn, *, name: str | None = None) -> Tool:
+        tool = python_tool(fn, name=name)
+        self._tools[tool.name] = tool
+        return tool
+
+    def names(self) -> list[str]:
+        return sorted(self._tools)
+
+    def bind(self, agent: AgentSpec, client: httpx.AsyncClient) -> dict[str, BoundTool]:
+        """Resolve an agent's tool list; unknown names fail with a clear error."""
+        bound: dict[str, BoundTool] = {}
+        for spec in agent.tools:
+            if spec.url is not None:
+                tool = webhook_tool(spec, client)
+            elif spec.name in self._tools:
+                tool = self._tools[spec.name]
+            else:
+                raise ConfigError(
+                    f"agent {agent.name}: unknown tool {spec.name!r} "
+                    f"(known: {', '.join(self.names()) or 'none'}; or give it a 'url')"
+                )
+            bound[spec.name] = BoundTool(tool, spec)
+        return bound

@@ -1,0 +1,1 @@
+"""Speech and language engines: one small Protocol per kind, adapters behind it."""

@@ -1,0 +1,55 @@
+"""Run the Alembic migrations programmatically, on a connection the store opened.
+
+No ``alembic.ini`` is needed: the script location is this package's ``migrations``
+directory, so it works from an installed wheel. Runs inside the caller's
+transaction; on PostgreSQL a transaction-scoped advisory lock keeps two workers
+from migrating at once (SQLite gets the same from ``BEGIN IMMEDIATE``).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, text
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+_PG_MIGRATION_LOCK = 0x70617231  # arbitrary, constant across workers
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    if head is None:
+        raise RuntimeError(f"no migrations found in {MIGRATIONS_DIR}")
+    return head
+
+
+def current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade_to_head(connection: Connection) -> None:
+    """Bring the schema to head (a no-op at head). Call inside a transaction."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+    before = current_revision(connection)
+    head = head_revision()
+    if before == head:
+        return
+    config = _config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+    log.info("database schema migrated from %s to %s", before or "empty", head)
