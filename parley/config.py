@@ -245,7 +245,9 @@ class _SafeFormat:
             if name in self.values:
                 out.append(format(self.values[name], spec or ""))
             else:
-                out.append("{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}")
+                out.append(
+                    "{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+                )
         return "".join(out)
 
 
@@ -278,7 +280,9 @@ def parse_agent(text: str, source: str) -> AgentSpec:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 0
-        raise ConfigError(f"{source}:{line}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+        raise ConfigError(
+            f"{source}:{line}: invalid YAML: {getattr(exc, 'problem', exc)}"
+        ) from None
     if not isinstance(data, dict) or node is None:
         raise ConfigError(f"{source}:1: an agent file must be a mapping with at least 'name'")
     try:

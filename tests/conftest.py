@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.plugins.stores",
     "tests.plugins.servers",
     "tests.plugins.speech",
+    "tests.plugins.apps",
 ]

@@ -9,6 +9,7 @@ from parley.audio.pcm import (
     FrameSplitter,
     SampleAligner,
     array_to_pcm,
+    byte_count,
     duration_s,
     frame_bytes,
     pcm_to_array,
@@ -16,7 +17,14 @@ from parley.audio.pcm import (
     silence,
 )
 from parley.audio.resample import Resampler, resample
-from parley.audio.wav import WavAudio, WavFormatError, WavStreamDecoder, encode_wav, read_wav, write_wav
+from parley.audio.wav import (
+    WavAudio,
+    WavFormatError,
+    WavStreamDecoder,
+    encode_wav,
+    read_wav,
+    write_wav,
+)
 
 __all__ = [
     "FrameSplitter",
@@ -26,6 +34,7 @@ __all__ = [
     "WavFormatError",
     "WavStreamDecoder",
     "array_to_pcm",
+    "byte_count",
     "decode_ulaw",
     "duration_s",
     "encode_ulaw",

@@ -47,9 +47,13 @@ def _downmix(pcm: bytes, channels: int) -> bytes:
 
 def read_wav(source: str | os.PathLike[str] | bytes | BinaryIO) -> WavAudio:
     """Read a PCM16 WAV (file path, bytes or binary file) as mono PCM16."""
-    handle: str | BinaryIO = io.BytesIO(source) if isinstance(source, bytes) else source  # type: ignore[assignment]
-    if isinstance(handle, os.PathLike):
-        handle = os.fspath(handle)
+    handle: str | BinaryIO
+    if isinstance(source, bytes):
+        handle = io.BytesIO(source)
+    elif isinstance(source, os.PathLike):
+        handle = os.fspath(source)
+    else:
+        handle = source
     try:
         with wave.open(handle, "rb") as reader:
             channels, width = reader.getnchannels(), reader.getsampwidth()

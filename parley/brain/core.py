@@ -71,6 +71,12 @@ class Brain:
         self.clock = clock or SystemClock()
         self.lock_ttl_s = lock_ttl_s
         self.max_tool_rounds = max_tool_rounds
+        self.active: dict[str, TurnStream] = {}  # running turns of this worker, by session
+
+    async def drain(self) -> None:
+        """Wait for the running turns of this worker to finish."""
+        for turn in list(self.active.values()):
+            await turn.wait()
 
     # --- public entry points ---------------------------------------------------------
 
@@ -89,7 +95,9 @@ class Brain:
             async for ev in self._model_loop(state):
                 yield ev
 
-        return TurnStream(self, session_id, user.channel, body, (self._channel_check(user.channel),))
+        return TurnStream(
+            self, session_id, user.channel, body, (self._channel_check(user.channel),)
+        )
 
     def initial_turn(self, session_id: str, channel: str = "chat") -> TurnStream:
         async def not_started(session: Session) -> None:
@@ -168,14 +176,18 @@ class Brain:
                 if not deny_pending:
                     continue
                 won, record = await self.store.claim_approval(
-                    session.id, call["id"], "denied", "user_message",
+                    session.id,
+                    call["id"],
+                    "denied",
+                    "user_message",
                     "The user sent a new message instead of deciding.",
                 )
                 if won:
                     yield ApprovalResolved(call["id"], "denied", "user_message")
             if record is not None and record.status == "approved":
-                async for ev in self._run_tool(state, call["id"], call["name"], call["arguments"],
-                                               approval=record):
+                async for ev in self._run_tool(
+                    state, call["id"], call["name"], call["arguments"], approval=record
+                ):
                     yield ev
             elif record is not None and record.status == "denied":
                 reason = record.reason or "The user declined."
@@ -291,8 +303,13 @@ class Brain:
             state.session.agent_state = agent_state
             await _persist(self.store.update_session(state.session.id, agent_state=agent_state))
         yield await self._store_result(
-            state, call_id, name, outcome.status, outcome.result,
-            approval=approval, ui_ops=outcome.ui_ops,
+            state,
+            call_id,
+            name,
+            outcome.status,
+            outcome.result,
+            approval=approval,
+            ui_ops=outcome.ui_ops,
         )
 
     # --- persistence -----------------------------------------------------------------------
@@ -304,7 +321,10 @@ class Brain:
         blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
         for call in calls:
             block: dict[str, Any] = {
-                "type": "tool_call", "id": call.id, "name": call.name, "arguments": call.arguments,
+                "type": "tool_call",
+                "id": call.id,
+                "name": call.name,
+                "arguments": call.arguments,
             }
             bound = runtime.tools.get(call.name)
             if bound is not None and bound.spec.requires_approval and call.error is None:
@@ -327,8 +347,12 @@ class Brain:
         blocks = [{"type": "text", "text": text}] if text else []
         msg = await _persist(
             self.store.add_message(
-                state.session.id, "assistant", text, blocks=blocks,
-                channel=state.channel, interrupted=True,
+                state.session.id,
+                "assistant",
+                text,
+                blocks=blocks,
+                channel=state.channel,
+                interrupted=True,
             )
         )
         state.last_message_id, state.last_message_text = msg.id, text
@@ -346,14 +370,23 @@ class Brain:
     ) -> ToolCallCompleted:
         blocks: list[dict[str, Any]] = []
         if approval is not None:
-            blocks.append({
-                "type": "approval", "tool_call_id": call_id,
-                "status": approval.status, "decided_by": approval.decided_by,
-            })
-        blocks.append({
-            "type": "tool_result", "tool_call_id": call_id, "name": name,
-            "status": status, "result": result,
-        })
+            blocks.append(
+                {
+                    "type": "approval",
+                    "tool_call_id": call_id,
+                    "status": approval.status,
+                    "decided_by": approval.decided_by,
+                }
+            )
+        blocks.append(
+            {
+                "type": "tool_result",
+                "tool_call_id": call_id,
+                "name": name,
+                "status": status,
+                "result": result,
+            }
+        )
         blocks.extend({"type": "ui_op", "op": op} for op in ui_ops)
         text = f"{name}: {status}"
         await _persist(

@@ -27,9 +27,7 @@ def session_not_found() -> TurnRejected:
 
 
 def wrong_channel(channel: str) -> TurnRejected:
-    return TurnRejected(
-        "wrong_channel", f"the session is attached to the {channel} channel", 409
-    )
+    return TurnRejected("wrong_channel", f"the session is attached to the {channel} channel", 409)
 
 
 def already_started() -> TurnRejected:

@@ -81,7 +81,10 @@ def to_model_messages(system_prompt: str, history: list[Message]) -> list[dict[s
 def unanswered_tool_calls(history: list[Message]) -> list[dict[str, Any]]:
     """Tool calls of assistant messages that have no tool result yet, oldest first."""
     answered = {
-        b["tool_call_id"] for m in history if m.role == "tool" for b in m.blocks
+        b["tool_call_id"]
+        for m in history
+        if m.role == "tool"
+        for b in m.blocks
         if b.get("type") == "tool_result"
     }
     return [

@@ -179,9 +179,7 @@ def webhook_tool(spec: ToolSpec, client: httpx.AsyncClient) -> Tool:
     async def run(ctx: ToolContext, args: dict[str, Any], timeout_s: float) -> Any:
         headers = {"X-Parley-Session": ctx.session_id, **spec.headers}
         if spec.method == "GET":
-            resp = await client.request(
-                "GET", url, params=args, headers=headers, timeout=timeout_s
-            )
+            resp = await client.request("GET", url, params=args, headers=headers, timeout=timeout_s)
         else:
             resp = await client.request(
                 spec.method, url, json=args, headers=headers, timeout=timeout_s

@@ -101,6 +101,7 @@ class TurnStream:
             raise
         del store
         self.state = TurnState(session=session, channel=self.channel)
+        self._brain.active[self.session_id] = self
         self._task = asyncio.create_task(self._run(self.state), name=f"turn-{self.session_id}")
         self._refresher = asyncio.create_task(self._refresh_lock(ttl))
 
@@ -144,6 +145,8 @@ class TurnStream:
                 await asyncio.shield(
                     self._brain.coordinator.release_lock(self._lock_key, self._owner)
                 )
+            if self._brain.active.get(self.session_id) is self:
+                del self._brain.active[self.session_id]
             self._queue.put_nowait(_END)
 
     def __aiter__(self) -> AsyncIterator[Event]:

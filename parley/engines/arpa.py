@@ -235,8 +235,8 @@ def build_domain_lm(
         raise ValueError("no phrase has a word in the recogniser's dictionary")
     if oov:
         log.warning("dropped %d words missing from the dictionary: %s", len(oov), sorted(oov))
-    arpa, words = _bigram_arpa(sentences, discount)
-    return DomainLM(arpa=arpa, words=words, oov=tuple(sorted(oov)), sentences=len(sentences))
+    arpa, vocab = _bigram_arpa(sentences, discount)
+    return DomainLM(arpa=arpa, words=vocab, oov=tuple(sorted(oov)), sentences=len(sentences))
 
 
 def build_arpa(
@@ -255,7 +255,7 @@ def _bigram_arpa(sentences: list[list[str]], discount: float | None) -> tuple[st
     for words in sentences:
         tokens = [SENTENCE_START, *words, SENTENCE_END]
         unigrams.update(tokens[1:])
-        bigrams.update(zip(tokens, tokens[1:], strict=False))
+        bigrams.update(itertools.pairwise(tokens))
     total = sum(unigrams.values())
     p_uni = {w: c / total for w, c in unigrams.items()}
     d = discount if discount is not None else _ney_discount(bigrams)

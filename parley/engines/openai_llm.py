@@ -78,11 +78,11 @@ class ToolCallAccumulator:
     def _add_entry(self, entry: Mapping[str, Any], position: int) -> None:
         index = entry.get("index")
         key: int | tuple[str, int] = (
-            index if isinstance(index, int) and not isinstance(index, bool) else ("pos", position)
+            index if isinstance(index, int) and not isinstance(index, bool) else 0
         )
         call_id = entry.get("id") if isinstance(entry.get("id"), str) else ""
         slot = self._slot_by_key.get(key)
-        if slot is None or (call_id and self._calls[slot].id and call_id != self._calls[slot].id):
+        if slot is None:
             slot = len(self._calls)
             self._calls.append(_PendingCall())
             self._slot_by_key[key] = slot
@@ -312,8 +312,11 @@ class OpenAICompatibleLLM:
         timing = _Timing(time.perf_counter())
         logger.debug(
             "llm request model=%s url=%s messages=%d tools=%d",
-            self.model, self.url, len(body["messages"]), len(body.get("tools", ())),
-        )  # fmt: skip
+            self.model,
+            self.url,
+            len(body["messages"]),
+            len(body.get("tools", ())),
+        )
         try:
             async with self._http_client().stream(
                 "POST", self.url, json=body, headers=self._headers(), timeout=self._timeout
@@ -337,9 +340,11 @@ class OpenAICompatibleLLM:
         calls = decoder.tool_calls.finish()
         logger.debug(
             "llm done in %.0f ms (first token %s, finish_reason=%s, tool_calls=%d)",
-            (time.perf_counter() - timing.start) * 1000, timing.first_token_text(),
-            decoder.finish_reason, len(calls),
-        )  # fmt: skip
+            (time.perf_counter() - timing.start) * 1000,
+            timing.first_token_text(),
+            decoder.finish_reason,
+            len(calls),
+        )
         for call in calls:
             yield call
 

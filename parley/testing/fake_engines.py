@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal, overload
@@ -211,7 +211,7 @@ class FakeLLM:
 
     async def stream(
         self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]
-    ) -> AsyncIterator[LLMChunk]:
+    ) -> AsyncGenerator[LLMChunk, None]:
         schedule = _Schedule(self._clock, self._sleep)
         schedule.start()
         for index, token in enumerate(self._tokens):
@@ -244,7 +244,7 @@ class FakeTTS:
         """How many samples ``synthesize(text)`` yields in total."""
         return round(word_count(text) * TTS_SECS_PER_WORD * SAMPLE_RATE)
 
-    async def synthesize(self, text: str) -> AsyncIterator[bytes]:
+    async def synthesize(self, text: str) -> AsyncGenerator[bytes, None]:
         schedule = _Schedule(self._clock, self._sleep)
         schedule.start()
         total = self.audio_samples(text)

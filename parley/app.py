@@ -1,0 +1,186 @@
+"""``create_app(settings)``: the only place that wires concrete classes together."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from parley import __version__
+from parley.brain.core import Brain
+from parley.brain.demo_tools import register_demo_tools
+from parley.brain.runtime import AgentRuntime
+from parley.brain.tools import ToolRegistry
+from parley.channels import chat
+from parley.channels.body_limit import BodyLimitMiddleware
+from parley.channels.http_errors import install_error_handlers
+from parley.channels.rate_limit import RateLimiter
+from parley.channels.services import Services
+from parley.clock import Clock, SystemClock
+from parley.config import AgentSpec, ConfigError, Settings, load_agents, load_settings
+from parley.engines.base import LLM
+from parley.sessions.coordinator import Coordinator
+from parley.sessions.local import LocalCoordinator
+from parley.sessions.sql import SqlStore
+
+log = logging.getLogger(__name__)
+WEB_DIR = Path(__file__).parent / "web"
+
+
+def make_llm(agent: AgentSpec, settings: Settings, client: httpx.AsyncClient) -> tuple[LLM, str]:
+    """Pick the agent's model: fake (benchmarks), the rules brain, or an LLM."""
+    engines: dict[str, str] = getattr(agent, "engines", {}) or {}
+    if engines.get("llm") == "fake":
+        from parley.testing.fake_engines import FakeLLM
+
+        return FakeLLM(), "fake"
+    wants_llm = agent.brain == "llm" or (agent.brain == "auto" and settings.llm_base_url)
+    if not wants_llm:
+        from parley.brain.rules import RulesBrain
+
+        return RulesBrain(agent), "rules"
+    if not settings.llm_base_url:
+        raise ConfigError(
+            f"agent {agent.name!r} uses brain: llm but PARLEY_LLM_BASE_URL is not set"
+        )
+    from parley.engines.openai_llm import OpenAICompatibleLLM
+
+    llm = OpenAICompatibleLLM(
+        settings.llm_base_url,
+        settings.llm_model,
+        settings.llm_api_key,
+        settings.llm_timeout_s,
+        client=client,
+    )
+    return llm, "llm"
+
+
+def make_coordinator(settings: Settings, clock: Clock) -> Coordinator:
+    if settings.redis_url:
+        from parley.sessions.redis_coordinator import RedisCoordinator
+
+        return RedisCoordinator(settings.redis_url)
+    return LocalCoordinator(clock)
+
+
+def build_services(settings: Settings, clock: Clock | None = None) -> Services:
+    """Everything the channels need, not yet started (see ``lifespan``)."""
+    clock = clock or SystemClock()
+    agents = load_agents(settings.agents_dir)
+    registry = ToolRegistry()
+    register_demo_tools(registry)
+    client = httpx.AsyncClient(timeout=httpx.Timeout(settings.llm_timeout_s, connect=10.0))
+    runtimes: dict[str, AgentRuntime] = {}
+    for agent in agents.values():
+        llm, kind = make_llm(agent, settings, client)
+        runtimes[agent.name] = AgentRuntime(agent, registry.bind(agent, client), llm, kind)
+    store = SqlStore(settings.effective_database_url, clock)
+    coordinator = make_coordinator(settings, clock)
+    brain = Brain(
+        store,
+        coordinator,
+        runtimes,
+        clock=clock,
+        lock_ttl_s=settings.turn_lock_ttl_s,
+        max_tool_rounds=settings.llm_max_tool_rounds,
+    )
+    return Services(
+        settings=settings,
+        store=store,
+        coordinator=coordinator,
+        brain=brain,
+        agents=agents,
+        clock=clock,
+        session_limiter=RateLimiter(settings.session_rate_limit, 60.0, clock),
+        extras={"http_client": client, "tool_registry": registry},
+    )
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    services = build_services(settings, clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await services.store.start()
+        await services.coordinator.start()
+        for hook in services.extras.get("startup", []):
+            await hook()
+        log.info("parley %s ready: agents %s", __version__, ", ".join(sorted(services.agents)))
+        try:
+            yield
+        finally:
+            for hook in services.extras.get("shutdown", []):
+                await hook()
+            await services.coordinator.close()
+            await services.store.close()
+            await services.extras["http_client"].aclose()
+
+    app = FastAPI(
+        title="Parley",
+        version=__version__,
+        description="One conversational brain over text chat, browser voice and phone.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.include_router(chat.router)
+    _mount_optional_channels(app, services)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__, "agents": sorted(services.agents)}
+
+    @app.get("/v1/agents", tags=["sessions"])
+    async def list_agents() -> list[dict[str, Any]]:
+        return [
+            {
+                "name": a.name,
+                "description": a.description,
+                "greeting_mode": a.greeting_mode,
+                "brain": services.brain.runtimes[a.name].brain_kind,
+            }
+            for a in services.agents.values()
+        ]
+
+    if WEB_DIR.is_dir():
+        app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")
+
+    @app.get("/", include_in_schema=False, response_model=None)
+    async def index() -> FileResponse | JSONResponse:
+        page = WEB_DIR / "index.html"
+        if page.is_file():
+            return FileResponse(page)
+        return JSONResponse({"name": "parley", "docs": "/docs"})
+
+    return app
+
+
+def _mount_optional_channels(app: FastAPI, services: Services) -> None:
+    """Channels added by later modules (voice, telephony, operator) register here."""
+    with contextlib.suppress(ImportError):
+        from parley.channels import voice_ws
+
+        voice_ws.install(app, services)
+
+
+def app_factory() -> FastAPI:
+    """For ``uvicorn --factory parley.app:app_factory``."""
+    return create_app()

@@ -1,0 +1,1 @@
+"""Channels: I/O around the brain — HTTP/SSE chat, browser voice, telephony, operator."""

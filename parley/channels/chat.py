@@ -1,0 +1,253 @@
+"""The text-chat channel: sessions over HTTP, turns streamed as Server-Sent Events."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from parley.brain.core import UserInput
+from parley.brain.turn_stream import TurnStream
+from parley.channels.http_errors import ApiError
+from parley.channels.services import Services, token_hash
+from parley.events import Event
+from parley.sessions.records import Message, Session
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT = 8000
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def bearer(authorization: Annotated[str | None, Header()] = None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+TokenDep = Annotated[str | None, Depends(bearer)]
+
+
+# --- request bodies --------------------------------------------------------------------
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateSession(_Body):
+    agent: str = Field(default="demo", max_length=64)
+    template_vars: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class UiAction(_Body):
+    msg: str = Field(min_length=1, max_length=MAX_TEXT)
+    display: str | None = Field(default=None, max_length=MAX_TEXT)
+
+
+class SendMessage(_Body):
+    text: str | None = Field(default=None, max_length=MAX_TEXT)
+    ui_action: UiAction | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> SendMessage:
+        if (self.text is None) == (self.ui_action is None):
+            raise ValueError("send exactly one of 'text' or 'ui_action'")
+        if self.text is not None and not self.text.strip():
+            raise ValueError("'text' must not be empty")
+        return self
+
+
+class Decision(_Body):
+    approved: bool
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+# --- rendering ------------------------------------------------------------------------
+
+
+def sse_frame(event: Event) -> str:
+    wire = event.to_wire()
+    data = json.dumps(wire, ensure_ascii=False, default=str)
+    return f"event: {wire['type']}\ndata: {data}\n\n"
+
+
+def message_json(msg: Message) -> dict[str, Any]:
+    return {
+        "id": msg.id,
+        "role": msg.role,
+        "text": msg.text,
+        "channel": msg.channel,
+        "interrupted": msg.interrupted,
+        "blocks": msg.blocks,
+        "created_at": msg.created_at.isoformat() if msg.created_at else None,
+    }
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+async def stream_turn(turn: TurnStream) -> StreamingResponse:
+    """Start the turn (raising 409/410 before any byte is sent), then stream it."""
+    await turn.start()
+
+    async def frames() -> AsyncIterator[str]:
+        try:
+            async for event in turn:
+                yield sse_frame(event)
+        finally:
+            turn.abandon()  # a disconnected client stops the turn; it stores what it has
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(frames(), media_type="text/event-stream", headers=headers)
+
+
+# --- routes ---------------------------------------------------------------------------
+
+router = APIRouter(prefix="/v1", tags=["sessions"])
+
+
+@router.post("/sessions", status_code=201)
+async def create_session(
+    body: CreateSession, request: Request, services: ServicesDep
+) -> dict[str, Any]:
+    """Create a session with an agent; returns its bearer token and resume token."""
+    client = request.client.host if request.client else "unknown"
+    wait = services.session_limiter.check(client)
+    if wait is not None:
+        raise ApiError(
+            429,
+            "rate_limited",
+            "too many sessions created; try again later",
+            headers=services.session_limiter.retry_after_header(wait),
+        )
+    agent = services.agent(body.agent)
+    token, resume = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    session = await services.store.create_session(
+        agent=agent.name,
+        token_hash=token_hash(token),
+        resume_token=token_hash(resume),
+        template_vars=dict(body.template_vars),
+        metadata=body.metadata,
+        expires_at=services.expires_at(agent),
+    )
+    greeting = agent.render_greeting(body.template_vars)
+    if greeting:
+        await services.store.add_message(
+            session.id, "assistant", greeting, blocks=[{"type": "text", "text": greeting}]
+        )
+    return {
+        "session_id": session.id,
+        "session_token": token,
+        "resume_token": resume,
+        "agent": agent.name,
+        "status": session.status,
+        "current_channel": session.current_channel,
+        "greeting": greeting,
+        "greeting_mode": agent.greeting_mode,
+        "voice_enabled": True,
+        "expires_at": _iso(session.expires_at),
+    }
+
+
+async def _session(services: Services, session_id: str, token: str | None) -> Session:
+    return await services.authorize(session_id, token)
+
+
+@router.get("/sessions/{session_id}")
+async def get_session(session_id: str, services: ServicesDep, token: TokenDep) -> dict[str, Any]:
+    """The session's state."""
+    session = await _session(services, session_id, token)
+    pending = await services.store.list_approvals(session.id, "pending")
+    return {
+        "session_id": session.id,
+        "agent": session.agent,
+        "status": session.status,
+        "end_reason": session.end_reason,
+        "current_channel": session.current_channel,
+        "created_at": _iso(session.created_at),
+        "expires_at": _iso(session.expires_at),
+        "message_count": await services.store.count_messages(session.id),
+        "pending_approvals": [
+            {
+                "tool_call_id": a.tool_call_id,
+                "name": a.name,
+                "arguments": a.arguments,
+                "prompt": a.prompt,
+            }
+            for a in pending
+        ],
+    }
+
+
+@router.get("/sessions/{session_id}/messages")
+async def list_messages(
+    session_id: str, services: ServicesDep, token: TokenDep
+) -> list[dict[str, Any]]:
+    """The history, oldest first."""
+    session = await _session(services, session_id, token)
+    return [message_json(m) for m in await services.store.list_messages(session.id)]
+
+
+@router.post("/sessions/{session_id}/messages", response_class=StreamingResponse)
+async def send_message(
+    session_id: str, body: SendMessage, services: ServicesDep, token: TokenDep
+) -> StreamingResponse:
+    """One user turn, streamed as SSE turn events."""
+    session = await _session(services, session_id, token)
+    if body.ui_action is not None:
+        action = body.ui_action.model_dump()
+        user = UserInput(action["msg"], "chat", action)
+    else:
+        user = UserInput(body.text or "", "chat")
+    return await stream_turn(services.brain.user_turn(session.id, user))
+
+
+@router.post("/sessions/{session_id}/initial-turn", response_class=StreamingResponse)
+async def initial_turn(
+    session_id: str, services: ServicesDep, token: TokenDep
+) -> StreamingResponse:
+    """The opening turn written by the brain (LLM or rules)."""
+    session = await _session(services, session_id, token)
+    return await stream_turn(services.brain.initial_turn(session.id))
+
+
+@router.post("/sessions/{session_id}/approvals/{tool_call_id}", response_class=StreamingResponse)
+async def decide_approval(
+    session_id: str, tool_call_id: str, body: Decision, services: ServicesDep, token: TokenDep
+) -> StreamingResponse:
+    """Approve or deny a pending tool call; the first decision wins."""
+    session = await _session(services, session_id, token)
+    decided_by = "operator" if token and services.is_operator(token) else "user"
+    turn = services.brain.decide(
+        session.id, tool_call_id, body.approved, decided_by=decided_by, reason=body.reason
+    )
+    return await stream_turn(turn)
+
+
+@router.post("/sessions/{session_id}/end")
+async def end_session(session_id: str, services: ServicesDep, token: TokenDep) -> dict[str, Any]:
+    """End the session (``USER_ENDED``). Ending an ended session changes nothing."""
+    session = await _session(services, session_id, token)
+    if await services.store.end_session(session.id, "USER_ENDED"):
+        await services.coordinator.publish(
+            f"session:{session.id}", {"type": "session_ended", "reason": "USER_ENDED"}
+        )
+    ended = await services.store.get_session(session.id) or session
+    return {"session_id": ended.id, "status": ended.status, "end_reason": ended.end_reason}

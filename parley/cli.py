@@ -1,0 +1,201 @@
+"""``parley serve | chat | say | transcribe | doctor`` — the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from parley.config import ConfigError, load_settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    try:
+        settings = load_settings()
+        from parley.app import create_app
+
+        app = create_app(settings)
+    except ConfigError as exc:
+        print(f"parley: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    print(f"Parley on http://{args.host}:{args.port}/  (API docs: /docs)", flush=True)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        ws_max_size=1 << 20,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+# --- chat ---------------------------------------------------------------------------
+
+
+def _describe_args(arguments: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in arguments.items())
+
+
+async def _render(events: AsyncIterator[Any], out: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Print one streamed turn; return the approvals it asked for."""
+    approvals: list[dict[str, Any]] = []
+    speaking = False
+    async for ev in events:
+        data, name = ev.data, ev.event
+        if name == "assistant_delta":
+            if not speaking:
+                out("bot> ")
+                speaking = True
+            out(data["text"])
+            continue
+        if speaking:
+            out("\n")
+            speaking = False
+        if name == "tool_call_started":
+            out(f"  · {data['name']}({_describe_args(data['arguments'])})\n")
+        elif name == "tool_call_completed":
+            out(f"  · {data['name']} → {data['status']}\n")
+        elif name == "approval_requested":
+            approvals.append(data)
+        elif name == "approval_resolved":
+            out(f"  · approval {data['status']}\n")
+        elif name == "ui_op":
+            for item in data["op"].get("items", []):
+                out(f"  [{item.get('title')}] {item.get('subtitle', '')}  → say: {item['msg']}\n")
+        elif name == "error":
+            out(f"  ! {data['code']}: {data['message']}\n")
+    if speaking:
+        out("\n")
+    return approvals
+
+
+async def _chat_loop(base_url: str, agent: str, read: Callable[[str], str]) -> int:
+    from parley.client import ApiFailure, ParleyClient
+
+    def out(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    client = ParleyClient(base_url)
+    try:
+        session = await client.create_session(agent)
+        if session.get("greeting"):
+            out(f"bot> {session['greeting']}\n")
+        elif session.get("greeting_mode") == "llm":
+            await _render(_events(client.initial_turn()), out)
+        while True:
+            try:
+                line = (await asyncio.to_thread(read, "you> ")).strip()
+            except EOFError:
+                break
+            if line in ("/quit", "/exit"):
+                break
+            if not line:
+                continue
+            try:
+                approvals = await _render(_events(client.send(line)), out)
+                while approvals:
+                    ask = approvals.pop(0)
+                    answer = await asyncio.to_thread(read, f"  ? {ask['prompt']} [y/n] ")
+                    ok = answer.strip().lower().startswith("y")
+                    approvals += await _render(_events(client.decide(ask["tool_call_id"], ok)), out)
+            except ApiFailure as exc:
+                out(f"  ! {exc.code}: {exc.message}\n")
+        with contextlib.suppress(ApiFailure):
+            await client.end()
+    finally:
+        await client.aclose()
+    return 0
+
+
+async def _events(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for ev in stream:
+        yield ev
+
+
+async def _chat_local(agent: str, read: Callable[[str], str]) -> int:
+    from parley.app import create_app
+    from parley.testing.servers import serve_app
+
+    app = create_app(load_settings())
+    async with serve_app(app) as base_url:
+        return await _chat_loop(base_url, agent, read)
+
+
+def _chat(args: argparse.Namespace) -> int:
+    try:
+        if args.local:
+            return asyncio.run(_chat_local(args.agent, input))
+        return asyncio.run(_chat_loop(args.url, args.agent, input))
+    except ConfigError as exc:
+        print(f"parley: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"parley: cannot reach {args.url}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+# --- doctor ---------------------------------------------------------------------------
+
+
+def _doctor(_: argparse.Namespace) -> int:
+    try:
+        settings = load_settings()
+        from parley.config import load_agents
+
+        agents = load_agents(settings.agents_dir)
+    except ConfigError as exc:
+        print(f"parley: {exc}", file=sys.stderr)
+        return 2
+    print(f"data dir:  {settings.data_dir.resolve()}")
+    print(f"database:  {settings.effective_database_url.split('@')[-1]}")
+    print(f"redis:     {settings.redis_url or 'in-process coordination'}")
+    print(f"llm:       {settings.llm_base_url or 'none (rules brain)'}")
+    print(f"agents:    {', '.join(sorted(agents))}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="parley", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.set_defaults(fn=_serve)
+    chat = sub.add_parser("chat", help="talk to an agent in the terminal")
+    chat.add_argument("--url", default="http://127.0.0.1:8080")
+    chat.add_argument("--agent", default="demo")
+    chat.add_argument("--local", action="store_true", help="run a server in this process")
+    chat.set_defaults(fn=_chat)
+    doctor = sub.add_parser("doctor", help="check settings, agents and engines")
+    doctor.set_defaults(fn=_doctor)
+    with contextlib.suppress(ImportError):
+        from parley import cli_voice
+
+        cli_voice.add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.fn(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["build_parser", "main"]

@@ -1,0 +1,75 @@
+/**
+ * Plain words for tool activity: "book_table" → "Book table", arguments as
+ * label/value pairs, who decided an approval. Pure functions, no DOM.
+ */
+
+/** "book_table" / "bookTable" → "Book table". */
+export function humanize(name) {
+  const words = String(name ?? '')
+    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+    .replace(/[_\-.]+/g, ' ')
+    .trim()
+    .toLowerCase();
+  return words ? words[0].toUpperCase() + words.slice(1) : '';
+}
+
+/** A value in words: lists joined, objects flattened, booleans as yes/no. */
+export function valueInWords(value) {
+  if (value === null || value === undefined || value === '') return '—';
+  if (typeof value === 'boolean') return value ? 'yes' : 'no';
+  if (Array.isArray(value)) return value.map(valueInWords).join(', ');
+  if (typeof value === 'object') {
+    return Object.entries(value)
+      .map(([key, inner]) => `${humanize(key).toLowerCase()} ${valueInWords(inner)}`)
+      .join(', ');
+  }
+  return String(value);
+}
+
+/** Arguments object → [[label, value], ...] in the tool's own order. */
+export function argumentsInWords(args) {
+  if (!args || typeof args !== 'object' || Array.isArray(args)) {
+    return args === undefined || args === null ? [] : [['Details', valueInWords(args)]];
+  }
+  return Object.entries(args).map(([key, value]) => [humanize(key), valueInWords(value)]);
+}
+
+/** One line summary, e.g. "Book table — name Ann, party size 2". */
+export function toolSummary(name, args) {
+  const parts = argumentsInWords(args).map(([label, value]) => `${label.toLowerCase()} ${value}`);
+  return parts.length ? `${humanize(name)} — ${parts.join(', ')}` : humanize(name);
+}
+
+const DECIDERS = {
+  voice: 'by voice',
+  click: 'by click',
+  chat: 'by click',
+  http: 'by click',
+  web: 'by click',
+  user: 'by you',
+  operator: 'by an operator',
+  system: 'automatically',
+};
+
+/** "approved" + "voice" → "Approved by voice". */
+export function decisionInWords(status, decidedBy) {
+  const verb = status === 'approved' ? 'Approved' : status === 'denied' ? 'Denied' : 'Waiting';
+  if (!decidedBy || status === 'pending') return verb;
+  const who = DECIDERS[String(decidedBy).toLowerCase()] || `by ${decidedBy}`;
+  return `${verb} ${who}`;
+}
+
+const TOOL_STATUS = {
+  running: 'Running',
+  waiting: 'Waiting for approval:',
+  ok: 'Done:',
+  error: 'Failed:',
+  denied: 'Not done (denied):',
+};
+
+/** "Running Check availability…" / "Done: Check availability". */
+export function toolActivity(name, status) {
+  const label = humanize(name);
+  if (status === 'running') return `Running ${label.toLowerCase()}…`;
+  return `${TOOL_STATUS[status] || humanize(status)} ${label.toLowerCase()}`;
+}

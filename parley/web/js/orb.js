@@ -1,0 +1,112 @@
+/**
+ * What the voice orb shows. `OrbModel` is a small pure state machine fed with voice
+ * events and playback/mic facts; `OrbView` paints its state and the live level.
+ *
+ * States: off, connecting, reconnecting, ready (push-to-talk, idle), listening
+ * (hands-free), user_speaking, thinking, tool (running <name>), approval (waiting for a
+ * decision), speaking (agent audio playing).
+ */
+
+import { humanize } from './describe.js';
+
+const LABELS = {
+  off: 'Voice is off',
+  connecting: 'Connecting…',
+  reconnecting: 'Reconnecting…',
+  ready: 'Hold the mic (or Space) to talk',
+  listening: 'Listening',
+  user_speaking: 'You are speaking',
+  thinking: 'Thinking…',
+  approval: 'Waiting for your approval',
+  speaking: 'Speaking',
+};
+
+export class OrbModel {
+  constructor() {
+    this.state = 'off';
+    this.tool = '';
+    this.handsFree = false;
+    this.pttHeld = false;
+    this.playing = false;
+    this.userSpeaking = false;
+  }
+
+  /** The resting state when nothing is happening. */
+  idle() {
+    if (this.pttHeld) return 'user_speaking';
+    return this.handsFree ? 'listening' : 'ready';
+  }
+
+  set(state) {
+    this.state = state;
+    return state;
+  }
+
+  /** Feed one fact; returns the new state. */
+  on(fact, detail = {}) {
+    switch (fact) {
+      case 'connecting':
+      case 'reconnecting':
+      case 'off':
+        this.playing = false;
+        return this.set(fact);
+      case 'open':
+      case 'mode':
+        return this.set(this.playing ? 'speaking' : this.idle());
+      case 'ptt_down':
+        this.pttHeld = true;
+        return this.set('user_speaking');
+      case 'ptt_up':
+        this.pttHeld = false;
+        return this.set('thinking');
+      case 'vad':
+        this.userSpeaking = detail.state === 'speech_started';
+        return this.set(this.userSpeaking ? 'user_speaking' : 'thinking');
+      case 'transcript_final':
+        return this.set(this.playing ? 'speaking' : 'thinking');
+      case 'tool_call_started':
+        this.tool = detail.name || '';
+        return this.set('tool');
+      case 'tool_call_completed':
+        return this.set(this.playing ? 'speaking' : 'thinking');
+      case 'approval_requested':
+        return this.set('approval');
+      case 'playing':
+        this.playing = Boolean(detail.playing);
+        if (this.playing) return this.set('speaking');
+        return this.set(this.state === 'speaking' ? this.idle() : this.state);
+      case 'interrupted':
+        this.playing = false;
+        return this.set(this.userSpeaking || this.pttHeld ? 'user_speaking' : this.idle());
+      case 'turn_end':
+        if (detail.status === 'awaiting_approval') return this.set('approval');
+        return this.set(this.playing ? 'speaking' : this.idle());
+      default:
+        return this.state;
+    }
+  }
+
+  label() {
+    if (this.state === 'tool') return `Running ${humanize(this.tool).toLowerCase() || 'a tool'}…`;
+    return LABELS[this.state] || this.state;
+  }
+}
+
+export class OrbView {
+  constructor(orb, label) {
+    this.orb = orb;
+    this.labelEl = label;
+  }
+
+  show(model) {
+    this.orb.dataset.state = model.state;
+    const text = model.label();
+    if (this.labelEl.textContent !== text) this.labelEl.textContent = text;
+  }
+
+  /** `level` 0..1 drives the orb's glow/scale through a CSS variable. */
+  level(level) {
+    const shaped = Math.min(1, Math.sqrt(Math.max(0, level)) * 1.6);
+    this.orb.style.setProperty('--level', shaped.toFixed(3));
+  }
+}

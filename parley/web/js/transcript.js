@@ -1,0 +1,256 @@
+/**
+ * The transcript view: builds the DOM for bubbles, the ghost (partial transcript) bubble,
+ * tool activity rows, approval cards and carousels, and keeps the view scrolled to the
+ * newest item while the reader is at the bottom.
+ *
+ * Server text only ever reaches the DOM through `textContent` or `renderMarkdown`
+ * (which escapes everything), never as raw HTML.
+ */
+
+import { renderMarkdown } from './render.js';
+import { argumentsInWords, decisionInWords, humanize, toolActivity } from './describe.js';
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+const SAFE_IMAGE = /^(https?:\/\/|\/(?!\/)|data:image\/(png|jpe?g|gif|webp);)/i;
+
+export class Transcript {
+  constructor(scroller, list) {
+    this.scroller = scroller;
+    this.list = list;
+    this.ghost = null;
+  }
+
+  clear() {
+    this.list.replaceChildren();
+    this.ghost = null;
+  }
+
+  nearBottom() {
+    const { scrollTop, scrollHeight, clientHeight } = this.scroller;
+    return scrollHeight - scrollTop - clientHeight < 160;
+  }
+
+  append(node, force = false) {
+    const stick = force || this.nearBottom();
+    if (this.ghost && this.ghost !== node) this.list.insertBefore(node, this.ghost);
+    else this.list.append(node);
+    if (stick) this.scrollToBottom();
+    return node;
+  }
+
+  scrollToBottom() {
+    this.scroller.scrollTop = this.scroller.scrollHeight;
+  }
+
+  /** Keep the bottom in view while a node grows (streaming text). */
+  grew(stick) {
+    if (stick) this.scrollToBottom();
+  }
+
+  addUser(text, channel = 'chat') {
+    const row = el('div', 'msg msg-user');
+    row.dataset.channel = channel;
+    const bubble = el('div', 'bubble', text);
+    row.append(bubble);
+    if (channel === 'voice') row.append(el('span', 'msg-meta', 'spoken'));
+    this.append(row, true);
+    return {
+      el: row,
+      fail: (reason) => {
+        row.classList.add('failed');
+        row.append(el('span', 'msg-meta msg-failed', `Not sent — ${reason}`));
+      },
+    };
+  }
+
+  addAssistant(channel = 'chat') {
+    const row = el('div', 'msg msg-assistant streaming');
+    row.dataset.channel = channel;
+    const bubble = el('div', 'bubble md');
+    row.append(bubble);
+    this.append(row);
+    let text = '';
+    let frame = 0;
+    const paint = () => {
+      frame = 0;
+      const stick = this.nearBottom();
+      bubble.innerHTML = renderMarkdown(text) || '<p class="typing" aria-hidden="true"></p>';
+      this.grew(stick);
+    };
+    const schedule = () => {
+      if (!frame) frame = requestAnimationFrame(paint);
+    };
+    paint();
+    return {
+      el: row,
+      get text() {
+        return text;
+      },
+      append(more) {
+        text += more;
+        schedule();
+      },
+      setText(full) {
+        text = full;
+        schedule();
+      },
+      finish({ interrupted = false } = {}) {
+        if (frame) cancelAnimationFrame(frame);
+        paint();
+        row.classList.remove('streaming');
+        if (!text.trim() && !interrupted) {
+          row.remove();
+          return;
+        }
+        if (interrupted && !row.querySelector('.msg-interrupted')) {
+          row.classList.add('interrupted');
+          row.append(el('span', 'msg-meta msg-interrupted', 'interrupted'));
+        }
+      },
+    };
+  }
+
+  /** The partial transcript while the user speaks; `commitGhost` makes it a user bubble. */
+  showGhost(text) {
+    if (!this.ghost) {
+      this.ghost = el('div', 'msg msg-user ghost');
+      this.ghost.append(el('div', 'bubble'));
+      this.ghost.setAttribute('aria-hidden', 'true');
+      this.list.append(this.ghost);
+    }
+    this.ghost.firstChild.textContent = text || '…';
+    this.scrollToBottom();
+  }
+
+  clearGhost() {
+    if (this.ghost) this.ghost.remove();
+    this.ghost = null;
+  }
+
+  commitGhost(text) {
+    this.clearGhost();
+    return this.addUser(text, 'voice');
+  }
+
+  addTool(name, status = 'running') {
+    const row = el('div', 'activity');
+    const text = el('span', 'activity-text');
+    row.append(el('span', 'activity-icon'), text);
+    const setStatus = (next) => {
+      row.dataset.status = next;
+      text.textContent = toolActivity(name, next);
+    };
+    setStatus(status);
+    this.append(row);
+    return { el: row, setStatus };
+  }
+
+  addNote(text, tone = 'info') {
+    const row = el('div', 'note', text);
+    row.dataset.tone = tone;
+    return this.append(row, true);
+  }
+
+  /** An approval card; `onDecide(approved)` is called on a click. */
+  addApproval({ toolCallId, name, arguments: args, prompt, status, decidedBy }, onDecide) {
+    const card = el('article', 'card approval');
+    card.dataset.toolCallId = toolCallId;
+    const titleId = `approval-${toolCallId}`.replace(/[^\w-]/g, '_');
+    card.setAttribute('aria-labelledby', titleId);
+    const head = el('header', 'card-head');
+    head.append(el('span', 'card-kicker', 'Needs your approval'));
+    const title = el('h3', 'card-title', humanize(name));
+    title.id = titleId;
+    head.append(title);
+    card.append(head);
+    if (prompt) card.append(el('p', 'card-prompt', prompt));
+    const pairs = argumentsInWords(args);
+    if (pairs.length) {
+      const list = el('dl', 'card-args');
+      for (const [label, value] of pairs) {
+        const pair = el('div');
+        pair.append(el('dt', '', label), el('dd', '', value));
+        list.append(pair);
+      }
+      card.append(list);
+    }
+    const actions = el('div', 'card-actions');
+    const approve = el('button', 'btn btn-primary', 'Approve');
+    const deny = el('button', 'btn btn-secondary', 'Deny');
+    approve.type = deny.type = 'button';
+    approve.dataset.action = 'approve';
+    deny.dataset.action = 'deny';
+    approve.setAttribute('aria-label', `Approve ${humanize(name).toLowerCase()}`);
+    deny.setAttribute('aria-label', `Deny ${humanize(name).toLowerCase()}`);
+    actions.append(approve, deny);
+    const badge = el('p', 'badge');
+    badge.setAttribute('role', 'status');
+    card.append(actions, badge);
+
+    const view = {
+      el: card,
+      resolve(next, by) {
+        card.dataset.status = next;
+        badge.textContent = decisionInWords(next, by);
+        const done = next !== 'pending';
+        actions.hidden = done;
+        approve.disabled = deny.disabled = done;
+        card.classList.remove('busy');
+      },
+      busy(on) {
+        card.classList.toggle('busy', on);
+        approve.disabled = deny.disabled = on;
+        if (on) badge.textContent = 'Sending your decision…';
+      },
+    };
+    approve.addEventListener('click', () => onDecide(true));
+    deny.addEventListener('click', () => onDecide(false));
+    view.resolve(status || 'pending', decidedBy);
+    if ((status || 'pending') === 'pending') badge.textContent = '';
+    this.append(card, true);
+    return view;
+  }
+
+  /** Carousel cards; `onPick(item)` is called when one is chosen. */
+  addCarousel(op, onPick) {
+    const wrap = el('div', 'carousel');
+    const list = el('ul', 'carousel-track');
+    list.setAttribute('aria-label', op.title || 'Options');
+    for (const item of Array.isArray(op.items) ? op.items : []) {
+      const li = el('li');
+      const card = el('button', 'carousel-card');
+      card.type = 'button';
+      const image = typeof item.image === 'string' && SAFE_IMAGE.test(item.image);
+      const media = el('div', 'carousel-media');
+      if (image) {
+        const img = el('img');
+        img.src = item.image;
+        img.alt = '';
+        img.loading = 'lazy';
+        media.append(img);
+      } else {
+        media.textContent = (item.title || '?').trim().charAt(0).toUpperCase();
+      }
+      card.append(media);
+      const body = el('div', 'carousel-body');
+      body.append(el('span', 'carousel-title', item.title || ''));
+      if (item.subtitle) body.append(el('span', 'carousel-subtitle', item.subtitle));
+      if (item.description) body.append(el('span', 'carousel-desc', item.description));
+      if (item.price !== undefined && item.price !== null && item.price !== '') {
+        body.append(el('span', 'carousel-price', String(item.price)));
+      }
+      card.append(body);
+      card.addEventListener('click', () => onPick(item));
+      li.append(card);
+      list.append(li);
+    }
+    wrap.append(list);
+    return this.append(wrap, true);
+  }
+}

@@ -1,0 +1,171 @@
+/**
+ * Turn events (PROTOCOL.md "Turn events", plus the voice text frames) → the transcript.
+ *
+ * One presenter serves both channels: SSE events from chat and JSON frames from the voice
+ * WebSocket have the same `{type, ...fields}` shape. It remembers the streaming assistant
+ * bubble, tool rows and approval cards by tool call id, so later events update them.
+ * Decisions and carousel picks go out through the callbacks the app provides.
+ */
+
+import { historyToItems } from './history.js';
+
+export class TurnPresenter {
+  /**
+   * @param {import('./transcript.js').Transcript} transcript
+   * @param {{decide: (toolCallId: string, approved: boolean) => void,
+   *          pick: (item: object) => void, toast: (text: string, kind?: string) => void}} actions
+   */
+  constructor(transcript, actions) {
+    this.transcript = transcript;
+    this.actions = actions;
+    this.bubble = null;
+    this.bubbleHasDeltas = false;
+    this.channel = 'chat';
+    this.tools = new Map();
+    this.approvals = new Map();
+  }
+
+  reset() {
+    this.transcript.clear();
+    this.bubble = null;
+    this.tools.clear();
+    this.approvals.clear();
+  }
+
+  /** Rebuild the transcript from stored history. */
+  showHistory(messages) {
+    this.reset();
+    for (const item of historyToItems(messages)) {
+      if (item.kind === 'user') this.transcript.addUser(item.text, item.channel);
+      else if (item.kind === 'assistant') {
+        const bubble = this.transcript.addAssistant(item.channel);
+        bubble.setText(item.text);
+        bubble.finish({ interrupted: item.interrupted });
+      } else if (item.kind === 'tool') {
+        this.tools.set(item.toolCallId, this.transcript.addTool(item.name, item.status));
+      } else if (item.kind === 'approval') this.addApproval(item);
+      else if (item.kind === 'carousel') this.addCarousel(item.op);
+      else if (item.kind === 'note') this.transcript.addNote(item.text);
+    }
+    this.transcript.scrollToBottom();
+  }
+
+  ensureBubble() {
+    if (!this.bubble) {
+      this.bubble = this.transcript.addAssistant(this.channel);
+      this.bubbleHasDeltas = false;
+    }
+    return this.bubble;
+  }
+
+  /** Close the streaming bubble, e.g. at turn end or when the stream broke. */
+  finishBubble(interrupted = false) {
+    if (this.bubble) this.bubble.finish({ interrupted });
+    this.bubble = null;
+  }
+
+  /** The user barged in: the bubble being spoken is marked, not removed. */
+  interrupted() {
+    this.finishBubble(true);
+  }
+
+  addApproval(item) {
+    const card = this.transcript.addApproval(item, (approved) => {
+      card.decidedLocally = 'click';
+      card.busy(true);
+      this.actions.decide(item.toolCallId, approved);
+    });
+    this.approvals.set(item.toolCallId, card);
+    return card;
+  }
+
+  addCarousel(op) {
+    if (!op || op.kind !== 'carousel') {
+      this.transcript.addNote(`(The agent sent a "${op?.kind ?? 'unknown'}" view this page cannot show.)`);
+      return;
+    }
+    this.transcript.addCarousel(op, (item) => this.actions.pick(item));
+  }
+
+  /** Apply one turn or voice event. */
+  apply(event) {
+    const handler = this.handlers[event.type];
+    if (handler) handler.call(this, event);
+  }
+
+  handlers = {
+    assistant_delta(e) {
+      this.ensureBubble().append(e.text || '');
+      this.bubbleHasDeltas = true;
+    },
+    assistant_text(e) {
+      if (e.status === 'start') this.ensureBubble();
+      else if (e.status === 'chunk' && !this.bubbleHasDeltas) this.ensureBubble().append(e.text || '');
+    },
+    assistant_message(e) {
+      const bubble = this.ensureBubble();
+      if (typeof e.text === 'string' && (e.text || e.interrupted)) bubble.setText(e.text);
+      this.finishBubble(Boolean(e.interrupted));
+    },
+    tool_call_started(e) {
+      this.finishBubble();
+      const row = this.tools.get(e.tool_call_id);
+      if (row) row.setStatus('running');
+      else this.tools.set(e.tool_call_id, this.transcript.addTool(e.name, 'running'));
+    },
+    tool_call_completed(e) {
+      const row = this.tools.get(e.tool_call_id);
+      if (row) row.setStatus(e.status || 'ok');
+      else this.tools.set(e.tool_call_id, this.transcript.addTool(e.name, e.status || 'ok'));
+    },
+    approval_requested(e) {
+      this.finishBubble();
+      this.tools.get(e.tool_call_id)?.setStatus('waiting');
+      const existing = this.approvals.get(e.tool_call_id);
+      if (existing) return;
+      this.addApproval({
+        toolCallId: e.tool_call_id,
+        name: e.name,
+        arguments: e.arguments,
+        prompt: e.prompt,
+        status: 'pending',
+      });
+    },
+    approval_resolved(e) {
+      const card = this.approvals.get(e.tool_call_id);
+      if (card) card.resolve(e.status, e.decided_by || card.decidedLocally || null);
+      else this.transcript.addNote(`A pending action was ${e.status}.`);
+    },
+    ui_op(e) {
+      this.finishBubble();
+      this.addCarousel(e.op);
+    },
+    transfer(e) {
+      const words = {
+        dialing: 'Calling a person to take over…',
+        joined: 'A person has joined the conversation.',
+        ended: 'The person has left the conversation.',
+        failed: `Nobody could be reached${e.reason ? ` (${e.reason})` : ''}.`,
+      };
+      this.transcript.addNote(words[e.status] || `Transfer: ${e.status}`);
+    },
+    turn_end(e) {
+      this.finishBubble(e.status === 'interrupted');
+    },
+    error(e) {
+      this.finishBubble();
+      this.actions.toast(e.message || e.code || 'Something went wrong.', 'error', e.code);
+    },
+    transcript_partial(e) {
+      this.transcript.showGhost(e.text);
+    },
+    transcript_final(e) {
+      this.finishBubble();
+      if (e.text && e.text.trim()) this.transcript.commitGhost(e.text);
+      else this.transcript.clearGhost();
+    },
+    interrupted() {
+      this.interrupted();
+    },
+  };
+}
