@@ -7,6 +7,7 @@ line and the field, e.g. ``agents/demo.yaml:12: tools.1.timeout_s: ...``.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -160,6 +161,17 @@ class RuleSpec(_Strict):
     needs: list[str] = Field(default_factory=list)
     ask: dict[str, str] = Field(default_factory=dict)
     examples: list[str] = Field(default_factory=list)
+    replies: dict[str, str] = Field(default_factory=dict)  # named phrasings, see brain/rules
+
+    @field_validator("patterns")
+    @classmethod
+    def _check_patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+        return value
 
 
 class VoiceSpec(_Strict):

@@ -386,12 +386,12 @@ async def test_error_object_inside_the_stream(
 async def test_read_timeout(fake_openai: FakeOpenAIServer):
     never = asyncio.Event()
     fake_openai.script(Reply.of(Text("Hmm"), Wait(never), Text("never sent")))
-    async with OpenAICompatibleLLM(fake_openai.base_url, "m", timeout_s=0.2) as llm:
+    async with OpenAICompatibleLLM(fake_openai.base_url, "m", timeout_s=0.5) as llm:
         chunks, error = await collect_until_error(llm)
     assert chunks == [TextDelta("Hmm")]
     assert error.code == "llm_timeout"
     assert error.retryable
-    assert "did not answer within 0.2 s (ReadTimeout)" in str(error)
+    assert "did not answer within 0.5 s (ReadTimeout)" in str(error)
 
 
 @pytest.fixture
@@ -530,7 +530,7 @@ async def test_shared_client_is_left_open(fake_openai: FakeOpenAIServer):
         assert texts(await collect(llm2)) == ["again"]
 
 
-async def test_consumer_stopping_early_closes_the_request(
+async def test_consumer_can_stop_early_and_reuse_the_adapter(
     fake_openai: FakeOpenAIServer, llm: OpenAICompatibleLLM
 ):
     never = asyncio.Event()

@@ -286,7 +286,10 @@ async def test_transfer_save_and_update(store: SqlStore) -> None:
     transfer.status, transfer.data = "bridged", {"leg": "b", "n": [1]}
     await store.save_transfer(transfer)
     second = await store.get_transfer("t1")
-    assert second is not None and (second.status, second.data) == ("bridged", {"leg": "b", "n": [1]})
+    assert second is not None and (second.status, second.data) == (
+        "bridged",
+        {"leg": "b", "n": [1]},
+    )
     assert second.created_at == first.created_at
     assert await store.get_transfer("t2") is None
     with pytest.raises(LookupError, match="no session"):

@@ -99,6 +99,7 @@ class EspeakRuntime:
         self._job: _Job | None = None
         self._count_lock = threading.Lock()
         self._jobs_in_flight = 0
+        self._closed = False
 
     @property
     def jobs_in_flight(self) -> int:
@@ -118,6 +119,10 @@ class EspeakRuntime:
 
     def close(self) -> None:
         """Finish queued work, release the library and stop the worker thread."""
+        with self._count_lock:
+            if self._closed:
+                return
+            self._closed = True
         self._executor.submit(self._terminate)
         self._executor.shutdown(wait=True)
 
@@ -218,12 +223,16 @@ class EspeakTTS:
         self.voice = voice
         self.rate = rate
         self.capabilities = TTSCapabilities(sample_rate=SAMPLE_RATE, streaming=True)
-        self._runtime = runtime or get_runtime()
+        self._runtime = runtime  # None: the shared runtime, looked up per call
+
+    @property
+    def runtime(self) -> EspeakRuntime:
+        return self._runtime or get_runtime()
 
     async def synthesize(self, text: str) -> AsyncIterator[bytes]:
         if not text.strip():
             return
-        chunks = self._runtime.stream(text, self.voice, self.rate)
+        chunks = self.runtime.stream(text, self.voice, self.rate)
         try:
             async for chunk in chunks:
                 yield chunk
@@ -232,7 +241,7 @@ class EspeakTTS:
 
     async def check(self) -> None:
         """Raise ``EngineUnavailable`` now if espeak or the voice is unusable."""
-        await asyncio.wrap_future(self._runtime.submit("", self.voice, self.rate, _discard))
+        await asyncio.wrap_future(self.runtime.submit("", self.voice, self.rate, _discard))
 
 
 def _discard(chunk: bytes) -> bool:

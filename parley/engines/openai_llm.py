@@ -78,11 +78,11 @@ class ToolCallAccumulator:
     def _add_entry(self, entry: Mapping[str, Any], position: int) -> None:
         index = entry.get("index")
         key: int | tuple[str, int] = (
-            index if isinstance(index, int) and not isinstance(index, bool) else 0
+            index if isinstance(index, int) and not isinstance(index, bool) else ("pos", position)
         )
         call_id = entry.get("id") if isinstance(entry.get("id"), str) else ""
         slot = self._slot_by_key.get(key)
-        if slot is None:
+        if slot is None or (call_id and self._calls[slot].id and call_id != self._calls[slot].id):
             slot = len(self._calls)
             self._calls.append(_PendingCall())
             self._slot_by_key[key] = slot

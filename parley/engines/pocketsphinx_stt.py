@@ -39,6 +39,7 @@ from typing import Any
 
 from parley.engines.arpa import DomainLM, build_domain_lm, load_dictionary, normalize
 from parley.engines.base import EngineUnavailable, STTCapabilities, STTMode
+from parley.engines.wrappers_stt import check_mode
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,12 @@ class PocketsphinxSTT:
     def new_decoder(self) -> Any:
         """A configured decoder (blocking: run it in a thread)."""
         decoder = self._decoder_class(**self._config)
+        # A search reads "bestpath" when it is created. The lattice pass helps the
+        # n-gram search (WER 11 % vs 16 %) but breaks finals of the yes/no grammar
+        # ("correct" -> "no"), so the grammar is added with it switched off.
+        decoder.config["bestpath"] = False
         decoder.add_jsgf_string(YES_NO_SEARCH, yes_no_jsgf())
+        decoder.config["bestpath"] = True
         decoder.set_cmn(self.cmn)
         return decoder
 
@@ -230,9 +236,7 @@ class PocketsphinxStream:
 
     def set_mode(self, mode: STTMode) -> None:
         """Choose the search for the next utterance ("default" or "yes_no")."""
-        if mode not in ("default", "yes_no"):
-            raise ValueError(f"unknown STT mode {mode!r}; expected 'default' or 'yes_no'")
-        self._mode = mode
+        self._mode = check_mode(mode)
 
     async def close(self) -> None:
         if self._closed:

@@ -110,12 +110,9 @@ class RedisSubscription:
         self._on_close(self)
         if self._reader is not None:
             self._reader.cancel()
-            try:
-                await self._reader
-            except asyncio.CancelledError:
-                pass
-        else:
-            self._queue.put_nowait(self._CLOSED)
+            await asyncio.wait([self._reader])
+        # A reader cancelled before it ever ran did not get to signal the end.
+        self._queue.put_nowait(self._CLOSED)
         await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
 

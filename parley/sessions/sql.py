@@ -134,6 +134,7 @@ class SqlStore:
         expires_at: datetime | None,
         channel: str = "chat",
     ) -> Session:
+        _check_aware("expires_at", expires_at)
         session = Session(
             id=new_id(),
             agent=agent,
@@ -176,6 +177,8 @@ class SqlStore:
             )
         if "status" in fields and fields["status"] not in SESSION_STATES:
             raise ValueError(f"unknown session status {fields['status']!r}")
+        for name in ("ended_at", "expires_at"):
+            _check_aware(name, fields.get(name))
         async with self._write() as conn:
             if fields:
                 await conn.execute(
@@ -364,6 +367,11 @@ class SqlStore:
 
 
 # rows <-> records ------------------------------------------------------------
+
+
+def _check_aware(name: str, value: datetime | None) -> None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError(f"{name} is a naive datetime; pass a timezone-aware UTC one")
 
 
 async def _session_exists(conn: AsyncConnection, session_id: str) -> bool:

@@ -199,7 +199,7 @@ class SentenceChunker:
 
 
 def _starts_sentence(ch: str) -> bool:
-    return ch.isupper() or ch in "\"“"
+    return ch.isupper() or ch in '"“'
 
 
 # --- markdown → speech ---------------------------------------------------------------

@@ -152,7 +152,8 @@ class Playout:
         ahead = self._ahead(now)
         if ahead <= _EPS:
             return now
-        return now + max(0.0, ahead + self._secs(self._frames[0]) - self.lead_secs)
+        fits_in_lead = max(0.0, ahead + self._secs(self._frames[0]) - self.lead_secs)
+        return now + min(ahead, fits_in_lead)  # whichever rule of due_frames comes first
 
     # --- playback truth --------------------------------------------------------------
 

@@ -55,7 +55,7 @@ import enum
 import logging
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from parley.voice.barge_in import AgentState, BargeIn, BargeInPolicy
 
@@ -150,10 +150,17 @@ class TurnTakingConfig:
             min_utterance_secs=spec.min_utterance_secs,
             barge_in_min_secs=spec.barge_in_min_secs,
             barge_in_min_words=spec.barge_in_min_words,
-            activation=float(extras.get("activation", default.activation)),
-            deactivation=float(extras.get("deactivation", default.deactivation)),
-            echo_activation=float(extras.get("echo_activation", default.echo_activation)),
+            activation=_number(extras, "activation", default.activation),
+            deactivation=_number(extras, "deactivation", default.deactivation),
+            echo_activation=_number(extras, "echo_activation", default.echo_activation),
         )
+
+
+def _number(extras: dict[str, Any], name: str, default: float) -> float:
+    value = extras.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"turn-taking config: {name} must be a number, got {value!r}")
+    return float(value)
 
 
 def _require(ok: bool, message: str) -> None:

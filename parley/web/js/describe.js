@@ -47,6 +47,7 @@ const DECIDERS = {
   http: 'by click',
   web: 'by click',
   user: 'by you',
+  user_message: 'because you sent a new message',
   operator: 'by an operator',
   system: 'automatically',
 };

@@ -5,12 +5,14 @@
  *   {kind: 'user', text, channel}
  *   {kind: 'assistant', text, channel, interrupted}
  *   {kind: 'tool', toolCallId, name, arguments, status: running|waiting|ok|error|denied}
- *   {kind: 'approval', toolCallId, name, arguments, prompt, status, decidedBy}
+ *   {kind: 'approval', toolCallId, name, arguments, prompt, status, decidedBy, toolStatus?}
  *   {kind: 'carousel', op}
  *   {kind: 'note', text}
- * A tool call's later result updates its item in place; several approval blocks for one
- * tool call merge into one card (the last status wins), so a reload rebuilds the cards
- * exactly as they ended — pending ones stay decidable.
+ * A tool call marked `requires_approval` opens an approval card (pending until an
+ * `approval` block decides it); a later result updates its item in place; several approval blocks for one
+ * tool call merge into one card (the last status wins), and a tool behind an approval is
+ * folded into its card, so a reload rebuilds the cards exactly as they ended — pending
+ * ones stay decidable.
  */
 
 function blocksOf(message) {
@@ -37,13 +39,13 @@ export function historyToItems(messages) {
       item = { kind: 'approval', toolCallId: id, name: block.name || call.name || 'tool' };
       item.arguments = block.arguments || call.arguments || {};
       item.prompt = block.prompt || '';
+      item.status = 'pending';
+      item.decidedBy = null;
       approvals.set(id, item);
       items.push(item);
     }
-    item.status = block.status || 'pending';
-    item.decidedBy = block.decided_by || null;
-    const tool = tools.get(id);
-    if (tool && tool.status === 'running' && item.status === 'pending') tool.status = 'waiting';
+    if (block.status) item.status = block.status;
+    if (block.decided_by) item.decidedBy = block.decided_by;
   };
 
   for (const message of messages || []) {
@@ -64,12 +66,15 @@ export function historyToItems(messages) {
     for (const block of blocks) {
       if (block.type === 'tool_call') {
         calls.set(block.id, { name: block.name, arguments: block.arguments || {} });
+        if (block.requires_approval && !approvals.has(block.id)) {
+          approvalItem({ tool_call_id: block.id, prompt: block.prompt, status: 'pending' });
+        }
         const item = {
           kind: 'tool',
           toolCallId: block.id,
           name: block.name,
           arguments: block.arguments || {},
-          status: approvals.get(block.id)?.status === 'pending' ? 'waiting' : 'running',
+          status: 'running',
         };
         tools.set(block.id, item);
         items.push(item);
@@ -89,7 +94,12 @@ export function historyToItems(messages) {
     if (item.status !== 'running') continue;
     item.status = leftover[approvals.get(item.toolCallId)?.status] || 'error';
   }
-  return items;
+  // A tool behind an approval is shown by its card alone, which carries the tool's outcome.
+  for (const [id, approval] of approvals) {
+    const tool = tools.get(id);
+    if (tool && tool.status !== 'waiting') approval.toolStatus = tool.status;
+  }
+  return items.filter((item) => !(item.kind === 'tool' && approvals.has(item.toolCallId)));
 }
 
 /** The approval items still waiting for a decision. */

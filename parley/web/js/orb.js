@@ -100,6 +100,8 @@ export class OrbView {
 
   show(model) {
     this.orb.dataset.state = model.state;
+    document.body.dataset.voice = model.state;
+    document.body.classList.toggle('hands-free', model.handsFree);
     const text = model.label();
     if (this.labelEl.textContent !== text) this.labelEl.textContent = text;
   }

@@ -158,13 +158,14 @@ export class Transcript {
   }
 
   /** An approval card; `onDecide(approved)` is called on a click. */
-  addApproval({ toolCallId, name, arguments: args, prompt, status, decidedBy }, onDecide) {
+  addApproval({ toolCallId, name, arguments: args, prompt, status, decidedBy, toolStatus }, onDecide) {
     const card = el('article', 'card approval');
     card.dataset.toolCallId = toolCallId;
     const titleId = `approval-${toolCallId}`.replace(/[^\w-]/g, '_');
     card.setAttribute('aria-labelledby', titleId);
     const head = el('header', 'card-head');
-    head.append(el('span', 'card-kicker', 'Needs your approval'));
+    const kicker = el('span', 'card-kicker', 'Needs your approval');
+    head.append(kicker);
     const title = el('h3', 'card-title', humanize(name));
     title.id = titleId;
     head.append(title);
@@ -191,7 +192,8 @@ export class Transcript {
     actions.append(approve, deny);
     const badge = el('p', 'badge');
     badge.setAttribute('role', 'status');
-    card.append(actions, badge);
+    const outcome = el('span', 'card-outcome');
+    card.append(actions, badge, outcome);
 
     const view = {
       el: card,
@@ -199,9 +201,15 @@ export class Transcript {
         card.dataset.status = next;
         badge.textContent = decisionInWords(next, by);
         const done = next !== 'pending';
+        kicker.textContent = done ? 'Approval' : 'Needs your approval';
         actions.hidden = done;
         approve.disabled = deny.disabled = done;
         card.classList.remove('busy');
+      },
+      /** The approved tool's own progress: running, ok, error. */
+      toolStatus(next) {
+        card.dataset.tool = next;
+        outcome.textContent = next === 'denied' ? '' : toolActivity(name, next);
       },
       busy(on) {
         card.classList.toggle('busy', on);
@@ -213,6 +221,7 @@ export class Transcript {
     deny.addEventListener('click', () => onDecide(false));
     view.resolve(status || 'pending', decidedBy);
     if ((status || 'pending') === 'pending') badge.textContent = '';
+    if (toolStatus) view.toolStatus(toolStatus);
     this.append(card, true);
     return view;
   }

@@ -87,6 +87,15 @@ export class TurnPresenter {
     this.transcript.addCarousel(op, (item) => this.actions.pick(item));
   }
 
+  /** A tool's progress shows on its approval card if it has one, else on its own row. */
+  toolStatus(id, name, status) {
+    const card = this.approvals.get(id);
+    if (card) return card.toolStatus(status);
+    const row = this.tools.get(id);
+    if (row) return row.setStatus(status);
+    this.tools.set(id, this.transcript.addTool(name, status));
+  }
+
   /** Apply one turn or voice event. */
   apply(event) {
     const handler = this.handlers[event.type];
@@ -103,26 +112,24 @@ export class TurnPresenter {
       else if (e.status === 'chunk' && !this.bubbleHasDeltas) this.ensureBubble().append(e.text || '');
     },
     assistant_message(e) {
+      if (!this.bubble && !e.text) return; // a message that only carried tool calls
       const bubble = this.ensureBubble();
       if (typeof e.text === 'string' && (e.text || e.interrupted)) bubble.setText(e.text);
       this.finishBubble(Boolean(e.interrupted));
     },
     tool_call_started(e) {
       this.finishBubble();
-      const row = this.tools.get(e.tool_call_id);
-      if (row) row.setStatus('running');
-      else this.tools.set(e.tool_call_id, this.transcript.addTool(e.name, 'running'));
+      this.toolStatus(e.tool_call_id, e.name, 'running');
     },
     tool_call_completed(e) {
-      const row = this.tools.get(e.tool_call_id);
-      if (row) row.setStatus(e.status || 'ok');
-      else this.tools.set(e.tool_call_id, this.transcript.addTool(e.name, e.status || 'ok'));
+      this.toolStatus(e.tool_call_id, e.name, e.status || 'ok');
     },
     approval_requested(e) {
       this.finishBubble();
-      this.tools.get(e.tool_call_id)?.setStatus('waiting');
-      const existing = this.approvals.get(e.tool_call_id);
-      if (existing) return;
+      // The card stands for the tool from now on; drop a row shown before the request.
+      this.tools.get(e.tool_call_id)?.el.remove();
+      this.tools.delete(e.tool_call_id);
+      if (this.approvals.has(e.tool_call_id)) return;
       this.addApproval({
         toolCallId: e.tool_call_id,
         name: e.name,

@@ -1,0 +1,45 @@
+"""The voice loop: pure (sans-I/O) cores here, the async loop that drives them beside.
+
+Pure parts, importable without asyncio: ``turn_taking`` (when the user's turn starts
+and ends, push-to-talk), ``barge_in`` (when user speech may interrupt the agent),
+``chunker`` (LLM deltas → speakable sentences) and ``playout`` (paced output and what
+was actually heard).
+"""
+
+from __future__ import annotations
+
+from parley.voice.barge_in import AgentState, BargeIn, BargeInError, BargeInPolicy
+from parley.voice.chunker import SentenceChunker, speakable
+from parley.voice.playout import Playout
+from parley.voice.turn_taking import (
+    Mode,
+    SpeechStarted,
+    SpeechStopped,
+    TurnState,
+    TurnTaking,
+    TurnTakingConfig,
+    TurnTakingError,
+    TurnTakingEvent,
+    UtteranceDiscarded,
+    UtteranceEnded,
+)
+
+__all__ = [
+    "AgentState",
+    "BargeIn",
+    "BargeInError",
+    "BargeInPolicy",
+    "Mode",
+    "Playout",
+    "SentenceChunker",
+    "SpeechStarted",
+    "SpeechStopped",
+    "TurnState",
+    "TurnTaking",
+    "TurnTakingConfig",
+    "TurnTakingError",
+    "TurnTakingEvent",
+    "UtteranceDiscarded",
+    "UtteranceEnded",
+    "speakable",
+]

@@ -1,0 +1,316 @@
+"""The web page in a real browser: Playwright driving Debian's Chromium against the real app.
+
+Each test starts the app on 127.0.0.1 (SQLite, in-process coordination, the rules brain)
+and a fresh Chromium profile. The page's own test hooks (``window.parley``) report its
+state; everything else is asserted on what a person sees (bubbles, cards, toasts) and on
+the stored history. Set ``PARLEY_SCREENSHOTS_DIR`` to keep the desktop and phone shots.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from parley.app import create_app
+from parley.config import Settings
+from parley.testing.servers import serve_app
+from tests.plugins.stores import sqlite_url
+
+playwright_api = pytest.importorskip("playwright.async_api")
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)"),
+]
+
+BASE_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
+FAKE_MEDIA_FLAGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+TIMEOUT_MS = 20_000
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+Page = Any  # playwright.async_api.Page
+Browse = Callable[..., AbstractAsyncContextManager[Page]]
+
+
+@pytest.fixture
+async def base_url(tmp_path: Path) -> AsyncIterator[str]:
+    settings = Settings(data_dir=tmp_path / "data", database_url=sqlite_url(tmp_path))
+    async with serve_app(create_app(settings)) as url:
+        yield url
+
+
+@pytest.fixture
+def browse(tmp_path: Path, base_url: str) -> Browse:
+    """``browse(mic_wav=None, fake_media=True)``: a page on the app in a fresh profile."""
+
+    @asynccontextmanager
+    async def open_page(mic_wav: Path | None = None, fake_media: bool = True) -> AsyncIterator[Page]:
+        flags = list(BASE_FLAGS)
+        if fake_media:
+            flags += FAKE_MEDIA_FLAGS
+        if mic_wav is not None:
+            flags.append(f"--use-file-for-fake-audio-capture={mic_wav}%noloop")
+        profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
+        profile.mkdir()
+        async with playwright_api.async_playwright() as pw:
+            context = await pw.chromium.launch_persistent_context(
+                str(profile),
+                executable_path=str(CHROMIUM),
+                headless=True,
+                args=flags,
+                viewport=DESKTOP,
+            )
+            page = context.pages[0] if context.pages else await context.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            try:
+                await page.goto(base_url + "/")
+                await page.wait_for_function("window.parley && window.parley.snapshot().sessionId")
+                yield page
+            finally:
+                await context.close()
+            assert errors == [], f"uncaught errors in the page: {errors}"
+
+    return open_page
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+async def snapshot(page: Page) -> dict[str, Any]:
+    result: dict[str, Any] = await page.evaluate("window.parley.snapshot()")
+    return result
+
+
+async def say(page: Page, text: str) -> None:
+    """Type a message, send it with Enter, and wait until the turn is over."""
+    before = await page.locator(".msg-assistant, .card.approval").count()
+    await page.fill("#composer-input", text)
+    await page.press("#composer-input", "Enter")
+    await page.wait_for_function(
+        "n => !window.parley.snapshot().busy && "
+        "document.querySelectorAll('.msg-assistant, .card.approval').length > n",
+        arg=before,
+    )
+
+
+async def last_assistant_text(page: Page) -> str:
+    text: str = await page.locator(".msg-assistant .bubble").last.inner_text()
+    return text
+
+
+async def stored_messages(base_url: str, page: Page) -> list[dict[str, Any]]:
+    saved = await page.evaluate("JSON.parse(localStorage.getItem('parley.session.demo'))")
+    async with httpx.AsyncClient(base_url=base_url) as http:
+        answer = await http.get(
+            f"/v1/sessions/{saved['session_id']}/messages",
+            headers={"Authorization": f"Bearer {saved['session_token']}"},
+        )
+    assert answer.status_code == 200
+    messages: list[dict[str, Any]] = answer.json()
+    return messages
+
+
+async def book_until_approval(page: Page) -> None:
+    await say(page, "I'd like a table for two tonight at 7pm")
+    await say(page, "my name is Ann")
+    await page.wait_for_selector(".card.approval[data-status=pending]")
+
+
+async def shoot(page: Page, tmp_path: Path, name: str) -> None:
+    """Screenshots at desktop and phone sizes; kept when PARLEY_SCREENSHOTS_DIR is set."""
+    keep = os.environ.get("PARLEY_SCREENSHOTS_DIR")
+    for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
+        await page.set_viewport_size(size)
+        await page.evaluate("document.getElementById('transcript').scrollTop = 1e9")
+        await page.wait_for_timeout(250)  # let the layout settle before the picture
+        path = tmp_path / f"{name}-{label}.png"
+        await page.screenshot(path=str(path))
+        assert path.stat().st_size > 10_000
+        if keep:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, Path(keep) / path.name)
+    await page.set_viewport_size(DESKTOP)
+
+
+# --- chat --------------------------------------------------------------------------------
+
+
+async def test_greeting_is_shown_for_a_new_session(browse: Browse) -> None:
+    async with browse() as page:
+        await page.wait_for_selector(".msg-assistant")
+        assert "Bistro" in await last_assistant_text(page)
+        assert (await snapshot(page))["channel"] == "chat"
+        assert await page.get_attribute("#transcript-items", "aria-live") == "polite"
+
+
+async def test_typed_booking_through_the_approval_card(
+    browse: Browse, base_url: str, tmp_path: Path
+) -> None:
+    async with browse() as page:
+        await book_until_approval(page)
+        card = page.locator(".card.approval")
+        assert "Book table" in await card.locator(".card-title").inner_text()
+        details = await card.locator(".card-args").inner_text()
+        assert "Ann" in details and "Party size" in details and "2" in details
+        await shoot(page, tmp_path, "approval")
+
+        await card.get_by_role("button", name="Approve book table").click()
+        await page.wait_for_selector(".card.approval[data-status=approved]")
+        await page.wait_for_function("!window.parley.snapshot().busy")
+        assert (await card.locator(".badge").inner_text()).startswith("Approved")
+        assert await card.get_by_role("button", name="Approve book table").is_hidden()
+        reply = (await last_assistant_text(page)).lower()
+        assert "ann" in reply or "booked" in reply or "confirm" in reply
+
+    results = [
+        b
+        for m in await stored_messages(base_url, page)
+        for b in m["blocks"]
+        if b["type"] == "tool_result" and b["name"] == "book_table"
+    ]
+    assert [r["status"] for r in results] == ["ok"]
+
+
+async def test_denying_shows_a_denied_badge(browse: Browse, base_url: str) -> None:
+    async with browse() as page:
+        await book_until_approval(page)
+        await page.get_by_role("button", name="Deny book table").click()
+        await page.wait_for_selector(".card.approval[data-status=denied]")
+        assert "Denied" in await page.locator(".card.approval .badge").inner_text()
+        await page.wait_for_function("!window.parley.snapshot().busy")
+    statuses = [
+        b["status"]
+        for m in await stored_messages(base_url, page)
+        for b in m["blocks"]
+        if b["type"] == "approval"
+    ]
+    assert statuses == ["denied"]
+
+
+async def test_carousel_click_sends_a_ui_action(browse: Browse, base_url: str) -> None:
+    async with browse() as page:
+        await say(page, "show me the menu")
+        cards = page.locator(".carousel-card")
+        await cards.first.wait_for()
+        assert await cards.count() >= 2
+        title = await cards.first.locator(".carousel-title").inner_text()
+        before = await page.locator(".msg-assistant").count()
+        await cards.first.click()
+        await page.wait_for_function(
+            "n => !window.parley.snapshot().busy && "
+            "document.querySelectorAll('.msg-assistant').length > n",
+            arg=before,
+        )
+        assert title.lower() in (await last_assistant_text(page)).lower()
+    actions = [
+        b
+        for m in await stored_messages(base_url, page)
+        if m["role"] == "user"
+        for b in m["blocks"]
+        if b["type"] == "ui_action"
+    ]
+    assert len(actions) == 1 and title.lower() in actions[0]["msg"].lower()
+
+
+async def test_reload_keeps_the_conversation_and_its_pending_card(browse: Browse) -> None:
+    async with browse() as page:
+        await book_until_approval(page)
+        session = (await snapshot(page))["sessionId"]
+        bubbles = await page.locator(".msg").all_inner_texts()
+
+        await page.reload()
+        await page.wait_for_selector(".card.approval[data-status=pending]")
+        assert (await snapshot(page))["sessionId"] == session
+        assert await page.locator(".msg").all_inner_texts() == bubbles
+
+        await page.get_by_role("button", name="Approve book table").click()
+        await page.wait_for_selector(".card.approval[data-status=approved]")
+        await page.reload()
+        badge = page.locator(".card.approval[data-status=approved] .badge")
+        assert (await badge.inner_text()).startswith("Approved")
+        assert await page.get_by_role("button", name="Approve book table").count() == 0
+
+
+async def test_new_conversation_starts_over(browse: Browse) -> None:
+    async with browse() as page:
+        await say(page, "what are your opening hours")
+        first = (await snapshot(page))["sessionId"]
+        await page.get_by_role("button", name="New conversation").click()
+        await page.wait_for_function("s => window.parley.snapshot().sessionId !== s", arg=first)
+        await page.wait_for_selector(".msg-assistant")
+        assert await page.locator(".msg-user").count() == 0
+
+
+async def test_server_text_is_escaped(browse: Browse) -> None:
+    async with browse() as page:
+        rendered = await page.evaluate(
+            """async () => {
+                const { renderMarkdown } = await import('/web/js/render.js');
+                const box = document.createElement('div');
+                box.innerHTML = renderMarkdown(
+                    '**Hi** <img src=x onerror="window.pwned=1"> [x](javascript:alert(1))\\n' +
+                    '- one\\n- [two](https://example.com)');
+                return { tags: [...box.querySelectorAll('*')].map(n => n.tagName),
+                         hrefs: [...box.querySelectorAll('a')].map(a => a.href),
+                         text: box.textContent };
+            }"""
+        )
+        assert rendered["tags"] == ["P", "STRONG", "UL", "LI", "LI", "A"]
+        assert rendered["hrefs"] == ["https://example.com/"]
+        assert "<img" in rendered["text"]
+        await say(page, "<b>hello</b> there")
+        assert await page.locator(".msg-user .bubble").last.inner_text() == "<b>hello</b> there"
+        assert await page.locator(".msg-user .bubble b").count() == 0
+
+
+async def test_ended_session_shows_toast_and_banner(browse: Browse, base_url: str) -> None:
+    async with browse() as page:
+        saved = await page.evaluate("JSON.parse(localStorage.getItem('parley.session.demo'))")
+        async with httpx.AsyncClient(base_url=base_url) as http:
+            ended = await http.post(
+                f"/v1/sessions/{saved['session_id']}/end",
+                headers={"Authorization": f"Bearer {saved['session_token']}"},
+            )
+        assert ended.status_code == 200
+        await page.fill("#composer-input", "hello?")
+        await page.press("#composer-input", "Enter")
+        await page.wait_for_selector(".toast[data-code=session_ended]")
+        await page.wait_for_selector(".banner[data-key=ended]")
+        assert await page.locator("#composer-input").is_disabled()
+        assert "Not sent" in await page.locator(".msg-user").last.inner_text()
+
+
+# --- microphone --------------------------------------------------------------------------
+
+
+async def test_denied_microphone_shows_a_toast(browse: Browse) -> None:
+    # Without the fake-UI flag, headless Chromium turns the permission prompt down.
+    async with browse(fake_media=False) as page:
+        await page.click("#mic")
+        toast = page.locator(".toast[data-code=mic_denied]")
+        await toast.wait_for()
+        assert "permission" in (await toast.inner_text()).lower()
+        state = await snapshot(page)
+        assert state["channel"] == "chat" and state["framesSent"] == 0
+        assert await page.locator("#voice-panel").is_hidden()
