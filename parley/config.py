@@ -151,6 +151,7 @@ class RuleSpec(_Strict):
 
     ``say`` is a reply template (``{slot}`` placeholders); ``tool`` calls a tool when
     every slot in ``needs`` is filled, otherwise ``ask`` holds the question per slot.
+    ``replies`` overrides the brain's named phrasings (``parley/brain/rulebook.py``).
     """
 
     intent: str
@@ -161,7 +162,7 @@ class RuleSpec(_Strict):
     needs: list[str] = Field(default_factory=list)
     ask: dict[str, str] = Field(default_factory=dict)
     examples: list[str] = Field(default_factory=list)
-    replies: dict[str, str] = Field(default_factory=dict)  # named phrasings, see brain/rules
+    replies: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("patterns")
     @classmethod

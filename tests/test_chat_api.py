@@ -278,26 +278,10 @@ async def test_bad_bodies_store_nothing(running: RunningApp, client: ParleyClien
         assert extra.status_code == 422 and "txt" in extra.json()["message"]
         huge = await http.post(url, json={"text": "x" * 300_000})
         assert huge.status_code == 413 and huge.json()["code"] == "body_too_large"
-        chunked = await http.post(url, content=(b"x" * 1024 for _ in range(400)))
+        async def chunks() -> Any:
+            for _ in range(400):
+                yield b"x" * 1024
+
+        chunked = await http.post(url, content=chunks())
         assert chunked.status_code == 413
     assert len(await client.messages()) == 1
-
-
-async def test_client_disconnect_mid_stream_keeps_history(running: RunningApp) -> None:
-    """A client that goes away mid-turn: the turn stops, what exists is stored, lock freed."""
-    client = running.client()
-    await client.create_session("demo")
-    stream = client.send("What's on the menu?")
-    first = await anext(stream)  # the turn is running
-    assert first.event in {"tool_call_started", "assistant_delta", "ui_op"}
-    await stream.aclose()  # type: ignore[attr-defined]
-    turn = running.services.brain.active.get(client.session_id)
-    if turn is not None:
-        await turn.wait()
-    lock = await running.services.coordinator.lock_owner(f"turn:{client.session_id}")
-    assert lock is None
-    history = await client.messages()
-    assert [m["role"] for m in history][:2] == ["assistant", "user"]
-    events = await collect(client.send("hello"))  # the session goes on
-    assert one(events, "turn_end")["status"] == "completed"
-    await client.aclose()

@@ -146,7 +146,9 @@ def test_number_words() -> None:
 
 
 def test_normalize_spells_out_numbers_and_strips_punctuation() -> None:
-    assert normalize("Book a table for 4, at 7:30!") == "book a table for four at seven thirty".split()
+    assert (
+        normalize("Book a table for 4, at 7:30!") == "book a table for four at seven thirty".split()
+    )
     assert normalize("at 8:05 on the 21st") == "at eight oh five on the twenty first".split()
     assert normalize("call 5551234") == "call five five five one two three four".split()
     assert normalize("It's 2.5% — café & bar") == "it's two point five percent cafe and bar".split()
@@ -198,9 +200,7 @@ def test_arpa_is_a_normalised_backoff_bigram_model() -> None:
     for history in [w for w in unigrams if w != "</s>"]:
         bow = unigrams[history][1]
         total = sum(
-            10 ** bigrams[(history, w)]
-            if (history, w) in bigrams
-            else 10 ** (bow + unigrams[w][0])
+            10 ** bigrams[(history, w)] if (history, w) in bigrams else 10 ** (bow + unigrams[w][0])
             for w in predicted
         )
         assert math.isclose(total, 1.0, abs_tol=2e-3), (history, total)
@@ -366,19 +366,19 @@ class TranscriptionServer:
     replies: list[int | str | None] = field(default_factory=list)
 
     async def handle(self, request: Request) -> Response:
-        form = await request.form()
-        upload: Any = form["file"]
-        audio = read_wav(await upload.read())
-        self.calls.append(
-            {
-                "model": form.get("model"),
-                "response_format": form.get("response_format"),
-                "language": form.get("language"),
-                "auth": request.headers.get("authorization"),
-                "filename": upload.filename,
-                "audio": audio,
-            }
-        )
+        async with request.form() as form:
+            upload: Any = form["file"]
+            audio = read_wav(await upload.read())
+            self.calls.append(
+                {
+                    "model": form.get("model"),
+                    "response_format": form.get("response_format"),
+                    "language": form.get("language"),
+                    "auth": request.headers.get("authorization"),
+                    "filename": upload.filename,
+                    "audio": audio,
+                }
+            )
         reply = self.replies.pop(0) if self.replies else None
         if isinstance(reply, int):
             return JSONResponse({"error": {"message": "nope"}}, status_code=reply)
@@ -519,10 +519,10 @@ async def test_fallback_replays_the_utterance_into_the_next_engine(
     stt = FallbackSTT([http_stt, domain_stt])
     transcription_server.replies.extend([503, 503])
     stream = stt.open_stream()
-    await say(stream, as_heard("what time do you open"))
+    await say(stream, as_heard("I want to cancel my booking"))
     text = await stream.finish()
     assert stream.engine is domain_stt
-    assert word_errors("what time do you open", text)[0] <= 1
+    assert word_errors("i want to cancel my booking", text)[0] <= 1
     await say(stream, as_heard("no"))
     assert await stream.finish() == "no"  # stays on the engine that works
     await stream.close()
@@ -580,7 +580,7 @@ async def test_retry_retries_retryable_errors_only(
 def test_whisper_needs_a_local_model_directory(tmp_path: Path) -> None:
     with pytest.raises(EngineUnavailable, match="not found"):
         WhisperSTT(str(tmp_path / "missing"))
-    with pytest.raises(EngineUnavailable, match="model.bin"):
+    with pytest.raises(EngineUnavailable, match=r"model\.bin"):
         WhisperSTT(str(tmp_path))
 
 

@@ -60,12 +60,14 @@ async def base_url(tmp_path: Path) -> AsyncIterator[str]:
 
 @pytest.fixture
 def browse(tmp_path: Path, base_url: str) -> Browse:
-    """``browse(mic_wav=None, fake_media=True)``: a page on the app in a fresh profile."""
+    """``browse(mic_wav=None, deny_mic=False)``: a page on the app in a fresh profile."""
 
     @asynccontextmanager
-    async def open_page(mic_wav: Path | None = None, fake_media: bool = True) -> AsyncIterator[Page]:
+    async def open_page(mic_wav: Path | None = None, deny_mic: bool = False) -> AsyncIterator[Page]:
         flags = list(BASE_FLAGS)
-        if fake_media:
+        if deny_mic:  # a fake device exists, but the permission prompt is turned down
+            flags += ["--use-fake-device-for-media-stream", "--deny-permission-prompts"]
+        else:
             flags += FAKE_MEDIA_FLAGS
         if mic_wav is not None:
             flags.append(f"--use-file-for-fake-audio-capture={mic_wav}%noloop")
@@ -119,8 +121,15 @@ async def last_assistant_text(page: Page) -> str:
     return text
 
 
-async def stored_messages(base_url: str, page: Page) -> list[dict[str, Any]]:
-    saved = await page.evaluate("JSON.parse(localStorage.getItem('parley.session.demo'))")
+async def saved_session(page: Page) -> dict[str, str]:
+    """What the page keeps in localStorage to survive a reload."""
+    saved: dict[str, str] = await page.evaluate(
+        "JSON.parse(localStorage.getItem('parley.session.demo'))"
+    )
+    return saved
+
+
+async def stored_messages(base_url: str, saved: dict[str, str]) -> list[dict[str, Any]]:
     async with httpx.AsyncClient(base_url=base_url) as http:
         answer = await http.get(
             f"/v1/sessions/{saved['session_id']}/messages",
@@ -182,10 +191,11 @@ async def test_typed_booking_through_the_approval_card(
         assert await card.get_by_role("button", name="Approve book table").is_hidden()
         reply = (await last_assistant_text(page)).lower()
         assert "ann" in reply or "booked" in reply or "confirm" in reply
+        saved = await saved_session(page)
 
     results = [
         b
-        for m in await stored_messages(base_url, page)
+        for m in await stored_messages(base_url, saved)
         for b in m["blocks"]
         if b["type"] == "tool_result" and b["name"] == "book_table"
     ]
@@ -199,9 +209,10 @@ async def test_denying_shows_a_denied_badge(browse: Browse, base_url: str) -> No
         await page.wait_for_selector(".card.approval[data-status=denied]")
         assert "Denied" in await page.locator(".card.approval .badge").inner_text()
         await page.wait_for_function("!window.parley.snapshot().busy")
+        saved = await saved_session(page)
     statuses = [
         b["status"]
-        for m in await stored_messages(base_url, page)
+        for m in await stored_messages(base_url, saved)
         for b in m["blocks"]
         if b["type"] == "approval"
     ]
@@ -223,9 +234,10 @@ async def test_carousel_click_sends_a_ui_action(browse: Browse, base_url: str) -
             arg=before,
         )
         assert title.lower() in (await last_assistant_text(page)).lower()
+        saved = await saved_session(page)
     actions = [
         b
-        for m in await stored_messages(base_url, page)
+        for m in await stored_messages(base_url, saved)
         if m["role"] == "user"
         for b in m["blocks"]
         if b["type"] == "ui_action"
@@ -286,7 +298,7 @@ async def test_server_text_is_escaped(browse: Browse) -> None:
 
 async def test_ended_session_shows_toast_and_banner(browse: Browse, base_url: str) -> None:
     async with browse() as page:
-        saved = await page.evaluate("JSON.parse(localStorage.getItem('parley.session.demo'))")
+        saved = await saved_session(page)
         async with httpx.AsyncClient(base_url=base_url) as http:
             ended = await http.post(
                 f"/v1/sessions/{saved['session_id']}/end",
@@ -305,8 +317,7 @@ async def test_ended_session_shows_toast_and_banner(browse: Browse, base_url: st
 
 
 async def test_denied_microphone_shows_a_toast(browse: Browse) -> None:
-    # Without the fake-UI flag, headless Chromium turns the permission prompt down.
-    async with browse(fake_media=False) as page:
+    async with browse(deny_mic=True) as page:
         await page.click("#mic")
         toast = page.locator(".toast[data-code=mic_denied]")
         await toast.wait_for()

@@ -232,7 +232,9 @@ class Brain:
             text = "".join(state.partial)
             state.partial = []
             if text or calls:
-                yield await self._store_assistant(state, text, calls)
+                stored = await self._store_assistant(state, text, calls)
+                if text:
+                    yield stored
             if not calls:
                 yield TurnEnd("completed", state.session.status)
                 return

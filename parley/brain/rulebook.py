@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from parley.config import AgentSpec, RuleSpec
+from parley.config import AgentSpec, ConfigError, RuleSpec
 
 DEFAULT_ASK = {
     "party_size": "How many people will be joining?",
@@ -25,6 +25,7 @@ DEFAULT_ASK = {
 DEFAULT_REPLIES = {
     "greeting": "Hi! How can I help?",
     "interrupted": "Sorry, go ahead.",
+    "not_understood": "Sorry, I didn't catch that.",
     "available_ask_name": "Good news: we have a table for {party_size} {on_date} at {time}.",
     "available_confirm": (
         "Good news: we have a table for {party_size} {on_date} at {time}. "
@@ -87,7 +88,8 @@ def _matcher(rule: RuleSpec) -> re.Pattern[str] | None:
 
 
 class RuleBook:
-    """The compiled rules of one agent; immutable, shared by every call."""
+    """The compiled rules of one agent; immutable, shared by every call. An unknown
+    name under ``replies`` (a typo) raises ``ConfigError``."""
 
     def __init__(self, agent: AgentSpec) -> None:
         self.agent = agent
@@ -95,6 +97,12 @@ class RuleBook:
         self._matchers = [(r.intent, m) for r in agent.rules if (m := _matcher(r)) is not None]
         self._replies: dict[str, str] = dict(DEFAULT_REPLIES)
         for rule in agent.rules:
+            unknown = sorted(set(rule.replies) - set(DEFAULT_REPLIES))
+            if unknown:
+                raise ConfigError(
+                    f"agent {agent.name}: rule {rule.intent!r}: unknown replies {unknown} "
+                    f"(known: {', '.join(sorted(DEFAULT_REPLIES))})"
+                )
             self._replies.update(rule.replies)
         book = self._rules.get("book")
         self._ask = {**DEFAULT_ASK, **(book.ask if book is not None else {})}

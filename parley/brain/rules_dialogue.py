@@ -132,12 +132,14 @@ class Dialogue:
             return self._booking_step()
         if prev in YES_NO_AWAITS and not found and ({"yes", "no"} & set(intents)):
             return self._yes_no(prev, "yes" in intents and "no" not in intents)
+        if found.keys() & set(BOOKING_SLOTS) and self.book.rule("book") is not None:
+            self.booking = True  # "anything free on Saturday at 8?" is a booking too
         if self.booking and found:
             return self._booking_step()
         if self.booking and prev in SLOT_AWAITS:
             if weak and weak[0] not in ("yes", "no"):
                 return self._rule_reply(weak[0], text, prev)
-            return self._with_question("" if weak else self.book.fallback(), prev)
+            return self._with_question("" if weak else self.book.reply("not_understood"), prev)
         if weak:
             return self._rule_reply(weak[0], text, prev)
         if self.interrupted:
@@ -232,7 +234,8 @@ class Dialogue:
         key = _key(values)
         if status != "ok" or not isinstance(result, dict) or key is None:
             return Reply(self.book.reply("check_failed"))
-        alternatives = tuple(str(a) for a in result.get("alternatives") or ())
+        offered = (str(a) for a in result.get("alternatives") or ())
+        alternatives = tuple(a for a in offered if a != key[2])  # never the time just refused
         self.check = Check(key, bool(result.get("available")), alternatives)
         shown = self._values(values)
         if not self.check.available:

@@ -309,7 +309,8 @@ _NOT_NAME = (
     today tomorrow noon midday evening morning afternoon night lunch dinner week weekend
     i i'd i'll we we're you they he she what when where why how who which can could would
     will shall should may might must do does did is are was were be been have has had
-    fully quite pretty definitely probably actually maybe um uh hmm
+    fully quite pretty definitely probably actually maybe um uh hmm christmas easter
+    birthday anniversary valentine's valentines mother's father's new year's everyone all
     """.split()
     )
     | set(_UNITS)
@@ -319,13 +320,18 @@ _NOT_NAME = (
     | set(_ORD_VALUE)
 )
 
+_MAYBE_NAMES = set(_MONTHS) | {"will", "hope", "joy", "grace", "faith", "summer"}
 _NAME_WORD = r"[A-Za-z][A-Za-z'\-]*"
-_NAME_INTRO = re.compile(
+_NAME_WORDS = rf"({_NAME_WORD}(?:\s+{_NAME_WORD}){{0,2}})"
+_SURE_INTRO = re.compile(  # what follows is meant as a name
     r"\b(?:my name is|my name's|the name is|name is|name's|under the name(?: of)?"
-    r"|in the name of|under|it's for|it is for|i'm|i am|this is|call me)\s+"
-    rf"({_NAME_WORD}(?:\s+{_NAME_WORD}){{0,2}})",
+    rf"|in the name of|call me)\s+{_NAME_WORDS}",
     re.IGNORECASE,
 )
+_MAYBE_INTRO = re.compile(  # what follows may be a name ("I'm Sam") or not ("I'm hungry")
+    rf"\b(?:under|it's for|it is for|i'm|i am|this is)\s+{_NAME_WORDS}", re.IGNORECASE
+)
+_FOR_NAME = re.compile(r"\bfor\s+([A-Z][a-z'\-]+(?:\s+[A-Z][a-z'\-]+)?)\b")  # "a table for Lee"
 _NAME_FILLERS = re.compile(
     r"^(?:(?:yes|yeah|sure|ok|okay|um|uh|so|well|please|it's|it is|its|that's|that is"
     r"|the name is|name is|name's|my name is|put it under|book it under|under)\b\s*)+",
@@ -334,11 +340,15 @@ _NAME_FILLERS = re.compile(
 _NAME_TRAILERS = re.compile(r"(?:\s+(?:please|thanks|thank you))+$", re.IGNORECASE)
 
 
-def _clean_name(candidate: str) -> str | None:
-    """Keep the leading words that look like a name; None if the first does not."""
+def _clean_name(candidate: str, *, sure: bool = False) -> str | None:
+    """Keep the leading words that look like a name; None if the first does not.
+    When the words are ``sure`` to be meant as a name, "Will" or "June" are names too."""
     kept: list[str] = []
     for word in candidate.split():
         low = word.lower()
+        if sure and low in _MAYBE_NAMES:
+            kept.append(word)
+            continue
         if low in _NOT_NAME or low.endswith(("ing", "'s")) or low.endswith("'"):
             break
         kept.append(word)
@@ -349,7 +359,10 @@ def _clean_name(candidate: str) -> str | None:
 
 
 def _intro_name(text: str) -> str | None:
-    names = [n for m in _NAME_INTRO.finditer(text) if (n := _clean_name(m[1]))]
+    found = [(m.start(), m[1], True) for m in _SURE_INTRO.finditer(text)]
+    found += [(m.start(), m[1], False) for m in _MAYBE_INTRO.finditer(text)]
+    found += [(m.start(), m[1], False) for m in _FOR_NAME.finditer(text)]
+    names = [n for _, words, sure in sorted(found) if (n := _clean_name(words, sure=sure))]
     return names[-1] if names else None
 
 
@@ -360,7 +373,7 @@ def _bare_name(text: str) -> str | None:
     words = t.split()
     if not 1 <= len(words) <= 3 or not all(re.fullmatch(_NAME_WORD, w) for w in words):
         return None
-    name = _clean_name(t)
+    name = _clean_name(t, sure=True)
     return name if name is not None and len(name.split()) == len(words) else None
 
 

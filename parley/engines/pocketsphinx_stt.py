@@ -108,8 +108,8 @@ class PocketsphinxSTT:
         self, phrases: Sequence[str], slots: Mapping[str, Sequence[str]] | None
     ) -> None:
         dictionary = load_dictionary()
-        self.lm = build_domain_lm([*phrases, *YES_REPLIES, *NO_REPLIES], slots=slots,
-                                  vocabulary=dictionary)  # fmt: skip
+        corpus = [*phrases, *YES_REPLIES, *NO_REPLIES]  # answers to questions are common
+        self.lm = build_domain_lm(corpus, slots=slots, vocabulary=dictionary)
         lm_path = os.path.join(self._dir, "domain.arpa")
         dict_path = os.path.join(self._dir, "domain.dict")
         with open(lm_path, "w", encoding="utf-8") as f:
@@ -148,6 +148,8 @@ class PocketsphinxSTT:
     async def transcribe(self, pcm: bytes) -> str:
         """One whole utterance of 16 kHz PCM16 (uses a shared one-shot decoder)."""
         _check_pcm(pcm)
+        if not pcm:
+            return ""
         return await asyncio.to_thread(self._transcribe_blocking, pcm)
 
     def _transcribe_blocking(self, pcm: bytes) -> str:
@@ -155,8 +157,10 @@ class PocketsphinxSTT:
             decoder = self._oneshot
             decoder.set_cmn(self.cmn)
             decoder.start_utt()
-            decoder.process_raw(pcm, False, False)
-            decoder.end_utt()
+            try:
+                decoder.process_raw(pcm, False, False)
+            finally:
+                decoder.end_utt()
             hyp = decoder.hyp()
             return str(hyp.hypstr) if hyp else ""
 

@@ -20,7 +20,7 @@ async def serve_app(app: Any, host: str = "127.0.0.1", **config: Any) -> AsyncIt
     port = sock.getsockname()[1]
     cfg = uvicorn.Config(app, log_level="warning", lifespan="on", ws_max_size=1 << 20, **config)
     server = uvicorn.Server(cfg)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign,attr-defined]
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:

@@ -63,6 +63,7 @@ export class OrbModel {
         this.userSpeaking = detail.state === 'speech_started';
         return this.set(this.userSpeaking ? 'user_speaking' : 'thinking');
       case 'transcript_final':
+        this.userSpeaking = false;
         return this.set(this.playing ? 'speaking' : 'thinking');
       case 'tool_call_started':
         this.tool = detail.name || '';
@@ -79,6 +80,7 @@ export class OrbModel {
         this.playing = false;
         return this.set(this.userSpeaking || this.pttHeld ? 'user_speaking' : this.idle());
       case 'turn_end':
+        this.userSpeaking = false;
         if (detail.status === 'awaiting_approval') return this.set('approval');
         return this.set(this.playing ? 'speaking' : this.idle());
       default:

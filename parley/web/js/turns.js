@@ -20,6 +20,7 @@ export class TurnPresenter {
     this.actions = actions;
     this.bubble = null;
     this.bubbleHasDeltas = false;
+    this.spoken = null; // the last finished bubble whose audio may still be playing
     this.channel = 'chat';
     this.tools = new Map();
     this.approvals = new Map();
@@ -28,6 +29,7 @@ export class TurnPresenter {
   reset() {
     this.transcript.clear();
     this.bubble = null;
+    this.spoken = null;
     this.tools.clear();
     this.approvals.clear();
   }
@@ -52,6 +54,7 @@ export class TurnPresenter {
 
   ensureBubble() {
     if (!this.bubble) {
+      this.spoken = null;
       this.bubble = this.transcript.addAssistant(this.channel);
       this.bubbleHasDeltas = false;
     }
@@ -60,13 +63,19 @@ export class TurnPresenter {
 
   /** Close the streaming bubble, e.g. at turn end or when the stream broke. */
   finishBubble(interrupted = false) {
-    if (this.bubble) this.bubble.finish({ interrupted });
+    if (this.bubble) {
+      this.bubble.finish({ interrupted });
+      if (this.channel === 'voice') this.spoken = this.bubble;
+    }
     this.bubble = null;
   }
 
-  /** The user barged in: the bubble being spoken is marked, not removed. */
+  /** The user barged in: the bubble being spoken (streaming or done) is marked. */
   interrupted() {
-    this.finishBubble(true);
+    const target = this.bubble || this.spoken;
+    this.bubble = null;
+    this.spoken = target; // a truncated assistant_message may still follow
+    target?.finish({ interrupted: true });
   }
 
   addApproval(item) {
@@ -112,10 +121,15 @@ export class TurnPresenter {
       else if (e.status === 'chunk' && !this.bubbleHasDeltas) this.ensureBubble().append(e.text || '');
     },
     assistant_message(e) {
+      // A truncated copy of the message just spoken replaces its text in place.
+      if (!this.bubble && e.interrupted && this.spoken) this.bubble = this.spoken;
       if (!this.bubble && !e.text) return; // a message that only carried tool calls
       const bubble = this.ensureBubble();
       if (typeof e.text === 'string' && (e.text || e.interrupted)) bubble.setText(e.text);
       this.finishBubble(Boolean(e.interrupted));
+    },
+    done() {
+      this.spoken = null;
     },
     tool_call_started(e) {
       this.finishBubble();
