@@ -175,10 +175,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
 def _mount_optional_channels(app: FastAPI, services: Services) -> None:
     """Channels added by later modules (voice, telephony, operator) register here."""
-    with contextlib.suppress(ImportError):
-        from parley.channels import voice_ws
+    from parley.channels import voice_ws
 
-        voice_ws.install(app, services)
+    voice_ws.install(app, services)
 
 
 def app_factory() -> FastAPI:

@@ -7,17 +7,20 @@ line and the field, e.g. ``agents/demo.yaml:12: tools.1.timeout_s: ...``.
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -48,7 +51,8 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(default=60.0, gt=0)
     llm_max_tool_rounds: int = Field(default=6, ge=1, le=50)
     operator_key: str | None = None
-    cors_origins: list[str] = Field(default_factory=list)
+    # NoDecode: the environment gives a comma list ("https://a,https://b") or JSON.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     session_rate_limit: int = Field(default=30, ge=0, description="sessions per IP per minute")
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     turn_lock_ttl_s: float = Field(default=120.0, gt=0)
@@ -68,6 +72,11 @@ class Settings(BaseSettings):
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().startswith("["):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not a JSON list: {exc}") from None
         if isinstance(value, str):
             return [o.strip() for o in value.split(",") if o.strip()]
         return value
@@ -120,6 +129,8 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError("invalid settings: " + "; ".join(problems)) from None
     except (tomllib.TOMLDecodeError, OSError) as exc:
         raise ConfigError(f"parley.toml: {exc}") from None
+    except SettingsError as exc:
+        raise ConfigError(f"invalid settings: {exc}") from None
 
 
 # --- agent files ----------------------------------------------------------------------
@@ -242,12 +253,20 @@ class AgentSpec(_Strict):
 
 
 class _SafeFormat:
-    """``str.format`` that leaves unknown ``{names}`` as they are."""
+    """``str.format`` that leaves unknown ``{names}`` as they are and never raises:
+    a text that is not a valid format string (a lone ``{``, a bad format spec) gets
+    plain ``{name}`` substitution instead."""
 
     def __init__(self, values: dict[str, str]) -> None:
         self.values = values
 
     def format(self, text: str) -> str:
+        try:
+            return self._format(text)
+        except ValueError:
+            return re.sub(r"\{(\w+)\}", lambda m: self.values.get(m[1], m[0]), text)
+
+    def _format(self, text: str) -> str:
         import string
 
         out: list[str] = []

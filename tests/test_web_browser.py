@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -19,7 +20,10 @@ import httpx
 import pytest
 
 from parley.app import create_app
+from parley.audio.pcm import silence
+from parley.audio.wav import write_wav
 from parley.config import Settings
+from parley.testing import speech
 from parley.testing.servers import serve_app
 from tests.plugins.stores import sqlite_url
 
@@ -28,7 +32,9 @@ playwright_api = pytest.importorskip("playwright.async_api")
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)"
+    ),
 ]
 
 BASE_FLAGS = [
@@ -71,11 +77,10 @@ def browse(tmp_path: Path, base_url: str) -> Browse:
             flags += FAKE_MEDIA_FLAGS
         if mic_wav is not None:
             flags.append(f"--use-file-for-fake-audio-capture={mic_wav}%noloop")
-        profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
-        profile.mkdir()
+        profile = tempfile.mkdtemp(prefix="profile-", dir=tmp_path)  # a fresh, empty profile
         async with playwright_api.async_playwright() as pw:
             context = await pw.chromium.launch_persistent_context(
-                str(profile),
+                profile,
                 executable_path=str(CHROMIUM),
                 headless=True,
                 args=flags,
@@ -155,11 +160,15 @@ async def shoot(page: Page, tmp_path: Path, name: str) -> None:
         await page.wait_for_timeout(250)  # let the layout settle before the picture
         path = tmp_path / f"{name}-{label}.png"
         await page.screenshot(path=str(path))
-        assert path.stat().st_size > 10_000
-        if keep:
-            Path(keep).mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, Path(keep) / path.name)
+        keep_screenshot(path, keep)
     await page.set_viewport_size(DESKTOP)
+
+
+def keep_screenshot(path: Path, keep: str | None) -> None:
+    assert path.stat().st_size > 10_000  # a rendered page, not a blank one
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(keep) / path.name)
 
 
 # --- chat --------------------------------------------------------------------------------
@@ -325,3 +334,86 @@ async def test_denied_microphone_shows_a_toast(browse: Browse) -> None:
         state = await snapshot(page)
         assert state["channel"] == "chat" and state["framesSent"] == 0
         assert await page.locator("#voice-panel").is_hidden()
+
+
+# --- voice (needs the /v1/voice channel) -------------------------------------------------
+
+
+@pytest.fixture
+def voice_channel() -> None:
+    pytest.importorskip("parley.channels.voice_ws", reason="the /v1/voice channel is not built yet")
+
+
+async def events_of(page: Page, kind: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = await page.evaluate(
+        "k => window.parley.events().filter(e => e.type === k)", kind
+    )
+    return found
+
+
+async def test_spoken_request_gets_a_transcript_a_reply_and_audible_playback(
+    voice_channel: None, browse: Browse, tmp_path: Path
+) -> None:
+    # Leading silence lets a spoken greeting finish before the request starts.
+    wav = speech.write_speech_wav(
+        tmp_path, "I would like to book a table for two tonight", before_s=7.0, after_s=8.0
+    )
+    async with browse(mic_wav=wav) as page:
+        await page.wait_for_selector(".msg-assistant")
+        await page.click("#mic")  # a click: hands-free
+        await page.wait_for_function("window.parley.snapshot().channel === 'voice'")
+        assert await page.get_attribute("#mic", "aria-pressed") == "true"
+        await page.wait_for_function(
+            "window.parley.events().some(e => e.type === 'transcript_final' && e.text)",
+            timeout=40_000,
+        )
+        final = (await events_of(page, "transcript_final"))[-1]["text"]
+        assert "table" in final.lower()
+        await page.wait_for_selector(".msg-user[data-channel=voice]")
+        await page.wait_for_function(
+            "window.parley.snapshot().maxPlaybackLevel > 0.05", timeout=40_000
+        )
+        await page.wait_for_function(
+            "window.parley.snapshot().playedReports > 0 && !window.parley.snapshot().playing",
+            timeout=40_000,
+        )
+        state = await snapshot(page)
+        assert state["framesSent"] > 100  # 20 ms frames: more than 2 s of audio went up
+        assert state["audioFramesReceived"] > 0
+        replies = page.locator(".msg-user[data-channel=voice] ~ .msg-assistant")
+        assert await replies.count() >= 1
+        await shoot(page, tmp_path, "voice")
+
+
+async def test_holding_the_mic_stops_the_agent_at_once(
+    voice_channel: None, browse: Browse, base_url: str, tmp_path: Path
+) -> None:
+    quiet = tmp_path / "silence.wav"
+    write_wav(quiet, silence(30.0, 16000), 16000)
+    async with browse(mic_wav=quiet) as page:
+        await page.wait_for_selector(".msg-assistant")
+        await page.click("#mic")  # hands-free on: connects voice
+        await page.wait_for_function("window.parley.snapshot().channel === 'voice'")
+        await page.click("#mic")  # hands-free off: the mic only sends while held
+        assert not (await snapshot(page))["handsFree"]
+        await page.fill("#composer-input", "show me the menu")
+        await page.press("#composer-input", "Enter")  # goes over the WebSocket as `text`
+        await page.wait_for_function(
+            "window.parley.snapshot().playing && window.parley.snapshot().playbackLevel > 0.02",
+            timeout=40_000,
+        )
+        await page.evaluate("document.activeElement.blur()")
+        await page.keyboard.down("Space")  # held past the click threshold: push-to-talk
+        await page.wait_for_function("window.parley.snapshot().pttHeld")
+        await page.wait_for_function("!window.parley.snapshot().playing", timeout=1_000)
+        await page.wait_for_function(
+            "window.parley.events().some(e => e.type === 'interrupted')", timeout=10_000
+        )
+        assert (await snapshot(page))["playbackLevel"] < 0.01
+        await page.keyboard.up("Space")
+        await page.wait_for_selector(".msg-assistant.interrupted")
+        saved = await saved_session(page)
+        await page.click("#leave-voice")
+        await page.wait_for_function("window.parley.snapshot().channel === 'chat'")
+    stored = await stored_messages(base_url, saved)
+    assert any(m["role"] == "assistant" and m["interrupted"] for m in stored)

@@ -139,7 +139,8 @@ class ToolArgumentError(ValueError):
 
 def _coerce_arguments(schema: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
     props: dict[str, Any] = schema.get("properties", {})
-    missing = [r for r in schema.get("required", []) if r not in args or args[r] is None]
+    required: list[str] = schema.get("required", [])
+    missing = [r for r in required if r not in args or args[r] is None]
     if missing:
         raise ToolArgumentError(f"missing argument(s): {', '.join(missing)}")
     unknown = [k for k in args if k not in props]
@@ -147,23 +148,53 @@ def _coerce_arguments(schema: dict[str, Any], args: dict[str, Any]) -> dict[str,
         raise ToolArgumentError(f"unknown argument(s): {', '.join(unknown)}")
     out: dict[str, Any] = {}
     for key, value in args.items():
-        kind = props[key].get("type")
+        if value is None:
+            continue  # an optional argument left out: the default applies
         try:
-            if kind == "integer" and not isinstance(value, bool):
-                value = int(value)
-            elif kind == "number" and not isinstance(value, bool):
-                value = float(value)
-            elif kind == "string" and isinstance(value, int | float):
-                value = str(value)
-            elif kind == "boolean" and isinstance(value, str):
-                value = value.strip().lower() in ("true", "yes", "1")
+            value = _coerce_value(props[key], value)
         except (TypeError, ValueError):
+            kind = props[key].get("type", "a valid value")
             raise ToolArgumentError(f"argument {key!r} must be {kind}, got {value!r}") from None
         enum = props[key].get("enum")
         if enum is not None and value not in enum:
-            raise ToolArgumentError(f"argument {key!r} must be one of {enum}")
+            raise ToolArgumentError(f"argument {key!r} must be one of {enum}, got {value!r}")
         out[key] = value
     return out
+
+
+_TRUE, _FALSE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}
+
+
+def _coerce_value(schema: dict[str, Any], value: Any) -> Any:
+    """One argument to its JSON-schema type (lenient where the meaning is clear:
+    ``"3"`` → 3, ``2.0`` → 2, ``"yes"`` → True); ``ValueError`` if it does not fit."""
+    kind = schema.get("type")
+    if kind == "integer" and not isinstance(value, bool):
+        if isinstance(value, int | str) or (isinstance(value, float) and value.is_integer()):
+            return int(value)  # a string like "2.5" or "two" raises ValueError
+    elif kind == "number" and not isinstance(value, bool):
+        if isinstance(value, int | float | str):
+            return float(value)
+    elif kind == "string":
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+    elif kind == "boolean":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+    elif kind == "array":
+        if isinstance(value, list | tuple):
+            items = schema.get("items") or {}
+            return [_coerce_value(items, item) for item in value]
+    elif kind == "object":
+        if isinstance(value, dict):
+            return value
+    else:
+        return value  # no type declared: anything goes
+    raise ValueError(f"not {kind}")
 
 
 # --- webhook tools -------------------------------------------------------------------------
@@ -178,12 +209,13 @@ def webhook_tool(spec: ToolSpec, client: httpx.AsyncClient) -> Tool:
 
     async def run(ctx: ToolContext, args: dict[str, Any], timeout_s: float) -> Any:
         headers = {"X-Parley-Session": ctx.session_id, **spec.headers}
-        if spec.method == "GET":
-            resp = await client.request("GET", url, params=args, headers=headers, timeout=timeout_s)
-        else:
+        query, body = (args, None) if spec.method == "GET" else (None, args)
+        try:
             resp = await client.request(
-                spec.method, url, json=args, headers=headers, timeout=timeout_s
+                spec.method, url, params=query, json=body, headers=headers, timeout=timeout_s
             )
+        except httpx.TimeoutException:
+            raise TimeoutError from None  # reported as "<tool> timed out after N s"
         if resp.status_code >= 400:
             raise RuntimeError(f"webhook answered HTTP {resp.status_code}: {resp.text[:200]}")
         if not resp.content:

@@ -107,16 +107,23 @@ class Playout:
 
     # --- input -----------------------------------------------------------------------
 
-    def enqueue(self, pcm: bytes, text_span: str, generation: int | None = None) -> bool:
+    def enqueue(
+        self, pcm: bytes, text_span: str, generation: int | None = None, *, extend: bool = False
+    ) -> bool:
         """Queue a segment of audio (PCM16 mono at ``sample_rate``) speaking
-        ``text_span``. Returns False, dropping it, if ``generation`` is stale."""
+        ``text_span``. Returns False, dropping it, if ``generation`` is stale.
+        ``extend=True`` appends streamed audio to the last segment (same text)."""
         if generation is not None and generation != self._generation:
             log.debug("dropped %d bytes of stale generation %d", len(pcm), generation)
             return False
         if len(pcm) % SAMPLE_WIDTH:
             raise ValueError(f"PCM16 needs an even number of bytes, got {len(pcm)}")
         duration = len(pcm) / SAMPLE_WIDTH / self.sample_rate
-        self._segments.append(_Segment(text_span.strip(), self._queued_secs, duration))
+        if extend and self._segments:
+            last = self._segments[-1]
+            self._segments[-1] = _Segment(last.text, last.start, last.duration + duration)
+        else:
+            self._segments.append(_Segment(text_span.strip(), self._queued_secs, duration))
         self._queued_secs += duration
         step = self.frame_bytes
         self._frames.extend(pcm[i : i + step] for i in range(0, len(pcm), step))

@@ -1,0 +1,165 @@
+"""``EngineHub``: builds each agent's speech engines once and shares them.
+
+An agent picks engines by name in its ``voice:`` section (``stt``, ``tts``, ``vad``)
+or its ``engines:`` map (which wins). Heavy things — the pocketsphinx language
+model, VAD weights — are built once per agent (in a thread, never on the event
+loop) and shared by every connection; each connection opens its own streams.
+
+| kind | names | options (extra ``voice:`` keys) |
+|---|---|---|
+| stt | ``pocketsphinx`` (default), ``whisper``, ``http``, ``fake`` | ``whisper_model_dir``; ``stt_base_url``, ``stt_model``, ``stt_api_key`` |
+| tts | ``espeak`` (default), ``piper``, ``http``, ``fake`` | ``piper_model``; ``tts_base_url``, ``tts_model``, ``tts_voice``, ``tts_api_key``; ``tts_fallback: espeak`` |
+| vad | ``silero`` (default), ``silero_onnx``, ``energy``, ``fake_energy`` | ``silero_onnx_model``, ``vad_gate_rms``, ``energy_threshold`` |
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from parley.config import AgentSpec
+from parley.engines.base import STT, TTS, VAD, EngineSet, EngineUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def engine_name(agent: AgentSpec, kind: str) -> str:
+    engines: dict[str, str] = dict(getattr(agent, "engines", {}) or {})
+    return engines.get(kind) or str(getattr(agent.voice, kind))
+
+
+def _option(agent: AgentSpec, key: str, default: Any = None) -> Any:
+    extra = agent.voice.model_extra or {}
+    return extra.get(key, default)
+
+
+def _required(agent: AgentSpec, key: str) -> Any:
+    value = _option(agent, key)
+    if value is None:
+        raise EngineUnavailable(f"agent {agent.name}: voice.{key} is required for this engine")
+    return value
+
+
+def speech_phrases(agent: AgentSpec) -> list[str]:
+    """What users say to this agent: the agent's phrases plus its rules' examples."""
+    phrases = list(agent.voice.phrases)
+    for rule in agent.rules:
+        phrases.extend(rule.examples)
+    return phrases
+
+
+def build_stt(agent: AgentSpec) -> STT:
+    name = engine_name(agent, "stt")
+    if name == "pocketsphinx":
+        from parley.engines.pocketsphinx_stt import PocketsphinxSTT
+
+        return PocketsphinxSTT(speech_phrases(agent) or None)
+    if name == "whisper":
+        from parley.engines.whisper_stt import WhisperSTT
+        from parley.engines.wrappers_stt import VADChunkedSTT
+
+        return VADChunkedSTT(WhisperSTT(_required(agent, "whisper_model_dir")))
+    if name == "http":
+        from parley.engines.http_stt import HttpSTT
+        from parley.engines.wrappers_stt import VADChunkedSTT
+
+        return VADChunkedSTT(
+            HttpSTT(
+                _required(agent, "stt_base_url"),
+                _option(agent, "stt_model", "whisper-1"),
+                _option(agent, "stt_api_key"),
+            )
+        )
+    if name == "fake":
+        from parley.testing.fake_engines import FakeSTT
+
+        return FakeSTT()
+    raise EngineUnavailable(f"agent {agent.name}: unknown stt engine {name!r}")
+
+
+def build_tts(agent: AgentSpec) -> TTS:
+    name = engine_name(agent, "tts")
+    tts: TTS
+    if name == "espeak":
+        from parley.engines.espeak import EspeakTTS
+
+        return EspeakTTS(agent.voice.voice, agent.voice.rate)
+    if name == "piper":
+        from parley.engines.piper_tts import PiperTTS
+
+        tts = PiperTTS(_required(agent, "piper_model"))
+    elif name == "http":
+        from parley.engines.http_tts import HttpTTS
+
+        tts = HttpTTS(
+            _required(agent, "tts_base_url"),
+            _option(agent, "tts_model", "tts-1"),
+            _option(agent, "tts_voice", "alloy"),
+            _option(agent, "tts_api_key"),
+        )
+    elif name == "fake":
+        from parley.testing.fake_engines import FakeTTS
+
+        return FakeTTS()
+    else:
+        raise EngineUnavailable(f"agent {agent.name}: unknown tts engine {name!r}")
+    if _option(agent, "tts_fallback") == "espeak":
+        from parley.engines.espeak import EspeakTTS
+        from parley.engines.wrappers_tts import FallbackTTS
+
+        return FallbackTTS([tts, EspeakTTS(agent.voice.voice, agent.voice.rate)])
+    return tts
+
+
+def build_vad(agent: AgentSpec) -> VAD:
+    name = engine_name(agent, "vad")
+    if name == "silero":
+        from parley.engines.silero_vad import SileroVAD
+
+        return SileroVAD(gate_rms=float(_option(agent, "vad_gate_rms", 40.0)))
+    if name == "silero_onnx":
+        from parley.engines.silero_vad import OnnxSileroVAD
+
+        return OnnxSileroVAD(_required(agent, "silero_onnx_model"))
+    if name == "energy":
+        from parley.engines.energy_vad import EnergyVAD
+
+        return EnergyVAD(float(_option(agent, "energy_threshold", 100.0)))
+    if name == "fake_energy":
+        from parley.testing.fake_engines import FakeEnergyVAD
+
+        return FakeEnergyVAD()
+    raise EngineUnavailable(f"agent {agent.name}: unknown vad engine {name!r}")
+
+
+class EngineHub:
+    """Engines per agent, built on first use (in a thread) and cached."""
+
+    def __init__(self, agents: dict[str, AgentSpec]) -> None:
+        self.agents = agents
+        self._sets: dict[str, EngineSet] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def engines_for(self, agent_name: str) -> EngineSet:
+        if agent_name in self._sets:
+            return self._sets[agent_name]
+        lock = self._locks.setdefault(agent_name, asyncio.Lock())
+        async with lock:
+            if agent_name not in self._sets:
+                agent = self.agents[agent_name]
+                self._sets[agent_name] = await asyncio.to_thread(self._build, agent)
+                log.info("speech engines ready for agent %s", agent_name)
+        return self._sets[agent_name]
+
+    @staticmethod
+    def _build(agent: AgentSpec) -> EngineSet:
+        return EngineSet(stt=build_stt(agent), tts=build_tts(agent), vad=build_vad(agent))
+
+    async def warm(self) -> None:
+        """Build every agent's engines (used at start-up, in the background)."""
+        for name in self.agents:
+            try:
+                await self.engines_for(name)
+            except Exception as exc:  # reported again when a connection needs them
+                log.warning("engines for agent %s are not available: %s", name, exc)

@@ -1,0 +1,205 @@
+"""One spoken agent response: turn events → sentences → TTS → the connection's playout.
+
+A ``Response`` consumes a ``TurnStream``: it forwards every turn event to the client,
+feeds assistant deltas to the sentence chunker, and a speaker task synthesises the
+sentences in order into the ``Playout`` (tagged with the response's generation, so
+audio of a cancelled response is dropped). Fillers and spoken approval prompts are
+played but are not part of the stored assistant text. ``cancel(heard)`` stops the
+turn and truncates the stored assistant message to what the user heard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from parley.audio.resample import Resampler
+from parley.brain.turn_stream import TurnStream
+from parley.clock import Clock
+from parley.engines.base import TTS, EngineError
+from parley.events import (
+    ApprovalRequested,
+    AssistantDelta,
+    AssistantMessage,
+    AssistantText,
+    Error,
+    Event,
+    ToolCallStarted,
+)
+from parley.voice.chunker import SentenceChunker, speakable
+from parley.voice.playout import Playout
+
+log = logging.getLogger(__name__)
+
+APOLOGY = "Sorry, something went wrong on my side."
+SendJson = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass
+class Timings:
+    """Monotonic timestamps of one voice turn, for the latency breakdown."""
+
+    vad_end: float | None = None
+    stt_final: float | None = None
+    first_token: float | None = None
+    first_audio: float | None = None
+
+    def breakdown_ms(self) -> dict[str, float]:
+        if self.vad_end is None:
+            return {}
+        out: dict[str, float] = {}
+        for name in ("stt_final", "first_token", "first_audio"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = round((value - self.vad_end) * 1000, 1)
+        return out
+
+
+@dataclass
+class SpokenText:
+    """What the response put into the playout, per stored assistant message."""
+
+    earlier: list[str] = field(default_factory=list)  # text of finished messages
+    current: list[str] = field(default_factory=list)  # text of the message being spoken
+
+    def message_done(self) -> None:
+        self.earlier.extend(self.current)
+        self.current = []
+
+    def heard_of_last(self, heard_all: str) -> str:
+        """From everything heard, the part that belongs to the last message."""
+        prefix = " ".join(t.strip() for t in self.earlier if t.strip())
+        if not prefix:
+            return heard_all
+        if heard_all.startswith(prefix):
+            return heard_all[len(prefix):].strip()
+        return ""
+
+
+class Response:
+    def __init__(
+        self,
+        *,
+        turn: TurnStream | None,
+        tts: TTS,
+        playout: Playout,
+        generation: int,
+        output_rate: int,
+        send_json: SendJson,
+        clock: Clock,
+        on_event: Callable[[Event], Awaitable[None]] | None = None,
+        timings: Timings | None = None,
+    ) -> None:
+        self.turn = turn
+        self.tts = tts
+        self.playout = playout
+        self.generation = generation
+        self.output_rate = output_rate
+        self.send_json = send_json
+        self.clock = clock
+        self.on_event = on_event
+        self.timings = timings or Timings()
+        self.spoken = SpokenText()
+        self.audio_added = asyncio.Event()
+        self._sentences: asyncio.Queue[tuple[str, bool] | None] = asyncio.Queue()
+        self._speaker: asyncio.Task[None] | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.finished = asyncio.Event()
+
+    # --- speaking ----------------------------------------------------------------
+
+    def say(self, text: str, *, stored: bool = True) -> None:
+        """Queue text to speak; ``stored=False`` for fillers and prompts."""
+        if not speakable(text):
+            return
+        if stored:
+            self.spoken.current.append(text)
+        self._sentences.put_nowait((text, stored))
+        if self._speaker is None:
+            self._speaker = asyncio.create_task(self._speak_all())
+
+    async def _speak_all(self) -> None:
+        while (item := await self._sentences.get()) is not None:
+            text, stored = item
+            try:
+                await self._speak(text, stored)
+            except EngineError as exc:
+                log.warning("tts failed: %s", exc)
+                await self.send_json(Error(exc.code, f"speech output failed: {exc}").to_wire())
+
+    async def _speak(self, text: str, stored: bool) -> None:
+        rate = self.tts.capabilities.sample_rate
+        resampler = Resampler(rate, self.output_rate) if rate != self.output_rate else None
+        first = True
+        chunks = self.tts.synthesize(speakable(text))
+        try:
+            async for chunk in chunks:
+                pcm = resampler.process(chunk) if resampler else chunk
+                if pcm:
+                    span = text if stored else ""
+                    if not self.playout.enqueue(pcm, span, self.generation, extend=not first):
+                        return  # this response was cancelled
+                    first = False
+                    self.audio_added.set()
+            if resampler is not None:
+                tail = resampler.flush()
+                if tail and self.playout.enqueue(tail, "", self.generation, extend=not first):
+                    self.audio_added.set()
+        finally:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    # --- running the turn ------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Forward and speak the turn's events; returns when all audio is queued."""
+        await self.send_json(AssistantText("start").to_wire())
+        chunker = SentenceChunker()
+        if self.turn is not None:
+            async for event in self.turn:
+                await self._handle(event, chunker)
+        for sentence in chunker.flush():
+            self.say(sentence)
+        await self.finish_speaking()
+        await self.send_json(AssistantText("end").to_wire())
+
+    async def finish_speaking(self) -> None:
+        self._sentences.put_nowait(None)
+        if self._speaker is not None:
+            await self._speaker
+
+    async def _handle(self, event: Event, chunker: SentenceChunker) -> None:
+        if isinstance(event, AssistantDelta):
+            if self.timings.first_token is None:
+                self.timings.first_token = self.clock.monotonic()
+            await self.send_json(AssistantText("chunk", event.text).to_wire())
+            for sentence in chunker.push(event.text):
+                self.say(sentence)
+        elif isinstance(event, AssistantMessage):
+            for sentence in chunker.flush():
+                self.say(sentence)
+            self.spoken.message_done()
+        elif isinstance(event, ToolCallStarted) and event.filler:
+            self.say(event.filler, stored=False)
+        elif isinstance(event, ApprovalRequested):
+            self.say(event.prompt, stored=False)
+        elif isinstance(event, Error):
+            self.say(APOLOGY, stored=False)
+        if self.on_event is not None:
+            await self.on_event(event)
+        await self.send_json(event.to_wire())
+
+    async def cancel(self, heard_all: str) -> None:
+        """Stop everything; store only what was heard of the last message."""
+        for task in (self.task, self._speaker):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        if self.turn is not None:
+            await self.turn.cancel(self.spoken.heard_of_last(heard_all))
