@@ -181,9 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
     chat.set_defaults(fn=_chat)
     doctor = sub.add_parser("doctor", help="check settings, agents and engines")
     doctor.set_defaults(fn=_doctor)
-    with contextlib.suppress(ImportError):
-        from parley import cli_voice
-
+    try:
+        from parley import cli_voice  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:  # pragma: no cover - during development only
+        cli_voice = None
+    if cli_voice is not None:
         cli_voice.add_commands(sub)
     return parser
 

@@ -32,12 +32,12 @@ class SseEvent:
 
 async def parse_sse(lines: AsyncIterator[str]) -> AsyncIterator[SseEvent]:
     """Parse ``text/event-stream`` lines (``event:``/``data:``/blank line)."""
-    event, data = "message", []
+    event, data = "message", list[str]()
     async for line in lines:
         if line == "":
             if data:
                 yield SseEvent(event, json.loads("\n".join(data)))
-            event, data = "message", []
+            event, data = "message", list[str]()
         elif line.startswith(":"):
             continue
         elif line.startswith("event:"):

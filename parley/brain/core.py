@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from parley.brain import errors
 from parley.brain.history import INITIAL_TURN_PROMPT, to_model_messages, unanswered_tool_calls
@@ -123,7 +123,7 @@ class Brain:
     ) -> TurnStream:
         """Decide a pending approval. The claim is atomic (first decision wins); the
         winner continues the turn under the lock, a loser hears the winning status."""
-        status = "approved" if approved else "denied"
+        status: Literal["approved", "denied"] = "approved" if approved else "denied"
 
         async def claim() -> list[Event] | None:
             won, record = await self.store.claim_approval(
@@ -133,7 +133,9 @@ class Brain:
                 raise errors.approval_not_found()
             if won:
                 return None
-            final = "approved" if record.status == "approved" else "denied"
+            final: Literal["approved", "denied"] = (
+                "approved" if record.status == "approved" else "denied"
+            )
             return [
                 ApprovalResolved(tool_call_id, final, record.decided_by),
                 TurnEnd("completed", "active"),

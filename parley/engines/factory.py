@@ -5,11 +5,14 @@ or its ``engines:`` map (which wins). Heavy things — the pocketsphinx language
 model, VAD weights — are built once per agent (in a thread, never on the event
 loop) and shared by every connection; each connection opens its own streams.
 
-| kind | names | options (extra ``voice:`` keys) |
-|---|---|---|
-| stt | ``pocketsphinx`` (default), ``whisper``, ``http``, ``fake`` | ``whisper_model_dir``; ``stt_base_url``, ``stt_model``, ``stt_api_key`` |
-| tts | ``espeak`` (default), ``piper``, ``http``, ``fake`` | ``piper_model``; ``tts_base_url``, ``tts_model``, ``tts_voice``, ``tts_api_key``; ``tts_fallback: espeak`` |
-| vad | ``silero`` (default), ``silero_onnx``, ``energy``, ``fake_energy`` | ``silero_onnx_model``, ``vad_gate_rms``, ``energy_threshold`` |
+Names per kind (options are extra ``voice:`` keys):
+
+- stt: ``pocketsphinx`` (default), ``whisper`` (``whisper_model_dir``), ``http``
+  (``stt_base_url``, ``stt_model``, ``stt_api_key``), ``fake``
+- tts: ``espeak`` (default), ``piper`` (``piper_model``), ``http`` (``tts_base_url``,
+  ``tts_model``, ``tts_voice``, ``tts_api_key``; ``tts_fallback: espeak``), ``fake``
+- vad: ``silero`` (default; ``vad_gate_rms``), ``silero_onnx`` (``silero_onnx_model``),
+  ``energy`` (``energy_threshold``), ``fake_energy``
 """
 
 from __future__ import annotations

@@ -40,10 +40,10 @@ from parley.events import (
     Transcript,
     Vad,
 )
+from parley.voice.barge_in import BargeIn
 from parley.voice.playout import Playout
 from parley.voice.response import APOLOGY, Response, Timings
 from parley.voice.turn_taking import (
-    BargeIn,
     Mode,
     SpeechStarted,
     SpeechStopped,
