@@ -133,6 +133,10 @@ async def _chat_local(agent: str, read: Callable[[str], str]) -> int:
 
 
 def _chat(args: argparse.Namespace) -> int:
+    import httpx
+
+    from parley.client import ApiFailure
+
     try:
         if args.local:
             return asyncio.run(_chat_local(args.agent, input))
@@ -140,7 +144,12 @@ def _chat(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"parley: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
+    except ApiFailure as exc:  # e.g. an unknown agent
+        known = exc.body.get("agents")
+        hint = f" (agents: {', '.join(known)})" if isinstance(known, list) else ""
+        print(f"parley: {exc.code}: {exc.message}{hint}", file=sys.stderr)
+        return 1
+    except (OSError, httpx.TransportError) as exc:
         print(f"parley: cannot reach {args.url}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -177,9 +177,7 @@ def run_parley(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Complet
         ({"PARLEY_AGENTS_DIR": "/nonexistent/agents"}, "PARLEY_AGENTS_DIR"),
     ],
 )
-def test_serve_with_a_bad_setting_exits_2(
-    clean_env: Path, env: dict[str, str], says: str
-) -> None:
+def test_serve_with_a_bad_setting_exits_2(clean_env: Path, env: dict[str, str], says: str) -> None:
     result = run_parley("serve", "--port", "0", cwd=clean_env, env=env)
     assert result.returncode == 2, result.stderr
     assert says in result.stderr
@@ -470,5 +468,5 @@ def test_unknown_tool_in_agents_dir_fails_at_start(tmp_path: Path) -> None:
 def test_llm_brain_without_llm_url_fails_at_start(tmp_path: Path) -> None:
     agents = tmp_path / "agents"
     write_agent(agents, "smart.yaml", "name: smart\nbrain: llm\n")
-    with pytest.raises(ConfigError, match="agent 'smart'.*PARLEY_LLM_BASE_URL"):
+    with pytest.raises(ConfigError, match=r"agent 'smart'.*PARLEY_LLM_BASE_URL"):
         create_app(Settings(data_dir=tmp_path / "data", agents_dir=agents))

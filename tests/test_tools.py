@@ -118,7 +118,7 @@ def test_a_tool_must_be_async() -> None:
         return x
 
     with pytest.raises(TypeError, match="blocking must be an async function"):
-        python_tool(blocking)
+        python_tool(blocking)  # type: ignore[arg-type]
 
 
 # --- arguments --------------------------------------------------------------------------
@@ -172,9 +172,7 @@ async def test_arguments_are_coerced_where_the_meaning_is_clear() -> None:
     ],
 )
 async def test_bad_arguments_are_an_error_outcome(change: dict[str, Any], message: str) -> None:
-    args = {**GOOD, **change}
-    args = {k: v for k, v in args.items() if not (v is None and k in GOOD and k in change)}
-    outcome = await run(plan_trip, args)
+    outcome = await run(plan_trip, {**GOOD, **change})
     assert outcome.status == "error"
     assert outcome.result.startswith("bad arguments: " + message), outcome.result
 
@@ -316,7 +314,9 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 
 def bind_webhook(http: httpx.AsyncClient, **fields: Any) -> BoundTool:
-    agent = AgentSpec.model_validate({"name": "shop", "tools": [{"name": "order_status", **fields}]})
+    agent = AgentSpec.model_validate(
+        {"name": "shop", "tools": [{"name": "order_status", **fields}]}
+    )
     return ToolRegistry().bind(agent, http)["order_status"]
 
 
@@ -343,9 +343,7 @@ async def test_webhook_post_sends_json_and_the_session_header(
         "parameters": ORDER_SCHEMA,
     }
     outcome = await bound.execute(context("sess-42"), {"order_id": "A17", "gift": True})
-    assert outcome == ToolOutcome(
-        "ok", {"order_id": "A17", "status": "shipped", "eta": "tomorrow"}
-    )
+    assert outcome == ToolOutcome("ok", {"order_id": "A17", "status": "shipped", "eta": "tomorrow"})
     [got] = webhooks.received
     assert (got.method, got.path) == ("POST", "/orders")
     assert got.body == {"order_id": "A17", "gift": True}
@@ -422,7 +420,7 @@ async def test_unreachable_webhook_is_an_error_outcome(http: httpx.AsyncClient) 
 # --- end to end: a YAML webhook tool on the LLM brain -----------------------------------------
 
 
-def write_shop_agent(directory: Path, webhook_base: str) -> None:
+def write_shop_agent(directory: Path, webhook_url: str) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "shop.yaml").write_text(
         textwrap.dedent(
@@ -432,7 +430,7 @@ def write_shop_agent(directory: Path, webhook_base: str) -> None:
             instructions: You help customers of a small shop with their orders.
             tools:
               - name: order_status
-                url: {webhook_base}/orders
+                url: {webhook_url}
                 method: POST
                 timeout_s: 5
                 filler: Let me look that up.
@@ -455,7 +453,7 @@ async def test_webhook_tool_end_to_end_on_the_llm_brain(
     tmp_path: Path,
 ) -> None:
     agents = tmp_path / "agents"
-    write_shop_agent(agents, webhooks.base_url)
+    write_shop_agent(agents, f"{webhooks.base_url}/orders")
     assert parse_agent((agents / "shop.yaml").read_text(), "shop.yaml").tool("order_status")
     fake_openai.script(
         Reply.tool_calls(ToolCallScript("order_status", {"order_id": "A17"}, id="w1")),
@@ -470,7 +468,7 @@ async def test_webhook_tool_end_to_end_on_the_llm_brain(
 
     started = next(e.data for e in events if e.event == "tool_call_started")
     assert started["name"] == "order_status" and started["arguments"] == {"order_id": "A17"}
-    assert started.get("filler") in (None, "Let me look that up.")
+    assert started["filler"] == "Let me look that up."
     done = next(e.data for e in events if e.event == "tool_call_completed")
     assert done["status"] == "ok"
     assert done["result"] == {"order_id": "A17", "status": "shipped", "eta": "tomorrow"}
@@ -500,7 +498,7 @@ async def test_failing_webhook_end_to_end_is_fed_back_as_an_error(
     tmp_path: Path,
 ) -> None:
     agents = tmp_path / "agents"
-    write_shop_agent(agents, f"{webhooks.base_url}/fail#")  # …/fail#/orders → POST /fail
+    write_shop_agent(agents, f"{webhooks.base_url}/fail")
     fake_openai.script(
         Reply.tool_calls(ToolCallScript("order_status", {"order_id": "A17"}, id="w1")),
         Reply.text("Sorry, I can't look that up right now."),

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from parley.app import create_app
 from parley.audio.pcm import silence
@@ -58,10 +59,26 @@ Browse = Callable[..., AbstractAsyncContextManager[Page]]
 
 
 @pytest.fixture
-async def base_url(tmp_path: Path) -> AsyncIterator[str]:
-    settings = Settings(data_dir=tmp_path / "data", database_url=sqlite_url(tmp_path))
-    async with serve_app(create_app(settings)) as url:
-        yield url
+def app_overrides() -> dict[str, Any]:
+    """Extra settings for the app under test (parametrize this name to change them)."""
+    return {}
+
+
+@pytest.fixture
+async def app(tmp_path: Path, app_overrides: dict[str, Any]) -> AsyncIterator[FastAPI]:
+    settings = Settings(
+        data_dir=tmp_path / "data", database_url=sqlite_url(tmp_path), **app_overrides
+    )
+    application = create_app(settings)
+    async with serve_app(application) as url:
+        application.state.base_url = url
+        yield application
+
+
+@pytest.fixture
+def base_url(app: FastAPI) -> str:
+    url: str = app.state.base_url
+    return url
 
 
 @pytest.fixture
@@ -228,12 +245,15 @@ async def test_denying_shows_a_denied_badge(browse: Browse, base_url: str) -> No
     assert statuses == ["denied"]
 
 
-async def test_carousel_click_sends_a_ui_action(browse: Browse, base_url: str) -> None:
+async def test_carousel_click_sends_a_ui_action(
+    browse: Browse, base_url: str, tmp_path: Path
+) -> None:
     async with browse() as page:
         await say(page, "show me the menu")
         cards = page.locator(".carousel-card")
         await cards.first.wait_for()
         assert await cards.count() >= 2
+        await shoot(page, tmp_path, "menu")
         title = await cards.first.locator(".carousel-title").inner_text()
         before = await page.locator(".msg-assistant").count()
         await cards.first.click()
@@ -322,6 +342,38 @@ async def test_ended_session_shows_toast_and_banner(browse: Browse, base_url: st
         assert "Not sent" in await page.locator(".msg-user").last.inner_text()
 
 
+async def test_busy_server_shows_a_toast_and_keeps_the_text(browse: Browse, app: FastAPI) -> None:
+    async with browse() as page:
+        session = (await snapshot(page))["sessionId"]
+        lock = f"turn:{session}"
+        coordinator = app.state.services.coordinator
+        assert await coordinator.acquire_lock(lock, "another-writer", 30.0)
+        await page.fill("#composer-input", "what are your opening hours")
+        await page.press("#composer-input", "Enter")
+        await page.wait_for_selector(".toast[data-code=session_busy]")
+        assert "Not sent" in await page.locator(".msg-user").last.inner_text()
+        assert await page.input_value("#composer-input") == "what are your opening hours"
+
+        assert await coordinator.release_lock(lock, "another-writer")
+        before = await page.locator(".msg-assistant").count()
+        await page.press("#composer-input", "Enter")
+        await page.wait_for_function(
+            "n => document.querySelectorAll('.msg-assistant').length > n", arg=before
+        )
+
+
+@pytest.mark.parametrize("app_overrides", [{"session_rate_limit": 1}])
+async def test_rate_limited_new_conversation_shows_a_toast(browse: Browse) -> None:
+    async with browse() as page:
+        first = (await snapshot(page))["sessionId"]
+        await page.get_by_role("button", name="New conversation").click()
+        toast = page.locator(".toast[data-code=rate_limited]")
+        await toast.wait_for()
+        assert "try again" in (await toast.inner_text()).lower()
+        await page.wait_for_selector(".banner[data-key=load]")
+        assert (await snapshot(page))["sessionId"] != first
+
+
 # --- microphone --------------------------------------------------------------------------
 
 
@@ -385,7 +437,7 @@ async def test_spoken_request_gets_a_transcript_a_reply_and_audible_playback(
         await shoot(page, tmp_path, "voice")
 
 
-async def test_holding_the_mic_stops_the_agent_at_once(
+async def test_holding_the_mic_stops_the_agent_and_chat_continues_after_voice(
     voice_channel: None, browse: Browse, base_url: str, tmp_path: Path
 ) -> None:
     quiet = tmp_path / "silence.wav"
@@ -412,8 +464,51 @@ async def test_holding_the_mic_stops_the_agent_at_once(
         assert (await snapshot(page))["playbackLevel"] < 0.01
         await page.keyboard.up("Space")
         await page.wait_for_selector(".msg-assistant.interrupted")
-        saved = await saved_session(page)
         await page.click("#leave-voice")
         await page.wait_for_function("window.parley.snapshot().channel === 'chat'")
+        await say(page, "what are your opening hours")  # back over HTTP, same conversation
+        assert "tuesday" in (await last_assistant_text(page)).lower()
+        saved = await saved_session(page)
     stored = await stored_messages(base_url, saved)
     assert any(m["role"] == "assistant" and m["interrupted"] for m in stored)
+    users = [(m["channel"], m["text"]) for m in stored if m["role"] == "user"]
+    assert ("voice", "show me the menu") in users
+    assert ("chat", "what are your opening hours") in users
+
+
+async def test_approval_card_works_over_voice(
+    voice_channel: None, browse: Browse, base_url: str, tmp_path: Path
+) -> None:
+    quiet = tmp_path / "silence.wav"
+    write_wav(quiet, silence(30.0, 16000), 16000)
+    async with browse(mic_wav=quiet) as page:
+        await page.wait_for_selector(".msg-assistant")
+        await page.click("#mic")
+        await page.wait_for_function("window.parley.snapshot().channel === 'voice'")
+        await page.click("#mic")  # hands-free off: only typed input from here on
+        for text in ("I'd like a table for two tonight at 7pm", "my name is Ann"):
+            turns = len(await events_of(page, "turn_end"))
+            await page.fill("#composer-input", text)
+            await page.press("#composer-input", "Enter")
+            await page.wait_for_function(
+                "n => window.parley.events().filter(e => e.type === 'turn_end').length > n",
+                arg=turns,
+                timeout=30_000,
+            )
+        await page.get_by_role("button", name="Approve book table").click()
+        await page.wait_for_selector(".card.approval[data-status=approved]", timeout=30_000)
+        resolved = await events_of(page, "approval_resolved")
+        assert [e["status"] for e in resolved] == ["approved"]
+        await page.wait_for_function(
+            "window.parley.events().some(e => e.type === 'tool_call_completed' "
+            "&& e.name === 'book_table')"
+        )
+        assert "Done: book table" in await page.locator(".card.approval").inner_text()
+        saved = await saved_session(page)
+    results = [
+        b["status"]
+        for m in await stored_messages(base_url, saved)
+        for b in m["blocks"]
+        if b["type"] == "tool_result" and b["name"] == "book_table"
+    ]
+    assert results == ["ok"]

@@ -169,19 +169,22 @@ def _coerce_value(schema: dict[str, Any], value: Any) -> Any:
     """One argument to its JSON-schema type (lenient where the meaning is clear:
     ``"3"`` → 3, ``2.0`` → 2, ``"yes"`` → True); ``ValueError`` if it does not fit."""
     kind = schema.get("type")
-    if kind == "integer" and not isinstance(value, bool):
-        if isinstance(value, int | str) or (isinstance(value, float) and value.is_integer()):
+    is_bool = isinstance(value, bool)
+    if kind == "integer":
+        if not is_bool and isinstance(value, int | str):
             return int(value)  # a string like "2.5" or "two" raises ValueError
-    elif kind == "number" and not isinstance(value, bool):
-        if isinstance(value, int | float | str):
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif kind == "number":
+        if not is_bool and isinstance(value, int | float | str):
             return float(value)
     elif kind == "string":
         if isinstance(value, str):
             return value
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if not is_bool and isinstance(value, int | float):
             return str(value)
     elif kind == "boolean":
-        if isinstance(value, bool):
+        if is_bool:
             return value
         if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
             return value.strip().lower() in _TRUE

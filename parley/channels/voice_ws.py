@@ -31,6 +31,7 @@ from parley.voice.connection import VoiceConnection, VoiceOptions
 log = logging.getLogger(__name__)
 
 MAX_FRAME_BYTES = 256 * 1024
+MAX_TEXT = 8000
 START_TIMEOUT_S = 15.0
 RATES = range(8000, 48001)
 
@@ -43,9 +44,19 @@ class StartRefused(Exception):
 
 
 class WsTransport:
+    """Sends JSON and audio to one socket; a send after the client left is dropped."""
+
     def __init__(self, ws: WebSocket) -> None:
         self.ws = ws
         self.closed = False
+        self.ended = False
+
+    async def end(self, reason: str) -> None:
+        """Send ``session_ended`` once, however many paths report the end."""
+        if not self.ended:
+            self.ended = True
+            wire = {"type": SessionEnded.type, "reason": reason, "detail": ""}
+            await self.send_json(wire)
 
     async def send_json(self, data: dict[str, Any]) -> None:
         if not self.closed:
@@ -143,31 +154,52 @@ async def _greeting(services: Services, session: Session) -> tuple[str | None, b
     return None, False
 
 
-async def _dispatch(conn: VoiceConnection, msg: dict[str, Any]) -> str | None:
-    """Handle one control frame; returns "end" to finish the connection."""
+async def dispatch(conn: VoiceConnection, msg: dict[str, Any]) -> str | None:
+    """Handle one control frame; returns "end" to finish the connection.
+    An unknown or incomplete message gets ``error{bad_message}``."""
     kind = msg.get("type")
+    problem = None
     if kind == "ptt" and msg.get("state") in ("down", "up"):
-        await conn.ptt(msg["state"] == "down")
-    elif kind == "text" and isinstance(msg.get("text"), str) and msg["text"].strip():
+        try:
+            await conn.ptt(msg["state"] == "down")
+        except ValueError as exc:
+            problem = str(exc)
+    elif kind == "text" and _text(msg.get("text")):
         conn.user_turn(UserInput(msg["text"].strip(), "voice"))
-    elif kind == "ui_action" and isinstance(msg.get("msg"), str) and msg["msg"]:
+    elif kind == "ui_action" and _text(msg.get("msg")) and _optional_text(msg.get("display")):
         action = {"msg": msg["msg"], "display": msg.get("display")}
         conn.user_turn(UserInput(msg["msg"], "voice", action))
-    elif kind == "approval" and isinstance(msg.get("tool_call_id"), str):
-        conn.decide(msg["tool_call_id"], bool(msg.get("approved")), "user")
+    elif (
+        kind == "approval"
+        and _text(msg.get("tool_call_id"))
+        and isinstance(msg.get("approved"), bool)
+    ):
+        conn.decide(msg["tool_call_id"], msg["approved"], "user")
     elif kind == "interrupt":
-        await conn._interrupt()
-    elif kind == "played" and isinstance(msg.get("ms"), int | float):
+        await conn.interrupt()
+    elif kind == "played" and _number(msg.get("ms")):
         conn.client_played(float(msg["ms"]))
     elif kind == "ping":
         await conn.transport.send_json({"type": "pong"})
     elif kind == "end":
         return "end"
     else:
-        await conn.transport.send_json(
-            Error("bad_message", f"unknown or incomplete message {kind!r}").to_wire()
-        )
+        problem = f"unknown or incomplete message {str(kind)[:40]!r}"
+    if problem is not None:
+        await conn.transport.send_json(Error("bad_message", problem).to_wire())
     return None
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip()) and len(value) <= MAX_TEXT
+
+
+def _optional_text(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and len(value) <= MAX_TEXT)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
 
 
 async def voice_endpoint(ws: WebSocket, services: Services, hub: EngineHub) -> None:
@@ -184,7 +216,8 @@ async def voice_endpoint(ws: WebSocket, services: Services, hub: EngineHub) -> N
     except (StartRefused, TimeoutError, EngineError) as exc:
         code = getattr(exc, "code", "start_timeout")
         await transport.send_json(Error(code, str(exc) or "no start frame").to_wire())
-        await ws.close(1008)
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await ws.close(1008)
         return
     except WebSocketDisconnect:
         return
@@ -198,11 +231,20 @@ async def voice_endpoint(ws: WebSocket, services: Services, hub: EngineHub) -> N
         brain=services.brain, session_id=session.id, agent=services.agents[session.agent],
         engines=engines, transport=transport, options=options, clock=services.clock,
     )
+    await _attach(ws, conn, services, session)
+
+
+async def _attach(
+    ws: WebSocket, conn: VoiceConnection, services: Services, session: Session
+) -> None:
+    """Run one ready connection until the client leaves or the session ends."""
+    transport = conn.transport
+    assert isinstance(transport, WsTransport)
     greet, initial = await _greeting(services, session)
     ended = await services.coordinator.subscribe(f"session:{session.id}")
-    watcher = asyncio.create_task(_watch_end(ended, transport, ws))
-    await conn.start(greet=greet, initial_turn=initial)
+    watcher = asyncio.create_task(_watch_end(ended, transport))
     try:
+        await conn.start(greet=greet, initial_turn=initial)
         await _receive_loop(ws, conn, services, session)
     finally:
         watcher.cancel()
@@ -210,45 +252,53 @@ async def voice_endpoint(ws: WebSocket, services: Services, hub: EngineHub) -> N
         await conn.close()
         await services.store.update_session(session.id, current_channel="chat")
         if ws.application_state != WebSocketState.DISCONNECTED:
-            with contextlib.suppress(RuntimeError):
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
                 await ws.close()
 
 
 async def _receive_loop(
     ws: WebSocket, conn: VoiceConnection, services: Services, session: Session
 ) -> None:
-    while True:
+    transport = conn.transport
+    assert isinstance(transport, WsTransport)
+    while not transport.ended:
         message = await ws.receive()
         if message["type"] == "websocket.disconnect":
             return
         data = message.get("bytes")
+        text = message.get("text")
+        if len(data if data is not None else text or "") > MAX_FRAME_BYTES:
+            await ws.close(1009, "frame too large")
+            return
         if data is not None:
-            if len(data) > MAX_FRAME_BYTES:
-                await ws.close(1009, "frame too large")
-                return
             await conn.feed_audio(data)
             continue
         try:
-            msg = json.loads(message.get("text") or "")
+            msg = json.loads(text or "")
             if not isinstance(msg, dict):
                 raise ValueError("not an object")
         except ValueError:
-            await conn.transport.send_json(
+            await transport.send_json(
                 Error("bad_message", "text frames must be JSON objects").to_wire()
             )
             continue
-        if await _dispatch(conn, msg) == "end":
-            await services.store.end_session(session.id, "USER_ENDED")
-            await conn.transport.send_json(SessionEnded("USER_ENDED").to_wire())
+        if await dispatch(conn, msg) == "end":
+            if await services.store.end_session(session.id, "USER_ENDED"):
+                await services.coordinator.publish(
+                    f"session:{session.id}", {"type": "session_ended", "reason": "USER_ENDED"}
+                )
+            await transport.end("USER_ENDED")
             return
 
 
-async def _watch_end(subscription: Any, transport: WsTransport, ws: WebSocket) -> None:
+async def _watch_end(subscription: Any, transport: WsTransport) -> None:
+    """The session ended elsewhere (HTTP ``/end``, another worker): tell the client
+    and close the socket; the receive loop then finishes the connection."""
     async for message in subscription:
         if message.get("type") == "session_ended":
-            await transport.send_json(SessionEnded(message.get("reason", "USER_ENDED")).to_wire())
-            with contextlib.suppress(RuntimeError):
-                await ws.close()
+            await transport.end(str(message.get("reason") or "USER_ENDED"))
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                await transport.ws.close()
             return
 
 

@@ -23,6 +23,7 @@ from parley.clock import Clock
 from parley.engines.base import TTS, EngineError
 from parley.events import (
     ApprovalRequested,
+    ApprovalResolved,
     AssistantDelta,
     AssistantMessage,
     AssistantText,
@@ -61,22 +62,38 @@ class Timings:
 
 @dataclass
 class SpokenText:
-    """What the response put into the playout, per stored assistant message."""
+    """The stored text the response put into the playout, grouped per assistant
+    message, to tell which part of everything heard belongs to the last message."""
 
-    earlier: list[str] = field(default_factory=list)  # text of finished messages
-    current: list[str] = field(default_factory=list)  # text of the message being spoken
+    messages: list[list[str]] = field(default_factory=list)  # sentences per message
+    open: bool = False  # the model is writing a message that is not stored yet
+
+    def add(self, sentence: str) -> None:
+        if not self.open:
+            self.messages.append([])
+            self.open = True
+        self.messages[-1].append(sentence)
+
+    def delta(self) -> None:
+        """The model wrote text (maybe not yet a whole sentence)."""
+        if not self.open:
+            self.messages.append([])
+            self.open = True
 
     def message_done(self) -> None:
-        self.earlier.extend(self.current)
-        self.current = []
+        self.open = False
 
     def heard_of_last(self, heard_all: str) -> str:
-        """From everything heard, the part that belongs to the last message."""
-        prefix = " ".join(t.strip() for t in self.earlier if t.strip())
+        """From everything heard, the part that belongs to the last message (the one
+        being written, else the last stored one): "" if none of it was heard."""
+        if not self.messages:
+            return ""
+        earlier = [s.strip() for group in self.messages[:-1] for s in group if s.strip()]
+        prefix = " ".join(earlier)
         if not prefix:
             return heard_all
-        if heard_all.startswith(prefix):
-            return heard_all[len(prefix):].strip()
+        if heard_all.startswith(prefix + " "):
+            return heard_all[len(prefix) + 1 :]
         return ""
 
 
@@ -93,6 +110,7 @@ class Response:
         clock: Clock,
         on_event: Callable[[Event], Awaitable[None]] | None = None,
         timings: Timings | None = None,
+        on_audio: Callable[[], None] | None = None,
     ) -> None:
         self.turn = turn
         self.tts = tts
@@ -103,12 +121,15 @@ class Response:
         self.clock = clock
         self.on_event = on_event
         self.timings = timings or Timings()
+        self.on_audio = on_audio
         self.spoken = SpokenText()
         self.audio_added = asyncio.Event()
+        self.tts_failed = False
         self._sentences: asyncio.Queue[tuple[str, bool] | None] = asyncio.Queue()
         self._speaker: asyncio.Task[None] | None = None
         self.task: asyncio.Task[None] | None = None
-        self.finished = asyncio.Event()
+        self.finished = asyncio.Event()  # run() has returned (or failed)
+        self.model_started = asyncio.Event()  # the model answered: the input is stored
 
     # --- speaking ----------------------------------------------------------------
 
@@ -117,19 +138,35 @@ class Response:
         if not speakable(text):
             return
         if stored:
-            self.spoken.current.append(text)
+            self.spoken.add(text)
         self._sentences.put_nowait((text, stored))
         if self._speaker is None:
             self._speaker = asyncio.create_task(self._speak_all())
 
     async def _speak_all(self) -> None:
         while (item := await self._sentences.get()) is not None:
+            if self.tts_failed:
+                continue  # the rest of this response stays text-only
             text, stored = item
             try:
                 await self._speak(text, stored)
             except EngineError as exc:
-                log.warning("tts failed: %s", exc)
-                await self.send_json(Error(exc.code, f"speech output failed: {exc}").to_wire())
+                await self._tts_failed(exc)
+
+    async def _tts_failed(self, exc: EngineError) -> None:
+        """Report a TTS failure once and try to say a short apology instead."""
+        log.warning("tts failed: %s", exc)
+        self.tts_failed = True
+        await self.send_json(Error(exc.code, f"speech output failed: {exc}").to_wire())
+        try:
+            await self._speak(APOLOGY, stored=False)
+        except EngineError as again:
+            log.warning("tts failed again, the apology stays unspoken: %s", again)
+
+    def _audio_queued(self) -> None:
+        self.audio_added.set()
+        if self.on_audio is not None:
+            self.on_audio()
 
     async def _speak(self, text: str, stored: bool) -> None:
         rate = self.tts.capabilities.sample_rate
@@ -144,11 +181,12 @@ class Response:
                     if not self.playout.enqueue(pcm, span, self.generation, extend=not first):
                         return  # this response was cancelled
                     first = False
-                    self.audio_added.set()
+                    self._audio_queued()
             if resampler is not None:
                 tail = resampler.flush()
-                if tail and self.playout.enqueue(tail, "", self.generation, extend=not first):
-                    self.audio_added.set()
+                span = text if stored and first else ""
+                if tail and self.playout.enqueue(tail, span, self.generation, extend=not first):
+                    self._audio_queued()
         finally:
             aclose = getattr(chunks, "aclose", None)
             if aclose is not None:
@@ -158,15 +196,32 @@ class Response:
 
     async def run(self) -> None:
         """Forward and speak the turn's events; returns when all audio is queued."""
-        await self.send_json(AssistantText("start").to_wire())
-        chunker = SentenceChunker()
-        if self.turn is not None:
-            async for event in self.turn:
-                await self._handle(event, chunker)
-        for sentence in chunker.flush():
-            self.say(sentence)
-        await self.finish_speaking()
-        await self.send_json(AssistantText("end").to_wire())
+        try:
+            await self.send_json(AssistantText("start").to_wire())
+            chunker = SentenceChunker()
+            if self.turn is not None:
+                async for event in self.turn:
+                    if not isinstance(event, ApprovalResolved):
+                        self.model_started.set()
+                    await self._handle(event, chunker)
+            for sentence in chunker.flush():
+                self.say(sentence)
+            await self.finish_speaking()
+            await self.send_json(AssistantText("end").to_wire())
+        finally:
+            self.finished.set()
+
+    async def superseded(self) -> None:
+        """Wait until interrupting this response loses nothing the user said: its
+        turn has stored its input (the model has started answering) or it is over."""
+        if self.turn is None or self.model_started.is_set() or self.finished.is_set():
+            return
+        waits = [asyncio.ensure_future(e.wait()) for e in (self.model_started, self.finished)]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
 
     async def finish_speaking(self) -> None:
         self._sentences.put_nowait(None)
@@ -177,6 +232,7 @@ class Response:
         if isinstance(event, AssistantDelta):
             if self.timings.first_token is None:
                 self.timings.first_token = self.clock.monotonic()
+            self.spoken.delta()
             await self.send_json(AssistantText("chunk", event.text).to_wire())
             for sentence in chunker.push(event.text):
                 self.say(sentence)

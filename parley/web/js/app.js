@@ -39,7 +39,7 @@ class App {
       onFrame: (frame) => this.voiceFrame(frame),
       onReady: (frame) => this.voiceReady(frame),
       onChannel: (channel) => this.setChannel(channel),
-      onHandsFree: (on) => dom.mic.setAttribute('aria-pressed', String(on)),
+      onHandsFree: (on) => this.showHandsFree(on),
       banner: (text) => (text ? this.notices.banner('voice', text, 'warn') : this.notices.clearBanner('voice')),
       toast: (text, kind, code) => this.notices.toast(text, kind, code),
     });
@@ -173,7 +173,8 @@ class App {
     }
     const bubble = this.transcript.addUser(text);
     const id = this.session.session_id;
-    return this.runTurn((signal) => this.api.sendMessage(id, { text }, signal), { bubble, text });
+    await this.runTurn((signal) => this.api.sendMessage(id, { text }, signal), { bubble, text });
+    return true; // sent; a refusal is shown on the bubble and the text put back by runTurn
   }
 
   pick(item) {
@@ -286,6 +287,13 @@ class App {
     this.dom.voicePanel.hidden = channel === 'chat';
   }
 
+  showHandsFree(on) {
+    this.dom.mic.setAttribute('aria-pressed', String(on));
+    this.dom.voiceHint.textContent = on
+      ? 'Listening hands-free · click the mic to stop · Esc stops the agent'
+      : 'Click the mic for hands-free · hold it (or Space) to talk · Esc stops the agent';
+  }
+
   setBusy(busy) {
     this.busy = busy;
     document.body.classList.toggle('busy', busy);
@@ -335,6 +343,7 @@ function domRefs() {
     mic: $('mic'),
     orb: $('orb'),
     orbLabel: $('orb-label'),
+    voiceHint: $('voice-hint'),
     voicePanel: $('voice-panel'),
     leaveVoice: $('leave-voice'),
     channelPill: $('channel-pill'),

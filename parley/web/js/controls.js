@@ -24,7 +24,8 @@ function bindComposer(app) {
     if (!text.trim() || app.busy || app.ended) return;
     input.value = '';
     autosize(input);
-    await app.sendText(text.trim());
+    const sent = await app.sendText(text.trim());
+    if (!sent && !input.value) input.value = text; // not sent: keep what the user typed
   };
   form.addEventListener('submit', (event) => {
     event.preventDefault();

@@ -104,8 +104,8 @@ export class Transcript {
         if (frame) cancelAnimationFrame(frame);
         paint();
         row.classList.remove('streaming');
-        if (!text.trim() && !interrupted) {
-          row.remove();
+        if (!text.trim()) {
+          row.remove(); // nothing was said (tool calls only, or cut off before a word)
           return;
         }
         if (interrupted && !row.querySelector('.msg-interrupted')) {

@@ -19,7 +19,7 @@ export class TurnPresenter {
     this.transcript = transcript;
     this.actions = actions;
     this.bubble = null;
-    this.bubbleHasDeltas = false;
+    this.textSource = null; // 'delta' or 'chunk': voice sends both with the same text
     this.spoken = null; // the last finished bubble whose audio may still be playing
     this.channel = 'chat';
     this.tools = new Map();
@@ -55,10 +55,17 @@ export class TurnPresenter {
   ensureBubble() {
     if (!this.bubble) {
       this.spoken = null;
+      this.textSource = null;
       this.bubble = this.transcript.addAssistant(this.channel);
-      this.bubbleHasDeltas = false;
     }
     return this.bubble;
+  }
+
+  /** Streamed text from `assistant_delta` or `assistant_text` chunks, never both. */
+  streamText(source, text) {
+    const bubble = this.ensureBubble();
+    this.textSource = this.textSource || source;
+    if (this.textSource === source && text) bubble.append(text);
   }
 
   /** Close the streaming bubble, e.g. at turn end or when the stream broke. */
@@ -113,12 +120,12 @@ export class TurnPresenter {
 
   handlers = {
     assistant_delta(e) {
-      this.ensureBubble().append(e.text || '');
-      this.bubbleHasDeltas = true;
+      this.streamText('delta', e.text);
     },
     assistant_text(e) {
-      if (e.status === 'start') this.ensureBubble();
-      else if (e.status === 'chunk' && !this.bubbleHasDeltas) this.ensureBubble().append(e.text || '');
+      // `start` opens nothing: a spoken greeting or filler has no text to show.
+      if (e.status === 'chunk') this.streamText('chunk', e.text);
+      else if (e.status === 'end') this.finishBubble();
     },
     assistant_message(e) {
       // A truncated copy of the message just spoken replaces its text in place.

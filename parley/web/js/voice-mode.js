@@ -136,6 +136,10 @@ export class VoiceMode {
   }
 
   async connect() {
+    if (typeof WebSocket === 'undefined') {
+      this.fail(new MicError('no_websocket', 'This browser has no WebSocket support; voice is unavailable.'));
+      return false;
+    }
     this.deps.onChannel('connecting');
     this.paint('connecting');
     try {
@@ -158,14 +162,11 @@ export class VoiceMode {
         mode,
         transcripts: true,
       },
+      resumeToken: session.resume_token,
       onEvent: (frame) => this.frame(frame),
       onAudio: (pcm) => this.audioIn(pcm),
-      onStatus: (status, detail) => this.status(status, detail),
+      onStatus: (status, detail, code) => this.status(status, detail, code),
     });
-    if (typeof WebSocket === 'undefined') {
-      this.fail(new MicError('no_websocket', 'This browser has no WebSocket support; voice is unavailable.'));
-      return false;
-    }
     try {
       await this.connection.connect();
     } catch {
@@ -175,7 +176,7 @@ export class VoiceMode {
     return true;
   }
 
-  status(status, detail) {
+  status(status, detail, code) {
     if (status === 'open') {
       this.deps.onChannel('voice');
       this.deps.banner(null);
@@ -188,7 +189,7 @@ export class VoiceMode {
       this.paint('reconnecting');
     } else if (status === 'failed') {
       this.deps.banner(null);
-      this.deps.toast(detail || 'The voice connection failed.', 'error', 'no_websocket');
+      this.deps.toast(detail || 'The voice connection failed.', 'error', code || 'no_websocket');
       this.shutdown();
     } else if (status === 'closed' && this.connection) {
       this.shutdown();

@@ -13,19 +13,21 @@ const PING_EVERY_MS = 15000;
 
 export class VoiceConnection {
   /**
-   * @param {{url: string, start: object, onEvent: (frame: object) => void,
-   *          onAudio: (pcm: ArrayBuffer) => void,
+   * @param {{url: string, start: object, resumeToken: string | null,
+   *          onEvent: (frame: object) => void, onAudio: (pcm: ArrayBuffer) => void,
    *          onStatus: (status: string, detail?: string) => void}} options
-   *   `start` holds the first start frame's fields (session_id, session_token, ...).
+   *   `start` holds the first start frame's fields (session_id, session_token, ...);
+   *   `resumeToken` is the session's, used if the socket drops (`ready` may renew it).
    */
-  constructor({ url, start, onEvent, onAudio, onStatus }) {
+  constructor({ url, start, resumeToken, onEvent, onAudio, onStatus }) {
     this.url = url;
     this.start = start;
     this.onEvent = onEvent;
     this.onAudio = onAudio;
     this.onStatus = onStatus;
     this.socket = null;
-    this.resumeToken = null;
+    this.resumeToken = resumeToken || null;
+    this.refusal = null; // the server's `error` frame when it refused a start frame
     this.ready = false;
     this.closedByUs = false;
     this.ended = false;
@@ -81,6 +83,10 @@ export class VoiceConnection {
       this.onEvent({ type: 'error', code: 'bad_frame', message: 'The server sent an unreadable frame.' });
       return;
     }
+    if (frame.type === 'error' && !this.ready) {
+      this.refusal = frame; // reported once, when the socket closes
+      return;
+    }
     if (frame.type === 'ready') this.becameReady(frame);
     if (frame.type === 'go_away' && frame.resume_token) this.resumeToken = frame.resume_token;
     if (frame.type === 'session_ended') this.ended = true;
@@ -127,6 +133,12 @@ export class VoiceConnection {
       this.onStatus('closed');
       return;
     }
+    const refusal = this.refusal;
+    this.refusal = null;
+    if (refusal) {
+      this.fail(`The voice server refused the connection: ${refusal.message || refusal.code}.`, refusal.code);
+      return;
+    }
     const canResume = this.resumeToken && (wasReady || this.attempt > 0);
     if (!canResume || this.attempt >= RETRY_DELAYS_MS.length) {
       const why = event.reason ? ` (${event.reason})` : event.code === 1006 ? '' : ` (code ${event.code})`;
@@ -148,8 +160,8 @@ export class VoiceConnection {
     return { resume_token: this.resumeToken, sample_rate, mode, transcripts };
   }
 
-  fail(message) {
-    this.onStatus('failed', message);
+  fail(message, code = 'no_websocket') {
+    this.onStatus('failed', message, code);
     if (this.pending) {
       this.pending.reject(new Error(message));
       this.pending = null;

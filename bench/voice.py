@@ -1,0 +1,338 @@
+"""Voice benchmark: Parley's ``/v1/voice`` under the shared load client, beside the peers.
+
+    .venv/bin/python bench/voice.py --quick                 # Parley, N = 1, 10, 50
+    .venv/bin/python bench/voice.py --with-peers            # + Pipecat and the null peer
+    .venv/bin/python bench/voice.py --vad silero --with-peers
+    .venv/bin/python bench/voice.py --ns 100 --no-idle --profile 100   # + a py-spy profile
+
+For each target and N: Parley (``parley serve``, agent ``bench`` = the fake engines of
+the shared spec, pinned to CPU 0 with a fresh data dir and WARNING logs) or a peer is
+started, the shared load client runs pinned to CPU 1, the server is stopped. N grows
+until more than 20% of the sessions fail or have a playback gap (the harness's rule).
+An idle run (every session streams silence) gives the cost of a connected session.
+Peers run through the harness's own ``run_bench`` logic, imported, with results
+written under ``--out`` (never into the harness directory).
+
+Prints one table: added latency (response latency minus the 640 ms floor), barge-in
+(speech onset -> ``interrupted`` / ``clear``), sessions with gaps, CPU and RSS per
+session, idle cost, and the foreign CPU the machine showed during each run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as common
+
+START_FRAME = '{{"type":"start","agent":"{agent}","sample_rate":16000}}'
+PARLEY_TARGETS = {"parley": "bench", "parley-silero": "bench_silero"}
+PEERS = {"energy": ["pipecat", "null"], "silero": ["pipecat-silero", "null-silero"]}
+FULL_NS = "1,10,50,100,200,400"
+QUICK_NS = "1,10,50"
+
+Result = dict[str, Any]
+
+
+# --- one Parley run --------------------------------------------------------------------
+
+
+def client_command(args: argparse.Namespace, n: int, script: str, pid: int, port: int,
+                   agent: str, out: Path, floor: dict[str, Any]) -> list[str]:
+    duration = args.duration if script == "full" else args.idle_duration
+    return common.pin(common.CLIENT_CPU, [
+        str(common.CLIENT_PY), str(common.HARNESS / "loadclient.py"),
+        "--url", f"ws://127.0.0.1:{port}/v1/voice",
+        "--start-json", START_FRAME.format(agent=agent),
+        "--sessions", str(n), "--duration", str(duration), "--ramp", str(args.ramp),
+        "--script", script, "--pid", str(pid),
+        "--floor-ms", str(floor["total_ms"]),
+        "--barge-floor-ms", str(floor["barge_in_floor_ms"]),
+        "--reply-secs", str(floor["reply_audio_secs"]),
+        "--label", out.stem, "--out", str(out), "--quiet",
+    ])
+
+
+def run_parley_once(args: argparse.Namespace, target: str, n: int, script: str,
+                    floor: dict[str, Any], profile: bool = False) -> Result | None:
+    tag = f"{target}-{script}-N{n}" + ("-profile" if profile else "")
+    busy_before = common.wait_quiet(args.quiet_pct, args.quiet_wait)
+    out = args.out / "raw" / f"{tag}.json"
+    with common.parley_server(args.out / "logs" / f"{tag}.log") as server:
+        cmd = client_command(args, n, script, server.pid, server.port,
+                             PARLEY_TARGETS[target], out, floor)
+        spy = start_profiler(args.out / "profiles" / tag, server.pid) if profile else None
+        t0 = time.monotonic()
+        try:
+            subprocess.run(cmd, timeout=args.run_timeout, check=False,
+                           stdout=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            print(f"[{tag}] client timed out", flush=True)
+            return None
+        finally:
+            if spy is not None:
+                finish_profiler(spy, args.out / "profiles" / tag)
+        if server.proc.poll() is not None:
+            print(f"[{tag}] server exited ({server.proc.returncode}) during the run", flush=True)
+    if not out.exists():
+        print(f"[{tag}] no result", flush=True)
+        return None
+    result: Result = json.loads(out.read_text())
+    result["system"]["busy_before_start_pct_of_one_core"] = round(busy_before, 1)
+    common.write_json(out, result)
+    print(f"[{tag}] {one_line(result)}  wall {time.monotonic() - t0:.0f}s", flush=True)
+    return result
+
+
+def run_parley(args: argparse.Namespace, target: str, n: int, script: str,
+               floor: dict[str, Any]) -> Result | None:
+    """One measured run, repeated (``--retries``) while foreign load contaminates it."""
+    result = None
+    for attempt in range(1 + args.retries):
+        result = run_parley_once(args, target, n, script, floor)
+        if result is None or not result["system"].get("contaminated") or attempt == args.retries:
+            break
+        print(f"[{target} N={n}] foreign load "
+              f"({result['system'].get('other_processes_steady_pct')}% of a core); "
+              f"retry {attempt + 1}/{args.retries}", flush=True)
+    if result is not None:
+        result["system"]["attempts"] = attempt + 1
+    return result
+
+
+def one_line(r: Result) -> str:
+    s, srv = r["summary"], r.get("server", {})
+    over = s.get("resp1_overhead_ms") or {}
+    return (f"ok {s['ok']}/{s['sessions']} gaps {s['gap_sessions']} "
+            f"added p50 {over.get('p50')} p95 {over.get('p95')} "
+            f"cpu {srv.get('cpu_steady_pct')}% ({srv.get('cpu_steady_per_session_pct')}/session) "
+            f"foreign {r['system'].get('other_processes_steady_pct')}%")
+
+
+# --- profiling (py-spy) ----------------------------------------------------------------
+
+
+def start_profiler(base: Path, pid: int) -> subprocess.Popen[bytes] | None:
+    if not common.PY_SPY.exists():
+        print(f"py-spy not found at {common.PY_SPY}; skipping the profile", flush=True)
+        return None
+    base.parent.mkdir(parents=True, exist_ok=True)
+    cmd = common.pin(common.CLIENT_CPU, [
+        str(common.PY_SPY), "record", "--pid", str(pid), "--rate", "200", "--format", "raw",
+        "--output", str(base.with_suffix(".txt")), "--nonblocking",
+    ])
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def finish_profiler(spy: subprocess.Popen[bytes], base: Path) -> None:
+    """py-spy stops (and writes) when the server exits; give it that chance first."""
+    try:
+        spy.wait(20)
+    except subprocess.TimeoutExpired:
+        common.stop_process(spy)
+
+
+def summarize_profile(collapsed: Path, top: int = 25) -> str:
+    """Self and inclusive shares of the sampled CPU time, per function, from py-spy raw."""
+    self_counts: Counter[str] = Counter()
+    incl_counts: Counter[str] = Counter()
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [f for f in stack.split(";") if not f.startswith("process ")]
+        total += count
+        if frames:
+            self_counts[frames[-1]] += count
+        for frame in set(frames):
+            incl_counts[frame] += count
+    lines = [f"{collapsed.name}: {total} samples (on-CPU, 200 Hz)", "", "self %  function"]
+    lines += [f"{100 * c / total:6.1f}  {f}" for f, c in self_counts.most_common(top)]
+    lines += ["", "incl %  function"]
+    lines += [f"{100 * c / total:6.1f}  {f}" for f, c in incl_counts.most_common(top * 2)]
+    return "\n".join(lines)
+
+
+def run_profile(args: argparse.Namespace, target: str, floor: dict[str, Any]) -> None:
+    n = args.profile
+    run_parley_once(args, target, n, "full", floor, profile=True)
+    collapsed = args.out / "profiles" / f"{target}-full-N{n}-profile.txt"
+    if collapsed.exists() and collapsed.stat().st_size:
+        summary = summarize_profile(collapsed)
+        collapsed.with_name(collapsed.stem + "-top.txt").write_text(summary)
+        print(summary, flush=True)
+    else:
+        print(f"no profile written ({collapsed})", flush=True)
+
+
+# --- peers, through the harness ------------------------------------------------------------
+
+
+def harness_args(args: argparse.Namespace) -> argparse.Namespace:
+    return argparse.Namespace(
+        duration=args.duration, idle_duration=args.idle_duration, ramp=args.ramp, pin=True,
+        run_timeout=args.run_timeout, quiet_pct=args.quiet_pct, quiet_wait=args.quiet_wait,
+        retries=args.retries, port=common.free_port(),
+    )
+
+
+def peer_runner(args: argparse.Namespace, floor: dict[str, Any]) -> Callable[..., Result | None]:
+    rb = common.harness()
+    rb.RES = str(args.out / "peers")  # keep the harness directory untouched
+    hargs = harness_args(args)
+
+    def run(target: str, n: int, script: str) -> Result | None:
+        res: Result | None = rb.run_until_clean(target, n, script, hargs, floor)
+        if res is not None:
+            print(f"[{target}-{script}-N{n}] {one_line(res)}", flush=True)
+        return res
+
+    return run
+
+
+# --- the sweep -----------------------------------------------------------------------
+
+
+def sweep(run: Callable[[str, int, str], Result | None], target: str, ns: list[int],
+          args: argparse.Namespace, broke: Callable[[Result], bool]) -> list[Result]:
+    """Full runs at increasing N until one breaks, then the idle run."""
+    results: list[Result] = []
+    for n in ns:
+        res = run(target, n, "full")
+        if res is None:
+            break
+        results.append(res)
+        if broke(res) and not args.keep_going:
+            print(f"[{target}] broke at N={n}; not increasing N", flush=True)
+            break
+    if args.idle_n:
+        res = run(target, args.idle_n, "silence")
+        if res is not None:
+            results.append(res)
+    return results
+
+
+def table_rows(target: str, runs: list[Result]) -> list[list[object]]:
+    rows: list[list[object]] = []
+    f = common.fmt
+    for r in runs:
+        s, srv, sy = r["summary"], r.get("server", {}), r.get("system", {})
+        foreign = f(sy.get("other_processes_steady_pct")) + ("*" if sy.get("contaminated") else "")
+        if r["config"]["script"] != "full":
+            rows.append([target, f"{s['sessions']} idle", f"{s['ok']}/{s['failed']}/-",
+                         "", "", "", f(srv.get("cpu_steady_pct")), "", "", "",
+                         f(srv.get("cpu_steady_per_session_pct"), 3),
+                         f(srv.get("rss_per_session_kb")), foreign])
+            continue
+        over, barge = s.get("resp1_overhead_ms") or {}, s.get("clear_ms") or {}
+        missed = f" ({s['barge_missed']} missed)" if s.get("barge_missed") else ""
+        rows.append([
+            target, s["sessions"], f"{s['ok']}/{s['failed']}/{s['gap_sessions']}{missed}",
+            " / ".join(f(over.get(p)) for p in ("p50", "p95", "p99")),
+            " / ".join(f(barge.get(p)) for p in ("p50", "p95")),
+            f((s.get("max_gap_ms") or {}).get("max")),
+            f(srv.get("cpu_steady_pct")), f(srv.get("cpu_steady_per_session_pct"), 2),
+            f(srv.get("rss_connected_mb")), f(srv.get("rss_per_session_kb")),
+            "", "", foreign,
+        ])
+    return rows
+
+
+HEADERS = [
+    "target", "N", "ok/fail/gap sessions", "added latency p50 / p95 / p99 ms",
+    "barge-in → interrupted p50 / p95 ms", "max gap ms", "server CPU %", "CPU %/session",
+    "RSS MB", "RSS KB/session", "idle CPU %/session", "idle RSS KB/session", "foreign CPU %",
+]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ns", default=None, help=f"session counts (default {FULL_NS})")
+    p.add_argument("--quick", action="store_true",
+                   help=f"N = {QUICK_NS}, idle N = 20, no retries, short quiet wait")
+    p.add_argument("--vad", choices=["energy", "silero", "both"], default="energy")
+    p.add_argument("--with-peers", action="store_true", help="also Pipecat and the null peer")
+    p.add_argument("--peer-ns", default=None, help="session counts for the null peers")
+    p.add_argument("--pipecat-ns", default=None,
+                   help="session counts for Pipecat (default: 1,10,20,30,50 capped by --ns)")
+    p.add_argument("--idle-n", type=int, default=50, help="sessions in the idle run (0: skip)")
+    p.add_argument("--no-idle", action="store_true")
+    p.add_argument("--duration", type=float, default=14.0)
+    p.add_argument("--idle-duration", type=float, default=8.0)
+    p.add_argument("--ramp", type=float, default=3.0)
+    p.add_argument("--run-timeout", type=float, default=120.0)
+    p.add_argument("--quiet-pct", type=float, default=8.0,
+                   help="wait until machine-wide busy CPU is below this (%% of one core)")
+    p.add_argument("--quiet-wait", type=float, default=120.0,
+                   help="longest wait for quiet before measuring anyway (foreign CPU is recorded)")
+    p.add_argument("--retries", type=int, default=1, help="re-runs of a run hit by foreign load")
+    p.add_argument("--keep-going", action="store_true", help="run every N even after a break")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="after the sweep, one extra Parley run at N under py-spy (not tabled)")
+    p.add_argument("--out", type=Path, default=None, help="results directory (default /tmp)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.ns = args.ns or QUICK_NS
+        args.idle_n = 20 if args.idle_n == 50 else args.idle_n
+        args.retries = 0
+        args.quiet_wait = min(args.quiet_wait, 30.0)
+    args.ns = [int(x) for x in (args.ns or FULL_NS).split(",") if x]
+    args.peer_ns = [int(x) for x in args.peer_ns.split(",") if x] if args.peer_ns else args.ns
+    default_pipecat = [n for n in (1, 10, 20, 30, 50) if n <= max(args.ns)]
+    args.pipecat_ns = ([int(x) for x in args.pipecat_ns.split(",") if x]
+                       if args.pipecat_ns else default_pipecat)
+    if args.no_idle:
+        args.idle_n = 0
+    args.out = (args.out or common.default_out("voice")).resolve()
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    common.check_venvs(peers=args.with_peers)
+    rb = common.harness()
+    floor = rb.floor()
+    vads = ["energy", "silero"] if args.vad == "both" else [args.vad]
+    facts = common.machine_facts(peers=args.with_peers)
+    print(json.dumps(facts, indent=1), f"\nresults in {args.out}", flush=True)
+
+    def broke(res: Result) -> bool:
+        return bool(rb.broke(res, floor))
+
+    runs: dict[str, list[Result]] = {}
+    for vad in vads:
+        target = "parley" if vad == "energy" else "parley-silero"
+        runs[target] = sweep(lambda t, n, s: run_parley(args, t, n, s, floor),
+                             target, args.ns, args, broke)
+        if args.with_peers:
+            run_peer = peer_runner(args, floor)
+            for peer in PEERS[vad]:
+                ns = args.pipecat_ns if peer.startswith("pipecat") else args.peer_ns
+                runs[peer] = sweep(run_peer, peer, ns, args, broke)
+    rows = [row for target, results in runs.items() for row in table_rows(target, results)]
+    table = common.md_table(HEADERS, rows)
+    common.write_json(args.out / "summary.json", {"machine": facts, "floor": floor, "runs": runs})
+    (args.out / "table.md").write_text(table + "\n")
+    print(f"\nfloor {floor['total_ms']:.0f} ms; barge-in floor {floor['barge_in_floor_ms']:.0f} ms;"
+          " * = foreign load > 10% of a core during the run\n")
+    print(table, flush=True)
+    if args.profile:
+        for vad in vads:
+            run_profile(args, "parley" if vad == "energy" else "parley-silero", floor)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,528 @@
+"""Scripted-timeline test kit for the voice loop: virtual time, scripted engines, a harness.
+
+``VirtualTime`` is a ``FakeClock`` plus a ``sleep`` that waits on it. Pass
+``time.sleep`` to ``VoiceConnection`` and the scripted engines; then
+``await time.advance(secs)`` moves the clock from one sleeper's deadline to the
+next, letting everything that becomes runnable run in between (``settle``). Real
+I/O (the store) is tracked by ``TrackedStore``, so ``settle`` also waits for store
+calls in flight: a timeline plays out the same way however fast the machine is.
+
+The scripted engines make audio easy to read back:
+
+* ``ScriptedVAD``: a frame's speech probability is written in its samples
+  (``vad_frame(prob)``: every sample is ``prob * 10000``).
+* ``ScriptedSTT``: every utterance's final transcript comes from a script (optionally
+  after a virtual ``delay``); it records the frames and the mode of each utterance.
+* ``ToneTTS``: ``ms_per_word`` of a square wave per word; the wave's amplitude says
+  which ``synthesize`` call made it (``ToneTTS.call_of(frame)``).
+* ``ScriptedLLM``: replies made of text deltas, tool calls, ``Pause`` and errors.
+
+``Mic`` feeds a connection 20 ms frames in real-time order (the clock advances one
+frame, then the frame arrives); ``voice_harness`` wires all of it around a real
+``Brain`` on a real SQLite/PostgreSQL store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import inspect
+import itertools
+import json
+import re
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+import numpy as np
+
+from parley.brain.core import Brain
+from parley.brain.demo_tools import register_demo_tools
+from parley.brain.runtime import AgentRuntime
+from parley.brain.tools import ToolRegistry
+from parley.config import AgentSpec
+from parley.engines.base import (
+    EngineError,
+    EngineSet,
+    LLMChunk,
+    STTCapabilities,
+    STTMode,
+    TextDelta,
+    ToolCallRequest,
+    TTSCapabilities,
+    VADCapabilities,
+)
+from parley.sessions.local import LocalCoordinator
+from parley.sessions.records import Message
+from parley.sessions.sql import SqlStore
+from parley.testing import FakeClock
+from parley.voice.connection import FRAME_SECS, VoiceConnection, VoiceOptions
+
+Sleep = Callable[[float], Awaitable[None]]
+RATE = 16000
+FRAME_SAMPLES = 320
+PROB_SCALE = 10000
+_SETTLE_ROUNDS = 100_000
+
+
+# --- time ------------------------------------------------------------------------------
+
+
+class VirtualTime:
+    """A fake clock and a sleep on it; see the module docstring."""
+
+    def __init__(self, clock: FakeClock | None = None, *, io_timeout_s: float = 20.0) -> None:
+        self.clock = clock or FakeClock()
+        self.io_timeout_s = io_timeout_s
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+        self._io = 0
+        self._io_idle = asyncio.Event()
+        self._io_idle.set()
+
+    def now(self) -> float:
+        return self.clock.monotonic()
+
+    async def sleep(self, secs: float) -> None:
+        """Wait until the virtual clock has moved ``secs`` on."""
+        if secs <= 0:
+            await asyncio.sleep(0)
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self.now() + secs, next(self._order), waiter))
+        await waiter
+
+    def io_started(self) -> None:
+        self._io += 1
+        self._io_idle.clear()
+
+    def io_finished(self) -> None:
+        self._io -= 1
+        if self._io == 0:
+            self._io_idle.set()
+
+    async def settle(self) -> None:
+        """Run everything runnable (and wait for tracked I/O) until all is waiting."""
+        loop = asyncio.get_running_loop()
+        for _ in range(_SETTLE_ROUNDS):
+            await asyncio.sleep(0)
+            if getattr(loop, "_ready", ()):  # other callbacks are scheduled
+                continue
+            if self._io:
+                await asyncio.wait_for(self._io_idle.wait(), self.io_timeout_s)
+                continue
+            return
+        raise RuntimeError("the event loop never settled (a busy loop without sleeping?)")
+
+    async def advance(self, secs: float) -> None:
+        """Move the clock ``secs`` on, waking sleepers in deadline order."""
+        target = self.now() + secs
+        await self._play(target, None)
+        self._jump(target)
+        await self.settle()
+
+    async def run_until(self, condition: Callable[[], bool], limit_s: float = 120.0) -> float:
+        """Advance until ``condition()`` holds; returns the virtual time it took.
+        Fails if it does not hold within ``limit_s`` of virtual time."""
+        start = self.now()
+        if not await self._play(start + limit_s, condition):
+            raise AssertionError(f"condition not met within {limit_s} s of virtual time")
+        return self.now() - start
+
+    async def _play(self, target: float, condition: Callable[[], bool] | None) -> bool:
+        while True:
+            await self.settle()
+            if condition is not None and condition():
+                return True
+            deadline = self._next_deadline()
+            if deadline is None or deadline > target:
+                return False
+            self._jump(deadline)
+            while self._sleepers and self._sleepers[0][0] <= deadline:
+                waiter = heapq.heappop(self._sleepers)[2]
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def _next_deadline(self) -> float | None:
+        while self._sleepers and self._sleepers[0][2].done():
+            heapq.heappop(self._sleepers)  # a cancelled sleeper
+        return self._sleepers[0][0] if self._sleepers else None
+
+    def _jump(self, when: float) -> None:
+        if when > self.now():
+            self.clock.advance(when - self.now())
+
+
+class TrackedStore:
+    """A ``Store`` whose calls ``VirtualTime.settle`` waits for (they are real I/O)."""
+
+    def __init__(self, store: Any, time: VirtualTime) -> None:
+        self._store = store
+        self._time = time
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._store, name)
+        if not inspect.iscoroutinefunction(attr):
+            return attr
+
+        async def tracked(*args: Any, **kwargs: Any) -> Any:
+            self._time.io_started()
+            try:
+                return await attr(*args, **kwargs)
+            finally:
+                self._time.io_finished()
+
+        return tracked
+
+
+# --- transport -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sent:
+    at: float
+    kind: Literal["json", "audio"]
+    data: Any
+
+
+class MemoryTransport:
+    """Collects what a connection sends, with the virtual time of each send.
+    Set ``audio_gate`` (an ``asyncio.Event``) to hold audio sends until it is set."""
+
+    def __init__(self, time: VirtualTime) -> None:
+        self.time = time
+        self.sent: list[Sent] = []
+        self.audio_gate: asyncio.Event | None = None
+
+    async def send_json(self, data: dict[str, Any]) -> None:
+        wire = json.loads(json.dumps(data))  # must be plain JSON, like on the wire
+        self.sent.append(Sent(self.time.now(), "json", wire))
+
+    async def send_audio(self, pcm: bytes) -> None:
+        self.sent.append(Sent(self.time.now(), "audio", bytes(pcm)))
+        if self.audio_gate is not None:
+            await self.audio_gate.wait()
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        return [s.data for s in self.sent if s.kind == "json" and kind in (None, s.data["type"])]
+
+    def types(self) -> list[str]:
+        return [s.data["type"] for s in self.sent if s.kind == "json"]
+
+    def count(self, kind: str) -> int:
+        return len(self.events(kind))
+
+    def index(self, kind: str, nth: int = 0) -> int:
+        """Position in ``sent`` of the ``nth`` JSON event of ``kind``."""
+        found = [i for i, s in enumerate(self.sent) if s.kind == "json" and s.data["type"] == kind]
+        return found[nth]
+
+    def audio(self, start: int = 0) -> list[bytes]:
+        return [s.data for s in self.sent[start:] if s.kind == "audio"]
+
+    def first_audio_at(self, start: int = 0) -> float:
+        return next(s.at for s in self.sent[start:] if s.kind == "audio")
+
+
+# --- engines ---------------------------------------------------------------------------
+
+
+def vad_frame(prob: float) -> bytes:
+    """20 ms of 16 kHz audio that ``ScriptedVAD`` scores ``prob``."""
+    return np.full(FRAME_SAMPLES, round(prob * PROB_SCALE), dtype="<i2").tobytes()
+
+
+class ScriptedVADStream:
+    def process(self, pcm: bytes) -> float:
+        samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype="<i2")
+        return 0.0 if samples.size == 0 else min(1.0, max(0.0, samples[-1] / PROB_SCALE))
+
+    def reset(self) -> None:
+        """Stateless."""
+
+
+class ScriptedVAD:
+    capabilities = VADCapabilities(sample_rate=RATE, window_samples=FRAME_SAMPLES)
+
+    def open_stream(self) -> ScriptedVADStream:
+        return ScriptedVADStream()
+
+
+@dataclass
+class HeardUtterance:
+    frames: int
+    mode: STTMode
+    text: str
+
+
+class ScriptedSTT:
+    """Final transcripts from a script ("" when it runs out). ``fail_next`` makes the
+    next ``finish`` raise it; ``partial`` is returned once after ``partial_after`` frames."""
+
+    capabilities = STTCapabilities(sample_rate=RATE, streaming=True)
+
+    def __init__(
+        self,
+        transcripts: Iterable[str] = (),
+        *,
+        delay: float = 0.0,
+        sleep: Sleep | None = None,
+        partial: str = "",
+        partial_after: int = 0,
+    ) -> None:
+        self.transcripts = deque(transcripts)
+        self.delay = delay
+        self.sleep = sleep
+        self.partial = partial
+        self.partial_after = partial_after
+        self.fail_next: EngineError | None = None
+        self.utterances: list[HeardUtterance] = []
+        self.cancelled = 0
+
+    def open_stream(self) -> ScriptedSTTStream:
+        return ScriptedSTTStream(self)
+
+    async def transcribe(self, pcm: bytes) -> str:
+        return self.transcripts.popleft() if self.transcripts else ""
+
+
+class ScriptedSTTStream:
+    def __init__(self, engine: ScriptedSTT) -> None:
+        self.engine = engine
+        self.mode: STTMode = "default"
+        self.frames = 0
+
+    async def push(self, pcm: bytes) -> str | None:
+        self.frames += 1
+        if self.engine.partial and self.frames == self.engine.partial_after:
+            return self.engine.partial
+        return None
+
+    async def finish(self) -> str:
+        engine = self.engine
+        if engine.delay and engine.sleep is not None:
+            await engine.sleep(engine.delay)
+        frames, self.frames = self.frames, 0
+        if engine.fail_next is not None:
+            failure, engine.fail_next = engine.fail_next, None
+            raise failure
+        text = engine.transcripts.popleft() if engine.transcripts else ""
+        engine.utterances.append(HeardUtterance(frames, self.mode, text))
+        return text
+
+    def cancel(self) -> None:
+        self.frames = 0
+        self.engine.cancelled += 1
+
+    def set_mode(self, mode: STTMode) -> None:
+        self.mode = mode
+
+    async def close(self) -> None:
+        return None
+
+
+class ToneTTS:
+    """``ms_per_word`` of tone per word, one chunk per word; see the module docstring."""
+
+    capabilities = TTSCapabilities(sample_rate=RATE, streaming=True)
+
+    def __init__(
+        self,
+        ms_per_word: float = 100,
+        *,
+        delay: float = 0.0,
+        sleep: Sleep | None = None,
+        fail_on: str | None = None,
+    ) -> None:
+        self.word_samples = round(RATE * ms_per_word / 1000)
+        self.delay = delay
+        self.sleep = sleep
+        self.fail_on = fail_on
+        self.spoken: list[str] = []
+
+    async def synthesize(self, text: str) -> AsyncIterator[bytes]:
+        call = len(self.spoken)
+        self.spoken.append(text)
+        if self.fail_on is not None and self.fail_on in text:
+            raise EngineError(f"cannot say {text!r}", code="tts_failed")
+        if self.delay and self.sleep is not None:
+            await self.sleep(self.delay)
+        wave = np.tile(np.array([1, -1], dtype="<i2"), self.word_samples // 2) * (100 + call)
+        for _ in text.split():
+            yield wave.astype("<i2").tobytes()
+
+    @staticmethod
+    def call_of(frame: bytes) -> int:
+        """Which ``synthesize`` call (index into ``spoken``) made this audio."""
+        return int(abs(int(np.frombuffer(frame[:2], dtype="<i2")[0]))) - 100
+
+
+@dataclass(frozen=True)
+class Pause:
+    """A virtual-time pause inside a scripted LLM reply."""
+
+    secs: float
+
+
+Step = str | ToolCallRequest | Pause | EngineError
+
+
+def tokens(text: str) -> list[str]:
+    """Word-sized deltas, like a model's stream."""
+    return re.findall(r"\S+\s*", text)
+
+
+class ScriptedLLM:
+    """Answers each call with the next scripted reply (``default`` when none is left).
+    A reply is a string (streamed word by word) or a list of steps."""
+
+    def __init__(
+        self, *replies: str | Sequence[Step], sleep: Sleep | None = None, default: str = "Okay."
+    ) -> None:
+        self.replies: deque[str | Sequence[Step]] = deque(replies)
+        self.sleep = sleep
+        self.default = default
+        self.calls: list[list[dict[str, Any]]] = []
+
+    async def stream(
+        self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]
+    ) -> AsyncIterator[LLMChunk]:
+        self.calls.append([dict(m) for m in messages])
+        reply = self.replies.popleft() if self.replies else self.default
+        steps: Sequence[Step] = tokens(reply) if isinstance(reply, str) else reply
+        for step in steps:
+            if isinstance(step, Pause):
+                assert self.sleep is not None, "a Pause needs the LLM's sleep"
+                await self.sleep(step.secs)
+            elif isinstance(step, EngineError):
+                raise step
+            elif isinstance(step, str):
+                yield TextDelta(step)
+            else:
+                yield step
+
+
+def book_call(call_id: str = "call_book", name: str = "Sam") -> ToolCallRequest:
+    """A ``book_table`` tool call (the demo tool that needs approval)."""
+    args = {"name": name, "date": "2026-01-02", "time": "19:00", "party_size": 2}
+    return ToolCallRequest(id=call_id, name="book_table", arguments=args)
+
+
+# --- driving a connection ------------------------------------------------------------
+
+
+class Mic:
+    """Feeds frames in real time: the clock moves one frame, then the frame arrives."""
+
+    def __init__(self, conn: VoiceConnection, time: VirtualTime) -> None:
+        self.conn = conn
+        self.time = time
+
+    async def play(self, secs: float, prob: float) -> None:
+        for _ in range(round(secs / FRAME_SECS)):
+            await self.time.advance(FRAME_SECS)
+            await self.conn.feed_audio(vad_frame(prob))
+        await self.time.settle()
+
+    async def speak(self, secs: float, prob: float = 1.0) -> None:
+        await self.play(secs, prob)
+
+    async def silence(self, secs: float) -> None:
+        await self.play(secs, 0.0)
+
+
+def scripted_agent(**overrides: Any) -> AgentSpec:
+    """A small agent with the demo tools: a filler on ``check_availability`` and
+    an approval on ``book_table``."""
+    spec: dict[str, Any] = {
+        "name": "tester",
+        "brain": "rules",
+        "tools": [
+            {"name": "check_availability", "filler": "Let me check."},
+            {"name": "book_table", "requires_approval": True, "approval_prompt": "Book it?"},
+        ],
+        **overrides,
+    }
+    return AgentSpec.model_validate(spec)
+
+
+@dataclass
+class VoiceHarness:
+    time: VirtualTime
+    store: Any
+    brain: Brain
+    session_id: str
+    agent: AgentSpec
+    engines: EngineSet
+    llm: Any
+    transport: MemoryTransport = field(init=False)
+    conn: VoiceConnection = field(init=False)
+    mic: Mic = field(init=False)
+
+    def connect(self, options: VoiceOptions | None = None) -> VoiceConnection:
+        """A (new) connection to the session, with a fresh transport and mic."""
+        self.transport = MemoryTransport(self.time)
+        self.conn = VoiceConnection(
+            brain=self.brain, session_id=self.session_id, agent=self.agent,
+            engines=self.engines, transport=self.transport, options=options or VoiceOptions(),
+            clock=self.time.clock, sleep=self.time.sleep,
+        )
+        self.mic = Mic(self.conn, self.time)
+        return self.conn
+
+    async def messages(self, role: str | None = None) -> list[Message]:
+        history: list[Message] = await self.store.list_messages(self.session_id)
+        return [m for m in history if role in (None, m.role)]
+
+    async def until(self, kind: str, count: int = 1, limit_s: float = 120.0) -> float:
+        """Advance virtual time until ``count`` events of ``kind`` have been sent."""
+        return await self.time.run_until(lambda: self.transport.count(kind) >= count, limit_s)
+
+
+@contextlib.asynccontextmanager
+async def voice_harness(
+    database_url: str,
+    *,
+    agent: AgentSpec | None = None,
+    llm: Any = None,
+    stt: Any = None,
+    tts: Any = None,
+    options: VoiceOptions | None = None,
+    channel: str = "voice",
+) -> AsyncIterator[VoiceHarness]:
+    """A started ``VoiceConnection`` on a fresh session, all in virtual time.
+    Engines whose ``sleep`` is None get the harness's virtual sleep."""
+    time = VirtualTime()
+    agent = agent or scripted_agent()
+    llm = llm if llm is not None else ScriptedLLM()
+    stt = stt if stt is not None else ScriptedSTT()
+    tts = tts if tts is not None else ToneTTS()
+    for engine in (llm, stt, tts):
+        if getattr(engine, "sleep", False) is None:
+            engine.sleep = time.sleep
+    sql = SqlStore(database_url, time.clock)
+    await sql.start()
+    store = TrackedStore(sql, time)
+    client = httpx.AsyncClient()
+    registry = ToolRegistry()
+    register_demo_tools(registry)
+    runtime = AgentRuntime(agent, registry.bind(agent, client), llm, "scripted")
+    brain = Brain(store, LocalCoordinator(time.clock), {agent.name: runtime}, clock=time.clock)  # type: ignore[arg-type]
+    session = await store.create_session(
+        agent=agent.name, token_hash="test", resume_token=uuid.uuid4().hex,
+        template_vars={}, metadata={}, expires_at=None, channel=channel,
+    )
+    engines = EngineSet(stt=stt, tts=tts, vad=ScriptedVAD())
+    harness = VoiceHarness(time, store, brain, session.id, agent, engines, llm)
+    harness.connect(options)
+    try:
+        yield harness
+    finally:
+        await harness.conn.close()
+        await time.settle()
+        await sql.close()
+        await client.aclose()

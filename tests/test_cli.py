@@ -1,0 +1,210 @@
+"""The command line: ``parley chat`` (against a running app and ``--local``) and
+``parley doctor``, driven with scripted input; one real ``parley chat --local`` process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from parley.cli import _chat_local, _chat_loop, main
+from tests.plugins.apps import RunningApp
+from tests.plugins.stores import sqlite_url
+
+PARLEY_BIN = Path(sys.executable).parent / "parley"
+BOOKING = ["I'd like a table for 2 tomorrow at 7pm", "My name is Ann Lee"]
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> dict[str, Any]:
+    """SQLite + in-process only: these tests are about the terminal client."""
+    return {"database_url": sqlite_url(tmp_path)}
+
+
+@pytest.fixture
+def local_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """Settings for an in-process server: data under tmp, no outside PARLEY_* values."""
+    for name in [n for n in os.environ if n.startswith("PARLEY_")]:
+        monkeypatch.delenv(name)
+    data = tmp_path / "data"
+    monkeypatch.setenv("PARLEY_DATA_DIR", str(data))
+    monkeypatch.chdir(tmp_path)
+    yield data
+
+
+class Script:
+    """A scripted ``input``: answers in order, and remembers every prompt it was shown."""
+
+    def __init__(self, *answers: str) -> None:
+        self.answers = list(answers)
+        self.prompts: list[str] = []
+
+    def __call__(self, prompt: str) -> str:
+        self.prompts.append(prompt)
+        if not self.answers:
+            raise EOFError
+        return self.answers.pop(0)
+
+
+def assert_booked(out: str, script: Script) -> None:
+    assert out.startswith("bot> Hi, welcome to Bistro!")
+    assert "  · check_availability(date='tomorrow', time='19:00', party_size=2)\n" in out
+    assert "  · check_availability → ok\n" in out
+    assert "bot> Good news: we have a table for 2 tomorrow at 7 pm." in out
+    approval = [p for p in script.prompts if p.startswith("  ? ")]
+    assert approval == ["  ? Book a table for 2 under Ann Lee, tomorrow at 19:00? [y/n] "]
+    assert "  · approval approved\n" in out
+    assert "  · book_table(name='Ann Lee', date='tomorrow', time='19:00', party_size=2)\n" in out
+    assert "  · book_table → ok\n" in out
+    assert "bot> You're booked, Ann Lee: a table for 2 tomorrow at 7 pm." in out
+    assert "Your confirmation is BX-" in out
+    # the order a reader sees: tool activity, then the reply, then the approval
+    assert out.index("check_availability → ok") < out.index("Good news") < out.index("approved")
+    assert out.index("approved") < out.index("book_table → ok") < out.index("You're booked")
+
+
+async def test_chat_books_a_table_through_the_approval(
+    running: RunningApp, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    script = Script(*BOOKING, "y", "/quit")
+    assert await _chat_loop(running.base_url, "demo", script) == 0
+    out = capsys.readouterr().out
+    assert_booked(out, script)
+    assert script.answers == []
+    assert script.prompts.count("you> ") == 3
+    # /quit ended the session (read straight from the SQLite file the app writes)
+    with sqlite3.connect(tmp_path / "parley.db") as db:
+        rows = db.execute("SELECT status, end_reason FROM sessions").fetchall()
+    assert rows == [("ended", "USER_ENDED")]
+
+
+async def test_chat_denied_approval_books_nothing(
+    running: RunningApp, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = Script(*BOOKING, "n", "", "/exit")
+    assert await _chat_loop(running.base_url, "demo", script) == 0
+    out = capsys.readouterr().out
+    assert "  · approval denied\n" in out
+    assert "book_table → ok" not in out
+    assert "bot> No problem, I haven't booked anything." in out
+    assert script.prompts.count("you> ") == 4  # the empty line was skipped, not sent
+
+
+async def test_chat_shows_menu_cards_and_ends_on_eof(
+    running: RunningApp, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = Script("what's on the menu?")  # then EOF (Ctrl-D)
+    assert await _chat_loop(running.base_url, "demo", script) == 0
+    out = capsys.readouterr().out
+    assert "  · show_menu()\n" in out
+    assert (
+        "  [Mushroom risotto] Arborio rice, porcini, parmesan"
+        "  → say: Tell me about the mushroom risotto\n"
+    ) in out
+    assert "  · show_menu → ok\n" in out
+    assert "bot> Here's our menu." in out
+
+
+async def test_chat_local_runs_its_own_server(
+    local_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = Script(*BOOKING, "yes please", "/quit")
+    assert await _chat_local("demo", script) == 0
+    assert_booked(capsys.readouterr().out, script)
+    assert (local_env / "parley.db").is_file()  # PARLEY_DATA_DIR was used
+
+
+def test_chat_unknown_agent_is_a_clear_error(
+    local_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["chat", "--local", "--agent", "nope"]) == 1
+    err = capsys.readouterr().err
+    assert err == "parley: agent_not_found: no agent named 'nope' (agents: demo)\n"
+
+
+def test_chat_without_a_server_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as sock:  # a port that was free a moment ago: nobody listens
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    assert main(["chat", "--url", url]) == 1
+    assert capsys.readouterr().err.startswith(f"parley: cannot reach {url}: ")
+
+
+def test_doctor_prints_settings_and_agents(
+    local_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    agents = local_env.parent / "agents"
+    agents.mkdir()
+    (agents / "shop.yaml").write_text("name: shop\n", encoding="utf-8")
+    monkeypatch.setenv("PARLEY_AGENTS_DIR", str(agents))
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert f"data dir:  {local_env.resolve()}\n" in out
+    assert f"database:  sqlite+aiosqlite:///{(local_env / 'parley.db').resolve()}\n" in out
+    assert "redis:     in-process coordination\n" in out
+    assert "llm:       none (rules brain)\n" in out
+    assert "agents:    demo, shop\n" in out
+
+
+def test_doctor_hides_database_credentials(
+    local_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PARLEY_DATABASE_URL", "postgresql+asyncpg://app:s3cret@db:5432/parley")
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "s3cret" not in out and "database:  db:5432/parley\n" in out
+
+
+def test_doctor_with_a_bad_setting_exits_2(
+    local_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PARLEY_AGENTS_DIR", str(local_env / "missing"))
+    assert main(["doctor"]) == 2
+    assert "PARLEY_AGENTS_DIR" in capsys.readouterr().err
+
+
+def test_a_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main([])
+    assert exit_.value.code == 2
+    assert "serve" in capsys.readouterr().err
+
+
+def run_chat_process(
+    stdin: str, cwd: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+    return subprocess.run(
+        [str(PARLEY_BIN), "chat", "--local"],
+        input=stdin,
+        cwd=cwd,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_chat_local_as_a_real_process(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    result = run_chat_process(
+        "what's on the menu?\n/quit\n", tmp_path, {"PARLEY_DATA_DIR": str(data)}
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.startswith("bot> Hi, welcome to Bistro!")
+    assert "you> " in out  # input() writes its prompt when stdin is a pipe
+    assert "  · show_menu()\n" in out and "  · show_menu → ok\n" in out
+    assert "  [Chocolate fondant] Warm, with vanilla ice cream" in out
+    assert "bot> Here's our menu." in out
+    assert "Traceback" not in result.stderr
+    assert (data / "parley.db").is_file()
+    assert not (tmp_path / ".parley").exists()
