@@ -239,6 +239,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="N = 1, 10; 5 s per run")
     p.add_argument("--quiet-pct", type=float, default=8.0)
     p.add_argument("--quiet-wait", type=float, default=60.0)
+    p.add_argument("--nice", type=int, default=0,
+                   help="niceness for this process and every server/client it starts "
+                        "(e.g. -15 on a shared machine; needs root)")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     if args.quick:
@@ -252,6 +255,7 @@ async def amain(args: argparse.Namespace) -> int:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {common.CLIENT_CPU})  # the client side; the server gets CPU 0
     facts = common.machine_facts(peers=False)
+    facts["niceness"] = common.raise_priority(args.nice)
     print(json.dumps(facts, indent=1), f"\nresults in {args.out}", flush=True)
     results = []
     for config in [c for c in args.configs.split(",") if c]:

@@ -6,7 +6,10 @@
    process) at several voices and speeds. One decoder per voice is reused across its
    utterances, as a connection would; each utterance is pushed in 20 ms frames with
    the 300 ms pre-roll and 500 ms of trailing silence the voice loop gives the STT,
-   then ``finish()``.
+   then ``finish()``. Two conditions: ``clean`` is espeak's output as is (digital
+   silence between words and around the utterance); ``floor`` adds Gaussian noise at
+   -60 dBFS (rms 30), the noise floor of a real microphone. pocketsphinx is far more
+   accurate with the latter (see bench/RESULTS.md).
 2. **Voice-to-voice latency** of the embedded stack (Silero VAD + pocketsphinx +
    rules brain + espeak-ng): the real app runs in this process on a real socket; a
    client streams utterances over ``/v1/voice`` at real-time pace (a 20 ms frame
@@ -30,6 +33,7 @@ import platform
 import statistics
 import tempfile
 import time
+import zlib
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -53,6 +57,7 @@ VOICES = (("en-us", 175), ("en-us", 140), ("en-us", 200), ("en", 175), ("en-us+f
 FRAME = 640  # 20 ms of 16 kHz PCM16
 FRAME_S = 0.02
 PREROLL_S, TRAILING_S = 0.3, 0.5  # what the voice loop pushes around an utterance
+CONDITIONS = {"clean": 0.0, "floor": 30.0}  # noise rms added to the speech
 VOICED_RMS = 200.0  # a frame louder than this counts as speech (espeak output)
 LATENCY_SENTENCES = (
     "hello",
@@ -103,6 +108,7 @@ def word_errors(ref: list[str], hyp: list[str]) -> int:
 
 @dataclass
 class Utterance:
+    condition: str
     voice: str
     rate: int
     kind: str
@@ -112,19 +118,35 @@ class Utterance:
     words: int
 
 
-async def recognise(stt: STT, voice: str, rate: int, items: list[tuple[str, str]]) -> list[Utterance]:
+def with_floor(pcm: bytes, rms: float, seed: int) -> bytes:
+    """``pcm`` plus Gaussian noise of the given rms (deterministic for a seed)."""
+    if rms <= 0:
+        return pcm
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+    samples += np.random.default_rng(seed).normal(0.0, rms, samples.size)
+    return bytes(np.clip(np.round(samples), -32768, 32767).astype("<i2").tobytes())
+
+
+async def recognise(
+    stt: STT, condition: str, voice: str, rate: int, items: list[tuple[str, str]]
+) -> list[Utterance]:
     """One decoder (stream) for this voice, reused across its utterances."""
     stream = stt.open_stream()
     out: list[Utterance] = []
     try:
         for kind, sentence in items:
             pcm = pad_silence(speak_pcm16k(sentence, voice, rate), PREROLL_S, TRAILING_S)
+            pcm = with_floor(
+                pcm, CONDITIONS[condition], zlib.crc32(f"{voice}{rate}{sentence}".encode())
+            )
             for i in range(0, len(pcm), FRAME):
                 await stream.push(pcm[i : i + FRAME])
             hyp = await stream.finish()
             ref_words, hyp_words = normalize(sentence), normalize(hyp)
             errors = word_errors(ref_words, hyp_words)
-            out.append(Utterance(voice, rate, kind, sentence, hyp, errors, len(ref_words)))
+            out.append(
+                Utterance(condition, voice, rate, kind, sentence, hyp, errors, len(ref_words))
+            )
     finally:
         await stream.close()
     return out
@@ -140,8 +162,9 @@ async def measure_accuracy(phrases: dict[str, list[str]]) -> list[Utterance]:
     engines = await hub.engines_for("demo")
     items = [(kind, s) for kind, sentences in phrases.items() for s in sentences]
     results: list[Utterance] = []
-    for voice, rate in VOICES:
-        results += await recognise(engines.stt, voice, rate, items)
+    for condition in CONDITIONS:
+        for voice, rate in VOICES:
+            results += await recognise(engines.stt, condition, voice, rate, items)
     return results
 
 
@@ -254,7 +277,9 @@ async def measure_latency(turns: int) -> list[TurnLatency]:
                 tasks = [asyncio.create_task(ear.run()), asyncio.create_task(mic.run())]
                 try:
                     await ear.until("done")  # the spoken greeting
-                    sentences = [LATENCY_SENTENCES[i % len(LATENCY_SENTENCES)] for i in range(turns)]
+                    sentences = [
+                        LATENCY_SENTENCES[i % len(LATENCY_SENTENCES)] for i in range(turns)
+                    ]
                     return [await one_turn(mic, ear, s) for s in sentences]
                 finally:
                     for task in tasks:
@@ -293,44 +318,76 @@ def machine() -> dict[str, Any]:
 
 
 def accuracy_table(results: list[Utterance]) -> list[dict[str, Any]]:
+    """One row per voice: WER per condition, and per sentence kind under each."""
     rows = []
     for voice, rate in VOICES:
         mine = [u for u in results if (u.voice, u.rate) == (voice, rate)]
-        row = {"voice": voice, "rate": rate, "wer": wer(mine), "utterances": len(mine)}
-        for kind in sorted({u.kind for u in mine}):
-            row[f"wer_{kind}"] = wer([u for u in mine if u.kind == kind])
+        row: dict[str, Any] = {"voice": voice, "rate": rate}
+        for condition in CONDITIONS:
+            these = [u for u in mine if u.condition == condition]
+            row[f"wer_{condition}"] = wer(these)
+            for kind in sorted({u.kind for u in these}):
+                row[f"wer_{condition}_{kind}"] = wer([u for u in these if u.kind == kind])
+        row["utterances"] = len(mine) // len(CONDITIONS)
         rows.append(row)
     return rows
 
 
-def print_report(info: dict[str, Any], results: list[Utterance], turns: list[TurnLatency]) -> None:
-    print(f"{info['date']}  {info['nproc']} cores  {info['cpu']}  load {info['load_avg_1m']:.1f}")
-    print(f"parley {info['parley']}, pocketsphinx {info['pocketsphinx']}, "
-          f"espeakng-loader {info['espeakng-loader']}, Python {info['python']}\n")
+def overall(results: list[Utterance]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for condition in CONDITIONS:
+        these = [u for u in results if u.condition == condition]
+        out[condition] = wer(these)
+        for kind in sorted({u.kind for u in these}):
+            out[f"{condition}_{kind}"] = wer([u for u in these if u.kind == kind])
+    return out
+
+
+def print_accuracy(results: list[Utterance]) -> None:
     kinds = sorted({u.kind for u in results})
-    print(f"{'voice':<10} {'rate':>4} {'WER':>6} " + " ".join(f"{k:>9}" for k in kinds) + "  utts")
+    cols = [f"{c}_{k}" for c in CONDITIONS for k in ("", *kinds)]
+    names = [c.rstrip("_") for c in cols]
+    print(f"{'voice':<10} {'rate':>4} " + " ".join(f"{n:>15}" for n in names) + "  utts")
     for row in accuracy_table(results):
-        per_kind = " ".join(f"{row[f'wer_{k}']:>9.1%}" for k in kinds)
-        print(f"{row['voice']:<10} {row['rate']:>4} {row['wer']:>6.1%} {per_kind}  {row['utterances']}")
-    per_kind = " ".join(f"{wer([u for u in results if u.kind == k]):>9.1%}" for k in kinds)
-    print(f"{'overall':<15} {wer(results):>6.1%} {per_kind}  {len(results)}\n")
-    misses = [u for u in results if u.errors]
-    print(f"{len(misses)} of {len(results)} utterances had errors, e.g.:")
-    for u in misses[:12]:
-        print(f"  [{u.voice} {u.rate}] {u.ref!r} -> {u.hyp!r}")
-    if not turns:
-        return
+        cells = " ".join(f"{row['wer_' + c.rstrip('_')]:>15.1%}" for c in cols)
+        print(f"{row['voice']:<10} {row['rate']:>4} {cells}  {row['utterances']}")
+    total = overall(results)
+    cells = " ".join(f"{total[c.rstrip('_')]:>15.1%}" for c in cols)
+    print(f"{'overall':<15} {cells}  {len(results) // len(CONDITIONS)}\n")
+    for condition in CONDITIONS:
+        misses = [u for u in results if u.errors and u.condition == condition]
+        these = sum(1 for u in results if u.condition == condition)
+        print(f"{condition}: {len(misses)} of {these} utterances had errors, e.g.:")
+        for u in misses[:8]:
+            print(f"  [{u.voice} {u.rate}] {u.ref!r} -> {u.hyp!r}")
+
+
+def print_latency(turns: list[TurnLatency]) -> None:
     done = [t.v2v_ms for t in turns if t.v2v_ms is not None]
     print(f"\nvoice-to-voice (last voiced frame sent -> first reply audio), {len(turns)} turns:")
     for t in turns:
         print(f"  {t.v2v_ms!s:>7} ms  server {t.server_ms}  said {t.said!r} heard {t.heard!r}")
     if done:
-        print(f"p50 {percentile(done, 0.5):.0f} ms, p95 {percentile(done, 0.95):.0f} ms "
-              f"(min {min(done):.0f}, max {max(done):.0f}; {len(turns) - len(done)} turns without reply)")
-        for key in ("stt_final", "first_token", "first_audio"):
-            values = [t.server_ms[key] for t in turns if key in t.server_ms]
-            if values:
-                print(f"  server, VAD end -> {key}: median {statistics.median(values):.0f} ms")
+        print(
+            f"p50 {percentile(done, 0.5):.0f} ms, p95 {percentile(done, 0.95):.0f} ms "
+            f"(min {min(done):.0f}, max {max(done):.0f}; "
+            f"{len(turns) - len(done)} turns without a reply)"
+        )
+    for key in ("stt_final", "first_token", "first_audio"):
+        values = [t.server_ms[key] for t in turns if key in t.server_ms]
+        if values:
+            print(f"  server, VAD end -> {key}: median {statistics.median(values):.0f} ms")
+
+
+def print_report(info: dict[str, Any], results: list[Utterance], turns: list[TurnLatency]) -> None:
+    print(f"{info['date']}  {info['nproc']} cores  {info['cpu']}  load {info['load_avg_1m']:.1f}")
+    print(
+        f"parley {info['parley']}, pocketsphinx {info['pocketsphinx']}, "
+        f"espeakng-loader {info['espeakng-loader']}, Python {info['python']}\n"
+    )
+    print_accuracy(results)
+    if turns:
+        print_latency(turns)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -339,13 +396,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     results = await measure_accuracy(load_phrases(args.phrases))
     accuracy_s = time.monotonic() - started
     turns = await measure_latency(args.turns) if args.turns else []
-    info["runtime_s"] = {"accuracy": round(accuracy_s, 1), "total": round(time.monotonic() - started, 1)}
+    info["runtime_s"] = {
+        "accuracy": round(accuracy_s, 1),
+        "total": round(time.monotonic() - started, 1),
+    }
     print_report(info, results, turns)
     done = [t.v2v_ms for t in turns if t.v2v_ms is not None]
     return {
         "machine": info,
+        "conditions": CONDITIONS,
         "voices": accuracy_table(results),
-        "overall_wer": wer(results),
+        "overall_wer": overall(results),
         "utterances": [asdict(u) for u in results],
         "latency": {
             "turns": [asdict(t) for t in turns],

@@ -281,6 +281,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keep-going", action="store_true", help="run every N even after a break")
     p.add_argument("--profile", type=int, default=0, metavar="N",
                    help="after the sweep, one extra Parley run at N under py-spy (not tabled)")
+    p.add_argument("--nice", type=int, default=0,
+                   help="niceness for this process and every server/client it starts "
+                        "(e.g. -15 on a shared machine; needs root)")
     p.add_argument("--out", type=Path, default=None, help="results directory (default /tmp)")
     args = p.parse_args(argv)
     if args.quick:
@@ -306,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     floor = rb.floor()
     vads = ["energy", "silero"] if args.vad == "both" else [args.vad]
     facts = common.machine_facts(peers=args.with_peers)
+    facts["niceness"] = common.raise_priority(args.nice)
     print(json.dumps(facts, indent=1), f"\nresults in {args.out}", flush=True)
 
     def broke(res: Result) -> bool:

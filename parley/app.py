@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -77,6 +78,15 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     agents = load_agents(settings.agents_dir)
     registry = ToolRegistry()
     register_demo_tools(registry)
+    for module_name in settings.tools_modules:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ConfigError(f"PARLEY_TOOLS_MODULES: cannot import {module_name}: {exc}") from None
+        register = getattr(module, "register", None)
+        if not callable(register):
+            raise ConfigError(f"PARLEY_TOOLS_MODULES: {module_name} has no register(registry)")
+        register(registry)
     client = httpx.AsyncClient(timeout=httpx.Timeout(settings.llm_timeout_s, connect=10.0))
     runtimes: dict[str, AgentRuntime] = {}
     for agent in agents.values():

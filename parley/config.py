@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     llm_api_key: str | None = None
     llm_timeout_s: float = Field(default=60.0, gt=0)
     llm_max_tool_rounds: int = Field(default=6, ge=1, le=50)
+    tools_modules: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="modules with a register(registry) function adding Python tools",
+    )
     operator_key: str | None = None
     # NoDecode: the environment gives a comma list ("https://a,https://b") or JSON.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -69,7 +73,7 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "tools_modules", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip().startswith("["):

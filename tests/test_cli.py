@@ -198,13 +198,13 @@ def test_chat_local_as_a_real_process(tmp_path: Path) -> None:
     result = run_chat_process(
         "what's on the menu?\n/quit\n", tmp_path, {"PARLEY_DATA_DIR": str(data)}
     )
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
-    assert out.startswith("bot> Hi, welcome to Bistro!")
+    out, err = result.stdout, result.stderr
+    assert result.returncode == 0, err
+    assert "Traceback" not in err, err
+    assert out.startswith("bot> Hi, welcome to Bistro!"), out
     assert "you> " in out  # input() writes its prompt when stdin is a pipe
-    assert "  · show_menu()\n" in out and "  · show_menu → ok\n" in out
-    assert "  [Chocolate fondant] Warm, with vanilla ice cream" in out
-    assert "bot> Here's our menu." in out
-    assert "Traceback" not in result.stderr
+    assert "  · show_menu()\n" in out and "  · show_menu → ok\n" in out, out
+    assert "  [Chocolate fondant] Warm, with vanilla ice cream" in out, out
+    assert "bot> Here's our menu." in out, out
     assert (data / "parley.db").is_file()
     assert not (tmp_path / ".parley").exists()

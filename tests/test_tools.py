@@ -514,3 +514,28 @@ async def test_failing_webhook_end_to_end_is_fed_back_as_an_error(
     fed = [m for m in fake_openai.requests[-1].body["messages"] if m["role"] == "tool"]
     assert json.loads(fed[0]["content"])["status"] == "error"
     assert [r.path for r in webhooks.received] == ["/fail"]
+
+
+def test_tools_modules_setting_registers_python_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``PARLEY_TOOLS_MODULES`` imports modules whose ``register(registry)`` adds tools."""
+    from parley.app import build_services
+    from parley.config import ConfigError, Settings
+
+    (tmp_path / "my_tools.py").write_text(
+        "async def shout(text: str) -> str:\n"
+        "    '''Repeat loudly.'''\n"
+        "    return text.upper()\n\n"
+        "def register(registry):\n"
+        "    registry.add(shout)\n"
+    )
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    (agents / "loud.yaml").write_text("name: loud\nbrain: rules\ntools: [shout]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PARLEY_TOOLS_MODULES", "my_tools")
+    settings = Settings(data_dir=tmp_path / "d", agents_dir=agents)
+    assert settings.tools_modules == ["my_tools"]
+    services = build_services(settings)
+    assert "shout" in services.brain.runtimes["loud"].tools
+    with pytest.raises(ConfigError, match="PARLEY_TOOLS_MODULES"):
+        build_services(Settings(data_dir=tmp_path / "d", tools_modules=["no_such_module_x"]))

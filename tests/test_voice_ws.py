@@ -365,12 +365,17 @@ async def test_llm_greeting_runs_once(app: RunningApp) -> None:
     client = app.client()
     client.session = ready
     await channel_is(client, "chat")
-    again, _ = await open_voice(app, session_id=ready["session_id"],
-                                session_token=ready["session_token"])
+    again, _ = await open_voice(
+        app, session_id=ready["session_id"], session_token=ready["session_token"]
+    )
     await again.send({"type": "text", "text": "a table"})
     await again.until("done")
     assert "error" not in again.types()
     await again.ws.close()
     history = [(m["role"], m["text"]) for m in await client.messages()]
-    assert history == [("assistant", "Hello you."), ("user", "a table"), ("assistant", "Sure thing.")]
+    assert history == [
+        ("assistant", "Hello you."),
+        ("user", "a table"),
+        ("assistant", "Sure thing."),
+    ]
     await client.aclose()

@@ -98,14 +98,21 @@ async def _resolve_session(
     agent = services.agents[agent_name]
     token, resume = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     session = await store.create_session(
-        agent=agent.name, token_hash=token_hash(token), resume_token=token_hash(resume),
-        template_vars=dict(start.get("template_vars") or {}), metadata={},
-        expires_at=services.expires_at(agent), channel="voice",
+        agent=agent.name,
+        token_hash=token_hash(token),
+        resume_token=token_hash(resume),
+        template_vars=dict(start.get("template_vars") or {}),
+        metadata={},
+        expires_at=services.expires_at(agent),
+        channel="voice",
     )
     greeting = agent.render_greeting(session.template_vars)
     if greeting:
         await store.add_message(
-            session.id, "assistant", greeting, blocks=[{"type": "text", "text": greeting}],
+            session.id,
+            "assistant",
+            greeting,
+            blocks=[{"type": "text", "text": greeting}],
             channel="voice",
         )
     return session, {"session_token": token, "resume_token": resume}
@@ -222,14 +229,24 @@ async def voice_endpoint(ws: WebSocket, services: Services, hub: EngineHub) -> N
     except WebSocketDisconnect:
         return
     await services.store.update_session(session.id, current_channel="voice")
-    await transport.send_json({
-        "type": "ready", "session_id": session.id, **tokens,
-        "input_sample_rate": options.input_rate, "output_sample_rate": options.output_rate,
-        "expires_at": session.expires_at.isoformat() if session.expires_at else None,
-    })
+    await transport.send_json(
+        {
+            "type": "ready",
+            "session_id": session.id,
+            **tokens,
+            "input_sample_rate": options.input_rate,
+            "output_sample_rate": options.output_rate,
+            "expires_at": session.expires_at.isoformat() if session.expires_at else None,
+        }
+    )
     conn = VoiceConnection(
-        brain=services.brain, session_id=session.id, agent=services.agents[session.agent],
-        engines=engines, transport=transport, options=options, clock=services.clock,
+        brain=services.brain,
+        session_id=session.id,
+        agent=services.agents[session.agent],
+        engines=engines,
+        transport=transport,
+        options=options,
+        clock=services.clock,
     )
     await _attach(ws, conn, services, session)
 

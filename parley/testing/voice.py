@@ -7,15 +7,10 @@ next, letting everything that becomes runnable run in between (``settle``). Real
 I/O (the store) is tracked by ``TrackedStore``, so ``settle`` also waits for store
 calls in flight: a timeline plays out the same way however fast the machine is.
 
-The scripted engines make audio easy to read back:
-
-* ``ScriptedVAD``: a frame's speech probability is written in its samples
-  (``vad_frame(prob)``: every sample is ``prob * 10000``).
-* ``ScriptedSTT``: every utterance's final transcript comes from a script (optionally
-  after a virtual ``delay``); it records the frames and the mode of each utterance.
-* ``ToneTTS``: ``ms_per_word`` of a square wave per word; the wave's amplitude says
-  which ``synthesize`` call made it (``ToneTTS.call_of(frame)``).
-* ``ScriptedLLM``: replies made of text deltas, tool calls, ``Pause`` and errors.
+The scripted engines (``voice_engines``, re-exported here) make audio easy to read
+back: ``ScriptedVAD`` reads a frame's speech probability from its samples,
+``ScriptedSTT`` answers from a script, ``ToneTTS`` marks which call made each frame,
+``ScriptedLLM`` streams scripted replies, tool calls, pauses and errors.
 
 ``Mic`` feeds a connection 20 ms frames in real-time order (the clock advances one
 frame, then the frame arrives); ``voice_harness`` wires all of it around a real
@@ -30,42 +25,58 @@ import heapq
 import inspect
 import itertools
 import json
-import re
 import uuid
-from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
-import numpy as np
 
 from parley.brain.core import Brain
 from parley.brain.demo_tools import register_demo_tools
 from parley.brain.runtime import AgentRuntime
 from parley.brain.tools import ToolRegistry
 from parley.config import AgentSpec
-from parley.engines.base import (
-    EngineError,
-    EngineSet,
-    LLMChunk,
-    STTCapabilities,
-    STTMode,
-    TextDelta,
-    ToolCallRequest,
-    TTSCapabilities,
-    VADCapabilities,
-)
+from parley.engines.base import EngineSet
 from parley.sessions.local import LocalCoordinator
 from parley.sessions.records import Message
 from parley.sessions.sql import SqlStore
 from parley.testing import FakeClock
+from parley.testing.voice_engines import (
+    HeardUtterance,
+    Pause,
+    ScriptedLLM,
+    ScriptedSTT,
+    ScriptedVAD,
+    Step,
+    ToneTTS,
+    book_call,
+    tokens,
+    vad_frame,
+)
 from parley.voice.connection import FRAME_SECS, VoiceConnection, VoiceOptions
 
-Sleep = Callable[[float], Awaitable[None]]
-RATE = 16000
-FRAME_SAMPLES = 320
-PROB_SCALE = 10000
+__all__ = [
+    "HeardUtterance",
+    "MemoryTransport",
+    "Mic",
+    "Pause",
+    "ScriptedLLM",
+    "ScriptedSTT",
+    "ScriptedVAD",
+    "Sent",
+    "Step",
+    "ToneTTS",
+    "TrackedStore",
+    "VirtualTime",
+    "VoiceHarness",
+    "book_call",
+    "scripted_agent",
+    "tokens",
+    "vad_frame",
+    "voice_harness",
+]
+
 _SETTLE_ROUNDS = 100_000
 
 
@@ -228,190 +239,6 @@ class MemoryTransport:
         return next(s.at for s in self.sent[start:] if s.kind == "audio")
 
 
-# --- engines ---------------------------------------------------------------------------
-
-
-def vad_frame(prob: float) -> bytes:
-    """20 ms of 16 kHz audio that ``ScriptedVAD`` scores ``prob``."""
-    return np.full(FRAME_SAMPLES, round(prob * PROB_SCALE), dtype="<i2").tobytes()
-
-
-class ScriptedVADStream:
-    def process(self, pcm: bytes) -> float:
-        samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype="<i2")
-        return 0.0 if samples.size == 0 else min(1.0, max(0.0, samples[-1] / PROB_SCALE))
-
-    def reset(self) -> None:
-        """Stateless."""
-
-
-class ScriptedVAD:
-    capabilities = VADCapabilities(sample_rate=RATE, window_samples=FRAME_SAMPLES)
-
-    def open_stream(self) -> ScriptedVADStream:
-        return ScriptedVADStream()
-
-
-@dataclass
-class HeardUtterance:
-    frames: int
-    mode: STTMode
-    text: str
-
-
-class ScriptedSTT:
-    """Final transcripts from a script ("" when it runs out). ``fail_next`` makes the
-    next ``finish`` raise it; ``partial`` is returned once after ``partial_after`` frames."""
-
-    capabilities = STTCapabilities(sample_rate=RATE, streaming=True)
-
-    def __init__(
-        self,
-        transcripts: Iterable[str] = (),
-        *,
-        delay: float = 0.0,
-        sleep: Sleep | None = None,
-        partial: str = "",
-        partial_after: int = 0,
-    ) -> None:
-        self.transcripts = deque(transcripts)
-        self.delay = delay
-        self.sleep = sleep
-        self.partial = partial
-        self.partial_after = partial_after
-        self.fail_next: EngineError | None = None
-        self.utterances: list[HeardUtterance] = []
-        self.cancelled = 0
-
-    def open_stream(self) -> ScriptedSTTStream:
-        return ScriptedSTTStream(self)
-
-    async def transcribe(self, pcm: bytes) -> str:
-        return self.transcripts.popleft() if self.transcripts else ""
-
-
-class ScriptedSTTStream:
-    def __init__(self, engine: ScriptedSTT) -> None:
-        self.engine = engine
-        self.mode: STTMode = "default"
-        self.frames = 0
-
-    async def push(self, pcm: bytes) -> str | None:
-        self.frames += 1
-        if self.engine.partial and self.frames == self.engine.partial_after:
-            return self.engine.partial
-        return None
-
-    async def finish(self) -> str:
-        engine = self.engine
-        if engine.delay and engine.sleep is not None:
-            await engine.sleep(engine.delay)
-        frames, self.frames = self.frames, 0
-        if engine.fail_next is not None:
-            failure, engine.fail_next = engine.fail_next, None
-            raise failure
-        text = engine.transcripts.popleft() if engine.transcripts else ""
-        engine.utterances.append(HeardUtterance(frames, self.mode, text))
-        return text
-
-    def cancel(self) -> None:
-        self.frames = 0
-        self.engine.cancelled += 1
-
-    def set_mode(self, mode: STTMode) -> None:
-        self.mode = mode
-
-    async def close(self) -> None:
-        return None
-
-
-class ToneTTS:
-    """``ms_per_word`` of tone per word, one chunk per word; see the module docstring."""
-
-    capabilities = TTSCapabilities(sample_rate=RATE, streaming=True)
-
-    def __init__(
-        self,
-        ms_per_word: float = 100,
-        *,
-        delay: float = 0.0,
-        sleep: Sleep | None = None,
-        fail_on: str | None = None,
-    ) -> None:
-        self.word_samples = round(RATE * ms_per_word / 1000)
-        self.delay = delay
-        self.sleep = sleep
-        self.fail_on = fail_on
-        self.spoken: list[str] = []
-
-    async def synthesize(self, text: str) -> AsyncIterator[bytes]:
-        call = len(self.spoken)
-        self.spoken.append(text)
-        if self.fail_on is not None and self.fail_on in text:
-            raise EngineError(f"cannot say {text!r}", code="tts_failed")
-        if self.delay and self.sleep is not None:
-            await self.sleep(self.delay)
-        wave = np.tile(np.array([1, -1], dtype="<i2"), self.word_samples // 2) * (100 + call)
-        for _ in text.split():
-            yield wave.astype("<i2").tobytes()
-
-    @staticmethod
-    def call_of(frame: bytes) -> int:
-        """Which ``synthesize`` call (index into ``spoken``) made this audio."""
-        return int(abs(int(np.frombuffer(frame[:2], dtype="<i2")[0]))) - 100
-
-
-@dataclass(frozen=True)
-class Pause:
-    """A virtual-time pause inside a scripted LLM reply."""
-
-    secs: float
-
-
-Step = str | ToolCallRequest | Pause | EngineError
-
-
-def tokens(text: str) -> list[str]:
-    """Word-sized deltas, like a model's stream."""
-    return re.findall(r"\S+\s*", text)
-
-
-class ScriptedLLM:
-    """Answers each call with the next scripted reply (``default`` when none is left).
-    A reply is a string (streamed word by word) or a list of steps."""
-
-    def __init__(
-        self, *replies: str | Sequence[Step], sleep: Sleep | None = None, default: str = "Okay."
-    ) -> None:
-        self.replies: deque[str | Sequence[Step]] = deque(replies)
-        self.sleep = sleep
-        self.default = default
-        self.calls: list[list[dict[str, Any]]] = []
-
-    async def stream(
-        self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]
-    ) -> AsyncIterator[LLMChunk]:
-        self.calls.append([dict(m) for m in messages])
-        reply = self.replies.popleft() if self.replies else self.default
-        steps: Sequence[Step] = tokens(reply) if isinstance(reply, str) else reply
-        for step in steps:
-            if isinstance(step, Pause):
-                assert self.sleep is not None, "a Pause needs the LLM's sleep"
-                await self.sleep(step.secs)
-            elif isinstance(step, EngineError):
-                raise step
-            elif isinstance(step, str):
-                yield TextDelta(step)
-            else:
-                yield step
-
-
-def book_call(call_id: str = "call_book", name: str = "Sam") -> ToolCallRequest:
-    """A ``book_table`` tool call (the demo tool that needs approval)."""
-    args = {"name": name, "date": "2026-01-02", "time": "19:00", "party_size": 2}
-    return ToolCallRequest(id=call_id, name="book_table", arguments=args)
-
-
 # --- driving a connection ------------------------------------------------------------
 
 
@@ -433,6 +260,12 @@ class Mic:
 
     async def silence(self, secs: float) -> None:
         await self.play(secs, 0.0)
+
+    async def utterance(self, speech: float = 1.0, before: float = 0.2) -> None:
+        """Silence, ``speech`` seconds of speech, then silence until the turn ends."""
+        await self.silence(before)
+        await self.speak(speech)
+        await self.silence(self.conn.turn_taking.config.stop_secs)
 
 
 def scripted_agent(**overrides: Any) -> AgentSpec:
@@ -467,9 +300,14 @@ class VoiceHarness:
         """A (new) connection to the session, with a fresh transport and mic."""
         self.transport = MemoryTransport(self.time)
         self.conn = VoiceConnection(
-            brain=self.brain, session_id=self.session_id, agent=self.agent,
-            engines=self.engines, transport=self.transport, options=options or VoiceOptions(),
-            clock=self.time.clock, sleep=self.time.sleep,
+            brain=self.brain,
+            session_id=self.session_id,
+            agent=self.agent,
+            engines=self.engines,
+            transport=self.transport,
+            options=options or VoiceOptions(),
+            clock=self.time.clock,
+            sleep=self.time.sleep,
         )
         self.mic = Mic(self.conn, self.time)
         return self.conn
@@ -513,8 +351,13 @@ async def voice_harness(
     runtime = AgentRuntime(agent, registry.bind(agent, client), llm, "scripted")
     brain = Brain(store, LocalCoordinator(time.clock), {agent.name: runtime}, clock=time.clock)  # type: ignore[arg-type]
     session = await store.create_session(
-        agent=agent.name, token_hash="test", resume_token=uuid.uuid4().hex,
-        template_vars={}, metadata={}, expires_at=None, channel=channel,
+        agent=agent.name,
+        token_hash="test",
+        resume_token=uuid.uuid4().hex,
+        template_vars={},
+        metadata={},
+        expires_at=None,
+        channel=channel,
     )
     engines = EngineSet(stt=stt, tts=tts, vad=ScriptedVAD())
     harness = VoiceHarness(time, store, brain, session.id, agent, engines, llm)

@@ -137,8 +137,13 @@ class VoiceConnection:
         self.resampler = Resampler(options.input_rate, 16000)
         self.splitter = FrameSplitter(FRAME_BYTES_16K)
         self.pump = AudioPump(
-            options.output_rate, options.lead_ms, transport, clock, self.sleep,
-            on_speaking=self._set_speaking, on_first_audio=self._first_audio,
+            options.output_rate,
+            options.lead_ms,
+            transport,
+            clock,
+            self.sleep,
+            on_speaking=self._set_speaking,
+            on_first_audio=self._first_audio,
         )
         self.playout = self.pump.playout
         self.audio_t = 0.0  # seconds of input audio processed (the turn-taking clock)
@@ -234,7 +239,9 @@ class VoiceConnection:
                 self.stt_feed.cancel()
             elif isinstance(ev, UtteranceEnded):
                 self.in_utterance = False
-                self._spawn(self._finish_utterance(self.clock.monotonic()))
+                async def later(t: float) -> None:
+                    await self._finish_utterance(self.stt_feed.finish(), t)
+                self._spawn(later(self.clock.monotonic()))
 
     def _open_utterance(self) -> None:
         """Speech confirmed: the recogniser gets the audio from just before its onset
@@ -245,9 +252,9 @@ class VoiceConnection:
                 self.stt_feed.push(frame)
         self.preroll.clear()
 
-    async def _finish_utterance(self, vad_end: float) -> None:
+    async def _finish_utterance(self, final: asyncio.Future[str], vad_end: float) -> None:
         try:
-            text = (await self.stt_feed.finish()).strip()
+            text = (await final).strip()
         except EngineError as exc:
             log.warning("speech recognition failed: %s", exc)
             await self._send(Error(exc.code, f"speech recognition failed: {exc}"))
@@ -281,8 +288,11 @@ class VoiceConnection:
 
         def make() -> TurnStream:
             return self.brain.decide(
-                self.session_id, tool_call_id, approved,
-                decided_by=by, channel=self.options.channel,
+                self.session_id,
+                tool_call_id,
+                approved,
+                decided_by=by,
+                channel=self.options.channel,
             )
 
         self._respond(make, timings=timings)
@@ -319,21 +329,12 @@ class VoiceConnection:
     async def _run_response(
         self, make_turn: Callable[[], TurnStream] | None, say: str | None, timings: Timings
     ) -> None:
-        async with self._start_lock:
-            if self.response is not None:
-                await self.response.superseded()
-            await self.interrupt()
-            turn = None
-            if make_turn is not None:
-                turn = await self._start_turn(make_turn)
-                if turn is None:
-                    return
-            if self._closed:  # the connection closed while this response was starting
-                if turn is not None:
-                    await turn.cancel("")
-                return
-            response = self._register(turn, timings)
+        response = None
         try:
+            async with self._start_lock:
+                response = await self._begin(make_turn, timings)
+            if response is None:
+                return
             if say:
                 response.say(say, stored=False)
             await response.run()
@@ -344,16 +345,41 @@ class VoiceConnection:
             log.exception("a voice response of session %s failed", self.session_id)
             await self._send(Error("internal_error", "the voice response failed"))
         finally:
-            if self.response is response:
+            if response is not None and self.response is response:
                 self.response = None
+
+    async def _begin(
+        self, make_turn: Callable[[], TurnStream] | None, timings: Timings
+    ) -> Response | None:
+        """With the start lock held: stop the current response, start the turn and
+        register the new response (None if the turn was refused)."""
+        if self.response is not None:
+            await self.response.superseded()
+        await self.interrupt()
+        turn = None
+        if make_turn is not None:
+            turn = await self._start_turn(make_turn)
+            if turn is None:
+                return None
+        if self._closed:  # the connection closed while this response was starting
+            if turn is not None:
+                await turn.cancel("")
+            return None
+        return self._register(turn, timings)
 
     def _register(self, turn: TurnStream | None, timings: Timings) -> Response:
         """Make the response current (no await here: a started turn always has an owner)."""
         response = Response(
-            turn=turn, tts=self.engines.tts, playout=self.playout,
-            generation=self.playout.new_generation(), output_rate=self.options.output_rate,
-            send_json=self.transport.send_json, clock=self.clock, on_event=self._on_turn_event,
-            timings=timings, on_audio=self.pump.wake,
+            turn=turn,
+            tts=self.engines.tts,
+            playout=self.playout,
+            generation=self.playout.new_generation(),
+            output_rate=self.options.output_rate,
+            send_json=self.transport.send_json,
+            clock=self.clock,
+            on_event=self._on_turn_event,
+            timings=timings,
+            on_audio=self.pump.wake,
         )
         response.task = asyncio.current_task()  # type: ignore[assignment]
         self.response = response

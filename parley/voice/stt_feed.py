@@ -4,8 +4,8 @@ The voice loop must not wait for the recogniser while it reads audio (barge-in i
 decided on the incoming frames), yet an ``STTStream`` is one stateful recogniser:
 the audio of the next utterance must not reach it before the previous utterance's
 ``finish`` has run. So every call — ``push`` of a frame, ``finish``, ``cancel`` — is
-queued and one worker task performs them in order. ``push`` and ``cancel`` return at
-once; ``finish`` returns the final transcript when its turn comes.
+queued and one worker task performs them in order. All three return at once;
+``finish`` gives a future of the final transcript.
 
 Each utterance has a number. A partial transcript is reported (``on_partial``) only
 while its utterance is still the open one, so a late partial cannot count towards
@@ -69,12 +69,13 @@ class SttFeed:
         self._put(_Cancel(self._utterance))
         self._utterance += 1
 
-    async def finish(self) -> str:
-        """Close the open utterance; its final transcript (raises ``EngineError``)."""
+    def finish(self) -> asyncio.Future[str]:
+        """Close the open utterance now; the future gets its final transcript (or the
+        ``EngineError``). Audio pushed after this call belongs to the next utterance."""
         result: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._put(_Finish(self._utterance, result))
         self._utterance += 1
-        return await result
+        return result
 
     def set_mode(self, mode: STTMode) -> None:
         """Vocabulary for the next utterance (the stream applies it when one starts)."""
