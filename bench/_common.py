@@ -8,6 +8,7 @@ Nothing here writes into the harness directory.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import json
@@ -20,7 +21,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -37,6 +39,7 @@ PARLEY_PY = ROOT / ".venv" / "bin" / "python"
 PARLEY_BIN = ROOT / ".venv" / "bin" / "parley"
 PY_SPY = Path(os.environ.get("PY_SPY", CACHE / "client-venv" / "bin" / "py-spy"))
 
+REDIS_URL = "redis://127.0.0.1:6379/0"
 SERVER_CPU = 0
 CLIENT_CPU = 1
 
@@ -153,6 +156,53 @@ def parley_server(
         finally:
             stop_process(proc)
             shutil.rmtree(data_dir, ignore_errors=True)
+
+
+PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@contextlib.asynccontextmanager
+async def fresh_postgres() -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database for one run (its Parley URL); dropped afterwards."""
+    import asyncpg
+
+    name = f"parley_bench_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def store_env_async(store: str) -> AsyncIterator[dict[str, str]]:
+    """Environment for Parley's store: ``sqlite`` (the data dir), ``postgres`` (a fresh
+    database) or ``postgres+redis`` (plus the Redis coordinator)."""
+    if store == "sqlite":
+        yield {}
+        return
+    if store not in ("postgres", "postgres+redis"):
+        raise SystemExit(f"unknown store {store!r}: sqlite, postgres or postgres+redis")
+    async with fresh_postgres() as url:
+        env = {"PARLEY_DATABASE_URL": url}
+        if store == "postgres+redis":
+            env["PARLEY_REDIS_URL"] = REDIS_URL
+        yield env
+
+
+@contextlib.contextmanager
+def store_env(store: str) -> Iterator[dict[str, str]]:
+    """``store_env_async`` for synchronous callers (no event loop running)."""
+    loop = asyncio.new_event_loop()
+    manager = store_env_async(store)
+    try:
+        yield loop.run_until_complete(manager.__aenter__())
+    finally:
+        loop.run_until_complete(manager.__aexit__(None, None, None))
+        loop.close()
 
 
 def proc_cpu_seconds(pid: int) -> float:

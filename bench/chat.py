@@ -30,9 +30,8 @@ import json
 import os
 import sys
 import time
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,8 +47,6 @@ import httpx  # noqa: E402  (from Parley's venv)
 
 from parley.client import ApiFailure, ParleyClient  # noqa: E402
 
-PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-REDIS_URL = "redis://127.0.0.1:6379/0"
 STORES = ("sqlite", "postgres", "postgres+redis")
 BRAINS = {"rules": "demo", "fake": "bench"}
 RULES_MESSAGES = (
@@ -80,34 +77,6 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 # --- the server side -----------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def fresh_postgres() -> AsyncIterator[str]:
-    """A new, empty database for one run; dropped afterwards."""
-    import asyncpg
-
-    name = f"parley_bench_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with contextlib.suppress(Exception):
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
-@contextlib.asynccontextmanager
-async def store_env(store: str) -> AsyncIterator[dict[str, str]]:
-    if store == "sqlite":
-        yield {}
-        return
-    async with fresh_postgres() as url:
-        env = {"PARLEY_DATABASE_URL": url}
-        if store == "postgres+redis":
-            env["PARLEY_REDIS_URL"] = REDIS_URL
-        yield env
 
 
 @contextlib.contextmanager
@@ -202,7 +171,7 @@ async def run_config(config: str, ns: list[int], args: argparse.Namespace) -> li
     results = []
     for n in ns:
         busy = await asyncio.to_thread(common.wait_quiet, args.quiet_pct, args.quiet_wait)
-        async with store_env(store) as env:
+        async with common.store_env_async(store) as env:
             with server(args.out / "logs" / f"{config}-N{n}.log", env) as srv:
                 base = f"http://127.0.0.1:{srv.port}"
                 res = await drive(base, BRAINS[brain], n, args.duration, srv.pid)

@@ -67,7 +67,8 @@ def run_parley_once(args: argparse.Namespace, target: str, n: int, script: str,
     tag = f"{target}-{script}-N{n}" + ("-profile" if profile else "")
     busy_before = common.wait_quiet(args.quiet_pct, args.quiet_wait)
     out = args.out / "raw" / f"{tag}.json"
-    with common.parley_server(args.out / "logs" / f"{tag}.log") as server:
+    log = args.out / "logs" / f"{tag}.log"
+    with common.store_env(args.store) as env, common.parley_server(log, env=env) as server:
         cmd = client_command(args, n, script, server.pid, server.port,
                              PARLEY_TARGETS[target], out, floor)
         spy = start_profiler(args.out / "profiles" / tag, server.pid) if profile else None
@@ -165,9 +166,9 @@ def summarize_profile(collapsed: Path, top: int = 25) -> str:
 
 
 def run_profile(args: argparse.Namespace, target: str, floor: dict[str, Any]) -> None:
-    n = args.profile
-    run_parley_once(args, target, n, "full", floor, profile=True)
-    collapsed = args.out / "profiles" / f"{target}-full-N{n}-profile.txt"
+    n, script = args.profile, args.profile_script
+    run_parley_once(args, target, n, script, floor, profile=True)
+    collapsed = args.out / "profiles" / f"{target}-{script}-N{n}-profile.txt"
     if collapsed.exists() and collapsed.stat().st_size:
         summary = summarize_profile(collapsed)
         collapsed.with_name(collapsed.stem + "-top.txt").write_text(summary)
@@ -263,6 +264,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true",
                    help=f"N = {QUICK_NS}, idle N = 20, no retries, short quiet wait")
     p.add_argument("--vad", choices=["energy", "silero", "both"], default="energy")
+    p.add_argument("--store", default="sqlite", choices=["sqlite", "postgres", "postgres+redis"],
+                   help="Parley's session store (postgres: a fresh database per run)")
     p.add_argument("--with-peers", action="store_true", help="also Pipecat and the null peer")
     p.add_argument("--peer-ns", default=None, help="session counts for the null peers")
     p.add_argument("--pipecat-ns", default=None,
@@ -284,6 +287,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--nice", type=int, default=0,
                    help="niceness for this process and every server/client it starts "
                         "(e.g. -15 on a shared machine; needs root)")
+    p.add_argument("--profile-script", choices=["full", "silence"], default="full",
+                   help="what the profiled sessions do (silence: the per-frame cost alone)")
     p.add_argument("--out", type=Path, default=None, help="results directory (default /tmp)")
     args = p.parse_args(argv)
     if args.quick:

@@ -188,6 +188,7 @@ def _mount_optional_channels(app: FastAPI, services: Services) -> None:
     from parley.channels import voice_ws
 
     voice_ws.install(app, services)
+    app.include_router(__import__("parley.channels.voice_turn", fromlist=["router"]).router)
 
 
 def app_factory() -> FastAPI:

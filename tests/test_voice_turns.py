@@ -16,12 +16,14 @@ from parley.testing.voice import (
     ScriptedLLM,
     ScriptedSTT,
     ToneTTS,
+    VirtualTime,
     book_call,
+    scripted_agent,
     tokens,
     voice_harness,
 )
 from parley.voice.connection import VoiceOptions
-from parley.voice.response import APOLOGY
+from parley.voice.response import APOLOGY, SLOW_TOOL_FILLER, SLOW_TOOL_SECS
 from tests.plugins.stores import sqlite_url
 
 
@@ -50,6 +52,35 @@ async def test_filler_is_spoken_before_the_tool_and_not_stored(db: str) -> None:
         assert ToneTTS.call_of(first) == 0  # the filler is heard first
         texts = [m.text for m in await h.messages("assistant")]
         assert texts == ["", "We have a table."]
+
+
+async def test_a_slow_tool_without_a_filler_gets_a_generic_one(db: str) -> None:
+    time = VirtualTime()
+
+    async def slow_lookup() -> str:
+        """Look something up, slowly."""
+        await time.sleep(2.5)
+        return "found"
+
+    async def quick_lookup() -> str:
+        """Look something up, quickly."""
+        return "found"
+
+    agent = scripted_agent(tools=["slow_lookup", "quick_lookup"])
+    calls = [ToolCallRequest("c1", "quick_lookup", {}), ToolCallRequest("c2", "slow_lookup", {})]
+    llm = ScriptedLLM(calls, "Here it is.")
+    tts = ToneTTS()
+    async with voice_harness(
+        db, agent=agent, llm=llm, tts=tts, time=time, tools=[slow_lookup, quick_lookup]
+    ) as h:
+        await h.conn.start()
+        await dispatch(h.conn, {"type": "text", "text": "look it up"})
+        started = h.time.now()
+        await h.until("done")
+        assert tts.spoken == [SLOW_TOOL_FILLER, "Here it is."]
+        filler_at = h.transport.first_audio_at()
+        assert filler_at - started == pytest.approx(SLOW_TOOL_SECS)
+        assert [m.text for m in await h.messages("assistant")] == ["", "Here it is."]
 
 
 @pytest.mark.parametrize(

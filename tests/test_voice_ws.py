@@ -18,7 +18,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from parley.client import ApiFailure, ParleyClient
+from parley.client import ParleyClient
 from tests.plugins.apps import AppFactory, RunningApp
 from tests.plugins.stores import sqlite_url
 
@@ -97,7 +97,7 @@ class Voice:
             if isinstance(msg, bytes):
                 self.audio.append(msg)
                 continue
-            event = json.loads(msg)
+            event: dict[str, Any] = json.loads(msg)
             self.events.append(event)
             if event["type"] == kind and all(event.get(k) == v for k, v in fields.items()):
                 return event
@@ -225,7 +225,14 @@ async def test_malformed_frames_get_bad_message_and_the_connection_goes_on(
     app: RunningApp,
 ) -> None:
     voice, _ = await open_voice(app, agent="fakevoice")
-    for frame in ["{not json", "[1, 2]", '"text"', {"type": "teleport"}, {"state": "down"}]:
+    frames: list[dict[str, Any] | str] = [
+        "{not json",
+        "[1, 2]",
+        '"text"',
+        {"type": "teleport"},
+        {"state": "down"},
+    ]
+    for frame in frames:
         await voice.send(frame)
         error = await voice.until("error")
         assert error["code"] == "bad_message"
@@ -312,32 +319,7 @@ async def test_other_input_rates_are_resampled(app: RunningApp, rate: int) -> No
     await voice.ws.close()
 
 
-# --- one session across channels ---------------------------------------------------------
-
-
-async def test_chat_is_refused_while_voice_holds_the_session(app: RunningApp) -> None:
-    client = app.client()
-    session = await client.create_session("fakevoice")
-    voice, _ = await open_voice(app, **session)
-    await voice.send({"type": "text", "text": "hello"})
-    await voice.until("done")
-    with pytest.raises(ApiFailure) as refused:
-        async for _ in client.send("a table"):
-            pass
-    assert (refused.value.status, refused.value.code) == (409, "wrong_channel")
-    await voice.ws.close()
-    await channel_is(client, "chat")
-    kinds = [ev.event async for ev in client.send("a table")]
-    assert kinds[-1] == "turn_end"
-    history = [(m["role"], m["text"], m["channel"]) for m in await client.messages()]
-    assert history == [
-        ("assistant", "Hi.", "chat"),
-        ("user", "hello", "voice"),
-        ("assistant", "Hello you.", "voice"),
-        ("user", "a table", "chat"),
-        ("assistant", "Sure thing.", "chat"),
-    ]
-    await client.aclose()
+# --- greetings ---------------------------------------------------------------------------
 
 
 async def test_static_greeting_is_spoken_once(app: RunningApp) -> None:

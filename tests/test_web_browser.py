@@ -231,8 +231,9 @@ async def test_typed_booking_through_the_approval_card(
 async def test_denying_shows_a_denied_badge(browse: Browse, base_url: str) -> None:
     async with browse() as page:
         await book_until_approval(page)
-        await page.get_by_role("button", name="Deny book table").click()
+        await page.get_by_role("button", name="Deny book table").press("Enter")  # by keyboard
         await page.wait_for_selector(".card.approval[data-status=denied]")
+        assert await page.evaluate("document.activeElement.classList.contains('approval')")
         assert "Denied" in await page.locator(".card.approval .badge").inner_text()
         await page.wait_for_function("!window.parley.snapshot().busy")
         saved = await saved_session(page)
@@ -448,6 +449,10 @@ async def test_holding_the_mic_stops_the_agent_and_chat_continues_after_voice(
         await page.wait_for_function("window.parley.snapshot().channel === 'voice'")
         await page.click("#mic")  # hands-free off: the mic only sends while held
         assert not (await snapshot(page))["handsFree"]
+        await page.wait_for_function(  # the greeting, spoken on first attachment
+            "window.parley.events().some(e => e.type === 'done')", timeout=30_000
+        )
+        assert (await snapshot(page))["interruptions"] == 0
         await page.fill("#composer-input", "show me the menu")
         await page.press("#composer-input", "Enter")  # goes over the WebSocket as `text`
         await page.wait_for_function(
@@ -461,7 +466,7 @@ async def test_holding_the_mic_stops_the_agent_and_chat_continues_after_voice(
         await page.wait_for_function(
             "window.parley.events().some(e => e.type === 'interrupted')", timeout=10_000
         )
-        assert (await snapshot(page))["playbackLevel"] < 0.01
+        await page.wait_for_function("window.parley.snapshot().playbackLevel < 0.01", timeout=500)
         await page.keyboard.up("Space")
         await page.wait_for_selector(".msg-assistant.interrupted")
         await page.click("#leave-voice")

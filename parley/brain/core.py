@@ -335,19 +335,25 @@ class Brain:
                 block["requires_approval"] = True
                 block["prompt"] = runtime.approval_prompt(call.name, call.arguments)
             blocks.append(block)
-        msg = await _persist(
+        write = asyncio.ensure_future(
             self.store.add_message(
                 state.session.id, "assistant", text, blocks=blocks, channel=state.channel
             )
         )
-        state.last_message_id, state.last_message_text = msg.id, text
+        try:
+            msg = await asyncio.shield(write)
+        except asyncio.CancelledError:
+            msg = await write  # finish the write, so ``TurnStream.cancel`` can truncate it
+            state.remember(msg.id, text, blocks)
+            raise
+        state.remember(msg.id, text, blocks)
         return AssistantMessage(msg.id, text, False)
 
     async def _store_interrupted(self, state: TurnState) -> None:
         generated = "".join(state.partial)
+        if not generated:
+            return  # nothing new; ``TurnStream.cancel`` truncates the last stored message
         text = state.heard if state.heard is not None else generated
-        if not generated and not text:
-            return
         blocks = [{"type": "text", "text": text}] if text else []
         msg = await _persist(
             self.store.add_message(
@@ -359,7 +365,8 @@ class Brain:
                 interrupted=True,
             )
         )
-        state.last_message_id, state.last_message_text = msg.id, text
+        state.remember(msg.id, text, blocks)
+        state.truncated = True
 
     async def _store_result(
         self,

@@ -19,7 +19,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from parley.brain import errors
 from parley.events import Event, TurnEnd
@@ -43,6 +43,13 @@ class TurnState:
     partial: list[str] = field(default_factory=list)
     last_message_id: str | None = None
     last_message_text: str = ""
+    last_message_blocks: list[dict[str, Any]] = field(default_factory=list)
+    truncated: bool = False  # the body already stored what was heard
+
+    def remember(self, message_id: str, text: str, blocks: list[dict[str, Any]]) -> None:
+        self.last_message_id = message_id
+        self.last_message_text = text
+        self.last_message_blocks = blocks
 
 
 Body = Callable[[TurnState], AsyncIterator[Event]]
@@ -189,9 +196,13 @@ class TurnStream:
             state.heard = heard
             self._task.cancel()
             await self.wait()
+        if heard is None or state.truncated or state.last_message_id is None:
             return
-        if heard is not None and state.last_message_id is not None:
-            if heard != state.last_message_text:
-                await self._brain.store.update_message(
-                    state.last_message_id, text=heard, interrupted=True
-                )
+        if heard != state.last_message_text:
+            blocks = [{"type": "text", "text": heard}] if heard else []
+            blocks += [b for b in state.last_message_blocks if b.get("type") != "text"]
+            await self._brain.store.update_message(
+                state.last_message_id, text=heard, blocks=blocks, interrupted=True
+            )
+            state.last_message_text = heard
+            state.truncated = True

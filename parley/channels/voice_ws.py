@@ -172,10 +172,10 @@ async def dispatch(conn: VoiceConnection, msg: dict[str, Any]) -> str | None:
         except ValueError as exc:
             problem = str(exc)
     elif kind == "text" and _text(msg.get("text")):
-        conn.user_turn(UserInput(msg["text"].strip(), "voice"))
+        conn.user_turn(UserInput(msg["text"].strip(), conn.options.channel))
     elif kind == "ui_action" and _text(msg.get("msg")) and _optional_text(msg.get("display")):
         action = {"msg": msg["msg"], "display": msg.get("display")}
-        conn.user_turn(UserInput(msg["msg"], "voice", action))
+        conn.user_turn(UserInput(msg["msg"], conn.options.channel, action))
     elif (
         kind == "approval"
         and _text(msg.get("tool_call_id"))

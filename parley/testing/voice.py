@@ -26,7 +26,7 @@ import inspect
 import itertools
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -35,7 +35,7 @@ import httpx
 from parley.brain.core import Brain
 from parley.brain.demo_tools import register_demo_tools
 from parley.brain.runtime import AgentRuntime
-from parley.brain.tools import ToolRegistry
+from parley.brain.tools import ToolFn, ToolRegistry
 from parley.config import AgentSpec
 from parley.engines.base import EngineSet
 from parley.sessions.local import LocalCoordinator
@@ -331,10 +331,13 @@ async def voice_harness(
     tts: Any = None,
     options: VoiceOptions | None = None,
     channel: str = "voice",
+    time: VirtualTime | None = None,
+    tools: Sequence[ToolFn] = (),
 ) -> AsyncIterator[VoiceHarness]:
-    """A started ``VoiceConnection`` on a fresh session, all in virtual time.
-    Engines whose ``sleep`` is None get the harness's virtual sleep."""
-    time = VirtualTime()
+    """A ``VoiceConnection`` (not started) on a fresh session, all in virtual time.
+    Engines whose ``sleep`` is None get the harness's virtual sleep; ``tools`` are
+    Python tools added to the demo tools (the agent still has to list them)."""
+    time = time or VirtualTime()
     agent = agent or scripted_agent()
     llm = llm if llm is not None else ScriptedLLM()
     stt = stt if stt is not None else ScriptedSTT()
@@ -348,6 +351,8 @@ async def voice_harness(
     client = httpx.AsyncClient()
     registry = ToolRegistry()
     register_demo_tools(registry)
+    for tool in tools:
+        registry.add(tool)
     runtime = AgentRuntime(agent, registry.bind(agent, client), llm, "scripted")
     brain = Brain(store, LocalCoordinator(time.clock), {agent.name: runtime}, clock=time.clock)  # type: ignore[arg-type]
     session = await store.create_session(

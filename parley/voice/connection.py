@@ -239,9 +239,8 @@ class VoiceConnection:
                 self.stt_feed.cancel()
             elif isinstance(ev, UtteranceEnded):
                 self.in_utterance = False
-                async def later(t: float) -> None:
-                    await self._finish_utterance(self.stt_feed.finish(), t)
-                self._spawn(later(self.clock.monotonic()))
+                final = self.stt_feed.finish()  # queued now, before any later audio
+                self._spawn(self._finish_utterance(final, self.clock.monotonic()))
 
     def _open_utterance(self) -> None:
         """Speech confirmed: the recogniser gets the audio from just before its onset
@@ -380,6 +379,7 @@ class VoiceConnection:
             on_event=self._on_turn_event,
             timings=timings,
             on_audio=self.pump.wake,
+            sleep=self.sleep,
         )
         response.task = asyncio.current_task()  # type: ignore[assignment]
         self.response = response

@@ -3,8 +3,9 @@
 A ``Response`` consumes a ``TurnStream``: it forwards every turn event to the client,
 feeds assistant deltas to the sentence chunker, and a speaker task synthesises the
 sentences in order into the ``Playout`` (tagged with the response's generation, so
-audio of a cancelled response is dropped). Fillers and spoken approval prompts are
-played but are not part of the stored assistant text. ``cancel(heard)`` stops the
+audio of a cancelled response is dropped). Fillers (a tool's own, or a generic one
+when a tool without one runs longer than ``SLOW_TOOL_SECS``) and spoken approval
+prompts are played but are not part of the stored assistant text. ``cancel(heard)`` stops the
 turn and truncates the stored assistant message to what the user heard.
 """
 
@@ -29,6 +30,7 @@ from parley.events import (
     AssistantText,
     Error,
     Event,
+    ToolCallCompleted,
     ToolCallStarted,
 )
 from parley.voice.chunker import SentenceChunker, speakable
@@ -37,6 +39,8 @@ from parley.voice.playout import Playout
 log = logging.getLogger(__name__)
 
 APOLOGY = "Sorry, something went wrong on my side."
+SLOW_TOOL_SECS = 1.0  # a tool without a filler that runs longer than this gets one
+SLOW_TOOL_FILLER = "One moment, please."
 SendJson = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -111,6 +115,7 @@ class Response:
         on_event: Callable[[Event], Awaitable[None]] | None = None,
         timings: Timings | None = None,
         on_audio: Callable[[], None] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         self.turn = turn
         self.tts = tts
@@ -122,6 +127,8 @@ class Response:
         self.on_event = on_event
         self.timings = timings or Timings()
         self.on_audio = on_audio
+        self.sleep = sleep or asyncio.sleep
+        self._slow_tools: dict[str, asyncio.Task[None]] = {}
         self.spoken = SpokenText()
         self.audio_added = asyncio.Event()
         self.tts_failed = False
@@ -206,9 +213,11 @@ class Response:
                     await self._handle(event, chunker)
             for sentence in chunker.flush():
                 self.say(sentence)
+            self._forget_slow_tools()
             await self.finish_speaking()
             await self.send_json(AssistantText("end").to_wire())
         finally:
+            self._forget_slow_tools()
             self.finished.set()
 
     async def superseded(self) -> None:
@@ -240,8 +249,13 @@ class Response:
             for sentence in chunker.flush():
                 self.say(sentence)
             self.spoken.message_done()
-        elif isinstance(event, ToolCallStarted) and event.filler:
-            self.say(event.filler, stored=False)
+        elif isinstance(event, ToolCallStarted):
+            if event.filler:
+                self.say(event.filler, stored=False)
+            else:
+                self._watch_slow_tool(event.tool_call_id)
+        elif isinstance(event, ToolCallCompleted):
+            self._forget_slow_tools(event.tool_call_id)
         elif isinstance(event, ApprovalRequested):
             self.say(event.prompt, stored=False)
         elif isinstance(event, Error):
@@ -249,6 +263,20 @@ class Response:
         if self.on_event is not None:
             await self.on_event(event)
         await self.send_json(event.to_wire())
+
+    def _watch_slow_tool(self, tool_call_id: str) -> None:
+        async def filler_if_slow() -> None:
+            await self.sleep(SLOW_TOOL_SECS)
+            self.say(SLOW_TOOL_FILLER, stored=False)
+
+        self._slow_tools[tool_call_id] = asyncio.create_task(filler_if_slow())
+
+    def _forget_slow_tools(self, tool_call_id: str | None = None) -> None:
+        ids = [tool_call_id] if tool_call_id is not None else list(self._slow_tools)
+        for key in ids:
+            task = self._slow_tools.pop(key, None)
+            if task is not None:
+                task.cancel()
 
     async def cancel(self, heard_all: str) -> None:
         """Stop everything; store only what was heard of the last message."""

@@ -161,6 +161,7 @@ export class Transcript {
   addApproval({ toolCallId, name, arguments: args, prompt, status, decidedBy, toolStatus }, onDecide) {
     const card = el('article', 'card approval');
     card.dataset.toolCallId = toolCallId;
+    card.tabIndex = -1; // focus lands here when its buttons go away
     const titleId = `approval-${toolCallId}`.replace(/[^\w-]/g, '_');
     card.setAttribute('aria-labelledby', titleId);
     const head = el('header', 'card-head');
@@ -201,6 +202,7 @@ export class Transcript {
         card.dataset.status = next;
         badge.textContent = decisionInWords(next, by);
         const done = next !== 'pending';
+        if (done && card.contains(document.activeElement)) card.focus();
         kicker.textContent = done ? 'Approval' : 'Needs your approval';
         actions.hidden = done;
         approve.disabled = deny.disabled = done;
@@ -212,6 +214,7 @@ export class Transcript {
         outcome.textContent = next === 'denied' ? '' : toolActivity(name, next);
       },
       busy(on) {
+        if (on && card.contains(document.activeElement)) card.focus();
         card.classList.toggle('busy', on);
         approve.disabled = deny.disabled = on;
         if (on) badge.textContent = 'Sending your decision…';

@@ -48,6 +48,7 @@ export class VoiceMode {
     this.response = 0;
     this.responseOpen = false;
     this.interruptAfterClear = false;
+    this.dropStaleAudio = false; // after our `interrupt`, until the server acknowledges
     this.lastReported = 0;
     this.meterTimer = 0;
     this.stats = {
@@ -95,7 +96,7 @@ export class VoiceMode {
 
   beginPtt() {
     if (!this.pressing) return;
-    if (this.model.playing) this.interrupt();
+    if (this.model.playing || this.responseOpen) this.interrupt();
     this.paint('ptt_down');
     this.flushPtt();
   }
@@ -119,12 +120,12 @@ export class VoiceMode {
   /** Stop the agent now: drop playback, report where it stopped, tell the server. */
   interrupt() {
     if (!this.open) return;
-    if (this.model.playing) {
-      this.interruptAfterClear = true;
-      this.audio.clearPlayback();
-    } else {
-      this.connection.send({ type: 'interrupt' });
-    }
+    this.responseOpen = false;
+    this.dropStaleAudio = true; // frames already on the wire belong to the stopped response
+    // While sound plays, the player reports where it stopped before we tell the server.
+    this.interruptAfterClear = this.model.playing;
+    this.audio.clearPlayback();
+    if (!this.interruptAfterClear) this.connection.send({ type: 'interrupt' });
   }
 
   // --- connection -----------------------------------------------------------------------
@@ -253,6 +254,7 @@ export class VoiceMode {
 
   audioIn(pcm) {
     this.stats.audioFramesReceived += 1;
+    if (this.dropStaleAudio) return;
     if (!this.responseOpen) {
       this.response += 1;
       this.responseOpen = true;
@@ -293,6 +295,9 @@ export class VoiceMode {
 
   frame(frame) {
     const type = frame.type;
+    if (type === 'interrupted' || type === 'done' || (type === 'assistant_text' && frame.status === 'start')) {
+      this.dropStaleAudio = false; // what follows belongs to a new response
+    }
     if (type === 'ready') {
       this.audio.setOutputRate(frame.output_sample_rate || 16000);
       this.deps.onReady(frame);
