@@ -31,7 +31,6 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,10 +78,28 @@ def percentile(values: list[float], q: float) -> float | None:
 # --- the server side -----------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def server(log: Path, env: dict[str, str]) -> Iterator[common.ParleyServer]:
-    with common.parley_server(log, env=env) as srv:
-        yield srv
+async def postgres_backend_pids(database_url: str | None) -> list[int]:
+    """PIDs of the PostgreSQL backends serving the run's database (their CPU is the
+    store's share that ``/proc/<server pid>`` does not see)."""
+    if not database_url:
+        return []
+    import asyncpg
+
+    database = database_url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(common.PG_ADMIN_DSN)
+    try:
+        rows = await admin.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", database)
+    finally:
+        await admin.close()
+    return [int(r["pid"]) for r in rows]
+
+
+def cpu_of(pids: list[int]) -> dict[int, float]:
+    out = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            out[pid] = common.proc_cpu_seconds(pid)
+    return out
 
 
 # --- the client side -------------------------------------------------------------------
@@ -98,7 +115,9 @@ async def one_turn(client: ParleyClient, text: str, load: Load | None = None) ->
     return events
 
 
-async def drive(base_url: str, agent: str, n: int, duration: float, pid: int) -> dict[str, Any]:
+async def drive(
+    base_url: str, agent: str, n: int, duration: float, pid: int, database_url: str | None
+) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
     http = httpx.AsyncClient(timeout=httpx.Timeout(120.0, connect=30.0), limits=limits)
     clients = [ParleyClient(base_url, http=http) for _ in range(n)]
@@ -115,6 +134,7 @@ async def drive(base_url: str, agent: str, n: int, duration: float, pid: int) ->
         load = Load()
         stop_at = time.monotonic() + duration
         cpu0, me0 = common.proc_cpu_seconds(pid), common.proc_cpu_seconds(os.getpid())
+        db0 = cpu_of(await postgres_backend_pids(database_url))
         busy0, t0 = common.machine_busy_seconds(), time.monotonic()
 
         async def session_loop(c: ParleyClient, offset: int) -> None:
@@ -133,16 +153,20 @@ async def drive(base_url: str, agent: str, n: int, duration: float, pid: int) ->
         elapsed = time.monotonic() - t0
         cpu = common.proc_cpu_seconds(pid) - cpu0
         me = common.proc_cpu_seconds(os.getpid()) - me0
-        foreign = common.machine_busy_seconds() - busy0 - cpu - me
+        busy = common.machine_busy_seconds() - busy0
+        db1 = cpu_of(await postgres_backend_pids(database_url))
+        db = sum(v - db0.get(p, 0.0) for p, v in db1.items())
         result = summarize(load, n, elapsed, cpu, me, common.proc_rss_kb(pid))
-        result["foreign_cpu_pct"] = round(100 * foreign / elapsed, 1)
+        result["db_cpu_ms_per_turn"] = round(1000 * db / result["turns"], 2) if db1 else None
+        result["foreign_cpu_pct"] = round(100 * (busy - cpu - me - db) / elapsed, 1)
         return result
     finally:
         await http.aclose()
 
 
-def summarize(load: Load, n: int, elapsed: float, cpu: float, client_cpu: float,
-              rss_kb: int) -> dict[str, Any]:
+def summarize(
+    load: Load, n: int, elapsed: float, cpu: float, client_cpu: float, rss_kb: int
+) -> dict[str, Any]:
     turns = len(load.latencies_ms)
     return {
         "sessions": n,
@@ -172,9 +196,12 @@ async def run_config(config: str, ns: list[int], args: argparse.Namespace) -> li
     for n in ns:
         busy = await asyncio.to_thread(common.wait_quiet, args.quiet_pct, args.quiet_wait)
         async with common.store_env_async(store) as env:
-            with server(args.out / "logs" / f"{config}-N{n}.log", env) as srv:
+            log = args.out / "logs" / f"{config}-N{n}.log"
+            with common.parley_server(log, env=env) as srv:
                 base = f"http://127.0.0.1:{srv.port}"
-                res = await drive(base, BRAINS[brain], n, args.duration, srv.pid)
+                res = await drive(
+                    base, BRAINS[brain], n, args.duration, srv.pid, env.get("PARLEY_DATABASE_URL")
+                )
         res.update(config=config, busy_before_pct=round(busy, 1))
         print(f"[{config} N={n}] {json.dumps(res)}", flush=True)
         results.append(res)
@@ -182,35 +209,64 @@ async def run_config(config: str, ns: list[int], args: argparse.Namespace) -> li
 
 
 HEADERS = [
-    "configuration", "N", "turns/s", "latency p50 / p95 ms", "server CPU ms/turn",
-    "server CPU %", "client CPU %", "events/turn", "RSS MB", "errors", "foreign CPU %",
+    "configuration",
+    "N",
+    "turns/s",
+    "latency p50 / p95 ms",
+    "server CPU ms/turn",
+    "PostgreSQL CPU ms/turn",
+    "server CPU %",
+    "client CPU %",
+    "events/turn",
+    "RSS MB",
+    "errors",
+    "foreign CPU %",
 ]
 
 
 def table(results: list[dict[str, Any]]) -> str:
     f = common.fmt
-    rows = [[
-        r["config"], r["sessions"], f(r["turns_per_s"], 1),
-        f"{f(r['latency_p50_ms'])} / {f(r['latency_p95_ms'])}",
-        f(r["server_cpu_ms_per_turn"], 2), f(r["server_cpu_pct"]), f(r["client_cpu_pct"]),
-        f(r["events_per_turn"]), f(r["server_rss_mb"]), r["errors"], f(r["foreign_cpu_pct"]),
-    ] for r in results]
+    rows = [
+        [
+            r["config"],
+            r["sessions"],
+            f(r["turns_per_s"], 1),
+            f"{f(r['latency_p50_ms'])} / {f(r['latency_p95_ms'])}",
+            f(r["server_cpu_ms_per_turn"], 2),
+            f(r["db_cpu_ms_per_turn"], 2),
+            f(r["server_cpu_pct"]),
+            f(r["client_cpu_pct"]),
+            f(r["events_per_turn"]),
+            f(r["server_rss_mb"]),
+            r["errors"],
+            f(r["foreign_cpu_pct"]),
+        ]
+        for r in results
+    ]
     return common.md_table(HEADERS, rows)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--ns", default="1,10,50")
-    p.add_argument("--configs", default=DEFAULT_CONFIGS,
-                   help="comma list of <sqlite|postgres|postgres+redis>-<rules|fake>")
+    p.add_argument(
+        "--configs",
+        default=DEFAULT_CONFIGS,
+        help="comma list of <sqlite|postgres|postgres+redis>-<rules|fake>",
+    )
     p.add_argument("--duration", type=float, default=10.0, help="measured seconds per run")
     p.add_argument("--quick", action="store_true", help="N = 1, 10; 5 s per run")
     p.add_argument("--quiet-pct", type=float, default=8.0)
     p.add_argument("--quiet-wait", type=float, default=60.0)
-    p.add_argument("--nice", type=int, default=0,
-                   help="niceness for this process and every server/client it starts "
-                        "(e.g. -15 on a shared machine; needs root)")
+    p.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="niceness for this process and every server/client it starts "
+        "(e.g. -15 on a shared machine; needs root)",
+    )
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     if args.quick:

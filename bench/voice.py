@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -46,36 +47,72 @@ Result = dict[str, Any]
 # --- one Parley run --------------------------------------------------------------------
 
 
-def client_command(args: argparse.Namespace, n: int, script: str, pid: int, port: int,
-                   agent: str, out: Path, floor: dict[str, Any]) -> list[str]:
+def client_command(
+    args: argparse.Namespace,
+    n: int,
+    script: str,
+    pid: int,
+    port: int,
+    agent: str,
+    out: Path,
+    floor: dict[str, Any],
+) -> list[str]:
     duration = args.duration if script == "full" else args.idle_duration
-    return common.pin(common.CLIENT_CPU, [
-        str(common.CLIENT_PY), str(common.HARNESS / "loadclient.py"),
-        "--url", f"ws://127.0.0.1:{port}/v1/voice",
-        "--start-json", START_FRAME.format(agent=agent),
-        "--sessions", str(n), "--duration", str(duration), "--ramp", str(args.ramp),
-        "--script", script, "--pid", str(pid),
-        "--floor-ms", str(floor["total_ms"]),
-        "--barge-floor-ms", str(floor["barge_in_floor_ms"]),
-        "--reply-secs", str(floor["reply_audio_secs"]),
-        "--label", out.stem, "--out", str(out), "--quiet",
-    ])
+    return common.pin(
+        common.CLIENT_CPU,
+        [
+            str(common.CLIENT_PY),
+            str(common.HARNESS / "loadclient.py"),
+            "--url",
+            f"ws://127.0.0.1:{port}/v1/voice",
+            "--start-json",
+            START_FRAME.format(agent=agent),
+            "--sessions",
+            str(n),
+            "--duration",
+            str(duration),
+            "--ramp",
+            str(args.ramp),
+            "--script",
+            script,
+            "--pid",
+            str(pid),
+            "--floor-ms",
+            str(floor["total_ms"]),
+            "--barge-floor-ms",
+            str(floor["barge_in_floor_ms"]),
+            "--reply-secs",
+            str(floor["reply_audio_secs"]),
+            "--label",
+            out.stem,
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+    )
 
 
-def run_parley_once(args: argparse.Namespace, target: str, n: int, script: str,
-                    floor: dict[str, Any], profile: bool = False) -> Result | None:
+def run_parley_once(
+    args: argparse.Namespace,
+    target: str,
+    n: int,
+    script: str,
+    floor: dict[str, Any],
+    profile: bool = False,
+) -> Result | None:
     tag = f"{target}-{script}-N{n}" + ("-profile" if profile else "")
     busy_before = common.wait_quiet(args.quiet_pct, args.quiet_wait)
     out = args.out / "raw" / f"{tag}.json"
+    out.unlink(missing_ok=True)  # never read a stale result
     log = args.out / "logs" / f"{tag}.log"
     with common.store_env(args.store) as env, common.parley_server(log, env=env) as server:
-        cmd = client_command(args, n, script, server.pid, server.port,
-                             PARLEY_TARGETS[target], out, floor)
+        cmd = client_command(
+            args, n, script, server.pid, server.port, PARLEY_TARGETS[target], out, floor
+        )
         spy = start_profiler(args.out / "profiles" / tag, server.pid) if profile else None
         t0 = time.monotonic()
         try:
-            subprocess.run(cmd, timeout=args.run_timeout, check=False,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(cmd, timeout=args.run_timeout, check=False, stdout=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             print(f"[{tag}] client timed out", flush=True)
             return None
@@ -94,17 +131,21 @@ def run_parley_once(args: argparse.Namespace, target: str, n: int, script: str,
     return result
 
 
-def run_parley(args: argparse.Namespace, target: str, n: int, script: str,
-               floor: dict[str, Any]) -> Result | None:
+def run_parley(
+    args: argparse.Namespace, target: str, n: int, script: str, floor: dict[str, Any]
+) -> Result | None:
     """One measured run, repeated (``--retries``) while foreign load contaminates it."""
     result = None
     for attempt in range(1 + args.retries):
         result = run_parley_once(args, target, n, script, floor)
         if result is None or not result["system"].get("contaminated") or attempt == args.retries:
             break
-        print(f"[{target} N={n}] foreign load "
-              f"({result['system'].get('other_processes_steady_pct')}% of a core); "
-              f"retry {attempt + 1}/{args.retries}", flush=True)
+        print(
+            f"[{target} N={n}] foreign load "
+            f"({result['system'].get('other_processes_steady_pct')}% of a core); "
+            f"retry {attempt + 1}/{args.retries}",
+            flush=True,
+        )
     if result is not None:
         result["system"]["attempts"] = attempt + 1
     return result
@@ -113,10 +154,12 @@ def run_parley(args: argparse.Namespace, target: str, n: int, script: str,
 def one_line(r: Result) -> str:
     s, srv = r["summary"], r.get("server", {})
     over = s.get("resp1_overhead_ms") or {}
-    return (f"ok {s['ok']}/{s['sessions']} gaps {s['gap_sessions']} "
-            f"added p50 {over.get('p50')} p95 {over.get('p95')} "
-            f"cpu {srv.get('cpu_steady_pct')}% ({srv.get('cpu_steady_per_session_pct')}/session) "
-            f"foreign {r['system'].get('other_processes_steady_pct')}%")
+    return (
+        f"ok {s['ok']}/{s['sessions']} gaps {s['gap_sessions']} "
+        f"added p50 {over.get('p50')} p95 {over.get('p95')} "
+        f"cpu {srv.get('cpu_steady_pct')}% ({srv.get('cpu_steady_per_session_pct')}/session) "
+        f"foreign {r['system'].get('other_processes_steady_pct')}%"
+    )
 
 
 # --- profiling (py-spy) ----------------------------------------------------------------
@@ -127,17 +170,32 @@ def start_profiler(base: Path, pid: int) -> subprocess.Popen[bytes] | None:
         print(f"py-spy not found at {common.PY_SPY}; skipping the profile", flush=True)
         return None
     base.parent.mkdir(parents=True, exist_ok=True)
-    cmd = common.pin(common.CLIENT_CPU, [
-        str(common.PY_SPY), "record", "--pid", str(pid), "--rate", "200", "--format", "raw",
-        "--output", str(base.with_suffix(".txt")), "--nonblocking",
-    ])
+    cmd = common.pin(
+        common.CLIENT_CPU,
+        [
+            str(common.PY_SPY),
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--nolineno",
+            "--output",
+            str(base.with_suffix(".txt")),
+            "--nonblocking",
+        ],
+    )
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def finish_profiler(spy: subprocess.Popen[bytes], base: Path) -> None:
-    """py-spy stops (and writes) when the server exits; give it that chance first."""
+    """Stop py-spy like Ctrl-C does, so it writes what it sampled."""
+    if spy.poll() is None:
+        spy.send_signal(signal.SIGINT)
     try:
-        spy.wait(20)
+        spy.wait(30)
     except subprocess.TimeoutExpired:
         common.stop_process(spy)
 
@@ -182,9 +240,15 @@ def run_profile(args: argparse.Namespace, target: str, floor: dict[str, Any]) ->
 
 def harness_args(args: argparse.Namespace) -> argparse.Namespace:
     return argparse.Namespace(
-        duration=args.duration, idle_duration=args.idle_duration, ramp=args.ramp, pin=True,
-        run_timeout=args.run_timeout, quiet_pct=args.quiet_pct, quiet_wait=args.quiet_wait,
-        retries=args.retries, port=common.free_port(),
+        duration=args.duration,
+        idle_duration=args.idle_duration,
+        ramp=args.ramp,
+        pin=True,
+        run_timeout=args.run_timeout,
+        quiet_pct=args.quiet_pct,
+        quiet_wait=args.quiet_wait,
+        retries=args.retries,
+        port=common.free_port(),
     )
 
 
@@ -205,8 +269,13 @@ def peer_runner(args: argparse.Namespace, floor: dict[str, Any]) -> Callable[...
 # --- the sweep -----------------------------------------------------------------------
 
 
-def sweep(run: Callable[[str, int, str], Result | None], target: str, ns: list[int],
-          args: argparse.Namespace, broke: Callable[[Result], bool]) -> list[Result]:
+def sweep(
+    run: Callable[[str, int, str], Result | None],
+    target: str,
+    ns: list[int],
+    args: argparse.Namespace,
+    broke: Callable[[Result], bool],
+) -> list[Result]:
     """Full runs at increasing N until one breaks, then the idle run."""
     results: list[Result] = []
     for n in ns:
@@ -231,64 +300,127 @@ def table_rows(target: str, runs: list[Result]) -> list[list[object]]:
         s, srv, sy = r["summary"], r.get("server", {}), r.get("system", {})
         foreign = f(sy.get("other_processes_steady_pct")) + ("*" if sy.get("contaminated") else "")
         if r["config"]["script"] != "full":
-            rows.append([target, f"{s['sessions']} idle", f"{s['ok']}/{s['failed']}/-",
-                         "", "", "", f(srv.get("cpu_steady_pct")), "", "", "",
-                         f(srv.get("cpu_steady_per_session_pct"), 3),
-                         f(srv.get("rss_per_session_kb")), foreign])
+            rows.append(
+                [
+                    target,
+                    f"{s['sessions']} idle",
+                    f"{s['ok']}/{s['failed']}/-",
+                    "",
+                    "",
+                    "",
+                    f(srv.get("cpu_steady_pct")),
+                    "",
+                    "",
+                    "",
+                    f(srv.get("cpu_steady_per_session_pct"), 3),
+                    f(srv.get("rss_per_session_kb")),
+                    foreign,
+                ]
+            )
             continue
         over, barge = s.get("resp1_overhead_ms") or {}, s.get("clear_ms") or {}
         missed = f" ({s['barge_missed']} missed)" if s.get("barge_missed") else ""
-        rows.append([
-            target, s["sessions"], f"{s['ok']}/{s['failed']}/{s['gap_sessions']}{missed}",
-            " / ".join(f(over.get(p)) for p in ("p50", "p95", "p99")),
-            " / ".join(f(barge.get(p)) for p in ("p50", "p95")),
-            f((s.get("max_gap_ms") or {}).get("max")),
-            f(srv.get("cpu_steady_pct")), f(srv.get("cpu_steady_per_session_pct"), 2),
-            f(srv.get("rss_connected_mb")), f(srv.get("rss_per_session_kb")),
-            "", "", foreign,
-        ])
+        rows.append(
+            [
+                target,
+                s["sessions"],
+                f"{s['ok']}/{s['failed']}/{s['gap_sessions']}{missed}",
+                " / ".join(f(over.get(p)) for p in ("p50", "p95", "p99")),
+                " / ".join(f(barge.get(p)) for p in ("p50", "p95")),
+                f((s.get("max_gap_ms") or {}).get("max")),
+                f(srv.get("cpu_steady_pct")),
+                f(srv.get("cpu_steady_per_session_pct"), 2),
+                f(srv.get("rss_connected_mb")),
+                f(srv.get("rss_per_session_kb")),
+                "",
+                "",
+                foreign,
+            ]
+        )
     return rows
 
 
 HEADERS = [
-    "target", "N", "ok/fail/gap sessions", "added latency p50 / p95 / p99 ms",
-    "barge-in → interrupted p50 / p95 ms", "max gap ms", "server CPU %", "CPU %/session",
-    "RSS MB", "RSS KB/session", "idle CPU %/session", "idle RSS KB/session", "foreign CPU %",
+    "target",
+    "N",
+    "ok/fail/gap sessions",
+    "added latency p50 / p95 / p99 ms",
+    "barge-in → interrupted p50 / p95 ms",
+    "max gap ms",
+    "server CPU %",
+    "CPU %/session",
+    "RSS MB",
+    "RSS KB/session",
+    "idle CPU %/session",
+    "idle RSS KB/session",
+    "foreign CPU %",
 ]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--ns", default=None, help=f"session counts (default {FULL_NS})")
-    p.add_argument("--quick", action="store_true",
-                   help=f"N = {QUICK_NS}, idle N = 20, no retries, short quiet wait")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"N = {QUICK_NS}, idle N = 20, no retries, short quiet wait",
+    )
     p.add_argument("--vad", choices=["energy", "silero", "both"], default="energy")
-    p.add_argument("--store", default="sqlite", choices=["sqlite", "postgres", "postgres+redis"],
-                   help="Parley's session store (postgres: a fresh database per run)")
+    p.add_argument(
+        "--store",
+        default="sqlite",
+        choices=["sqlite", "postgres", "postgres+redis"],
+        help="Parley's session store (postgres: a fresh database per run)",
+    )
     p.add_argument("--with-peers", action="store_true", help="also Pipecat and the null peer")
     p.add_argument("--peer-ns", default=None, help="session counts for the null peers")
-    p.add_argument("--pipecat-ns", default=None,
-                   help="session counts for Pipecat (default: 1,10,20,30,50 capped by --ns)")
+    p.add_argument(
+        "--pipecat-ns",
+        default=None,
+        help="session counts for Pipecat (default: 1,10,20,30,50 capped by --ns)",
+    )
     p.add_argument("--idle-n", type=int, default=50, help="sessions in the idle run (0: skip)")
     p.add_argument("--no-idle", action="store_true")
     p.add_argument("--duration", type=float, default=14.0)
     p.add_argument("--idle-duration", type=float, default=8.0)
     p.add_argument("--ramp", type=float, default=3.0)
     p.add_argument("--run-timeout", type=float, default=120.0)
-    p.add_argument("--quiet-pct", type=float, default=8.0,
-                   help="wait until machine-wide busy CPU is below this (%% of one core)")
-    p.add_argument("--quiet-wait", type=float, default=120.0,
-                   help="longest wait for quiet before measuring anyway (foreign CPU is recorded)")
+    p.add_argument(
+        "--quiet-pct",
+        type=float,
+        default=8.0,
+        help="wait until machine-wide busy CPU is below this (%% of one core)",
+    )
+    p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=120.0,
+        help="longest wait for quiet before measuring anyway (foreign CPU is recorded)",
+    )
     p.add_argument("--retries", type=int, default=1, help="re-runs of a run hit by foreign load")
     p.add_argument("--keep-going", action="store_true", help="run every N even after a break")
-    p.add_argument("--profile", type=int, default=0, metavar="N",
-                   help="after the sweep, one extra Parley run at N under py-spy (not tabled)")
-    p.add_argument("--nice", type=int, default=0,
-                   help="niceness for this process and every server/client it starts "
-                        "(e.g. -15 on a shared machine; needs root)")
-    p.add_argument("--profile-script", choices=["full", "silence"], default="full",
-                   help="what the profiled sessions do (silence: the per-frame cost alone)")
+    p.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="after the sweep, one extra Parley run at N under py-spy (not tabled)",
+    )
+    p.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="niceness for this process and every server/client it starts "
+        "(e.g. -15 on a shared machine; needs root)",
+    )
+    p.add_argument(
+        "--profile-script",
+        choices=["full", "silence"],
+        default="full",
+        help="what the profiled sessions do (silence: the per-frame cost alone)",
+    )
     p.add_argument("--out", type=Path, default=None, help="results directory (default /tmp)")
     args = p.parse_args(argv)
     if args.quick:
@@ -299,8 +431,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.ns = [int(x) for x in (args.ns or FULL_NS).split(",") if x]
     args.peer_ns = [int(x) for x in args.peer_ns.split(",") if x] if args.peer_ns else args.ns
     default_pipecat = [n for n in (1, 10, 20, 30, 50) if n <= max(args.ns)]
-    args.pipecat_ns = ([int(x) for x in args.pipecat_ns.split(",") if x]
-                       if args.pipecat_ns else default_pipecat)
+    args.pipecat_ns = (
+        [int(x) for x in args.pipecat_ns.split(",") if x] if args.pipecat_ns else default_pipecat
+    )
     if args.no_idle:
         args.idle_n = 0
     args.out = (args.out or common.default_out("voice")).resolve()
@@ -323,8 +456,9 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, list[Result]] = {}
     for vad in vads:
         target = "parley" if vad == "energy" else "parley-silero"
-        runs[target] = sweep(lambda t, n, s: run_parley(args, t, n, s, floor),
-                             target, args.ns, args, broke)
+        runs[target] = sweep(
+            lambda t, n, s: run_parley(args, t, n, s, floor), target, args.ns, args, broke
+        )
         if args.with_peers:
             run_peer = peer_runner(args, floor)
             for peer in PEERS[vad]:
@@ -334,8 +468,10 @@ def main(argv: list[str] | None = None) -> int:
     table = common.md_table(HEADERS, rows)
     common.write_json(args.out / "summary.json", {"machine": facts, "floor": floor, "runs": runs})
     (args.out / "table.md").write_text(table + "\n")
-    print(f"\nfloor {floor['total_ms']:.0f} ms; barge-in floor {floor['barge_in_floor_ms']:.0f} ms;"
-          " * = foreign load > 10% of a core during the run\n")
+    print(
+        f"\nfloor {floor['total_ms']:.0f} ms; barge-in floor {floor['barge_in_floor_ms']:.0f} ms;"
+        " * = foreign load > 10% of a core during the run\n"
+    )
     print(table, flush=True)
     if args.profile:
         for vad in vads:

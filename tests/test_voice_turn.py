@@ -198,10 +198,10 @@ async def test_a_turn_awaiting_approval_speaks_the_prompt(client: ParleyClient) 
     await client.create_session("demo")
     async for _ in client.send("I'd like a table for 2 tomorrow at 7pm"):
         pass
-    resp = await post_turn(client, **raw(speech_wav("my name is sarah")))
+    resp = await post_turn(client, **raw(speech_wav("i'm michael")))
     assert resp.status_code == 200, resp.text
     body = resp.json()
-    assert body["transcript"] == "my name is sarah", body
+    assert body["transcript"] == "i'm michael", body
     assert body["turn_status"] == "awaiting_approval"
     prompt = next(e["prompt"] for e in body["events"] if e["type"] == "approval_requested")
     assert body["text"].endswith(prompt) and body["audio_url"]

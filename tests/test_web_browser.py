@@ -517,3 +517,26 @@ async def test_approval_card_works_over_voice(
         if b["type"] == "tool_result" and b["name"] == "book_table"
     ]
     assert results == ["ok"]
+
+
+async def test_session_ended_while_in_voice_shows_the_banner(
+    voice_channel: None, browse: Browse, base_url: str, tmp_path: Path
+) -> None:
+    quiet = tmp_path / "silence.wav"
+    write_wav(quiet, silence(30.0, 16000), 16000)
+    async with browse(mic_wav=quiet) as page:
+        await page.click("#mic")
+        await page.wait_for_function("window.parley.snapshot().channel === 'voice'")
+        saved = await saved_session(page)
+        async with httpx.AsyncClient(base_url=base_url) as http:
+            ended = await http.post(
+                f"/v1/sessions/{saved['session_id']}/end",
+                headers={"Authorization": f"Bearer {saved['session_token']}"},
+            )
+        assert ended.status_code == 200
+        banner = page.locator(".banner[data-key=ended]")
+        await banner.wait_for()
+        assert "ended" in (await banner.inner_text()).lower()
+        await page.wait_for_function("window.parley.snapshot().channel === 'chat'")
+        assert await page.locator("#mic").is_disabled()
+        assert [e["reason"] for e in await events_of(page, "session_ended")] == ["USER_ENDED"]

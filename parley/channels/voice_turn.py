@@ -14,7 +14,8 @@ the agent's TTS. While an approval is pending, the audio is recognised with the
 yes/no grammar and a clear "yes"/"no" decides the approval, as on the voice
 WebSocket. An empty transcript runs no turn (``"turn": false``, empty text).
 
-Reply audio. ``audio_url`` is ``GET /v1/sessions/{id}/voice-turn/{audio_id}.wav``.
+Reply audio. ``audio_url`` is the path (on this server) of
+``GET /v1/sessions/{id}/voice-turn/{audio_id}.wav``.
 The WAV is kept base64-encoded in the coordinator's key-value store for
 ``AUDIO_TTL_S`` seconds, so any worker can serve it when Redis is configured. The
 URL needs no ``Authorization`` header (an ``<audio src>`` cannot send one): its

@@ -88,7 +88,9 @@ async def _resolve_session(
             session = await services.authorize(str(start["session_id"]), start.get("session_token"))
         except ApiError as exc:
             raise StartRefused(exc.code, exc.message) from None
-        return session, {"session_token": str(start.get("session_token")), "resume_token": ""}
+        resume = secrets.token_urlsafe(32)  # a fresh resume token for this attachment
+        await store.update_session(session.id, resume_token=token_hash(resume))
+        return session, {"session_token": str(start.get("session_token")), "resume_token": resume}
     agent_name = str(start.get("agent") or "demo")
     if services.agents.get(agent_name) is None:
         raise StartRefused("agent_not_found", f"no agent named {agent_name!r}")

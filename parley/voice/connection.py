@@ -46,6 +46,7 @@ from parley.engines.base import EngineError, EngineSet
 from parley.events import (
     ApprovalRequested,
     ApprovalResolved,
+    AssistantMessage,
     Done,
     Error,
     Event,
@@ -454,6 +455,11 @@ class VoiceConnection:
                 await response.turn.cancel(response.spoken.heard_of_last(heard))
         except Exception:  # the connection goes on; the stored text may be untruncated
             log.exception("stopping a response of session %s failed", self.session_id)
+            return
+        state = response.turn.state if response.turn is not None else None
+        if state is not None and state.truncated and state.last_message_id is not None:
+            # tell the client what was kept of the message (what the user heard)
+            await self._send(AssistantMessage(state.last_message_id, state.last_message_text, True))
 
     # --- audio out ---------------------------------------------------------------------
 

@@ -17,6 +17,24 @@ function el(tag, className, text) {
   return node;
 }
 
+function definitionList(pairs) {
+  const list = el('dl', 'card-args');
+  for (const [label, value] of pairs) {
+    const pair = el('div');
+    pair.append(el('dt', '', label), el('dd', '', value));
+    list.append(pair);
+  }
+  return list;
+}
+
+function actionButton(verb, style, toolName) {
+  const button = el('button', `btn ${style}`, verb);
+  button.type = 'button';
+  button.dataset.action = verb.toLowerCase();
+  button.setAttribute('aria-label', `${verb} ${humanize(toolName).toLowerCase()}`);
+  return button;
+}
+
 const SAFE_IMAGE = /^(https?:\/\/|\/(?!\/)|data:image\/(png|jpe?g|gif|webp);)/i;
 
 export class Transcript {
@@ -173,23 +191,10 @@ export class Transcript {
     card.append(head);
     if (prompt) card.append(el('p', 'card-prompt', prompt));
     const pairs = argumentsInWords(args);
-    if (pairs.length) {
-      const list = el('dl', 'card-args');
-      for (const [label, value] of pairs) {
-        const pair = el('div');
-        pair.append(el('dt', '', label), el('dd', '', value));
-        list.append(pair);
-      }
-      card.append(list);
-    }
+    if (pairs.length) card.append(definitionList(pairs));
+    const approve = actionButton('Approve', 'btn-primary', name);
+    const deny = actionButton('Deny', 'btn-secondary', name);
     const actions = el('div', 'card-actions');
-    const approve = el('button', 'btn btn-primary', 'Approve');
-    const deny = el('button', 'btn btn-secondary', 'Deny');
-    approve.type = deny.type = 'button';
-    approve.dataset.action = 'approve';
-    deny.dataset.action = 'deny';
-    approve.setAttribute('aria-label', `Approve ${humanize(name).toLowerCase()}`);
-    deny.setAttribute('aria-label', `Deny ${humanize(name).toLowerCase()}`);
     actions.append(approve, deny);
     const badge = el('p', 'badge');
     badge.setAttribute('role', 'status');
