@@ -285,3 +285,23 @@ async def test_bad_bodies_store_nothing(running: RunningApp, client: ParleyClien
         chunked = await http.post(url, content=chunks())
         assert chunked.status_code == 413
     assert len(await client.messages()) == 1
+
+
+async def test_decision_while_another_turn_runs_is_recorded_and_settled_once(
+    running: RunningApp, client: ParleyClient
+) -> None:
+    request = await book_until_approval(client)
+    coord = running.services.coordinator
+    key = f"turn:{client.session_id}"
+    assert await coord.acquire_lock(key, "a-running-turn", 60)
+    events = await collect(client.decide(request["tool_call_id"], True))
+    assert names(events) == ["approval_resolved", "error", "turn_end"]
+    assert events[0].data["status"] == "approved" and events[1].data["code"] == "session_busy"
+    assert await tool_runs(client, "book_table") == 0
+    await coord.release_lock(key, "a-running-turn")
+    events = await collect(client.send("thanks"))
+    assert one(events, "tool_call_completed")["name"] == "book_table"
+    assert await tool_runs(client, "book_table") == 1
+    again = await collect(client.decide(request["tool_call_id"], False))
+    assert again[0].data["status"] == "approved"
+    assert await tool_runs(client, "book_table") == 1

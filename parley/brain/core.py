@@ -151,7 +151,18 @@ class Brain:
             async for ev in self._model_loop(state):
                 yield ev
 
-        return TurnStream(self, session_id, channel, body, preface=claim)
+        def recorded_while_busy() -> list[Event]:
+            # The decision won, but another turn holds the session: that turn (or the
+            # next one) settles it — runs the tool or records the denial — exactly once.
+            return [
+                ApprovalResolved(tool_call_id, status, decided_by),
+                Error("session_busy", "decision recorded; it takes effect in the running turn"),
+                TurnEnd("completed", "active"),
+            ]
+
+        return TurnStream(
+            self, session_id, channel, body, preface=claim, when_busy=recorded_while_busy
+        )
 
     def runtime_for(self, session: Session) -> AgentRuntime:
         return self.runtimes[session.agent]

@@ -66,6 +66,7 @@ class TurnStream:
         checks: tuple[Check, ...] = (),
         *,
         preface: Callable[[], Awaitable[list[Event] | None]] | None = None,
+        when_busy: Callable[[], list[Event]] | None = None,
     ) -> None:
         self._brain = brain
         self.session_id = session_id
@@ -73,6 +74,7 @@ class TurnStream:
         self._body = body
         self._checks = checks
         self._preface = preface
+        self._when_busy = when_busy
         self._queue: asyncio.Queue[object] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
@@ -85,19 +87,20 @@ class TurnStream:
 
     async def start(self) -> None:
         """Check the session and take the lock, or raise ``TurnRejected``."""
-        store, coord = self._brain.store, self._brain.coordinator
+        coord = self._brain.coordinator
         session = await self._load()
         for check in self._checks:
             await check(session)
         if self._preface is not None:
             early = await self._preface()
             if early is not None:  # answered without running a turn (e.g. a lost approval)
-                for ev in early:
-                    self._queue.put_nowait(ev)
-                self._queue.put_nowait(_END)
+                self._answer(early)
                 return
         ttl = self._brain.lock_ttl_s
         if not await coord.acquire_lock(self._lock_key, self._owner, ttl):
+            if self._when_busy is not None:
+                self._answer(self._when_busy())
+                return
             raise errors.session_busy()
         try:
             session = await self._load()  # re-check under the lock
@@ -106,11 +109,15 @@ class TurnStream:
         except BaseException:
             await coord.release_lock(self._lock_key, self._owner)
             raise
-        del store
         self.state = TurnState(session=session, channel=self.channel)
         self._brain.active[self.session_id] = self
         self._task = asyncio.create_task(self._run(self.state), name=f"turn-{self.session_id}")
         self._refresher = asyncio.create_task(self._refresh_lock(ttl))
+
+    def _answer(self, events: list[Event]) -> None:
+        for ev in events:
+            self._queue.put_nowait(ev)
+        self._queue.put_nowait(_END)
 
     async def _load(self) -> Session:
         session = await self._brain.store.get_session(self.session_id)
