@@ -185,10 +185,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
 def _mount_optional_channels(app: FastAPI, services: Services) -> None:
     """Channels added by later modules (voice, telephony, operator) register here."""
-    from parley.channels import voice_ws
+    from parley.channels import voice_turn, voice_ws
 
     voice_ws.install(app, services)
-    app.include_router(__import__("parley.channels.voice_turn", fromlist=["router"]).router)
+    app.include_router(voice_turn.router)
 
 
 def app_factory() -> FastAPI:

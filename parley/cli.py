@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from parley import cli_voice
 from parley.config import ConfigError, load_settings
 
 
@@ -190,12 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.set_defaults(fn=_chat)
     doctor = sub.add_parser("doctor", help="check settings, agents and engines")
     doctor.set_defaults(fn=_doctor)
-    try:
-        from parley import cli_voice  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:  # pragma: no cover - during development only
-        cli_voice = None
-    if cli_voice is not None:
-        cli_voice.add_commands(sub)
+    cli_voice.add_commands(sub)
     return parser
 
 

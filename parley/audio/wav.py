@@ -59,7 +59,7 @@ def read_wav(source: str | os.PathLike[str] | bytes | BinaryIO) -> WavAudio:
             channels, width = reader.getnchannels(), reader.getsampwidth()
             rate, frames = reader.getframerate(), reader.readframes(reader.getnframes())
     except (wave.Error, EOFError) as exc:
-        raise WavFormatError(f"not a readable PCM WAV file: {exc or 'truncated'}") from None
+        raise WavFormatError(f"not a readable PCM WAV file: {str(exc) or 'truncated'}") from None
     if width != SAMPLE_WIDTH:
         raise WavFormatError(f"WAV must be 16-bit PCM, got {width * 8}-bit samples")
     if rate <= 0 or channels <= 0:
