@@ -23,25 +23,19 @@ from typing import Any
 import httpx
 
 from parley.audio.wav import encode_wav
+from parley.engines import http_common
 from parley.engines.base import ProviderError, STTCapabilities
+from parley.engines.http_common import DETAIL_CHARS, EndpointClient, endpoint_url
 from parley.engines.wrappers_stt import BufferedSTTStream
 
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
-_DETAIL_CHARS = 300
 
 
 def status_error(status: int, detail: str, url: str) -> ProviderError:
     """The ``ProviderError`` for an HTTP error status from the transcription endpoint."""
-    where = f"STT endpoint {url} answered {status}: {detail or '(no body)'}"
-    if status in (401, 403):
-        return ProviderError(where, code="stt_auth")
-    if status in (408, 429):
-        return ProviderError(where, code="stt_rate_limited", retryable=True)
-    if status >= 500:
-        return ProviderError(where, code="stt_server_error", retryable=True)
-    return ProviderError(where, code="stt_bad_request")
+    return http_common.status_error("stt", status, detail, url)
 
 
 class HttpSTT:
@@ -61,24 +55,16 @@ class HttpSTT:
         timeout_s: float = 30.0,
         client: httpx.AsyncClient | None = None,
     ) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+        self.url = endpoint_url(base_url, "/audio/transcriptions")
         if not model:
             raise ValueError("HttpSTT needs a model name")
-        base = base_url.rstrip("/")
-        suffix = "/audio/transcriptions"
-        self.url = base if base.endswith(suffix) else base + suffix
         self.model = model
         self.language = language
-        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0))
-        self._owns_client = client is None
-        self._client = client or httpx.AsyncClient()
+        self._endpoint = EndpointClient(api_key, timeout_s, client)
 
     async def aclose(self) -> None:
         """Close the HTTP client if this engine created it."""
-        if self._owns_client:
-            await self._client.aclose()
+        await self._endpoint.aclose()
 
     def open_stream(self) -> BufferedSTTStream:
         return BufferedSTTStream(self.transcribe, SAMPLE_RATE)
@@ -93,28 +79,15 @@ class HttpSTT:
         if self.language:
             form["language"] = self.language
         files = {"file": ("utterance.wav", encode_wav(pcm, SAMPLE_RATE), "audio/wav")}
+        endpoint = self._endpoint
         try:
-            response = await self._client.post(
-                self.url, data=form, files=files, headers=self._headers, timeout=self._timeout
+            response = await endpoint.http.post(
+                self.url, data=form, files=files, headers=endpoint.headers, timeout=endpoint.timeout
             )
-        except httpx.TimeoutException as exc:
-            raise ProviderError(
-                f"STT endpoint {self.url} timed out: {exc!r}", code="stt_timeout", retryable=True
-            ) from exc
-        except (httpx.ConnectError, httpx.UnsupportedProtocol) as exc:
-            raise ProviderError(
-                f"STT endpoint {self.url} is unreachable: {exc}",
-                code="stt_unreachable",
-                retryable=True,
-            ) from exc
         except httpx.TransportError as exc:
-            raise ProviderError(
-                f"STT endpoint {self.url} broke off: {exc!r}",
-                code="stt_connection_lost",
-                retryable=True,
-            ) from exc
+            raise http_common.transport_error("stt", self.url, exc) from exc
         if response.status_code >= 400:
-            raise status_error(response.status_code, response.text[:_DETAIL_CHARS], self.url)
+            raise status_error(response.status_code, response.text[:DETAIL_CHARS], self.url)
         text = self._text_of(response)
         logger.debug("transcribed %.2f s: %r", len(pcm) / 2 / SAMPLE_RATE, text)
         return text
@@ -126,7 +99,7 @@ class HttpSTT:
             body = None
         text = body.get("text") if isinstance(body, dict) else None
         if not isinstance(text, str):
-            snippet = response.text[:_DETAIL_CHARS]
+            snippet = response.text[:DETAIL_CHARS]
             raise ProviderError(
                 f'STT endpoint {self.url} sent no "text": {snippet!r}', code="stt_bad_response"
             )

@@ -27,7 +27,9 @@ import httpx
 from parley.audio.pcm import SampleAligner
 from parley.audio.resample import Resampler
 from parley.audio.wav import WavFormatError, WavStreamDecoder
+from parley.engines import http_common
 from parley.engines.base import ProviderError, TTSCapabilities
+from parley.engines.http_common import DETAIL_CHARS, EndpointClient, endpoint_url
 
 logger = logging.getLogger(__name__)
 
@@ -36,14 +38,7 @@ ResponseFormat = Literal["pcm", "wav"]
 
 def status_error(status: int, detail: str, url: str) -> ProviderError:
     """The ``ProviderError`` for an HTTP error status from the speech endpoint."""
-    where = f"TTS endpoint {url} answered {status}: {detail or '(no body)'}"
-    if status in (401, 403):
-        return ProviderError(where, code="tts_auth")
-    if status in (408, 429):
-        return ProviderError(where, code="tts_rate_limited", retryable=True)
-    if status >= 500:
-        return ProviderError(where, code="tts_server_error", retryable=True)
-    return ProviderError(where, code="tts_bad_request")
+    return http_common.status_error("tts", status, detail, url)
 
 
 class _BodyDecoder:
@@ -91,23 +86,16 @@ class HttpTTS:
             raise ValueError(f"response_format must be 'pcm' or 'wav', got {response_format!r}")
         if sample_rate <= 0:
             raise ValueError(f"sample_rate must be positive, got {sample_rate}")
-        if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
-        base = base_url.rstrip("/")
-        self.url = base if base.endswith("/audio/speech") else f"{base}/audio/speech"
+        self.url = endpoint_url(base_url, "/audio/speech")
         self.model = model
         self.voice = voice
         self.response_format: ResponseFormat = response_format
         self.capabilities = TTSCapabilities(sample_rate=sample_rate, streaming=True)
-        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0))
-        self._owns_client = client is None
-        self._client = client or httpx.AsyncClient()
+        self._endpoint = EndpointClient(api_key, timeout_s, client)
 
     async def aclose(self) -> None:
         """Close the HTTP client if this engine created it."""
-        if self._owns_client:
-            await self._client.aclose()
+        await self._endpoint.aclose()
 
     async def synthesize(self, text: str) -> AsyncGenerator[bytes, None]:
         if not text.strip():
@@ -122,22 +110,8 @@ class HttpTTS:
             async with aclosing(self._stream(body)) as chunks:
                 async for pcm in chunks:
                     yield pcm
-        except httpx.TimeoutException as exc:
-            raise ProviderError(
-                f"TTS endpoint {self.url} timed out: {exc!r}", code="tts_timeout", retryable=True
-            ) from exc
-        except (httpx.ConnectError, httpx.UnsupportedProtocol) as exc:
-            raise ProviderError(
-                f"TTS endpoint {self.url} is unreachable: {exc}",
-                code="tts_unreachable",
-                retryable=True,
-            ) from exc
         except httpx.TransportError as exc:
-            raise ProviderError(
-                f"TTS endpoint {self.url} broke off: {exc!r}",
-                code="tts_connection_lost",
-                retryable=True,
-            ) from exc
+            raise http_common.transport_error("tts", self.url, exc) from exc
         except WavFormatError as exc:
             raise ProviderError(
                 f"TTS endpoint {self.url} sent bad WAV: {exc}", code="tts_bad_response"
@@ -145,12 +119,13 @@ class HttpTTS:
 
     async def _stream(self, body: dict[str, str]) -> AsyncGenerator[bytes, None]:
         decoder = _BodyDecoder(self.response_format, self.capabilities.sample_rate)
-        request = self._client.stream(
-            "POST", self.url, json=body, headers=self._headers, timeout=self._timeout
+        endpoint = self._endpoint
+        request = endpoint.http.stream(
+            "POST", self.url, json=body, headers=endpoint.headers, timeout=endpoint.timeout
         )
         async with request as response:
             if response.status_code >= 400:
-                detail = (await response.aread()).decode("utf-8", "replace")[:300]
+                detail = (await response.aread()).decode("utf-8", "replace")[:DETAIL_CHARS]
                 raise status_error(response.status_code, detail.strip(), self.url)
             content_type = response.headers.get("content-type", "")
             if content_type.startswith(("application/json", "text/")):

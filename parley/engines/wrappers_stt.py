@@ -20,7 +20,8 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
-from parley.engines.base import STT, EngineError, ProviderError, STTCapabilities, STTMode, STTStream
+from parley.engines.base import STT, EngineError, STTCapabilities, STTMode, STTStream
+from parley.engines.retry import RetryPolicy, Sleep
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +29,6 @@ MAX_UTTERANCE_S = 120.0
 """Audio kept per utterance; beyond this a stream stops buffering (and says so once)."""
 
 Transcribe = Callable[[bytes], Awaitable[str]]
-Sleep = Callable[[float], Awaitable[None]]
 
 
 class BatchSTT(Protocol):
@@ -244,15 +244,11 @@ class RetrySTT:
     def __init__(
         self, inner: STT, attempts: int = 2, backoff_s: float = 0.2, *, sleep: Sleep = asyncio.sleep
     ) -> None:
-        if attempts < 1:
-            raise ValueError(f"attempts must be >= 1, got {attempts}")
-        if backoff_s < 0:
-            raise ValueError(f"backoff_s must be >= 0, got {backoff_s}")
+        self._policy = RetryPolicy(attempts, backoff_s, sleep)
         self.inner = inner
         self.attempts = attempts
         self.backoff_s = backoff_s
         self.capabilities = inner.capabilities
-        self._sleep = sleep
 
     def open_stream(self) -> STTStream:
         if self.capabilities.streaming:
@@ -260,16 +256,4 @@ class RetrySTT:
         return BufferedSTTStream(self.transcribe, self.capabilities.sample_rate)
 
     async def transcribe(self, pcm: bytes) -> str:
-        for attempt in range(1, self.attempts + 1):
-            try:
-                return await self.inner.transcribe(pcm)
-            except ProviderError as exc:
-                if not exc.retryable or attempt == self.attempts:
-                    raise
-                delay = self.backoff_s * 2 ** (attempt - 1)
-                logger.warning(
-                    "STT attempt %d/%d failed (%s); retrying in %.2fs",
-                    attempt, self.attempts, exc, delay,
-                )  # fmt: skip
-                await self._sleep(delay)
-        raise AssertionError("unreachable")
+        return await self._policy.run("STT", lambda: self.inner.transcribe(pcm))

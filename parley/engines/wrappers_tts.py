@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
 
 from parley.audio.resample import Resampler
-from parley.engines.base import TTS, EngineError, ProviderError, TTSCapabilities
+from parley.engines.base import TTS, EngineError, TTSCapabilities
+from parley.engines.retry import RetryPolicy, Sleep
 
 logger = logging.getLogger(__name__)
 
@@ -93,9 +94,6 @@ async def _resampled(
         yield tail
 
 
-Sleep = Callable[[float], Awaitable[None]]
-
-
 class RetryTTS:
     """Retries ``inner`` when it fails with a retryable ``ProviderError`` before its
     first chunk; waits ``backoff_s``, doubling, between attempts (``sleep`` is
@@ -104,35 +102,18 @@ class RetryTTS:
     def __init__(
         self, inner: TTS, attempts: int = 2, backoff_s: float = 0.2, *, sleep: Sleep = asyncio.sleep
     ) -> None:
-        if attempts < 1:
-            raise ValueError(f"attempts must be >= 1, got {attempts}")
-        if backoff_s < 0:
-            raise ValueError(f"backoff_s must be >= 0, got {backoff_s}")
+        self._policy = RetryPolicy(attempts, backoff_s, sleep)
         self.inner = inner
         self.attempts = attempts
         self.backoff_s = backoff_s
         self.capabilities = inner.capabilities
-        self._sleep = sleep
 
     async def synthesize(self, text: str) -> AsyncGenerator[bytes, None]:
-        for attempt in range(1, self.attempts + 1):
-            try:
-                chunks, first = await _start(self.inner, text)
-            except ProviderError as exc:
-                if not exc.retryable or attempt == self.attempts:
-                    raise
-                delay = self.backoff_s * 2 ** (attempt - 1)
-                logger.warning(
-                    "TTS attempt %d/%d failed (%s); retrying in %.2fs",
-                    attempt, self.attempts, exc, delay,
-                )  # fmt: skip
-                await self._sleep(delay)
-                continue
-            try:
-                if first is not None:
-                    yield first
-                    async for chunk in chunks:
-                        yield chunk
-            finally:
-                await _close(chunks)
-            return
+        chunks, first = await self._policy.run("TTS", lambda: _start(self.inner, text))
+        try:
+            if first is not None:
+                yield first
+                async for chunk in chunks:
+                    yield chunk
+        finally:
+            await _close(chunks)
