@@ -132,7 +132,8 @@ export class TurnPresenter {
       if (!this.bubble && e.interrupted && this.spoken) this.bubble = this.spoken;
       if (!this.bubble && !e.text) return; // a message that only carried tool calls
       const bubble = this.ensureBubble();
-      if (typeof e.text === 'string' && (e.text || e.interrupted)) bubble.setText(e.text);
+      // An interrupted message the user heard nothing of keeps what was shown, marked.
+      if (typeof e.text === 'string' && e.text) bubble.setText(e.text);
       this.finishBubble(Boolean(e.interrupted));
     },
     done() {
