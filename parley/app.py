@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import logging
 from collections.abc import AsyncIterator
@@ -125,6 +126,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         await services.coordinator.start()
         for hook in services.extras.get("startup", []):
             await hook()
+        # Start-up objects (modules, settings, models) leave the collector's view, so the
+        # full collections that would pause audio streams have less to walk.
+        gc.collect()
+        gc.freeze()
         log.info("parley %s ready: agents %s", __version__, ", ".join(sorted(services.agents)))
         try:
             yield

@@ -39,7 +39,7 @@ from parley.events import (
     UiOp,
 )
 from parley.sessions.coordinator import Coordinator
-from parley.sessions.records import Approval, Session
+from parley.sessions.records import Approval, Message, Session
 from parley.sessions.store import Store
 
 log = logging.getLogger(__name__)
@@ -87,9 +87,11 @@ class Brain:
             blocks: list[dict[str, Any]] = [{"type": "text", "text": user.text}]
             if user.ui_action is not None:
                 blocks = [{"type": "ui_action", **user.ui_action}]
-            await _persist(
-                self.store.add_message(
-                    state.session.id, "user", user.text, blocks=blocks, channel=state.channel
+            state.note(
+                await _persist(
+                    self.store.add_message(
+                        state.session.id, "user", user.text, blocks=blocks, channel=state.channel
+                    )
                 )
             )
             async for ev in self._model_loop(state):
@@ -164,6 +166,13 @@ class Brain:
             self, session_id, channel, body, preface=claim, when_busy=recorded_while_busy
         )
 
+    async def _history(self, state: TurnState) -> list[Message]:
+        """The session's messages, loaded once per turn and kept up to date by the turn
+        (it holds the lock, so nobody else writes them meanwhile)."""
+        if state.history is None:
+            state.history = await self.store.list_messages(state.session.id)
+        return state.history
+
     def runtime_for(self, session: Session) -> AgentRuntime:
         return self.runtimes[session.agent]
 
@@ -182,7 +191,7 @@ class Brain:
 
     async def _settle(self, state: TurnState, *, deny_pending: bool) -> AsyncIterator[Event]:
         session = state.session
-        history = await self.store.list_messages(session.id)
+        history = await self._history(state)
         for call in unanswered_tool_calls(history):
             record = await self.store.get_approval(session.id, call["id"])
             if record is not None and record.status == "pending":
@@ -218,8 +227,7 @@ class Brain:
         system_prompt = runtime.agent.render_instructions(state.session.template_vars)
         tools = [] if initial else runtime.tool_schemas()
         for _ in range(self.max_tool_rounds):
-            history = await self.store.list_messages(state.session.id)
-            messages = to_model_messages(system_prompt, history)
+            messages = to_model_messages(system_prompt, await self._history(state))
             if initial:
                 messages.append({"role": "system", "content": INITIAL_TURN_PROMPT})
             state.partial = []
@@ -355,8 +363,10 @@ class Brain:
             msg = await asyncio.shield(write)
         except asyncio.CancelledError:
             msg = await write  # finish the write, so ``TurnStream.cancel`` can truncate it
+            state.note(msg)
             state.remember(msg.id, text, blocks)
             raise
+        state.note(msg)
         state.remember(msg.id, text, blocks)
         return AssistantMessage(msg.id, text, False)
 
@@ -376,6 +386,7 @@ class Brain:
                 interrupted=True,
             )
         )
+        state.note(msg)
         state.remember(msg.id, text, blocks)
         state.truncated = True
 
@@ -411,9 +422,11 @@ class Brain:
         )
         blocks.extend({"type": "ui_op", "op": op} for op in ui_ops)
         text = f"{name}: {status}"
-        await _persist(
-            self.store.add_message(
-                state.session.id, "tool", text, blocks=blocks, channel=state.channel
+        state.note(
+            await _persist(
+                self.store.add_message(
+                    state.session.id, "tool", text, blocks=blocks, channel=state.channel
+                )
             )
         )
         return ToolCallCompleted(call_id, name, status, result)  # type: ignore[arg-type]

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from parley.brain import errors
 from parley.events import Event, TurnEnd
-from parley.sessions.records import Session
+from parley.sessions.records import Message, Session
 
 if TYPE_CHECKING:
     from parley.brain.core import Brain
@@ -45,6 +45,12 @@ class TurnState:
     last_message_text: str = ""
     last_message_blocks: list[dict[str, Any]] = field(default_factory=list)
     truncated: bool = False  # the body already stored what was heard
+    history: list[Message] | None = None  # loaded once, then appended to by the turn
+
+    def note(self, message: Message) -> None:
+        """A message this turn stored: keep the in-memory history current."""
+        if self.history is not None:
+            self.history.append(message)
 
     def remember(self, message_id: str, text: str, blocks: list[dict[str, Any]]) -> None:
         self.last_message_id = message_id
@@ -88,10 +94,10 @@ class TurnStream:
     async def start(self) -> None:
         """Check the session and take the lock, or raise ``TurnRejected``."""
         coord = self._brain.coordinator
-        session = await self._load()
-        for check in self._checks:
-            await check(session)
         if self._preface is not None:
+            session = await self._load()
+            for check in self._checks:
+                await check(session)
             early = await self._preface()
             if early is not None:  # answered without running a turn (e.g. a lost approval)
                 self._answer(early)
@@ -103,7 +109,7 @@ class TurnStream:
                 return
             raise errors.session_busy()
         try:
-            session = await self._load()  # re-check under the lock
+            session = await self._load()  # checked under the lock
             for check in self._checks:
                 await check(session)
         except BaseException:
