@@ -8,7 +8,9 @@ PostgreSQL database (``PARLEY_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0
 <fresh>``, dropped afterwards); this process pins itself to CPU 1 and drives N concurrent
 sessions with ``parley.client.ParleyClient``. Each session sends one message after
 another (the next one as soon as the SSE stream of the previous turn ends) for
-``--duration`` seconds after a warm-up turn.
+``--duration`` seconds after a warm-up turn; after ``--turns-per-session`` turns (10)
+the conversation starts over in a new session, so histories stay conversation-sized
+(the cost of a turn grows with the history it reads).
 
 Configurations: ``<store>-<brain>`` with store ``sqlite``, ``postgres`` or
 ``postgres+redis`` (Redis coordinator) and brain ``rules`` (the demo agent, rules
@@ -38,6 +40,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as common
+import _profile
 
 ROOT = common.ROOT
 sys.path.insert(0, str(ROOT))
@@ -66,6 +69,7 @@ class Load:
     events: int = 0
     errors: list[str] = field(default_factory=list)
     error_events: Counter[str] = field(default_factory=Counter)
+    conversations: int = 0  # sessions created during the window
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -115,9 +119,18 @@ async def one_turn(client: ParleyClient, text: str, load: Load | None = None) ->
     return events
 
 
+@dataclass(frozen=True)
+class Workload:
+    agent: str
+    sessions: int
+    duration: float
+    turns_per_session: int  # then the conversation starts over in a new session (0: never)
+
+
 async def drive(
-    base_url: str, agent: str, n: int, duration: float, pid: int, database_url: str | None
+    base_url: str, work: Workload, pid: int, database_url: str | None, profile: Path | None
 ) -> dict[str, Any]:
+    agent, n = work.agent, work.sessions
     limits = httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
     http = httpx.AsyncClient(timeout=httpx.Timeout(120.0, connect=30.0), limits=limits)
     clients = [ParleyClient(base_url, http=http) for _ in range(n)]
@@ -132,15 +145,21 @@ async def drive(
 
         await asyncio.gather(*(create(c) for c in clients))
         load = Load()
-        stop_at = time.monotonic() + duration
+        stop_at = time.monotonic() + work.duration
         cpu0, me0 = common.proc_cpu_seconds(pid), common.proc_cpu_seconds(os.getpid())
         db0 = cpu_of(await postgres_backend_pids(database_url))
         busy0, t0 = common.machine_busy_seconds(), time.monotonic()
 
         async def session_loop(c: ParleyClient, offset: int) -> None:
+            turns_here = 1  # the warm-up turn
             for text in itertools.islice(itertools.cycle(messages), offset, None):
                 if time.monotonic() >= stop_at:
                     return
+                if work.turns_per_session and turns_here >= work.turns_per_session:
+                    await c.create_session(agent)  # a new conversation (its cost counts)
+                    load.conversations += 1
+                    turns_here = 0
+                turns_here += 1
                 started = time.monotonic()
                 try:
                     events = await one_turn(c, text, load)
@@ -149,7 +168,8 @@ async def drive(
                 except (ApiFailure, httpx.HTTPError) as exc:
                     load.errors.append(f"{type(exc).__name__}: {exc}")
 
-        await asyncio.gather(*(session_loop(c, i) for i, c in enumerate(clients)))
+        with _profile.recording(profile, pid) if profile else contextlib.nullcontext():
+            await asyncio.gather(*(session_loop(c, i) for i, c in enumerate(clients)))
         elapsed = time.monotonic() - t0
         cpu = common.proc_cpu_seconds(pid) - cpu0
         me = common.proc_cpu_seconds(os.getpid()) - me0
@@ -179,6 +199,7 @@ def summarize(
         "client_cpu_pct": round(100 * client_cpu / elapsed, 1),
         "events_per_turn": round(load.events / turns, 1) if turns else None,
         "server_rss_mb": round(rss_kb / 1024, 1),
+        "new_sessions": load.conversations,
         "errors": len(load.errors) + sum(load.error_events.values()),
         "error_samples": sorted(set(load.errors))[:5] + sorted(load.error_events.items()),
         "elapsed_s": round(elapsed, 2),
@@ -199,9 +220,12 @@ async def run_config(config: str, ns: list[int], args: argparse.Namespace) -> li
             log = args.out / "logs" / f"{config}-N{n}.log"
             with common.parley_server(log, env=env) as srv:
                 base = f"http://127.0.0.1:{srv.port}"
-                res = await drive(
-                    base, BRAINS[brain], n, args.duration, srv.pid, env.get("PARLEY_DATABASE_URL")
-                )
+                collapsed = args.out / "profiles" / f"{config}-N{n}.txt" if args.profile else None
+                work = Workload(BRAINS[brain], n, args.duration, args.turns_per_session)
+                url = env.get("PARLEY_DATABASE_URL")
+                res = await drive(base, work, srv.pid, url, collapsed)
+        if collapsed is not None:
+            _profile.report(collapsed)
         res.update(config=config, busy_before_pct=round(busy, 1))
         print(f"[{config} N={n}] {json.dumps(res)}", flush=True)
         results.append(res)
@@ -266,6 +290,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0,
         help="niceness for this process and every server/client it starts "
         "(e.g. -15 on a shared machine; needs root)",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="record each run's server with py-spy (perturbs the numbers a little)",
+    )
+    p.add_argument(
+        "--turns-per-session",
+        type=int,
+        default=10,
+        help="turns before a conversation starts over in a new session (0: never); "
+        "the cost of a turn grows with the history it reads",
     )
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)

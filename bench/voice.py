@@ -22,18 +22,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as common
+import _profile
 
 START_FRAME = '{{"type":"start","agent":"{agent}","sample_rate":16000}}'
 PARLEY_TARGETS = {"parley": "bench", "parley-silero": "bench_silero"}
@@ -109,16 +109,17 @@ def run_parley_once(
         cmd = client_command(
             args, n, script, server.pid, server.port, PARLEY_TARGETS[target], out, floor
         )
-        spy = start_profiler(args.out / "profiles" / tag, server.pid) if profile else None
+        collapsed = args.out / "profiles" / f"{tag}.txt"
+        recording = _profile.recording(collapsed, server.pid) if profile else nullcontext()
         t0 = time.monotonic()
         try:
-            subprocess.run(cmd, timeout=args.run_timeout, check=False, stdout=subprocess.DEVNULL)
+            with recording:
+                subprocess.run(
+                    cmd, timeout=args.run_timeout, check=False, stdout=subprocess.DEVNULL
+                )
         except subprocess.TimeoutExpired:
             print(f"[{tag}] client timed out", flush=True)
             return None
-        finally:
-            if spy is not None:
-                finish_profiler(spy, args.out / "profiles" / tag)
         if server.proc.poll() is not None:
             print(f"[{tag}] server exited ({server.proc.returncode}) during the run", flush=True)
     if not out.exists():
@@ -165,74 +166,10 @@ def one_line(r: Result) -> str:
 # --- profiling (py-spy) ----------------------------------------------------------------
 
 
-def start_profiler(base: Path, pid: int) -> subprocess.Popen[bytes] | None:
-    if not common.PY_SPY.exists():
-        print(f"py-spy not found at {common.PY_SPY}; skipping the profile", flush=True)
-        return None
-    base.parent.mkdir(parents=True, exist_ok=True)
-    cmd = common.pin(
-        common.CLIENT_CPU,
-        [
-            str(common.PY_SPY),
-            "record",
-            "--pid",
-            str(pid),
-            "--rate",
-            "200",
-            "--format",
-            "raw",
-            "--nolineno",
-            "--output",
-            str(base.with_suffix(".txt")),
-            "--nonblocking",
-        ],
-    )
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def finish_profiler(spy: subprocess.Popen[bytes], base: Path) -> None:
-    """Stop py-spy like Ctrl-C does, so it writes what it sampled."""
-    if spy.poll() is None:
-        spy.send_signal(signal.SIGINT)
-    try:
-        spy.wait(30)
-    except subprocess.TimeoutExpired:
-        common.stop_process(spy)
-
-
-def summarize_profile(collapsed: Path, top: int = 25) -> str:
-    """Self and inclusive shares of the sampled CPU time, per function, from py-spy raw."""
-    self_counts: Counter[str] = Counter()
-    incl_counts: Counter[str] = Counter()
-    total = 0
-    for line in collapsed.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
-        frames = [f for f in stack.split(";") if not f.startswith("process ")]
-        total += count
-        if frames:
-            self_counts[frames[-1]] += count
-        for frame in set(frames):
-            incl_counts[frame] += count
-    lines = [f"{collapsed.name}: {total} samples (on-CPU, 200 Hz)", "", "self %  function"]
-    lines += [f"{100 * c / total:6.1f}  {f}" for f, c in self_counts.most_common(top)]
-    lines += ["", "incl %  function"]
-    lines += [f"{100 * c / total:6.1f}  {f}" for f, c in incl_counts.most_common(top * 2)]
-    return "\n".join(lines)
-
-
 def run_profile(args: argparse.Namespace, target: str, floor: dict[str, Any]) -> None:
     n, script = args.profile, args.profile_script
     run_parley_once(args, target, n, script, floor, profile=True)
-    collapsed = args.out / "profiles" / f"{target}-{script}-N{n}-profile.txt"
-    if collapsed.exists() and collapsed.stat().st_size:
-        summary = summarize_profile(collapsed)
-        collapsed.with_name(collapsed.stem + "-top.txt").write_text(summary)
-        print(summary, flush=True)
-    else:
-        print(f"no profile written ({collapsed})", flush=True)
+    _profile.report(args.out / "profiles" / f"{target}-{script}-N{n}-profile.txt")
 
 
 # --- peers, through the harness ------------------------------------------------------------
@@ -441,7 +378,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.quiet_wait = min(args.quiet_wait, 30.0)
     args.ns = [int(x) for x in (args.ns or FULL_NS).split(",") if x]
     args.peer_ns = [int(x) for x in args.peer_ns.split(",") if x] if args.peer_ns else args.ns
-    default_pipecat = [n for n in (1, 10, 20, 30, 50) if n <= max(args.ns)]
+    default_pipecat = [n for n in (1, 10, 20, 30, 50) if n <= max(args.ns, default=0)]
     args.pipecat_ns = (
         [int(x) for x in args.pipecat_ns.split(",") if x] if args.pipecat_ns else default_pipecat
     )
