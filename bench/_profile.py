@@ -19,6 +19,22 @@ import _common as common
 
 RATE_HZ = 200
 
+# Where a sample's time went: the first area (in this order) with a frame in the stack.
+AREAS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("store (SQLAlchemy, aiosqlite/asyncpg, parley.sessions)",
+     ("sqlalchemy/", "aiosqlite/", "asyncpg/", "parley/sessions/")),
+    ("GC", ("gc_collect", "(gc)")),
+    ("audio in: VAD, turn-taking, framing (VoiceConnection.feed_audio)", ("feed_audio",)),
+    ("audio out: pacing + WebSocket sends (AudioPump, send_audio)",
+     ("AudioPump", "send_audio")),
+    ("turn: brain, LLM/TTS fakes, Response, JSON events",
+     ("parley/brain/", "Response.", "FakeLLM", "FakeTTS", "send_json", "chunker")),
+    ("WebSocket receive + ASGI plumbing (uvicorn, websockets, starlette)",
+     ("websockets/", "uvicorn/protocols", "starlette/", "fastapi/", "_receive_loop")),
+    ("HTTP/SSE (chat)", ("httptools_impl", "sse", "StreamingResponse")),
+    ("event loop itself (uvloop/asyncio: I/O, scheduling)", ("asyncio/", "Runner.run")),
+)  # fmt: skip
+
 
 @contextlib.contextmanager
 def recording(collapsed: Path, pid: int) -> Iterator[None]:
@@ -48,6 +64,7 @@ def summarize(collapsed: Path, top: int = 25) -> str:
     """Self and inclusive shares of the sampled CPU time, per function."""
     self_counts: Counter[str] = Counter()
     incl_counts: Counter[str] = Counter()
+    area_counts: Counter[str] = Counter()
     total = 0
     for line in collapsed.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -60,13 +77,23 @@ def summarize(collapsed: Path, top: int = 25) -> str:
             self_counts[frames[-1]] += count
         for frame in set(frames):
             incl_counts[frame] += count
+        area_counts[area_of(frames)] += count
     if not total:
         return f"{collapsed.name}: no samples"
-    lines = [f"{collapsed.name}: {total} samples (on-CPU, {RATE_HZ} Hz)", "", "self %  function"]
+    lines = [f"{collapsed.name}: {total} samples (on-CPU, {RATE_HZ} Hz)", "", "area %  area"]
+    lines += [f"{100 * c / total:6.1f}  {a}" for a, c in area_counts.most_common()]
+    lines += ["", "self %  function"]
     lines += [f"{100 * c / total:6.1f}  {f}" for f, c in self_counts.most_common(top)]
     lines += ["", "incl %  function"]
     lines += [f"{100 * c / total:6.1f}  {f}" for f, c in incl_counts.most_common(top * 2)]
     return "\n".join(lines)
+
+
+def area_of(frames: list[str]) -> str:
+    for area, needles in AREAS:
+        if any(needle in frame for frame in frames for needle in needles):
+            return area
+    return "other"
 
 
 def report(collapsed: Path) -> None:
