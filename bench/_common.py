@@ -25,7 +25,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +43,7 @@ SERVER_CPU = 0
 CLIENT_CPU = 1
 
 
-def harness() -> ModuleType:
+def harness() -> Any:  # an untyped module outside the project
     """The shared ``run_bench`` module (its helpers and peer runner), imported in place."""
     if not (HARNESS / "run_bench.py").exists():
         raise SystemExit(f"benchmark harness not found at {HARNESS} (set PARLEY_BENCH_HARNESS)")

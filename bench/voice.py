@@ -3,12 +3,13 @@
     .venv/bin/python bench/voice.py --quick                 # Parley, N = 1, 10, 50
     .venv/bin/python bench/voice.py --with-peers            # + Pipecat and the null peer
     .venv/bin/python bench/voice.py --vad silero --with-peers
-    .venv/bin/python bench/voice.py --ns 100 --no-idle --profile 100   # + a py-spy profile
+    .venv/bin/python bench/voice.py --ns "" --no-idle --profile 100    # only a py-spy profile
 
 For each target and N: Parley (``parley serve``, agent ``bench`` = the fake engines of
 the shared spec, pinned to CPU 0 with a fresh data dir and WARNING logs) or a peer is
 started, the shared load client runs pinned to CPU 1, the server is stopped. N grows
-until more than 20% of the sessions fail or have a playback gap (the harness's rule).
+until more than 20% of the sessions fail or have a playback gap, or p50 latency exceeds
+3x the floor (the harness's rule, applied also to runs with foreign load).
 An idle run (every session streams silence) gives the cost of a connected session.
 Peers run through the harness's own ``run_bench`` logic, imported, with results
 written under ``--out`` (never into the harness directory).
@@ -58,38 +59,17 @@ def client_command(
     floor: dict[str, Any],
 ) -> list[str]:
     duration = args.duration if script == "full" else args.idle_duration
-    return common.pin(
-        common.CLIENT_CPU,
-        [
-            str(common.CLIENT_PY),
-            str(common.HARNESS / "loadclient.py"),
-            "--url",
-            f"ws://127.0.0.1:{port}/v1/voice",
-            "--start-json",
-            START_FRAME.format(agent=agent),
-            "--sessions",
-            str(n),
-            "--duration",
-            str(duration),
-            "--ramp",
-            str(args.ramp),
-            "--script",
-            script,
-            "--pid",
-            str(pid),
-            "--floor-ms",
-            str(floor["total_ms"]),
-            "--barge-floor-ms",
-            str(floor["barge_in_floor_ms"]),
-            "--reply-secs",
-            str(floor["reply_audio_secs"]),
-            "--label",
-            out.stem,
-            "--out",
-            str(out),
-            "--quiet",
-        ],
-    )
+    return common.pin(common.CLIENT_CPU, [
+        str(common.CLIENT_PY), str(common.HARNESS / "loadclient.py"),
+        "--url", f"ws://127.0.0.1:{port}/v1/voice",
+        "--start-json", START_FRAME.format(agent=agent),
+        "--sessions", str(n), "--duration", str(duration), "--ramp", str(args.ramp),
+        "--script", script, "--pid", str(pid),
+        "--floor-ms", str(floor["total_ms"]),
+        "--barge-floor-ms", str(floor["barge_in_floor_ms"]),
+        "--reply-secs", str(floor["reply_audio_secs"]),
+        "--label", out.stem, "--out", str(out), "--quiet",
+    ])  # fmt: skip
 
 
 def run_parley_once(
