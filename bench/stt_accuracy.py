@@ -274,7 +274,7 @@ async def one_turn(mic: Microphone, ear: Listener, sentence: str) -> TurnLatency
 async def measure_latency(turns: int) -> list[TurnLatency]:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(  # the embedded stack, whatever PARLEY_* says
-            data_dir=Path(tmp), database_url=f"sqlite+aiosqlite:///{tmp}/p.db",
+            data_dir=Path(tmp), database_url=f"sqlite:///{tmp}/p.db",
             redis_url=None, llm_base_url=None, agents_dir=None,
         )  # fmt: skip
         app = create_app(settings)

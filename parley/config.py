@@ -90,9 +90,9 @@ class Settings(BaseSettings):
     def _check_db_url(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
-        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        if not value.startswith(("sqlite://", "sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError(
-                "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// "
+                "must start with sqlite:// or postgresql+asyncpg:// "
                 f"(got {value.split(':', 1)[0]!r})"
             )
         return value
@@ -118,7 +118,7 @@ class Settings(BaseSettings):
     def effective_database_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'parley.db').resolve()}"
+        return f"sqlite:///{(self.data_dir / 'parley.db').resolve()}"
 
 
 def load_settings(**overrides: Any) -> Settings:

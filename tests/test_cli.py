@@ -147,7 +147,7 @@ def test_doctor_prints_settings_and_agents(
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
     assert f"data dir:  {local_env.resolve()}\n" in out
-    assert f"database:  sqlite+aiosqlite:///{(local_env / 'parley.db').resolve()}\n" in out
+    assert f"database:  sqlite:///{(local_env / 'parley.db').resolve()}\n" in out
     assert "redis:     in-process coordination\n" in out
     assert "llm:       none (rules brain)\n" in out
     assert "agents:    demo, shop\n" in out

@@ -67,7 +67,7 @@ def test_defaults(clean_env: Path) -> None:
     assert settings.llm_base_url is None
     assert settings.cors_origins == []
     assert settings.effective_database_url == (
-        f"sqlite+aiosqlite:///{(clean_env / '.parley' / 'parley.db').resolve()}"
+        f"sqlite:///{(clean_env / '.parley' / 'parley.db').resolve()}"
     )
 
 
@@ -124,7 +124,7 @@ def test_cors_origins_from_environment(
 @pytest.mark.parametrize(
     ("name", "value", "says"),
     [
-        ("PARLEY_DATABASE_URL", "mysql://x", "sqlite+aiosqlite://"),
+        ("PARLEY_DATABASE_URL", "mysql://x", "sqlite://"),
         ("PARLEY_REDIS_URL", "http://cache", "redis://"),
         ("PARLEY_SESSION_RATE_LIMIT", "-1", "greater than or equal to 0"),
         ("PARLEY_SESSION_RATE_LIMIT", "lots", "integer"),

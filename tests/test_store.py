@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 
 from parley.sessions import Approval, SqlStore, TransferRecord, make_store
 from parley.sessions.sql_migrate import head_revision
-from parley.sessions.sql_schema import metadata
+from parley.sessions.sql_schema import metadata, sessions
 from parley.testing import FakeClock
 from tests.plugins.stores import sqlite_url
 
@@ -328,13 +328,10 @@ async def test_concurrent_first_starts_migrate_once(db_url: str) -> None:
 
 
 async def test_migrations_match_the_query_tables(store: SqlStore) -> None:
-    engine = store._require_engine()
-
     def diff(conn: sa.Connection) -> list[object]:
         return list(compare_metadata(MigrationContext.configure(conn), metadata))
 
-    async with engine.connect() as conn:
-        assert await conn.run_sync(diff) == []
+    assert await store._read(diff) == []
 
 
 async def test_not_started_and_bad_urls(tmp_path: Path) -> None:
@@ -352,10 +349,54 @@ async def test_sqlite_creates_parent_dir_and_uses_wal(tmp_path: Path) -> None:
     store = SqlStore(f"sqlite+aiosqlite:///{path}")
     await store.start()
     try:
-        async with store._require_engine().connect() as conn:
-            mode = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar()
-            timeout = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar()
+        mode, timeout = await store._read(
+            lambda conn: (
+                conn.exec_driver_sql("PRAGMA journal_mode").scalar(),
+                conn.exec_driver_sql("PRAGMA busy_timeout").scalar(),
+            )
+        )
     finally:
         await store.close()
     assert path.exists()
     assert mode == "wal" and timeout == 30000
+
+
+async def test_a_failed_write_rolls_back_and_the_store_goes_on(store: SqlStore) -> None:
+    sid = await new_session(store)
+    approval = Approval(sid, "call-1", "book_table", {}, "pending", "Book?")
+    await store.create_approval(approval)
+
+    def half_then_fail(conn: sa.Connection) -> None:
+        conn.execute(sa.update(sessions).where(sessions.c.id == sid).values(agent="changed"))
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await store._write(half_then_fail)
+    with pytest.raises(ValueError, match="already exists"):
+        await store.create_approval(approval)
+    message = await store.add_message(sid, "user", "still here")
+    session = await store.get_session(sid)
+    assert session is not None and session.agent == "receptionist"
+    assert message.seq == 1 and [m.text for m in await store.list_messages(sid)] == ["still here"]
+
+
+@pytest.mark.parametrize("scheme", ["sqlite", "sqlite+pysqlite", "sqlite+aiosqlite"])
+async def test_sqlite_url_spellings(tmp_path: Path, scheme: str) -> None:
+    store = SqlStore(f"{scheme}:///{tmp_path / 'p.db'}")
+    await store.start()
+    try:
+        sid = await new_session(store)
+        assert (await store.add_message(sid, "user", "hi")).seq == 1
+    finally:
+        await store.close()
+
+
+async def test_in_memory_sqlite_keeps_its_data_for_the_store_lifetime() -> None:
+    store = SqlStore("sqlite://")
+    await store.start()
+    try:
+        sid = await new_session(store)
+        await store.add_message(sid, "user", "hi")
+        assert [m.text for m in await store.list_messages(sid)] == ["hi"]
+    finally:
+        await store.close()

@@ -11,6 +11,10 @@ writers, in one process or many:
   first caller can pass (``WHERE status = 'pending'`` / ``<> 'ended'``); the
   rowcount says who won, and the loser reads back the winner's row.
 
+Each method body is a synchronous function over one connection, run in one
+transaction by the backend's ``Runner`` (``sql_engine``): on SQLite one hop to a
+dedicated thread, on PostgreSQL ``run_sync`` on a pooled asyncpg connection.
+
 Unknown session or message ids given to writes raise ``LookupError``; reads
 return ``None``.
 """
@@ -18,15 +22,14 @@ return ``None``.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, get_args
+from typing import Any, TypeVar, get_args
 from uuid import uuid4
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from parley.clock import Clock, SystemClock
 from parley.sessions import sql_migrate
@@ -39,10 +42,23 @@ from parley.sessions.records import (
     SessionStatus,
     TransferRecord,
 )
-from parley.sessions.sql_engine import WRITE_OPTION, check_url, create_engine
+from parley.sessions.sql_engine import Runner, check_url, create_runner
+from parley.sessions.sql_rows import (
+    approval_from_row,
+    approval_values,
+    check_aware,
+    message_from_row,
+    message_values,
+    session_from_row,
+    session_values,
+    transfer_from_row,
+    transfer_values,
+)
 from parley.sessions.sql_schema import approvals, messages, sessions, transfers
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 ROLES: frozenset[str] = frozenset(get_args(Role))
 APPROVAL_STATES: frozenset[str] = frozenset(get_args(ApprovalState))
@@ -62,6 +78,23 @@ SESSION_UPDATABLE = frozenset(
 )
 
 
+# Hot statements, built once: parameters go in at execute time, so SQLAlchemy
+# neither re-coerces values nor recomputes cache keys per call.
+_BUMP_SEQ = (
+    sa.update(sessions)
+    .where(sessions.c.id == sa.bindparam("sid"))
+    .values(last_seq=sessions.c.last_seq + 1)
+    .returning(sessions.c.last_seq)
+)
+_INSERT_MESSAGE = sa.insert(messages)
+_SESSION_BY_ID = sa.select(sessions).where(sessions.c.id == sa.bindparam("sid"))
+_MESSAGES_OF = (
+    sa.select(messages)
+    .where(messages.c.session_id == sa.bindparam("sid"))
+    .order_by(messages.c.seq)
+)
+
+
 def new_id() -> str:
     return uuid4().hex
 
@@ -73,53 +106,41 @@ class SqlStore:
         check_url(url)
         self.url = url
         self._clock: Clock = clock or SystemClock()
-        self._engine: AsyncEngine | None = None
+        self._runner: Runner | None = None
 
     # lifecycle ----------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the engine and migrate the schema to head; a no-op once started."""
-        if self._engine is not None:
+        """Open the database and migrate the schema to head; a no-op once started."""
+        if self._runner is not None:
             return
-        engine = create_engine(self.url)
+        runner = create_runner(self.url)
         try:
-            async with self._begin_write(engine) as conn:
-                await conn.run_sync(sql_migrate.upgrade_to_head)
+            await runner.run(sql_migrate.upgrade_to_head, write=True)
         except BaseException:
-            await engine.dispose()
+            await runner.close()
             raise
-        self._engine = engine
+        self._runner = runner
 
     async def close(self) -> None:
-        engine, self._engine = self._engine, None
-        if engine is not None:
-            await engine.dispose()
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.close()
 
     async def schema_revision(self) -> str | None:
         """The Alembic revision the database is at (``None`` if never migrated)."""
-        async with self._read() as conn:
-            return await conn.run_sync(sql_migrate.current_revision)
+        return await self._read(sql_migrate.current_revision)
 
-    def _require_engine(self) -> AsyncEngine:
-        if self._engine is None:
+    def _require_runner(self) -> Runner:
+        if self._runner is None:
             raise RuntimeError("SqlStore is not started: await store.start() first")
-        return self._engine
+        return self._runner
 
-    @staticmethod
-    @asynccontextmanager
-    async def _begin_write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-        async with engine.connect() as conn:
-            await conn.execution_options(**{WRITE_OPTION: True})
-            async with conn.begin():
-                yield conn
+    async def _write(self, fn: Callable[[Connection], T]) -> T:
+        return await self._require_runner().run(fn, write=True)
 
-    def _write(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        return self._begin_write(self._require_engine())
-
-    @asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncConnection]:
-        async with self._require_engine().connect() as conn:
-            yield conn
+    async def _read(self, fn: Callable[[Connection], T]) -> T:
+        return await self._require_runner().run(fn, write=False)
 
     # sessions -----------------------------------------------------------------
 
@@ -134,7 +155,7 @@ class SqlStore:
         expires_at: datetime | None,
         channel: str = "chat",
     ) -> Session:
-        _check_aware("expires_at", expires_at)
+        check_aware("expires_at", expires_at)
         session = Session(
             id=new_id(),
             agent=agent,
@@ -148,25 +169,18 @@ class SqlStore:
             created_at=self._clock.now(),
             expires_at=expires_at,
         )
-        values = _session_values(session)
-        async with self._write() as conn:
-            await conn.execute(sa.insert(sessions).values(**values, last_seq=0))
+        insert = sa.insert(sessions).values(**session_values(session), last_seq=0)
+        await self._write(lambda conn: conn.execute(insert))
         return session
 
     async def get_session(self, session_id: str) -> Session | None:
-        async with self._read() as conn:
-            row = (
-                await conn.execute(sa.select(sessions).where(sessions.c.id == session_id))
-            ).first()
-        return _session_from_row(row) if row else None
+        return await self._read(lambda conn: _session_by_id(conn, session_id))
 
     async def get_session_by_resume_token(self, resume_token: str) -> Session | None:
         if not resume_token:
             return None
         query = sa.select(sessions).where(sessions.c.resume_token == resume_token).limit(1)
-        async with self._read() as conn:
-            row = (await conn.execute(query)).first()
-        return _session_from_row(row) if row else None
+        return await self._read(lambda conn: _one_session(conn, query))
 
     async def update_session(self, session_id: str, **fields: Any) -> Session | None:
         unknown = set(fields) - SESSION_UPDATABLE
@@ -178,16 +192,15 @@ class SqlStore:
         if "status" in fields and fields["status"] not in SESSION_STATES:
             raise ValueError(f"unknown session status {fields['status']!r}")
         for name in ("ended_at", "expires_at"):
-            _check_aware(name, fields.get(name))
-        async with self._write() as conn:
+            check_aware(name, fields.get(name))
+        update = sa.update(sessions).where(sessions.c.id == session_id).values(**fields)
+
+        def run(conn: Connection) -> Session | None:
             if fields:
-                await conn.execute(
-                    sa.update(sessions).where(sessions.c.id == session_id).values(**fields)
-                )
-            row = (
-                await conn.execute(sa.select(sessions).where(sessions.c.id == session_id))
-            ).first()
-        return _session_from_row(row) if row else None
+                conn.execute(update)
+            return _session_by_id(conn, session_id)
+
+        return await self._write(run)
 
     async def end_session(self, session_id: str, reason: str) -> bool:
         update = (
@@ -195,9 +208,7 @@ class SqlStore:
             .where(sessions.c.id == session_id, sessions.c.status != "ended")
             .values(status="ended", end_reason=reason, ended_at=self._clock.now())
         )
-        async with self._write() as conn:
-            result = await conn.execute(update)
-        return result.rowcount == 1
+        return await self._write(lambda conn: conn.execute(update).rowcount == 1)
 
     # messages -----------------------------------------------------------------
 
@@ -213,14 +224,10 @@ class SqlStore:
     ) -> Message:
         if role not in ROLES:
             raise ValueError(f"unknown message role {role!r}; expected one of {sorted(ROLES)}")
-        bump = (
-            sa.update(sessions)
-            .where(sessions.c.id == session_id)
-            .values(last_seq=sessions.c.last_seq + 1)
-            .returning(sessions.c.last_seq)
-        )
-        async with self._write() as conn:
-            seq = (await conn.execute(bump)).scalar()
+        created_at = self._clock.now()
+
+        def run(conn: Connection) -> Message:
+            seq = conn.execute(_BUMP_SEQ, {"sid": session_id}).scalar()
             if seq is None:
                 raise LookupError(f"no session {session_id!r}")
             message = Message(
@@ -232,10 +239,12 @@ class SqlStore:
                 blocks=list(blocks or []),
                 channel=channel,
                 interrupted=interrupted,
-                created_at=self._clock.now(),
+                created_at=created_at,
             )
-            await conn.execute(sa.insert(messages).values(**_message_values(message)))
-        return message
+            conn.execute(_INSERT_MESSAGE, message_values(message))
+            return message
+
+        return await self._write(run)
 
     async def update_message(
         self,
@@ -252,23 +261,23 @@ class SqlStore:
             changes["blocks"] = list(blocks)
         if interrupted is not None:
             changes["interrupted"] = interrupted
-        async with self._write() as conn:
+
+        def run(conn: Connection) -> bool:
             if changes:
                 query = sa.update(messages).where(messages.c.id == message_id).values(**changes)
-                found = (await conn.execute(query)).rowcount == 1
-            else:
-                query_id = sa.select(messages.c.id).where(messages.c.id == message_id)
-                found = (await conn.execute(query_id)).first() is not None
-        if not found:
+                return conn.execute(query).rowcount == 1
+            query_id = sa.select(messages.c.id).where(messages.c.id == message_id)
+            return conn.execute(query_id).first() is not None
+
+        if not await self._write(run):
             raise LookupError(f"no message {message_id!r}")
 
     async def list_messages(self, session_id: str) -> list[Message]:
-        query = (
-            sa.select(messages).where(messages.c.session_id == session_id).order_by(messages.c.seq)
+        return await self._read(
+            lambda conn: [
+                message_from_row(row) for row in conn.execute(_MESSAGES_OF, {"sid": session_id})
+            ]
         )
-        async with self._read() as conn:
-            rows = (await conn.execute(query)).all()
-        return [_message_from_row(row) for row in rows]
 
     async def count_messages(self, session_id: str, roles: tuple[Role, ...] = ()) -> int:
         query = (
@@ -278,21 +287,23 @@ class SqlStore:
         )
         if roles:
             query = query.where(messages.c.role.in_(roles))
-        async with self._read() as conn:
-            return int((await conn.execute(query)).scalar_one())
+        return await self._read(lambda conn: int(conn.execute(query).scalar_one()))
 
     # approvals ----------------------------------------------------------------
 
     async def create_approval(self, approval: Approval) -> None:
         if approval.status not in APPROVAL_STATES:
             raise ValueError(f"unknown approval status {approval.status!r}")
-        values = _approval_values(approval)
+        values = approval_values(approval)
         values["created_at"] = approval.created_at or self._clock.now()
+
+        def run(conn: Connection) -> None:
+            if not _session_exists(conn, approval.session_id):
+                raise LookupError(f"no session {approval.session_id!r}")
+            conn.execute(sa.insert(approvals).values(**values))
+
         try:
-            async with self._write() as conn:
-                if not await _session_exists(conn, approval.session_id):
-                    raise LookupError(f"no session {approval.session_id!r}")
-                await conn.execute(sa.insert(approvals).values(**values))
+            await self._write(run)
         except IntegrityError:
             raise ValueError(
                 f"approval for tool call {approval.tool_call_id!r} already exists "
@@ -300,8 +311,7 @@ class SqlStore:
             ) from None
 
     async def get_approval(self, session_id: str, tool_call_id: str) -> Approval | None:
-        async with self._read() as conn:
-            return await _select_approval(conn, session_id, tool_call_id)
+        return await self._read(lambda conn: _select_approval(conn, session_id, tool_call_id))
 
     async def list_approvals(
         self, session_id: str, status: ApprovalState | None = None
@@ -310,9 +320,9 @@ class SqlStore:
         if status is not None:
             query = query.where(approvals.c.status == status)
         query = query.order_by(approvals.c.created_at, approvals.c.tool_call_id)
-        async with self._read() as conn:
-            rows = (await conn.execute(query)).all()
-        return [_approval_from_row(row) for row in rows]
+        return await self._read(
+            lambda conn: [approval_from_row(row) for row in conn.execute(query).all()]
+        )
 
     async def claim_approval(
         self,
@@ -338,135 +348,63 @@ class SqlStore:
                 decided_at=self._clock.now(),
             )
         )
-        async with self._write() as conn:
-            won = (await conn.execute(claim)).rowcount == 1
-            record = await _select_approval(conn, session_id, tool_call_id)
-        return won, record
+
+        def run(conn: Connection) -> tuple[bool, Approval | None]:
+            won = conn.execute(claim).rowcount == 1
+            return won, _select_approval(conn, session_id, tool_call_id)
+
+        return await self._write(run)
 
     # transfers ----------------------------------------------------------------
 
     async def save_transfer(self, transfer: TransferRecord) -> None:
         """Insert or replace by id; ``created_at`` is kept from the first save."""
         now = self._clock.now()
-        values = _transfer_values(transfer)
+        values = transfer_values(transfer)
         values["updated_at"] = now
-        async with self._write() as conn:
-            if not await _session_exists(conn, transfer.session_id):
+
+        def run(conn: Connection) -> None:
+            if not _session_exists(conn, transfer.session_id):
                 raise LookupError(f"no session {transfer.session_id!r}")
             changed = {k: v for k, v in values.items() if k not in ("id", "created_at")}
             query = sa.update(transfers).where(transfers.c.id == transfer.id).values(**changed)
-            if (await conn.execute(query)).rowcount == 0:
+            if conn.execute(query).rowcount == 0:
                 values["created_at"] = transfer.created_at or now
-                await conn.execute(sa.insert(transfers).values(**values))
+                conn.execute(sa.insert(transfers).values(**values))
+
+        await self._write(run)
 
     async def get_transfer(self, transfer_id: str) -> TransferRecord | None:
         query = sa.select(transfers).where(transfers.c.id == transfer_id)
-        async with self._read() as conn:
-            row = (await conn.execute(query)).first()
-        return _transfer_from_row(row) if row else None
+
+        def run(conn: Connection) -> TransferRecord | None:
+            row = conn.execute(query).first()
+            return transfer_from_row(row) if row else None
+
+        return await self._read(run)
 
 
-# rows <-> records ------------------------------------------------------------
+# sync helpers (run inside a runner's transaction) ------------------------------
 
 
-def _check_aware(name: str, value: datetime | None) -> None:
-    if value is not None and value.tzinfo is None:
-        raise ValueError(f"{name} is a naive datetime; pass a timezone-aware UTC one")
+def _one_session(conn: Connection, query: sa.Select[Any]) -> Session | None:
+    row = conn.execute(query).first()
+    return session_from_row(row) if row else None
 
 
-async def _session_exists(conn: AsyncConnection, session_id: str) -> bool:
+def _session_by_id(conn: Connection, session_id: str) -> Session | None:
+    row = conn.execute(_SESSION_BY_ID, {"sid": session_id}).first()
+    return session_from_row(row) if row else None
+
+
+def _session_exists(conn: Connection, session_id: str) -> bool:
     query = sa.select(sessions.c.id).where(sessions.c.id == session_id)
-    return (await conn.execute(query)).first() is not None
+    return conn.execute(query).first() is not None
 
 
-async def _select_approval(
-    conn: AsyncConnection, session_id: str, tool_call_id: str
-) -> Approval | None:
+def _select_approval(conn: Connection, session_id: str, tool_call_id: str) -> Approval | None:
     query = sa.select(approvals).where(
         approvals.c.session_id == session_id, approvals.c.tool_call_id == tool_call_id
     )
-    row = (await conn.execute(query)).first()
-    return _approval_from_row(row) if row else None
-
-
-def _columns(table: sa.Table, row: sa.Row[Any]) -> dict[str, Any]:
-    mapping = row._mapping
-    return {c.name: mapping[c] for c in table.columns}
-
-
-def _session_values(s: Session) -> dict[str, Any]:
-    return {
-        "id": s.id,
-        "agent": s.agent,
-        "status": s.status,
-        "token_hash": s.token_hash,
-        "resume_token": s.resume_token,
-        "current_channel": s.current_channel,
-        "end_reason": s.end_reason,
-        "template_vars": s.template_vars,
-        "metadata": s.metadata,
-        "agent_state": s.agent_state,
-        "created_at": s.created_at,
-        "expires_at": s.expires_at,
-        "ended_at": s.ended_at,
-    }
-
-
-def _session_from_row(row: sa.Row[Any]) -> Session:
-    values = _columns(sessions, row)
-    values.pop("last_seq")
-    return Session(**values)
-
-
-def _message_values(m: Message) -> dict[str, Any]:
-    return {
-        "id": m.id,
-        "session_id": m.session_id,
-        "seq": m.seq,
-        "role": m.role,
-        "text": m.text,
-        "blocks": m.blocks,
-        "channel": m.channel,
-        "interrupted": m.interrupted,
-        "created_at": m.created_at,
-    }
-
-
-def _message_from_row(row: sa.Row[Any]) -> Message:
-    return Message(**_columns(messages, row))
-
-
-def _approval_values(a: Approval) -> dict[str, Any]:
-    return {
-        "session_id": a.session_id,
-        "tool_call_id": a.tool_call_id,
-        "name": a.name,
-        "arguments": a.arguments,
-        "status": a.status,
-        "prompt": a.prompt,
-        "decided_by": a.decided_by,
-        "reason": a.reason,
-        "created_at": a.created_at,
-        "decided_at": a.decided_at,
-    }
-
-
-def _approval_from_row(row: sa.Row[Any]) -> Approval:
-    return Approval(**_columns(approvals, row))
-
-
-def _transfer_values(t: TransferRecord) -> dict[str, Any]:
-    return {
-        "id": t.id,
-        "session_id": t.session_id,
-        "status": t.status,
-        "target": t.target,
-        "reason": t.reason,
-        "data": t.data,
-        "created_at": t.created_at,
-        "updated_at": t.updated_at,
-    }
-
-
-def _transfer_from_row(row: sa.Row[Any]) -> TransferRecord:
-    return TransferRecord(**_columns(transfers, row))
+    row = conn.execute(query).first()
+    return approval_from_row(row) if row else None

@@ -3,7 +3,7 @@
 Parley runs migrations itself (``SqlStore.start`` → ``sql_migrate.upgrade_to_head``),
 handing over an open connection in ``config.attributes["connection"]``. For
 developers running the ``alembic`` command by hand, pass the database with
-``-x url=sqlite+aiosqlite:///path`` (or set ``sqlalchemy.url``).
+``-x url=sqlite:///path`` (or set ``sqlalchemy.url``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from parley.sessions.sql_engine import is_sqlite, sqlite_engine
 from parley.sessions.sql_schema import metadata
 
 config = context.config
@@ -43,6 +44,15 @@ def _url() -> str:
     return url
 
 
+def _run_with_sqlite(url: str) -> None:
+    engine = sqlite_engine(url)
+    try:
+        with engine.begin() as conn:
+            _run_on(conn)
+    finally:
+        engine.dispose()
+
+
 async def _run_with_url(url: str) -> None:
     engine = create_async_engine(url)
     try:
@@ -60,6 +70,8 @@ def _main() -> None:
         _configure(url=_url())
         with context.begin_transaction():
             context.run_migrations()
+    elif is_sqlite(_url()):
+        _run_with_sqlite(_url())
     else:
         asyncio.run(_run_with_url(_url()))
 
