@@ -55,6 +55,8 @@ def test_pcm_array_round_trip_and_odd_length_rejected() -> None:
     assert pcm_to_array(pcm).tolist() == samples.tolist()
     with pytest.raises(ValueError, match=r"even number of bytes, got 3"):
         pcm_to_array(b"\x00\x01\x02")
+    as_array = pcm_to_array(memoryview(bytearray(pcm)))
+    assert as_array.dtype == np.int16 and as_array.tolist() == samples.tolist()
 
 
 def test_array_to_pcm_rounds_and_clips_floats() -> None:
@@ -97,6 +99,8 @@ def test_sample_aligner_keeps_the_dangling_byte() -> None:
     assert aligner.pending == 1
     assert aligner.feed(b"\x06") == b"\x05\x06"
     assert aligner.pending == 0
+    whole = b"\x01\x02\x03\x04"
+    assert aligner.feed(whole) is whole  # nothing held back: no copy
 
 
 def test_frame_splitter_with_odd_chunk_sizes() -> None:
@@ -118,6 +122,21 @@ def test_frame_splitter_with_odd_chunk_sizes() -> None:
     assert tail == rest + bytes(640 - len(rest))
     assert splitter.buffered == 0
     assert splitter.flush() == b""
+
+
+def test_frame_splitter_takes_any_buffer_and_copies_no_single_frame() -> None:
+    data = bytes(range(256)) * 10  # 2560 bytes
+    frame = data[:640]
+    splitter = FrameSplitter(640)
+    assert splitter.push(frame)[0] is frame  # one whole frame: passed on as is
+    for chunk in (bytearray(data), memoryview(data), memoryview(data).cast("h")):
+        frames = splitter.push(chunk)
+        assert all(type(f) is bytes for f in frames)
+        assert b"".join(frames) == data and splitter.buffered == 0
+    assert splitter.push(memoryview(data)[:700]) == [data[:640]]
+    assert splitter.push(bytearray(data[700:1000])) == []  # completes no frame
+    assert splitter.push(memoryview(data)[1000:1920]) == [data[640:1280], data[1280:1920]]
+    assert splitter.buffered == 0
 
 
 def test_frame_splitter_unpadded_flush_reset_and_bad_size() -> None:
@@ -193,7 +212,12 @@ def test_equal_rates_pass_through() -> None:
     resampler = Resampler(16000, 16000)
     chunk = tone(100, 0.02, 16000)
     assert resampler.passthrough
-    assert resampler.process(chunk) == chunk
+    assert resampler.process(chunk) is chunk  # no copy
+    assert resampler.process(bytearray(chunk)) == chunk
+    assert type(resampler.process(memoryview(chunk))) is bytes
+    assert resampler.buffered_s == 0.0
+    with pytest.raises(ValueError, match=r"even number of bytes, got 3"):
+        resampler.process(b"\x00\x01\x02")
     assert resampler.flush() == b""
     assert resample(chunk, 16000, 16000) == chunk
 

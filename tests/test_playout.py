@@ -81,6 +81,26 @@ def test_next_due_says_when_to_ask_again() -> None:
     assert playout.next_due(1.0) is None
 
 
+def test_room_at_says_when_a_batch_fits_queued_or_not() -> None:
+    playout = Playout(RATE, lead_ms=200)
+    assert playout.frame_secs == pytest.approx(0.02)
+    assert playout.room_at(0.0, 0.06) == 0.0  # nothing buffered: room at once
+    assert not playout.has_queued
+    playout.enqueue(audio(0.3), "")
+    assert playout.has_queued
+    assert len(playout.due_frames(0.0)) == 10  # 0.2 s buffered
+    assert playout.room_at(0.0, 0.06) == pytest.approx(0.06)  # buffer down to 0.14 s
+    assert playout.room_at(0.05, 0.06) == pytest.approx(0.06)
+    assert playout.room_at(0.1, 0.06) == pytest.approx(0.1)  # already fits
+    assert playout.room_at(0.0, 0.2) == pytest.approx(0.2)  # a whole lead: once played
+    assert playout.room_at(0.0, 0.5) == pytest.approx(0.2)  # more than the lead: same
+    assert len(playout.due_frames(0.06)) == 3
+    assert len(playout.due_frames(0.12)) == 2  # all that was left
+    assert not playout.has_queued
+    assert playout.room_at(0.12, 0.06) == pytest.approx(0.16)  # queued or not
+    assert playout.room_at(0.5, 0.06) == 0.5
+
+
 @settings(database=None, max_examples=100, deadline=None)
 @given(
     steps=st.lists(st.floats(min_value=0, max_value=0.3), min_size=1, max_size=60),
@@ -164,6 +184,15 @@ def speak_two_sentences() -> Playout:
 )
 def test_heard_text_at_several_points(now: float, heard: str) -> None:
     assert speak_two_sentences().heard_text(now) == heard
+
+
+def test_streamed_audio_extends_its_segment() -> None:
+    playout = Playout(RATE, lead_ms=10_000)
+    playout.enqueue(audio(0.25), "one two")
+    playout.enqueue(audio(0.25), "ignored", extend=True)  # same sentence, more audio
+    playout.due_frames(0.0)
+    assert playout.heard_text(0.49) == "one"
+    assert playout.heard_text(0.5) == "one two"
 
 
 def test_heard_text_counts_only_audio_that_was_sent() -> None:

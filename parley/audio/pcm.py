@@ -5,6 +5,8 @@ and two small stream objects that cut arbitrary byte chunks into whole samples
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import numpy.typing as npt
 
@@ -13,12 +15,18 @@ FULL_SCALE = 32768.0
 
 Int16Array = npt.NDArray[np.int16]
 
+_PCM16 = np.dtype("<i2")
+_NATIVE_ORDER = sys.byteorder == "little"  # then "<i2" is np.int16 itself
+
 
 def pcm_to_array(pcm: bytes | bytearray | memoryview) -> Int16Array:
     """The samples of ``pcm`` as an int16 array (a read-only view for ``bytes``)."""
     if len(pcm) % SAMPLE_WIDTH:
         raise ValueError(f"PCM16 needs an even number of bytes, got {len(pcm)}")
-    return np.frombuffer(pcm, dtype="<i2").astype(np.int16, copy=False)
+    samples: Int16Array = np.frombuffer(pcm, dtype=_PCM16)
+    if _NATIVE_ORDER:
+        return samples
+    return samples.astype(np.int16)  # pragma: no cover - big-endian hosts only
 
 
 def array_to_pcm(samples: npt.ArrayLike) -> bytes:
@@ -85,6 +93,8 @@ class SampleAligner:
         return len(self._dangling)
 
     def feed(self, chunk: bytes) -> bytes:
+        if not self._dangling and not len(chunk) % SAMPLE_WIDTH:
+            return chunk  # the common case: nothing to hold back
         data = self._dangling + chunk if self._dangling else chunk
         cut = len(data) - len(data) % SAMPLE_WIDTH
         self._dangling = data[cut:]
@@ -111,15 +121,27 @@ class FrameSplitter:
         return len(self._buffer)
 
     def push(self, chunk: bytes | bytearray | memoryview) -> list[bytes]:
-        """Add ``chunk``; return every frame it completes, oldest first."""
-        self._buffer += chunk
-        whole = len(self._buffer) - len(self._buffer) % self.frame_size
-        if whole == 0:
-            return []
-        view = bytes(self._buffer[:whole])
-        del self._buffer[:whole]
+        """Add ``chunk``; return every frame it completes, oldest first.
+        Frames are cut from ``chunk`` itself (one copy each, none for a ``bytes``
+        chunk that is exactly one frame); only a partial frame is buffered."""
         size = self.frame_size
-        return [view[i : i + size] for i in range(0, whole, size)]
+        frames: list[bytes] = []
+        view = memoryview(chunk).cast("B")
+        start = 0
+        if self._buffer:  # complete the waiting partial frame first
+            start = min(size - len(self._buffer), len(view))
+            self._buffer += view[:start]
+            if len(self._buffer) < size:
+                return frames
+            frames.append(bytes(self._buffer))
+            self._buffer.clear()
+        end = start + (len(view) - start) // size * size
+        if isinstance(chunk, bytes):
+            frames.extend(chunk[i : i + size] for i in range(start, end, size))
+        else:
+            frames.extend(view[i : i + size].tobytes() for i in range(start, end, size))
+        self._buffer += view[end:]
+        return frames
 
     def flush(self, *, pad: bool = True) -> bytes:
         """Empty the buffer: the last partial frame, zero-padded to ``frame_size`` when

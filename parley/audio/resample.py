@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 import soxr
 
-from parley.audio.pcm import pcm_to_array
+from parley.audio.pcm import SAMPLE_WIDTH, pcm_to_array
 
 Quality = Literal["QQ", "LQ", "MQ", "HQ", "VHQ"]
 QUALITIES: tuple[Quality, ...] = ("QQ", "LQ", "MQ", "HQ", "VHQ")
@@ -55,10 +55,13 @@ class Resampler:
         return float(self._stream.delay()) / self.out_rate
 
     def process(self, pcm: bytes | bytearray | memoryview) -> bytes:
-        """Resample one chunk (even byte length); may return b"" while soxr buffers."""
-        samples = pcm_to_array(pcm)
+        """Resample one chunk (even byte length); may return b"" while soxr buffers.
+        At equal rates a ``bytes`` chunk is returned as is (no copy)."""
         if self._stream is None:
-            return bytes(pcm)
+            if len(pcm) % SAMPLE_WIDTH:
+                raise ValueError(f"PCM16 needs an even number of bytes, got {len(pcm)}")
+            return pcm if isinstance(pcm, bytes) else bytes(pcm)
+        samples = pcm_to_array(pcm)
         if samples.size == 0:
             return b""
         return bytes(self._stream.resample_chunk(samples).tobytes())

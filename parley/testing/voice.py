@@ -202,10 +202,15 @@ class Sent:
 
 class MemoryTransport:
     """Collects what a connection sends, with the virtual time of each send.
-    Set ``audio_gate`` (an ``asyncio.Event``) to hold audio sends until it is set."""
+    Set ``audio_gate`` (an ``asyncio.Event``) to hold audio sends until it is set.
 
-    def __init__(self, time: VirtualTime) -> None:
+    The pump sends audio in batches (several frames per message): ``audio()`` counts
+    audio by bytes, cut into 20 ms frames (``frame_bytes``, 640 at 16 kHz), while
+    ``audio_messages()`` gives the binary messages as sent."""
+
+    def __init__(self, time: VirtualTime, frame_bytes: int = 640) -> None:
         self.time = time
+        self.frame_bytes = frame_bytes
         self.sent: list[Sent] = []
         self.audio_gate: asyncio.Event | None = None
 
@@ -232,8 +237,18 @@ class MemoryTransport:
         found = [i for i, s in enumerate(self.sent) if s.kind == "json" and s.data["type"] == kind]
         return found[nth]
 
-    def audio(self, start: int = 0) -> list[bytes]:
+    def audio_messages(self, start: int = 0) -> list[bytes]:
+        """The binary messages sent from ``sent[start]`` on."""
         return [s.data for s in self.sent[start:] if s.kind == "audio"]
+
+    def audio(self, start: int = 0) -> list[bytes]:
+        """The audio sent from ``sent[start]`` on, each message cut into 20 ms frames
+        (a message's last piece may be shorter)."""
+        size = self.frame_bytes
+        return [m[i : i + size] for m in self.audio_messages(start) for i in range(0, len(m), size)]
+
+    def audio_bytes(self, start: int = 0) -> bytes:
+        return b"".join(self.audio_messages(start))
 
     def first_audio_at(self, start: int = 0) -> float:
         return next(s.at for s in self.sent[start:] if s.kind == "audio")
@@ -298,14 +313,15 @@ class VoiceHarness:
 
     def connect(self, options: VoiceOptions | None = None) -> VoiceConnection:
         """A (new) connection to the session, with a fresh transport and mic."""
-        self.transport = MemoryTransport(self.time)
+        options = options or VoiceOptions()
+        self.transport = MemoryTransport(self.time, options.output_rate // 50 * 2)
         self.conn = VoiceConnection(
             brain=self.brain,
             session_id=self.session_id,
             agent=self.agent,
             engines=self.engines,
             transport=self.transport,
-            options=options or VoiceOptions(),
+            options=options,
             clock=self.time.clock,
             sleep=self.time.sleep,
         )

@@ -96,6 +96,14 @@ class VoiceOptions:
     transcripts: bool = True
     channel: str = "voice"
     lead_ms: float = 200.0
+    send_batch_ms: float = 60.0  # outbound audio per message while a response plays
+
+    def __post_init__(self) -> None:
+        if not 20.0 <= self.send_batch_ms <= self.lead_ms:
+            raise ValueError(
+                f"send_batch_ms must be between 20 and lead_ms ({self.lead_ms}), "
+                f"got {self.send_batch_ms}"
+            )
 
 
 def yes_or_no(text: str) -> bool | None:
@@ -145,6 +153,7 @@ class VoiceConnection:
             self.sleep,
             on_speaking=self._set_speaking,
             on_first_audio=self._first_audio,
+            batch_ms=options.send_batch_ms,
         )
         self.playout = self.pump.playout
         self.audio_t = 0.0  # seconds of input audio processed (the turn-taking clock)
@@ -206,6 +215,20 @@ class VoiceConnection:
 
     async def feed_audio(self, data: bytes) -> None:
         """PCM16 LE mono at the input rate, any length (odd lengths too)."""
+        size = FRAME_BYTES_16K
+        if (
+            len(data) % size == 0
+            and self.resampler.passthrough
+            and not self.aligner.pending
+            and not self.splitter.buffered
+        ):  # the common case, whole 16 kHz frames: cut them here, no copy through the splitter
+            if len(data) == size:
+                await self._on_frame(bytes(data))  # no copy for bytes
+                return
+            view = memoryview(data)
+            for start in range(0, len(data), size):
+                await self._on_frame(bytes(view[start : start + size]))
+            return
         pcm = self.resampler.process(self.aligner.feed(data))
         for frame in self.splitter.push(pcm):
             await self._on_frame(frame)

@@ -4,8 +4,9 @@ Theory of operation
 -------------------
 One ``Playout`` per voice connection holds the agent's current response: PCM16 mono
 audio cut into frames of ``frame_ms``, each tagged with the text it speaks. The async
-voice loop asks ``due_frames(now)`` for what to send and ``next_due(now)`` for when to
-ask again; nothing here sleeps or reads a clock.
+voice loop asks ``due_frames(now)`` for what to send and ``next_due(now)`` (or
+``room_at(now, secs)``, for a batch) for when to ask again; nothing here sleeps or
+reads a clock.
 
 Pacing. The client starts playing a frame as soon as it arrives (network delay is
 ignored) and plays continuously; if we had nothing to send it stalls and resumes with
@@ -156,11 +157,26 @@ class Playout:
         """When the next frame will be due (``now`` if already), None if none is queued."""
         if not self._frames:
             return None
+        return self.room_at(now, self._secs(self._frames[0]))
+
+    def room_at(self, now: float, secs: float) -> float:
+        """When ``secs`` of audio will be due (``now`` if already), queued or not: once
+        the client's buffer has fallen to ``lead - secs``, or has run empty."""
         ahead = self._ahead(now)
         if ahead <= _EPS:
             return now
-        fits_in_lead = max(0.0, ahead + self._secs(self._frames[0]) - self.lead_secs)
+        fits_in_lead = max(0.0, ahead + secs - self.lead_secs)
         return now + min(ahead, fits_in_lead)  # whichever rule of due_frames comes first
+
+    @property
+    def frame_secs(self) -> float:
+        """The duration of one full frame."""
+        return self.frame_bytes / SAMPLE_WIDTH / self.sample_rate
+
+    @property
+    def has_queued(self) -> bool:
+        """True while audio is queued here (not yet sent)."""
+        return bool(self._frames)
 
     # --- playback truth --------------------------------------------------------------
 

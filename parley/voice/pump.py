@@ -1,15 +1,19 @@
-"""``AudioPump``: sends a connection's queued agent audio at real-time pace.
+"""``AudioPump``: sends a connection's queued agent audio at real-time pace, in batches.
 
-One task per connection asks the ``Playout`` (pure) which frames are due, sends them,
-and sleeps until the next one is — so at most ``lead_ms`` of audio is ahead of the
-client's playback and an interruption silences the agent at once. The pump also
-tells its owner when the agent starts and stops being audible (``on_speaking``):
-from the first frame sent until the client has played everything sent.
+One task per connection asks the ``Playout`` (pure) which frames are due and sends
+them all joined into one binary message, so at most ``lead_ms`` of audio is ahead of
+the client's playback and an interruption silences the agent at once. The first
+audio of a response goes out as soon as it is queued (it tops the client's buffer up
+to the lead); while a response plays, the pump sleeps until ``batch_ms`` of audio is
+due (the buffer has fallen to ``lead - batch``) and tops it up again: about
+1000 / batch_ms sends and wake-ups per second instead of 50. When nothing is queued
+but the client is still playing, it polls every frame for new audio and for the end
+of playback. The pump tells its owner when the agent starts and stops being audible
+(``on_speaking``): from the first batch sent until the client has played everything.
 
-A frame of an older generation is never sent: if the playout is cleared while a
-batch is being sent (an ``await`` per frame), the rest of the batch is dropped.
-Every wait goes through the injected ``sleep``, so tests drive the pump in virtual
-time.
+Audio of an older generation is never sent: the generation is checked after the
+frames are taken and the callbacks ran, right before the (single) send. Every wait
+goes through the injected ``sleep``, so tests drive the pump in virtual time.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ log = logging.getLogger(__name__)
 Sleep = Callable[[float], Awaitable[None]]
 FRAME_MS = 20
 FRAME_SECS = FRAME_MS / 1000
+DEFAULT_BATCH_MS = 60.0
 
 
 class AudioSink(Protocol):
@@ -45,8 +50,12 @@ class AudioPump:
         *,
         on_speaking: Callable[[bool], None],
         on_first_audio: Callable[[float], None] | None = None,
+        batch_ms: float = DEFAULT_BATCH_MS,
     ) -> None:
         self.playout = Playout(output_rate, FRAME_MS, lead_ms)
+        # at least one frame, at most the lead (a bigger batch would wait for an empty buffer)
+        batch = min(batch_ms / 1000, self.playout.lead_secs)
+        self.batch_secs = max(batch, self.playout.frame_secs)
         self.sink = sink
         self.clock = clock
         self.sleep = sleep
@@ -55,14 +64,21 @@ class AudioPump:
         self._on_first_audio = on_first_audio
         self._wake = asyncio.Event()
         self._task: asyncio.Task[Any] | None = None
+        self._nap_generation: int | None = None  # the generation a timed sleep began in
+        self._nudged = False
 
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="audio-pump")
 
     def wake(self) -> None:
-        """New audio was queued."""
+        """New audio was queued. A new response's first audio cuts a timed sleep
+        (begun for the previous response) short, so it goes out at once."""
         self._wake.set()
+        nap, task = self._nap_generation, self._task
+        if nap is not None and nap != self.playout.generation and task and not self._nudged:
+            self._nudged = True
+            task.cancel()  # caught in _nap
 
     async def close(self) -> None:
         if self._task is not None:
@@ -76,14 +92,25 @@ class AudioPump:
             now = self.clock.monotonic()
             if self.speaking and self.playout.drained(now):
                 self._on_speaking(False)
-            due = self.playout.next_due(now)
-            if due is not None:
-                await self.sleep(max(0.0, due - now))
-            elif self.speaking:
-                await self.sleep(FRAME_SECS)  # the client is still playing what we sent
+            if self.speaking or self.playout.has_queued:
+                wait = self.playout.room_at(now, self.batch_secs) - now
+                # no room for a batch yet: sleep until there is; else poll for new audio
+                await self._nap(wait if wait > 0 else FRAME_SECS)
             else:
                 self._wake.clear()
                 await self._wake.wait()
+
+    async def _nap(self, secs: float) -> None:
+        self._nap_generation = self.playout.generation
+        try:
+            await self.sleep(secs)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not self._nudged or task is None or task.uncancel() > 0:
+                raise  # close() (too)
+        finally:
+            self._nap_generation = None
+            self._nudged = False
 
     async def _send_due(self) -> None:
         now = self.clock.monotonic()
@@ -95,8 +122,7 @@ class AudioPump:
             self._on_first_audio(now)
         if not self.speaking:
             self._on_speaking(True)
-        for frame in frames:
-            if self.playout.generation != generation:
-                log.debug("playout cleared mid-batch: late frames dropped")
-                return
-            await self.sink.send_audio(frame)
+        if self.playout.generation != generation:
+            log.debug("playout cleared before sending: %d frames dropped", len(frames))
+            return
+        await self.sink.send_audio(frames[0] if len(frames) == 1 else b"".join(frames))
