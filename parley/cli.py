@@ -17,6 +17,8 @@ from parley.config import ConfigError, load_settings
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from parley.channels.ws_protocol import uvicorn_ws_options
+
     try:
         settings = load_settings()
         from parley.app import create_app
@@ -36,6 +38,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_level="warning",
         ws_max_size=1 << 20,
         timeout_graceful_shutdown=10,
+        **uvicorn_ws_options(),
     )
     return 0
 

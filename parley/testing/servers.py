@@ -10,6 +10,8 @@ from typing import Any
 
 import uvicorn
 
+from parley.channels.ws_protocol import uvicorn_ws_options
+
 
 @contextlib.asynccontextmanager
 async def serve_app(app: Any, host: str = "127.0.0.1", **config: Any) -> AsyncIterator[str]:
@@ -18,7 +20,8 @@ async def serve_app(app: Any, host: str = "127.0.0.1", **config: Any) -> AsyncIt
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, 0))
     port = sock.getsockname()[1]
-    cfg = uvicorn.Config(app, log_level="warning", lifespan="on", ws_max_size=1 << 20, **config)
+    options: dict[str, Any] = {"ws_max_size": 1 << 20, **uvicorn_ws_options(), **config}
+    cfg = uvicorn.Config(app, log_level="warning", lifespan="on", **options)
     server = uvicorn.Server(cfg)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign,attr-defined]
     task = asyncio.create_task(server.serve(sockets=[sock]))
