@@ -25,6 +25,7 @@ from parley.channels import chat
 from parley.channels.body_limit import BodyLimitMiddleware
 from parley.channels.http_errors import install_error_handlers
 from parley.channels.rate_limit import RateLimiter
+from parley.channels.raw_ws import ParleyApp
 from parley.channels.services import Services
 from parley.clock import Clock, SystemClock
 from parley.config import AgentSpec, ConfigError, Settings, load_agents, load_settings
@@ -140,7 +141,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             await services.store.close()
             await services.extras["http_client"].aclose()
 
-    app = FastAPI(
+    app = ParleyApp(
         title="Parley",
         version=__version__,
         description="One conversational brain over text chat, browser voice and phone.",
@@ -188,7 +189,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     return app
 
 
-def _mount_optional_channels(app: FastAPI, services: Services) -> None:
+def _mount_optional_channels(app: ParleyApp, services: Services) -> None:
     """Channels added by later modules (voice, telephony, operator) register here."""
     from parley.channels import voice_turn, voice_ws
 

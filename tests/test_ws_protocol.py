@@ -4,6 +4,11 @@ and resumes once the application has drained the queue; messages are never lost.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import WebSocketDisconnect
 
 from parley.channels.ws_protocol import HIGH_WATER, WatermarkWSProtocol
 
@@ -66,3 +71,43 @@ async def test_text_messages_are_decoded() -> None:
     proto.frames = [b'{"type": "ping"}']
     proto.send_receive_event_to_app()
     assert await proto.receive() == {"type": "websocket.receive", "text": '{"type": "ping"}'}
+
+
+async def test_raw_websocket_routes_and_everything_else_goes_through_fastapi() -> None:
+    import websockets
+
+    from parley.channels.raw_ws import ParleyApp, RawWebSocket
+    from parley.testing.servers import serve_app
+
+    app = ParleyApp()
+    seen: list[Any] = []
+
+    async def echo(ws: RawWebSocket) -> None:
+        await ws.accept()
+        message = await ws.receive()
+        await ws.send_bytes(message["bytes"][::-1])
+        await ws.send_text(ws.client_host)
+        seen.append((await ws.receive())["type"])  # the client's close
+        seen.append(ws.open)
+        try:
+            await ws.send_text("too late")
+        except WebSocketDisconnect:
+            seen.append("disconnect raised")
+
+    @app.get("/hello")
+    async def hello() -> dict[str, str]:
+        return {"hi": "there"}
+
+    app.raw_websocket("/raw", echo)
+    async with serve_app(app) as base:
+        ws_base = base.replace("http://", "ws://")
+        async with websockets.connect(f"{ws_base}/raw") as ws:
+            await ws.send(b"abc")
+            assert await ws.recv() == b"cba"
+            assert await ws.recv() == "127.0.0.1"
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"{base}/hello")).json() == {"hi": "there"}
+        with pytest.raises(websockets.InvalidStatus):  # not a raw route: FastAPI answers
+            async with websockets.connect(f"{ws_base}/other"):
+                pass
+    assert seen == ["websocket.disconnect", False, "disconnect raised"]

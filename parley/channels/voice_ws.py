@@ -16,11 +16,11 @@ import logging
 import secrets
 from typing import Any
 
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect
-from starlette.websockets import WebSocketState
+from fastapi import WebSocketDisconnect
 
 from parley.brain.core import UserInput
 from parley.channels.http_errors import ApiError
+from parley.channels.raw_ws import ParleyApp, RawWebSocket
 from parley.channels.services import Services, token_hash
 from parley.engines.base import EngineError
 from parley.engines.factory import EngineHub
@@ -46,7 +46,7 @@ class StartRefused(Exception):
 class WsTransport:
     """Sends JSON and audio to one socket; a send after the client left is dropped."""
 
-    def __init__(self, ws: WebSocket) -> None:
+    def __init__(self, ws: RawWebSocket) -> None:
         self.ws = ws
         self.closed = False
         self.ended = False
@@ -133,7 +133,7 @@ def _options(start: dict[str, Any]) -> VoiceOptions:
     return VoiceOptions(rate, out_rate, mode, bool(start.get("transcripts", True)))
 
 
-async def _read_start(ws: WebSocket) -> dict[str, Any]:
+async def _read_start(ws: RawWebSocket) -> dict[str, Any]:
     message = await asyncio.wait_for(ws.receive(), START_TIMEOUT_S)
     text = message.get("text")
     if text is None:
@@ -211,10 +211,10 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
 
 
-async def voice_endpoint(ws: WebSocket, services: Services, hub: EngineHub) -> None:
+async def voice_endpoint(ws: RawWebSocket, services: Services, hub: EngineHub) -> None:
     await ws.accept()
     transport = WsTransport(ws)
-    client = ws.client.host if ws.client else "unknown"
+    client = ws.client_host
     try:
         start = await _read_start(ws)
         options = _options(start)
@@ -254,7 +254,7 @@ async def voice_endpoint(ws: WebSocket, services: Services, hub: EngineHub) -> N
 
 
 async def _attach(
-    ws: WebSocket, conn: VoiceConnection, services: Services, session: Session
+    ws: RawWebSocket, conn: VoiceConnection, services: Services, session: Session
 ) -> None:
     """Run one ready connection until the client leaves or the session ends."""
     transport = conn.transport
@@ -270,13 +270,13 @@ async def _attach(
         await ended.close()
         await conn.close()
         await services.store.update_session(session.id, current_channel="chat")
-        if ws.application_state != WebSocketState.DISCONNECTED:
+        if ws.open:
             with contextlib.suppress(RuntimeError, WebSocketDisconnect):
                 await ws.close()
 
 
 async def _receive_loop(
-    ws: WebSocket, conn: VoiceConnection, services: Services, session: Session
+    ws: RawWebSocket, conn: VoiceConnection, services: Services, session: Session
 ) -> None:
     transport = conn.transport
     assert isinstance(transport, WsTransport)
@@ -321,10 +321,11 @@ async def _watch_end(subscription: Any, transport: WsTransport) -> None:
             return
 
 
-def install(app: FastAPI, services: Services) -> None:
+def install(app: ParleyApp, services: Services) -> None:
     hub = EngineHub(services.agents)
     services.extras["engine_hub"] = hub
 
-    @app.websocket("/v1/voice")
-    async def voice(ws: WebSocket) -> None:
+    async def voice(ws: RawWebSocket) -> None:
         await voice_endpoint(ws, services, hub)
+
+    app.raw_websocket("/v1/voice", voice)
