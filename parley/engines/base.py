@@ -140,6 +140,10 @@ class VADCapabilities:
 
 
 class VADStream(Protocol):
+    """Per-connection VAD state. A stream may also offer ``async def
+    process_async(pcm) -> float`` (the same result, possibly batched with other
+    connections' audio); the voice loop uses it when present."""
+
     def process(self, pcm: bytes) -> float:
         """Feed 16 kHz PCM16 of any length; returns the latest speech probability."""
         ...

