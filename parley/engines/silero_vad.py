@@ -63,7 +63,7 @@ class SileroStream:
 
     def __init__(self, model: _WindowModel, gate_rms: float) -> None:
         self._model = model
-        self._gate_rms = gate_rms
+        self._gate_energy = gate_rms * gate_rms
         self._splitter = FrameSplitter(WINDOW_SAMPLES * 2)
         self._probability = 0.0
         self._model_dirty = False  # the model has state from audio since the last reset
@@ -104,7 +104,8 @@ class SileroStream:
         """The model's input for this window, or ``None`` if it is gated as silent."""
         self.windows += 1
         as_float = samples.astype(np.float32)
-        if float(np.sqrt(np.mean(as_float * as_float))) < self._gate_rms:
+        # RMS < gate, as one dot product: sum of squares < gate² · n
+        if float(as_float @ as_float) < self._gate_energy * len(as_float):
             self._gated_run += 1
             if self._model_dirty and self._gated_run >= RESET_AFTER_GATED:
                 self._model.reset()
