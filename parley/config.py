@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     session_rate_limit: int = Field(default=30, ge=0, description="sessions per IP per minute")
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_voice_connections: int = Field(
+        default=0, ge=0, description="open voice WebSockets per worker; 0 = no limit"
+    )
     turn_lock_ttl_s: float = Field(default=120.0, gt=0)
     log_level: str = "INFO"
 

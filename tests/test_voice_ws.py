@@ -362,3 +362,30 @@ async def test_llm_greeting_runs_once(app: RunningApp) -> None:
         ("assistant", "Sure thing."),
     ]
     await client.aclose()
+
+
+async def test_a_worker_at_capacity_refuses_new_voice_connections(
+    make_app: AppFactory, tmp_path: Path
+) -> None:
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    for name, text in AGENTS.items():
+        (agents / name).write_text(text)
+    async with make_app(agents_dir=agents, max_voice_connections=1) as app:
+        capacity = app.services.extras["voice_capacity"]
+        first, _ = await open_voice(app, agent="fakevoice")
+        second = Voice(await websockets.connect(url(app)))
+        error = await second.until("error")
+        assert error["code"] == "server_busy" and "1 voice connections" in error["message"]
+        assert await second.closed() == 1013  # "try again later"
+        assert capacity.open == 1
+        await first.send({"type": "end"})
+        await first.closed()
+        for _ in range(250):  # the handler finishes just after the close handshake
+            if capacity.open == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert capacity.open == 0
+        third, ready = await open_voice(app, agent="fakevoice")  # room again
+        assert ready["session_id"]
+        await third.ws.close()

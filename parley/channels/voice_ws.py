@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import WebSocketDisconnect
@@ -211,9 +212,41 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
 
 
-async def voice_endpoint(ws: RawWebSocket, services: Services, hub: EngineHub) -> None:
+@dataclass
+class Capacity:
+    """Open voice connections of this worker against ``limit`` (0 = no limit)."""
+
+    limit: int
+    open: int = 0
+
+    @property
+    def full(self) -> bool:
+        return bool(self.limit) and self.open >= self.limit
+
+
+async def voice_endpoint(
+    ws: RawWebSocket, services: Services, hub: EngineHub, capacity: Capacity | None = None
+) -> None:
     await ws.accept()
     transport = WsTransport(ws)
+    capacity = capacity or Capacity(0)
+    if capacity.full:
+        # At capacity: refuse at once rather than answer every caller late.
+        message = f"this worker has its {capacity.limit} voice connections; try again later"
+        await transport.send_json(Error("server_busy", message).to_wire())
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await ws.close(1013, "try again later")
+        return
+    capacity.open += 1
+    try:
+        await _serve_voice(ws, transport, services, hub)
+    finally:
+        capacity.open -= 1
+
+
+async def _serve_voice(
+    ws: RawWebSocket, transport: WsTransport, services: Services, hub: EngineHub
+) -> None:
     client = ws.client_host
     try:
         start = await _read_start(ws)
@@ -324,8 +357,10 @@ async def _watch_end(subscription: Any, transport: WsTransport) -> None:
 def install(app: ParleyApp, services: Services) -> None:
     hub = EngineHub(services.agents)
     services.extras["engine_hub"] = hub
+    capacity = Capacity(services.settings.max_voice_connections)
+    services.extras["voice_capacity"] = capacity
 
     async def voice(ws: RawWebSocket) -> None:
-        await voice_endpoint(ws, services, hub)
+        await voice_endpoint(ws, services, hub, capacity)
 
     app.raw_websocket("/v1/voice", voice)
