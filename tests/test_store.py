@@ -391,6 +391,13 @@ async def test_sqlite_url_spellings(tmp_path: Path, scheme: str) -> None:
         await store.close()
 
 
+async def test_the_start_up_warm_up_leaves_nothing_behind(store: SqlStore) -> None:
+    assert await store.get_session("parley-warm-up") is None
+    assert await store.list_messages("parley-warm-up") == []
+    sid = await new_session(store)
+    assert (await store.add_message(sid, "user", "first")).seq == 1
+
+
 async def test_in_memory_sqlite_keeps_its_data_for_the_store_lifetime() -> None:
     store = SqlStore("sqlite://")
     await store.start()
