@@ -21,8 +21,8 @@ RATE_HZ = 200
 
 # Where a sample's time went: the first area (in this order) with a frame in the stack.
 AREAS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("store (SQLAlchemy, aiosqlite/asyncpg, parley.sessions)",
-     ("sqlalchemy/", "aiosqlite/", "asyncpg/", "parley/sessions/")),
+    ("store (SQLAlchemy, sqlite3/asyncpg, parley.sessions)",
+     ("sqlalchemy/", "aiosqlite/", "asyncpg/", "parley/sessions/", "SqliteRunner")),
     ("GC", ("gc_collect", "(gc)")),
     ("audio in: VAD, turn-taking, framing (VoiceConnection.feed_audio)", ("feed_audio",)),
     ("audio out: pacing + WebSocket sends (AudioPump, send_audio)",

@@ -352,11 +352,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=None, help="results directory (default /tmp)")
     args = p.parse_args(argv)
     if args.quick:
-        args.ns = args.ns or QUICK_NS
+        args.ns = QUICK_NS if args.ns is None else args.ns
         args.idle_n = 20 if args.idle_n == 50 else args.idle_n
         args.retries = 0
         args.quiet_wait = min(args.quiet_wait, 30.0)
-    args.ns = [int(x) for x in (args.ns or FULL_NS).split(",") if x]
+    # --ns "" means no ladder at all (e.g. only a profile), not the default ladder
+    args.ns = [int(x) for x in (FULL_NS if args.ns is None else args.ns).split(",") if x]
     args.peer_ns = [int(x) for x in args.peer_ns.split(",") if x] if args.peer_ns else args.ns
     default_pipecat = [n for n in (1, 10, 20, 30, 50) if n <= max(args.ns, default=0)]
     args.pipecat_ns = (

@@ -26,6 +26,14 @@ from pydantic_settings import (
 
 BUILTIN_AGENTS_DIR = Path(__file__).parent / "agents"
 
+# the store's URL schemes (parley.sessions.sql_engine says what each means)
+DATABASE_URL_PREFIXES = (
+    "sqlite://",
+    "sqlite+pysqlite://",
+    "sqlite+aiosqlite://",
+    "postgresql+asyncpg://",
+)
+
 
 class ConfigError(Exception):
     """A setting or an agent file is invalid; the message says which and why."""
@@ -93,7 +101,7 @@ class Settings(BaseSettings):
     def _check_db_url(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
-        if not value.startswith(("sqlite://", "sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        if not value.startswith(DATABASE_URL_PREFIXES):
             raise ValueError(
                 "must start with sqlite:// or postgresql+asyncpg:// "
                 f"(got {value.split(':', 1)[0]!r})"

@@ -59,6 +59,7 @@ def add_noise_floor(pcm: bytes, rng: np.random.Generator, rms: float = NOISE_FLO
     samples += np.asarray(rng.normal(0.0, rms, size=samples.shape[0]), dtype=np.float32)
     return np.clip(samples, -32768, 32767).astype("<i2").tobytes()
 
+
 SAMPLE_RATE = 16000
 BATCH_BYTES = 3200  # 100 ms of 16 kHz PCM16 per worker-thread hop
 ESPEAK_CMNINIT = "52.86,2.81,-3.22,21.16,-8.35"

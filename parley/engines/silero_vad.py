@@ -88,9 +88,7 @@ class SileroStream:
         with other streams' (the same probabilities, one loop turn later)."""
         for window in self._splitter.push(pcm):
             model_input = self._gate(pcm_to_array(window))
-            self._probability = (
-                0.0 if model_input is None else await self._model.score(model_input)
-            )
+            self._probability = 0.0 if model_input is None else await self._model.score(model_input)
         return self._probability
 
     def reset(self) -> None:
@@ -143,9 +141,7 @@ class _NumpyModel:
         return float(prob[0])
 
     async def score(self, window: FloatArray) -> float:
-        prob, self._h, self._c = await self._batcher.score(
-            window.reshape(1, -1), self._h, self._c
-        )
+        prob, self._h, self._c = await self._batcher.score(window.reshape(1, -1), self._h, self._c)
         return prob
 
     def reset(self) -> None:

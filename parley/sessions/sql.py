@@ -90,9 +90,7 @@ _BUMP_SEQ = (
 _INSERT_MESSAGE = sa.insert(messages)
 _SESSION_BY_ID = sa.select(sessions).where(sessions.c.id == sa.bindparam("sid"))
 _MESSAGES_OF = (
-    sa.select(messages)
-    .where(messages.c.session_id == sa.bindparam("sid"))
-    .order_by(messages.c.seq)
+    sa.select(messages).where(messages.c.session_id == sa.bindparam("sid")).order_by(messages.c.seq)
 )
 
 
