@@ -125,6 +125,8 @@ class FrameSplitter:
         Frames are cut from ``chunk`` itself (one copy each, none for a ``bytes``
         chunk that is exactly one frame); only a partial frame is buffered."""
         size = self.frame_size
+        if not self._buffer and len(chunk) == size and isinstance(chunk, bytes):
+            return [chunk]  # the common case: exactly one frame, nothing waiting
         frames: list[bytes] = []
         view = memoryview(chunk).cast("B")
         start = 0

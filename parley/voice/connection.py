@@ -216,21 +216,8 @@ class VoiceConnection:
     # --- audio in ----------------------------------------------------------------------
 
     async def feed_audio(self, data: bytes) -> None:
-        """PCM16 LE mono at the input rate, any length (odd lengths too)."""
-        size = FRAME_BYTES_16K
-        if (
-            len(data) % size == 0
-            and self.resampler.passthrough
-            and not self.aligner.pending
-            and not self.splitter.buffered
-        ):  # the common case, whole 16 kHz frames: cut them here, no copy through the splitter
-            if len(data) == size:
-                await self._on_frame(bytes(data))  # no copy for bytes
-                return
-            view = memoryview(data)
-            for start in range(0, len(data), size):
-                await self._on_frame(bytes(view[start : start + size]))
-            return
+        """PCM16 LE mono at the input rate, any length (odd lengths too). Whole 16 kHz
+        frames pass the aligner, resampler and splitter without a copy."""
         pcm = self.resampler.process(self.aligner.feed(data))
         for frame in self.splitter.push(pcm):
             await self._on_frame(frame)
