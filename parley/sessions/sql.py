@@ -44,17 +44,7 @@ from parley.sessions.records import (
     TransferRecord,
 )
 from parley.sessions.sql_engine import Runner, check_url, create_runner
-from parley.sessions.sql_rows import (
-    approval_from_row,
-    approval_values,
-    check_aware,
-    message_from_row,
-    message_values,
-    session_from_row,
-    session_values,
-    transfer_from_row,
-    transfer_values,
-)
+from parley.sessions.sql_rows import check_aware, from_row, to_values
 from parley.sessions.sql_schema import approvals, messages, sessions, transfers
 
 log = logging.getLogger(__name__)
@@ -170,7 +160,7 @@ class SqlStore:
             created_at=self._clock.now(),
             expires_at=expires_at,
         )
-        insert = sa.insert(sessions).values(**session_values(session), last_seq=0)
+        insert = sa.insert(sessions).values(**to_values(sessions, session), last_seq=0)
         await self._write(lambda conn: conn.execute(insert))
         return session
 
@@ -242,7 +232,7 @@ class SqlStore:
                 interrupted=interrupted,
                 created_at=created_at,
             )
-            conn.execute(_INSERT_MESSAGE, message_values(message))
+            conn.execute(_INSERT_MESSAGE, to_values(messages, message))
             return message
 
         return await self._write(run)
@@ -274,11 +264,11 @@ class SqlStore:
             raise LookupError(f"no message {message_id!r}")
 
     async def list_messages(self, session_id: str) -> list[Message]:
-        return await self._read(
-            lambda conn: [
-                message_from_row(row) for row in conn.execute(_MESSAGES_OF, {"sid": session_id})
-            ]
-        )
+        def run(conn: Connection) -> list[Message]:
+            rows = conn.execute(_MESSAGES_OF, {"sid": session_id})
+            return [from_row(Message, messages, row) for row in rows]
+
+        return await self._read(run)
 
     async def count_messages(self, session_id: str, roles: tuple[Role, ...] = ()) -> int:
         query = (
@@ -295,7 +285,7 @@ class SqlStore:
     async def create_approval(self, approval: Approval) -> None:
         if approval.status not in APPROVAL_STATES:
             raise ValueError(f"unknown approval status {approval.status!r}")
-        values = approval_values(approval)
+        values = to_values(approvals, approval)
         values["created_at"] = approval.created_at or self._clock.now()
 
         def run(conn: Connection) -> None:
@@ -322,7 +312,7 @@ class SqlStore:
             query = query.where(approvals.c.status == status)
         query = query.order_by(approvals.c.created_at, approvals.c.tool_call_id)
         return await self._read(
-            lambda conn: [approval_from_row(row) for row in conn.execute(query).all()]
+            lambda conn: [from_row(Approval, approvals, row) for row in conn.execute(query).all()]
         )
 
     async def claim_approval(
@@ -361,7 +351,7 @@ class SqlStore:
     async def save_transfer(self, transfer: TransferRecord) -> None:
         """Insert or replace by id; ``created_at`` is kept from the first save."""
         now = self._clock.now()
-        values = transfer_values(transfer)
+        values = to_values(transfers, transfer)
         values["updated_at"] = now
 
         def run(conn: Connection) -> None:
@@ -380,7 +370,7 @@ class SqlStore:
 
         def run(conn: Connection) -> TransferRecord | None:
             row = conn.execute(query).first()
-            return transfer_from_row(row) if row else None
+            return from_row(TransferRecord, transfers, row) if row else None
 
         return await self._read(run)
 
@@ -398,10 +388,10 @@ def _warm_up(conn: Connection) -> None:
     sid = "parley-warm-up"
     now = datetime.now(UTC)
     session = Session(sid, "-", "active", "-", "-", created_at=now)
-    conn.execute(sa.insert(sessions).values(**session_values(session), last_seq=0))
+    conn.execute(sa.insert(sessions).values(**to_values(sessions, session), last_seq=0))
     seq = conn.execute(_BUMP_SEQ, {"sid": sid}).scalar() or 1
     message = Message(new_id(), sid, seq, "user", "-", created_at=now)
-    conn.execute(_INSERT_MESSAGE, message_values(message))
+    conn.execute(_INSERT_MESSAGE, to_values(messages, message))
     _session_by_id(conn, sid)
     list(conn.execute(_MESSAGES_OF, {"sid": sid}))
     raise _RolledBack
@@ -409,12 +399,12 @@ def _warm_up(conn: Connection) -> None:
 
 def _one_session(conn: Connection, query: sa.Select[Any]) -> Session | None:
     row = conn.execute(query).first()
-    return session_from_row(row) if row else None
+    return from_row(Session, sessions, row) if row else None
 
 
 def _session_by_id(conn: Connection, session_id: str) -> Session | None:
     row = conn.execute(_SESSION_BY_ID, {"sid": session_id}).first()
-    return session_from_row(row) if row else None
+    return from_row(Session, sessions, row) if row else None
 
 
 def _session_exists(conn: Connection, session_id: str) -> bool:
@@ -427,4 +417,4 @@ def _select_approval(conn: Connection, session_id: str, tool_call_id: str) -> Ap
         approvals.c.session_id == session_id, approvals.c.tool_call_id == tool_call_id
     )
     row = conn.execute(query).first()
-    return approval_from_row(row) if row else None
+    return from_row(Approval, approvals, row) if row else None
