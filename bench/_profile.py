@@ -22,7 +22,7 @@ RATE_HZ = 200
 # Where a sample's time went: the first area (in this order) with a frame in the stack.
 AREAS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("store (SQLAlchemy, sqlite3/asyncpg, parley.sessions)",
-     ("sqlalchemy/", "aiosqlite/", "asyncpg/", "parley/sessions/", "SqliteRunner")),
+     ("sqlalchemy/", "asyncpg/", "parley/sessions/", "SqliteRunner")),
     ("GC", ("gc_collect", "(gc)")),
     ("audio in: VAD, turn-taking, framing (VoiceConnection.feed_audio)", ("feed_audio",)),
     ("audio out: pacing + WebSocket sends (AudioPump, send_audio)",

@@ -27,6 +27,9 @@ from pydantic_settings import (
 BUILTIN_AGENTS_DIR = Path(__file__).parent / "agents"
 
 # the store's URL schemes (parley.sessions.sql_engine says what each means)
+SQLITE_URL_PREFIXES = ("sqlite://", "sqlite+pysqlite://", "sqlite+aiosqlite://")
+POSTGRES_URL_PREFIX = "postgresql+asyncpg://"
+DATABASE_URL_PREFIXES = (*SQLITE_URL_PREFIXES, POSTGRES_URL_PREFIX)
 DATABASE_URL_PREFIXES = (
     "sqlite://",
     "sqlite+pysqlite://",

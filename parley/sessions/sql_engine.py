@@ -32,8 +32,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-SQLITE_PREFIXES = ("sqlite://", "sqlite+pysqlite://", "sqlite+aiosqlite://")
-POSTGRES_PREFIX = "postgresql+asyncpg://"
+from parley.config import DATABASE_URL_PREFIXES, POSTGRES_URL_PREFIX, SQLITE_URL_PREFIXES
+
 SQLITE_BUSY_TIMEOUT_S = 30.0
 WRITE_KEY = "parley_write"
 
@@ -41,16 +41,16 @@ T = TypeVar("T")
 
 
 def check_url(url: str) -> None:
-    if not url.startswith((*SQLITE_PREFIXES, POSTGRES_PREFIX)):
+    if not url.startswith(DATABASE_URL_PREFIXES):
         scheme = url.split(":", 1)[0] if ":" in url else url
         raise ValueError(
             f"unsupported database URL scheme {scheme!r}: "
-            f"use sqlite:///<path> or {POSTGRES_PREFIX}user@host/db"
+            f"use sqlite:///<path> or {POSTGRES_URL_PREFIX}user@host/db"
         )
 
 
 def is_sqlite(url: str) -> bool:
-    return url.startswith(SQLITE_PREFIXES)
+    return url.startswith(SQLITE_URL_PREFIXES)
 
 
 class Runner(Protocol):
