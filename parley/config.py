@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -227,6 +227,26 @@ class LimitsSpec(_Strict):
     warning_before_s: float = Field(default=60.0, ge=0)
 
 
+class ContextSpec(_Strict):
+    """Context compression for the LLM brain (``context:`` in the agent file).
+
+    When the conversation the model would see passes ``max_tokens`` (estimated; the
+    system prompt does not count), older turns are replaced by a running summary and
+    the model sees the summary plus the most recent ``keep_recent_tokens``."""
+
+    max_tokens: int | None = Field(default=8000, ge=200)
+    keep_recent_tokens: int = Field(default=2000, ge=50)
+    summary_max_tokens: int = Field(default=400, ge=20)
+
+    @model_validator(mode="after")
+    def _recent_fits(self) -> ContextSpec:
+        if self.max_tokens is not None and self.keep_recent_tokens + self.summary_max_tokens > (
+            self.max_tokens
+        ):
+            raise ValueError("keep_recent_tokens + summary_max_tokens must not exceed max_tokens")
+        return self
+
+
 class AgentSpec(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     description: str = ""
@@ -238,6 +258,7 @@ class AgentSpec(_Strict):
     fallback: str = "Sorry, I didn't catch that. Could you say it another way?"
     voice: VoiceSpec = Field(default_factory=VoiceSpec)
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
+    context: ContextSpec = Field(default_factory=ContextSpec)
     template_vars: dict[str, str] = Field(default_factory=dict)
     # Engine name per kind for this agent, e.g. {llm: fake}. For stt/tts/vad a name
     # here wins over voice.stt/tts/vad; without "llm" the server's LLM is used.

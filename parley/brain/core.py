@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from parley.brain import errors
+from parley.brain.context import STATE_KEY as CONTEXT_STATE_KEY
+from parley.brain.context import ContextWindow
 from parley.brain.history import INITIAL_TURN_PROMPT, to_model_messages, unanswered_tool_calls
 from parley.brain.runtime import AgentRuntime
 from parley.brain.tools import ToolContext
@@ -227,7 +229,7 @@ class Brain:
         system_prompt = runtime.agent.render_instructions(state.session.template_vars)
         tools = [] if initial else runtime.tool_schemas()
         for _ in range(self.max_tool_rounds):
-            messages = to_model_messages(system_prompt, await self._history(state))
+            messages = await self._model_view(state, runtime, system_prompt)
             if initial:
                 messages.append({"role": "system", "content": INITIAL_TURN_PROMPT})
             state.partial = []
@@ -270,6 +272,22 @@ class Brain:
                 return
         yield Error("tool_rounds_exceeded", f"stopped after {self.max_tool_rounds} tool rounds")
         yield TurnEnd("error", state.session.status)
+
+    async def _model_view(
+        self, state: TurnState, runtime: AgentRuntime, system_prompt: str
+    ) -> list[dict[str, Any]]:
+        """The chat messages for one model call; an LLM brain's long history is
+        compressed (``context.py``), the new summary kept in the session's state."""
+        history = await self._history(state)
+        if runtime.brain_kind != "llm":
+            return to_model_messages(system_prompt, history)
+        window = ContextWindow(runtime.agent.context, runtime.llm)
+        session = state.session
+        messages, summary = await window.messages(system_prompt, history, session.agent_state)
+        if summary is not None:
+            session.agent_state = {**session.agent_state, CONTEXT_STATE_KEY: summary.to_state()}
+            await _persist(self.store.update_session(session.id, agent_state=session.agent_state))
+        return messages
 
     async def _handle_call(
         self, state: TurnState, runtime: AgentRuntime, call: ToolCallRequest
