@@ -221,10 +221,37 @@ class VoiceSpec(_Strict):
 
 
 class LimitsSpec(_Strict):
+    """Session limits (``limits:`` in the agent file); see ``sessions/deadlines.py``.
+
+    ``max_duration_s`` is wall clock from the session's start, kept across reconnects
+    and workers; ``warning_before_s`` is one mark or several (seconds before the end);
+    ``idle_timeout_s`` (off by default) ends a session with no user speech or message
+    for that long; ``resume_grace_s`` is how long a dropped voice connection can be
+    resumed; ``heartbeat_s`` is the server's WebSocket ping interval."""
+
     model_config = ConfigDict(extra="allow", frozen=True)
 
     max_duration_s: float | None = Field(default=None, gt=0)
-    warning_before_s: float = Field(default=60.0, ge=0)
+    warning_before_s: float | list[float] = Field(default=60.0)
+    warning_message: str | None = "Just so you know, we have about {minutes} left."
+    idle_timeout_s: float | None = Field(default=None, gt=0)
+    resume_grace_s: float = Field(default=60.0, ge=0, le=3600)
+    heartbeat_s: float = Field(default=20.0, gt=0, le=600)
+
+    @field_validator("warning_before_s")
+    @classmethod
+    def _marks(cls, value: float | list[float]) -> float | list[float]:
+        marks = value if isinstance(value, list) else [value]
+        if any(m < 0 for m in marks):
+            raise ValueError("warning marks must be >= 0 seconds")
+        return value
+
+    @property
+    def warning_marks(self) -> tuple[float, ...]:
+        """The warning marks, largest (earliest) first, without duplicates or zeros."""
+        marks = self.warning_before_s
+        raw = marks if isinstance(marks, list) else [marks]
+        return tuple(sorted({m for m in raw if m > 0}, reverse=True))
 
 
 class ContextSpec(_Strict):
