@@ -66,6 +66,7 @@ class Settings(BaseSettings):
         description="modules with a register(registry) function adding Python tools",
     )
     operator_key: str | None = None
+    webhook_secret: str | None = None  # signs end-of-session reports (agent on_end.url)
     # NoDecode: the environment gives a comma list ("https://a,https://b") or JSON.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     session_rate_limit: int = Field(default=30, ge=0, description="sessions per IP per minute")
@@ -274,6 +275,13 @@ class ContextSpec(_Strict):
         return self
 
 
+class OnEndSpec(_Strict):
+    """``on_end:`` in the agent file: where the end-of-session report is POSTed."""
+
+    url: str | None = Field(default=None, pattern=r"^https?://")
+    transcript: bool = True  # include the transcript in the report
+
+
 class AgentSpec(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     description: str = ""
@@ -286,6 +294,7 @@ class AgentSpec(_Strict):
     voice: VoiceSpec = Field(default_factory=VoiceSpec)
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
     context: ContextSpec = Field(default_factory=ContextSpec)
+    on_end: OnEndSpec = Field(default_factory=OnEndSpec)
     template_vars: dict[str, str] = Field(default_factory=dict)
     # Engine name per kind for this agent, e.g. {llm: fake}. For stt/tts/vad a name
     # here wins over voice.stt/tts/vad; without "llm" the server's LLM is used.

@@ -13,6 +13,7 @@ from parley.channels.http_errors import ApiError
 from parley.channels.rate_limit import RateLimiter
 from parley.clock import Clock
 from parley.config import AgentSpec, Settings
+from parley.metrics import Metrics
 from parley.sessions.coordinator import Coordinator
 from parley.sessions.records import Session
 from parley.sessions.store import Store
@@ -31,6 +32,7 @@ class Services:
     agents: dict[str, AgentSpec]
     clock: Clock
     session_limiter: RateLimiter
+    metrics: Metrics = field(default_factory=Metrics)
     extras: dict[str, Any] = field(default_factory=dict)
 
     def agent(self, name: str) -> AgentSpec:
