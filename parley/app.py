@@ -191,11 +191,18 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
 def _mount_optional_channels(app: ParleyApp, services: Services) -> None:
     """Channels added by later modules (voice, telephony, operator) register here."""
-    from parley.channels import metrics_http, transcript_http, voice_turn, voice_ws
+    from parley.channels import (
+        metrics_http,
+        session_events,
+        transcript_http,
+        voice_turn,
+        voice_ws,
+    )
 
     voice_ws.install(app, services)
     app.include_router(voice_turn.router)
     app.include_router(transcript_http.router)
+    app.include_router(session_events.router)
     metrics_http.install(app, services)
 
 

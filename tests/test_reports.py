@@ -113,3 +113,23 @@ async def test_metrics_are_served_in_prometheus_format(running: RunningApp) -> N
     assert answer.headers["content-type"].startswith("text/plain")
     assert 'parley_sessions_ended_total{reason="TIME_LIMIT"} 1.0' in answer.text
     assert "# TYPE parley_turn_latency_seconds histogram" in answer.text
+
+
+async def test_the_session_event_stream_hears_the_end(running: RunningApp) -> None:
+    client = running.client()
+    await client.create_session("demo")
+    auth = {"Authorization": f"Bearer {client.session['session_token']}"}
+    url = f"/v1/sessions/{client.session_id}/events"
+    async with httpx.AsyncClient(base_url=running.base_url, timeout=10) as http:
+        async with http.stream("GET", url, headers=auth) as stream:
+            lines = stream.aiter_lines()
+            assert await anext(lines) == ": subscribed"
+            await client.end()
+            seen = [line async for line in lines if line]
+        assert seen[0] == "event: session_ended"
+        assert json.loads(seen[1].removeprefix("data: "))["reason"] == "USER_ENDED"
+        # an ended session answers at once
+        async with http.stream("GET", url, headers=auth) as stream:
+            again = [line async for line in stream.aiter_lines() if line]
+        assert again[:2] == [": subscribed", "event: session_ended"]
+    await client.aclose()
