@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import importlib
@@ -26,13 +27,15 @@ from parley.channels.body_limit import BodyLimitMiddleware
 from parley.channels.http_errors import install_error_handlers
 from parley.channels.rate_limit import RateLimiter
 from parley.channels.raw_ws import ParleyApp
-from parley.channels.services import Services
+from parley.channels.services import Services, end_session
 from parley.clock import Clock, SystemClock
 from parley.config import AgentSpec, ConfigError, Settings, load_agents, load_settings
 from parley.engines.base import LLM
+from parley.reports import ReportSender
 from parley.sessions.coordinator import Coordinator
 from parley.sessions.local import LocalCoordinator
 from parley.sessions.sql import SqlStore
+from parley.sessions.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).parent / "web"
@@ -112,6 +115,11 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         agents=agents,
         clock=clock,
         session_limiter=RateLimiter(settings.session_rate_limit, 60.0, clock),
+        reports=(
+            ReportSender(client, settings.webhook_secret, now=lambda: clock.now().timestamp())
+            if settings.webhook_secret
+            else None
+        ),
         extras={"http_client": client, "tool_registry": registry},
     )
 
@@ -131,10 +139,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         # full collections that would pause audio streams have less to walk.
         gc.collect()
         gc.freeze()
+        sweeper = asyncio.create_task(_sweeper(services).run())
         log.info("parley %s ready: agents %s", __version__, ", ".join(sorted(services.agents)))
         try:
             yield
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             for hook in services.extras.get("shutdown", []):
                 await hook()
             await services.coordinator.close()
@@ -187,6 +199,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         return JSONResponse({"name": "parley", "docs": "/docs"})
 
     return app
+
+
+def _sweeper(services: Services) -> Sweeper:
+    """The per-worker deadline sweeper, ending sessions through the termination path."""
+
+    async def end(session_id: str, reason: str, detail: str) -> None:
+        await end_session(services, session_id, reason, detail)
+
+    return Sweeper(services.store, services.coordinator, services.agents, services.clock, end)
 
 
 def _mount_optional_channels(app: ParleyApp, services: Services) -> None:

@@ -28,7 +28,7 @@ def msg(i: int, role: str, text: str, blocks: list[dict[str, object]] | None = N
 
 def chat(turns: int, words: int = 20) -> list[Message]:
     out: list[Message] = []
-    for t in range(turns):
+    for _ in range(turns):
         out.append(msg(len(out), "user", " ".join(["hello"] * words)))
         out.append(msg(len(out), "assistant", " ".join(["answer"] * words)))
     return out

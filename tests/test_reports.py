@@ -133,3 +133,46 @@ async def test_the_session_event_stream_hears_the_end(running: RunningApp) -> No
             again = [line async for line in stream.aiter_lines() if line]
         assert again[:2] == [": subscribed", "event: session_ended"]
     await client.aclose()
+
+
+async def test_a_chat_only_session_is_warned_and_ended_on_time_with_a_report(
+    make_app: Any, webhook: tuple[Webhook, str], tmp_path: Any
+) -> None:
+    """No request arrives: the sweeper warns, ends TIME_LIMIT, the event stream hears
+    both, and the agent's webhook gets the signed report."""
+    from pathlib import Path
+
+    from parley.testing import FakeClock
+
+    hook, url = webhook
+    hook.failures = 0
+    agents = Path(tmp_path) / "agents"
+    agents.mkdir()
+    (agents / "short.yaml").write_text(
+        "name: short\nbrain: rules\ngreeting: Hi.\n"
+        "limits: {max_duration_s: 60, warning_before_s: 30}\n"
+        f"on_end: {{url: '{url}'}}\n"
+    )
+    clock = FakeClock()
+    async with make_app(clock=clock, agents_dir=agents, webhook_secret="k") as app:
+        client = app.client()
+        await client.create_session("short")
+        auth = {"Authorization": f"Bearer {client.session['session_token']}"}
+        async with httpx.AsyncClient(base_url=app.base_url, timeout=10) as http:
+            events_url = f"/v1/sessions/{client.session_id}/events"
+            async with http.stream("GET", events_url, headers=auth) as stream:
+                lines = (line async for line in stream.aiter_lines() if line)
+                assert await anext(lines) == ": subscribed"
+                clock.advance(30)
+                assert await anext(lines) == "event: warning"
+                warning = json.loads((await anext(lines)).removeprefix("data: "))
+                assert warning == {"type": "warning", "reason": "time_limit", "seconds_left": 30.0}
+                clock.advance(30)
+                assert await anext(lines) == "event: session_ended"
+                ended = json.loads((await anext(lines)).removeprefix("data: "))
+                assert ended["reason"] == "TIME_LIMIT"
+        await app.services.reports.close()
+        await client.aclose()
+    headers, body = hook.received[-1]
+    assert verify("k", headers["x-parley-timestamp"], body, headers["x-parley-signature"])
+    assert json.loads(body)["end_reason"] == "TIME_LIMIT"

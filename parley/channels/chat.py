@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from parley.brain.core import UserInput
 from parley.brain.turn_stream import TurnStream
+from parley.channels import services as lifecycle
 from parley.channels.http_errors import ApiError
 from parley.channels.services import Services, token_hash
 from parley.events import Event
@@ -245,9 +246,6 @@ async def decide_approval(
 async def end_session(session_id: str, services: ServicesDep, token: TokenDep) -> dict[str, Any]:
     """End the session (``USER_ENDED``). Ending an ended session changes nothing."""
     session = await _session(services, session_id, token)
-    if await services.store.end_session(session.id, "USER_ENDED"):
-        await services.coordinator.publish(
-            f"session:{session.id}", {"type": "session_ended", "reason": "USER_ENDED"}
-        )
+    await lifecycle.end_session(services, session.id, "USER_ENDED")
     ended = await services.store.get_session(session.id) or session
     return {"session_id": ended.id, "status": ended.status, "end_reason": ended.end_reason}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -14,9 +15,12 @@ from parley.channels.rate_limit import RateLimiter
 from parley.clock import Clock
 from parley.config import AgentSpec, Settings
 from parley.metrics import Metrics
+from parley.reports import ReportSender, build_report
 from parley.sessions.coordinator import Coordinator
 from parley.sessions.records import Session
 from parley.sessions.store import Store
+
+log = logging.getLogger(__name__)
 
 
 def token_hash(token: str) -> str:
@@ -33,6 +37,7 @@ class Services:
     clock: Clock
     session_limiter: RateLimiter
     metrics: Metrics = field(default_factory=Metrics)
+    reports: ReportSender | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def agent(self, name: str) -> AgentSpec:
@@ -71,6 +76,27 @@ class Services:
             and session.expires_at is not None
             and self.clock.now() >= session.expires_at
         ):
-            await self.store.end_session(session.id, "TIME_LIMIT")
+            await end_session(self, session.id, "TIME_LIMIT")
             session = await self.store.get_session(session_id) or session
         return session
+
+
+async def end_session(services: Services, session_id: str, reason: str, detail: str = "") -> bool:
+    """End a session once (the store's conditional update decides), tell every live
+    channel, and send the agent's end-of-session report. True if this call ended it."""
+    if not await services.store.end_session(session_id, reason):
+        return False
+    message = {"type": "session_ended", "reason": reason, "detail": detail}
+    await services.coordinator.publish(f"session:{session_id}", message)
+    services.metrics.terminations.labels(reason).inc()
+    session = await services.store.get_session(session_id)
+    agent = services.agents.get(session.agent) if session is not None else None
+    if session is not None and agent is not None and agent.on_end.url:
+        reports = services.reports
+        if reports is None:
+            log.warning("agent %s has on_end.url but PARLEY_WEBHOOK_SECRET is unset", agent.name)
+        else:
+            messages = await services.store.list_messages(session_id)
+            report = build_report(session, messages, with_transcript=agent.on_end.transcript)
+            reports.send(agent.on_end.url, report)
+    return True

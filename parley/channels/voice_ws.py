@@ -22,7 +22,7 @@ from fastapi import WebSocketDisconnect
 from parley.brain.core import UserInput
 from parley.channels.http_errors import ApiError
 from parley.channels.raw_ws import ParleyApp, RawWebSocket
-from parley.channels.services import Services, token_hash
+from parley.channels.services import Services, end_session, token_hash
 from parley.engines.base import EngineError
 from parley.engines.factory import EngineHub
 from parley.events import Error, SessionEnded
@@ -335,10 +335,7 @@ async def _receive_loop(
             )
             continue
         if await dispatch(conn, msg) == "end":
-            if await services.store.end_session(session.id, "USER_ENDED"):
-                await services.coordinator.publish(
-                    f"session:{session.id}", {"type": "session_ended", "reason": "USER_ENDED"}
-                )
+            await end_session(services, session.id, "USER_ENDED")
             await transport.end("USER_ENDED")
             return
 
