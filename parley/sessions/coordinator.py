@@ -41,6 +41,11 @@ class Coordinator(Protocol):
 
     async def set_if_absent(self, key: str, value: str, ttl_s: float | None = None) -> bool: ...
 
+    async def compare_and_set(
+        self, key: str, expected: str | None, value: str, ttl_s: float | None = None
+    ) -> bool:
+        """Set ``value`` only if the key holds ``expected`` (None: absent or expired)."""
+
     async def delete(self, key: str) -> None: ...
 
     async def publish(self, channel: str, message: dict[str, Any]) -> None: ...

@@ -142,6 +142,16 @@ class LocalCoordinator:
         self._values[key] = entry
         return True
 
+    async def compare_and_set(
+        self, key: str, expected: str | None, value: str, ttl_s: float | None = None
+    ) -> bool:
+        entry = self._entry(value, ttl_s)
+        current = self._live(self._values, key)
+        if (current.value if current is not None else None) != expected:
+            return False
+        self._values[key] = entry
+        return True
+
     async def delete(self, key: str) -> None:
         self._values.pop(key, None)
 

@@ -46,6 +46,20 @@ return 0
 """
 
 
+_COMPARE_AND_SET = """
+local current = redis.call('get', KEYS[1])
+if (current == false and ARGV[1] == '') or (ARGV[1] == '1' and current == ARGV[2]) then
+  if ARGV[4] == '' then
+    redis.call('set', KEYS[1], ARGV[3])
+  else
+    redis.call('set', KEYS[1], ARGV[3], 'PX', ARGV[4])
+  end
+  return 1
+end
+return 0
+"""
+
+
 def _text(value: bytes | str | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -192,6 +206,14 @@ class RedisCoordinator:
         check_ttl(ttl_s, required=False)
         px = None if ttl_s is None else ttl_ms(ttl_s)
         return bool(await self._redis().set(self._kv_key(key), value, nx=True, px=px))
+
+    async def compare_and_set(
+        self, key: str, expected: str | None, value: str, ttl_s: float | None = None
+    ) -> bool:
+        check_ttl(ttl_s, required=False)
+        px = "" if ttl_s is None else str(ttl_ms(ttl_s))
+        args = ["" if expected is None else "1", expected or "", value, px]
+        return bool(await self._redis().eval(_COMPARE_AND_SET, 1, self._kv_key(key), *args))
 
     async def delete(self, key: str) -> None:
         await self._redis().delete(self._kv_key(key))
