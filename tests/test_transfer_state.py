@@ -123,3 +123,24 @@ async def test_a_lost_workers_transfer_expires_to_failed(coordinator: Coordinato
     message = await anext(aiter(heard))
     assert (message["status"], message["reason"]) == ("failed", "error")
     await heard.close()
+
+
+def test_a_briefing_from_history_says_why_what_and_the_last_words() -> None:
+    from parley.handoff.briefing import briefing_from_history
+    from parley.sessions.records import Message
+
+    def m(i: int, role: str, text: str, blocks: list[dict[str, Any]] | None = None) -> Message:
+        return Message(f"m{i}", "s", i, role, text, blocks or [])  # type: ignore[arg-type]
+
+    history = [
+        m(0, "assistant", "Hi, welcome to Bistro!"),
+        m(1, "user", "I need a table for 12 on Saturday"),
+        m(2, "tool", "check_availability: ok", [{"type": "tool_result", "name":
+                                                "check_availability", "status": "ok"}]),
+        m(3, "user", "can I talk to a manager please"),
+    ]
+    text = briefing_from_history("party too large", history)
+    assert text.startswith("Reason for the transfer: party too large.")
+    assert "“I need a table for 12 on Saturday”" in text
+    assert "check availability (ok)" in text
+    assert "“can I talk to a manager please”" in text
