@@ -218,6 +218,14 @@ class VoiceSpec(_Strict):
     min_utterance_secs: float = Field(default=0.25, ge=0, le=5)
     barge_in_min_secs: float = Field(default=0.3, ge=0, le=5)
     barge_in_min_words: int = Field(default=0, ge=0, le=10)
+    # Natural turn-taking (parley.voice.end_of_turn, parley.voice.false_interruption):
+    # smart = the end-of-turn detector decides when a pause ends the turn, never later
+    # than max_stop_secs; silence = a fixed stop_secs of silence.
+    turn_detection: Literal["silence", "smart"] = "smart"
+    max_stop_secs: float = Field(default=2.0, gt=0, le=10)
+    # Speech while the agent talks pauses it; within this window noise or a backchannel
+    # resumes it, words cut it. 0 = no pause, cut at once as before.
+    false_interruption_secs: float = Field(default=1.0, ge=0, le=5)
 
 
 class LimitsSpec(_Strict):
