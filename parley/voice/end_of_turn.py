@@ -79,7 +79,7 @@ _DETERMINERS = (
 )
 _AUXILIARIES = (
     "is are was were am be been being will would can could should shall may might must "
-    "do does did have has had want wanna need gonna like i i'm im we we're you you're "
+    "do does did have has had want wanna need gonna like i i'm im we we're you're "
     "it's let's there's get give make"
 )
 _FILLERS = "um uh er erm uhm hmm hm mm ah eh like well"
