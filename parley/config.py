@@ -74,6 +74,11 @@ class Settings(BaseSettings):
         default=0, ge=0, description="open voice WebSockets per worker; 0 = no limit"
     )
     turn_lock_ttl_s: float = Field(default=120.0, gt=0)
+    smart_turn_model: Path | None = Field(
+        default=None,
+        description="Smart Turn v3 .onnx for smart turn detection (onnx extra); "
+        "default: the one inside an installed pipecat-ai package, if any",
+    )
     log_level: str = "INFO"
 
     @classmethod
