@@ -82,6 +82,9 @@ INTERRUPTIONS = (
     "Sorry can you repeat the address",
 )
 BACKCHANNELS = ("mm-hm", "yeah", "okay", "right", "uh-huh")
+# how a recogniser spells backchannels (its dictionary has no "mm-hm"): an agent would
+# list these in its phrases, as the embedded STT lists yes/no replies
+BACKCHANNEL_WORDS = ("mhm", "hmm", "mm", "uh-huh", "yeah", "okay", "right")
 
 # Every word the corpus says, for the recogniser's domain language model (an agent lists
 # its phrases the same way).
@@ -89,7 +92,7 @@ PHRASES = (
     *COMPLETE,
     *(f"{a} {b}" for a, b in PAUSED),
     *INTERRUPTIONS,
-    *BACKCHANNELS,
+    *BACKCHANNEL_WORDS,
 )
 
 
@@ -138,8 +141,15 @@ def complete(text: str, voice: str, rate: int) -> Sample:
     speech = _trim(_samples(speak_pcm16k(text, voice, rate)))
     x = np.concatenate([_silence(LEAD_SECS), speech, _silence(TRAIL_SECS)])
     end = LEAD_SECS + speech.size / RATE
-    return Sample(f"complete/{voice}-{rate}/{text[:24]}", "complete", text, voice, rate,
-                  _finish(x, text, voice, rate), end)
+    return Sample(
+        f"complete/{voice}-{rate}/{text[:24]}",
+        "complete",
+        text,
+        voice,
+        rate,
+        _finish(x, text, voice, rate),
+        end,
+    )
 
 
 def _gaps(x: np.ndarray, min_secs: float = 0.03) -> list[tuple[int, int]]:
@@ -173,22 +183,42 @@ def paused(before: str, after: str, voice: str, rate: int) -> Sample:
     speech = _trim(_samples(speak_pcm16k(text, voice, rate)))
     gap_start, gap_end = _comma_gap(speech, before, voice, rate)
     pause_secs = float(_rng("pause", text, voice, rate).uniform(0.6, 1.2))
-    x = np.concatenate([
-        _silence(LEAD_SECS), speech[:gap_start], _silence(pause_secs), speech[gap_end:],
-        _silence(TRAIL_SECS),
-    ])
+    x = np.concatenate(
+        [
+            _silence(LEAD_SECS),
+            speech[:gap_start],
+            _silence(pause_secs),
+            speech[gap_end:],
+            _silence(TRAIL_SECS),
+        ]
+    )
     p0 = LEAD_SECS + gap_start / RATE
     end = p0 + pause_secs + (speech.size - gap_end) / RATE
-    return Sample(f"pause/{voice}-{rate}/{before[:24]}", "pause", text, voice, rate,
-                  _finish(x, text, voice, rate), end, pause=(p0, p0 + pause_secs))
+    return Sample(
+        f"pause/{voice}-{rate}/{before[:24]}",
+        "pause",
+        text,
+        voice,
+        rate,
+        _finish(x, text, voice, rate),
+        end,
+        pause=(p0, p0 + pause_secs),
+    )
 
 
 def barge_speech(kind: str, text: str, voice: str, rate: int) -> Sample:
     speech = _trim(_samples(speak_pcm16k(text, voice, rate)))
     x = np.concatenate([_silence(LEAD_SECS), speech, _silence(1.5)])
-    return Sample(f"{kind}/{voice}-{rate}/{text[:24]}", kind, text, voice, rate,
-                  _finish(x, kind, text, voice, rate), LEAD_SECS + speech.size / RATE,
-                  onset=LEAD_SECS)
+    return Sample(
+        f"{kind}/{voice}-{rate}/{text[:24]}",
+        kind,
+        text,
+        voice,
+        rate,
+        _finish(x, kind, text, voice, rate),
+        LEAD_SECS + speech.size / RATE,
+        onset=LEAD_SECS,
+    )
 
 
 def cough(index: int) -> Sample:
@@ -207,8 +237,16 @@ def cough(index: int) -> Sample:
     envelope = np.minimum(1.0, t / 0.01) * np.exp(-t / (secs / 2.5))
     burst = band / (np.sqrt(np.mean(band**2)) + 1e-9) * 3000.0 * envelope
     x = np.concatenate([_silence(LEAD_SECS), burst, _silence(1.5)])
-    return Sample(f"barge_noise/{index}", "barge_noise", "", "", 0,
-                  _finish(x, "cough", index), LEAD_SECS + secs, onset=LEAD_SECS)
+    return Sample(
+        f"barge_noise/{index}",
+        "barge_noise",
+        "",
+        "",
+        0,
+        _finish(x, "cough", index),
+        LEAD_SECS + secs,
+        onset=LEAD_SECS,
+    )
 
 
 def build(subset: str = "ci") -> list[Sample]:

@@ -94,8 +94,8 @@ COMPLETE, UNKNOWN, INCOMPLETE = "a table for four", "", "a table for"
         (COMPLETE, 0.1, False, 0.5),
         (UNKNOWN, 0.1, False, 1.5),
         (INCOMPLETE, 0.1, False, 1.5),
-        (COMPLETE, None, True, 0.5),  # waiting for the model costs at most stop_secs
-        (UNKNOWN, None, True, 0.5),
+        (COMPLETE, None, True, 0.2),  # the transcript does not wait for the model
+        (UNKNOWN, None, True, 0.5),  # waiting for the model costs at most stop_secs
         (INCOMPLETE, None, True, 1.5),
     ],
 )
@@ -280,9 +280,24 @@ def test_a_low_audio_score_holds_the_turn_and_a_new_pause_asks_again() -> None:
 def test_a_model_that_never_answers_costs_at_most_stop_secs() -> None:
     c = Clock(TurnTaking(TurnTakingConfig(), audio_scores=True))
     c.feed(1.0, SPEECH)
-    c.partial("thank you")
     c.feed(0.5, SILENCE)
     assert c.ended_at() == pytest.approx(1.5)
+
+
+def test_a_complete_transcript_does_not_wait_for_the_model() -> None:
+    tt = TurnTaking(TurnTakingConfig(), audio_scores=True)
+    c = Clock(tt)
+    c.feed(1.0, SPEECH)
+    c.partial("thank you")
+    c.feed(0.2, SILENCE)
+    assert [type(e) for _, e in c.log] == [
+        SpeechStarted,
+        EndOfTurnCheck,
+        SpeechStopped,
+        UtteranceEnded,
+    ]
+    assert c.ended_at() == pytest.approx(1.2)
+    assert tt.on_end_of_turn_score(0.1, c.t) == []  # too late to matter
 
 
 def test_bad_score_is_rejected() -> None:

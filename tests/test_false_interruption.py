@@ -18,6 +18,7 @@ from parley.voice.false_interruption import (
     PlaybackResumed,
     _In,
     content_words,
+    stable_prefix,
 )
 
 FRAME = 0.02
@@ -78,17 +79,41 @@ def test_a_backchannel_resumes() -> None:
 
 def test_words_cut() -> None:
     r = Run()
-    r.feed(0.3, SPEECH)
-    assert r.partial("wait stop") == [PlaybackCut(at=0.3, speech_onset=0.0)]
+    r.feed(0.2, SPEECH)
+    assert r.partial("wait i want") == []  # the first hypothesis: nothing to agree with yet
+    r.feed(0.1, SPEECH)
+    assert r.partial("wait i want the") == [PlaybackCut(at=0.3, speech_onset=0.0)]
     assert r.fi.state is Playback.CUT
     assert r.feed(1.0, SPEECH) == []  # nothing more for this response
 
 
-def test_one_word_cuts_once_the_sound_is_long_enough() -> None:
+def test_two_words_cut_once_the_sound_is_long_enough() -> None:
     r = Run()
     r.feed(0.2, SPEECH)
-    assert r.partial("actually") == []
-    assert r.feed(0.2, SPEECH) == [PlaybackCut(at=pytest.approx(0.4), speech_onset=0.0)]
+    r.partial("no i")
+    assert r.partial("no i") == []
+    r.feed(0.28, SPEECH)
+    assert r.feed(0.02, SPEECH) == [PlaybackCut(at=pytest.approx(0.5), speech_onset=0.0)]
+
+
+def test_words_the_recogniser_keeps_changing_are_not_counted() -> None:
+    r = Run()
+    for text in ("the", "we to", "it you", "to the"):
+        r.feed(0.14, SPEECH)
+        r.partial(text)
+    assert r.kinds() == [PlaybackPaused]  # 0.56 s of sound, no stable words
+    r.feed(0.3, SILENCE)
+    assert r.kinds() == [PlaybackPaused, PlaybackResumed]
+
+
+def test_words_heard_in_the_silence_after_the_sound_do_not_count() -> None:
+    r = Run()
+    r.feed(0.3, SPEECH)
+    r.feed(0.14, SILENCE)
+    r.partial("book you a")
+    assert r.partial("book you a") == []  # 0.14 s into the silence: noise
+    r.feed(0.16, SILENCE)
+    assert r.kinds() == [PlaybackPaused, PlaybackResumed]
 
 
 def test_long_speech_without_a_transcript_cuts() -> None:
@@ -119,12 +144,13 @@ def test_silence_when_the_window_ends_resumes() -> None:
 def test_a_yes_while_an_approval_is_pending_is_an_answer() -> None:
     r = Run()
     r.fi.set_expecting_answer(True)
-    r.feed(0.3, SPEECH)
+    r.feed(0.2, SPEECH)
     assert r.partial("yes") == []
     r.feed(0.1, SPEECH)
-    assert r.kinds() == [PlaybackPaused, PlaybackCut]
+    assert r.partial("yes") == [PlaybackCut(at=0.3, speech_onset=0.0)]
     r2 = Run()  # the same "yes" with nothing pending is a backchannel
     r2.feed(0.4, SPEECH)
+    r2.partial("yes")
     r2.partial("yes")
     r2.feed(0.3, SILENCE)
     assert r2.kinds() == [PlaybackPaused, PlaybackResumed]
@@ -168,6 +194,12 @@ def test_after_a_resume_a_new_sound_pauses_again() -> None:
     assert r.kinds() == [PlaybackPaused, PlaybackResumed, PlaybackPaused]
 
 
+def test_stable_prefix() -> None:
+    assert stable_prefix("no i will", "no i want") == "no i"
+    assert stable_prefix("the", "we to") == ""
+    assert stable_prefix("", "wait") == ""
+
+
 def test_content_words() -> None:
     assert content_words("mm-hm yeah okay <sil> [noise]") == 0
     assert content_words("wait what about the") == 4
@@ -188,7 +220,7 @@ def test_bad_input_is_rejected() -> None:
     with pytest.raises(FalseInterruptionError, match="'sound while playing' in state IDLE"):
         fi._move(_In.SOUND)
     with pytest.raises(ValueError, match="min_words"):
-        FalseInterruptionConfig(min_words=0)
+        FalseInterruptionConfig(min_words=1)
     with pytest.raises(ValueError, match="window_secs"):
         FalseInterruptionConfig(window_secs=-1)
     with pytest.raises(ValueError, match="deactivation"):

@@ -30,9 +30,12 @@ Decision table (waits before the caller's pace is applied; ``ok`` = model score
 
 ``complete_secs`` is short (0.2 s) — the point of the detector is to answer sooner —
 ``stop_secs`` is the plain-silence wait of ``silence`` mode, ``incomplete_secs``
-(1.5 s) outlasts a thinking pause. While an audio score has been asked for and not
-yet answered, the detector holds at least ``stop_secs`` (never more), so a slow model
-costs at most what ``silence`` mode would.
+(1.5 s) outlasts a thinking pause. The model is asked once the silence reaches
+``complete_secs``; a transcript that reads complete does not wait for its answer (on
+the turn-taking corpus the transcript is the better judge, and waiting costs the
+inference time), so in practice the model decides the turns with no words yet — a
+recogniser without partials, or one that has not caught up. While its answer is
+pending such a turn waits at most ``stop_secs``, what ``silence`` mode would.
 
 **The caller's pace** (``CallerPace``): each pause of at least ``complete_secs`` that
 the caller resumed speaking after (one that did *not* end the turn; shorter gaps are
@@ -214,8 +217,8 @@ class EndOfTurnDetector:
                 Verdict.UNKNOWN: stop,
                 Verdict.INCOMPLETE: incomplete,
             }[verdict]
-            if score_pending and verdict is not Verdict.INCOMPLETE:
-                wait = max(wait, min(stop, c.stop_secs))  # a slow model costs at most stop_secs
+            if score_pending and verdict is Verdict.UNKNOWN:
+                wait = min(stop, c.stop_secs)  # a slow model costs at most stop_secs
         elif model_score >= c.model_threshold:
             wait = incomplete if verdict is Verdict.INCOMPLETE else complete
         else:

@@ -14,12 +14,16 @@ When the caller makes a sound while the agent speaks, playback is paused at once
 first ``pause_secs`` of voiced audio (a frame or two, far inside one playout batch) —
 instead of cut. Within ``window_secs`` the sound is classified:
 
-* **Real interruption** → ``PlaybackCut``: the partial transcript holds words that are
-  not a backchannel (``min_words`` of them, or one once the sound has lasted
-  ``word_secs``), or the caller has been voiced for ``cut_secs`` in all, or the window
-  ends while the caller is still talking. While an answer is expected, a yes/no
-  ("yes", "no", "okay", ...) is an answer and cuts too. The loop then cuts as today
-  (truncate to what was heard, ``interrupted``).
+* **Real interruption** → ``PlaybackCut``: the partial transcripts hold ``min_words``
+  words that are not backchannels (or one fewer once the sound has lasted
+  ``word_secs``), counting only the words two successive partials agree on
+  (``stable_prefix``: a recogniser that cannot make out a sound flips between short
+  unrelated words); or the caller has been voiced for ``cut_secs`` in all; or the
+  window ends while the caller is still talking. Words in a partial that arrives more
+  than ``partial_grace_secs`` into the silence after the sound are not counted (a
+  recogniser fed a noise floor invents short words there). While an answer is
+  expected, one stable yes/no word ("yes", "no", "okay", ...) is an answer and cuts at
+  once. The loop then cuts as today (truncate to what was heard, ``interrupted``).
 * **Not words** → ``PlaybackResumed``: the sound stopped (``resume_silence_secs`` of
   silence) having produced no words, or only backchannel words ("mm-hm", "yeah",
   "okay", "right"); or the window ended in silence. The agent goes on from where it
@@ -58,6 +62,8 @@ __all__ = [
     "PlaybackPaused",
     "PlaybackResumed",
     "content_words",
+    "is_answer",
+    "stable_prefix",
 ]
 
 
@@ -109,6 +115,22 @@ def _tokens(text: str) -> list[str]:
     return _TOKEN.findall(_MARKER.sub(" ", text).lower())
 
 
+def stable_prefix(previous: str, text: str) -> str:
+    """The words two successive partials agree on, from the start: a recogniser that
+    cannot make out a sound flips between unrelated short words ("the" → "we to" →
+    "it you"); real words persist from one partial to the next."""
+    old, new = _tokens(previous), _tokens(text)
+    n = 0
+    while n < min(len(old), len(new)) and old[n] == new[n]:
+        n += 1
+    return " ".join(new[:n])
+
+
+def is_answer(text: str) -> bool:
+    """Holds a yes/no-style answer ("yes", "okay", "no", "cancel")."""
+    return any(t in _ANSWERS for t in _tokens(text))
+
+
 def content_words(text: str, expecting_answer: bool = False) -> int:
     """Words in a partial transcript that make an interruption: not backchannels
     ("mm-hm", "yeah", "okay") — unless an answer is expected, then a yes/no counts."""
@@ -127,17 +149,25 @@ class FalseInterruptionConfig:
     pause_secs: float = 0.04
     resume_silence_secs: float = 0.3
     cut_secs: float = 0.8
-    word_secs: float = 0.4
-    min_words: int = 2
+    word_secs: float = 0.5
+    min_words: int = 3
+    partial_grace_secs: float = 0.1
     activation: float = 0.7
     deactivation: float = 0.35
 
     def __post_init__(self) -> None:
-        for name in ("window_secs", "pause_secs", "resume_silence_secs", "cut_secs", "word_secs"):
+        for name in (
+            "window_secs",
+            "pause_secs",
+            "resume_silence_secs",
+            "cut_secs",
+            "word_secs",
+            "partial_grace_secs",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"false-interruption config: {name} must be >= 0")
-        if self.min_words < 1:
-            raise ValueError("false-interruption config: min_words must be >= 1")
+        if self.min_words < 2:
+            raise ValueError("false-interruption config: min_words must be >= 2")
         if not 0 < self.deactivation <= self.activation <= 1:
             raise ValueError("false-interruption config: need 0 < deactivation <= activation <= 1")
 
@@ -197,6 +227,7 @@ class FalseInterruption:
         self._voiced_secs = 0.0  # voiced time since the sound began
         self._silence_onset: float | None = None  # start of the current silence, PAUSED
         self._words = 0
+        self._last_partial = ""
 
     @property
     def state(self) -> Playback:
@@ -249,7 +280,14 @@ class FalseInterruption:
         self._advance(now)
         if self._state is not Playback.PAUSED:
             return []
-        self._words = max(self._words, content_words(text, self._expecting_answer))
+        quiet_since = self._silence_onset
+        if quiet_since is not None and now - quiet_since > self.config.partial_grace_secs + _EPS:
+            return self._decide(now)  # words "heard" in the silence after the sound: noise
+        stable = stable_prefix(self._last_partial, text)
+        self._last_partial = text
+        self._words = max(self._words, content_words(stable, self._expecting_answer))
+        if self._expecting_answer and is_answer(stable):
+            return self._cut(now)  # "yes" to a pending question is the caller's turn
         return self._decide(now)
 
     # --- decisions --------------------------------------------------------------------
@@ -264,13 +302,14 @@ class FalseInterruption:
         self._voiced_secs = end - self._onset
         self._silence_onset = None
         self._words = 0
+        self._last_partial = ""
         log.debug("playback paused at %.3f (sound from %.3f)", end, self._onset)
         return [PlaybackPaused(end, self._onset)]
 
     def _decide(self, now: float) -> list[PlaybackEvent]:
         c = self.config
         words_cut = self._words >= c.min_words or (
-            self._words >= 1 and self._voiced_secs >= c.word_secs - _EPS
+            self._words >= c.min_words - 1 and self._voiced_secs >= c.word_secs - _EPS
         )
         if words_cut or self._voiced_secs >= c.cut_secs - _EPS:
             return self._cut(now)
