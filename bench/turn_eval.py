@@ -45,20 +45,20 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from turn_corpus import PHRASES, RATE, Sample, build  # noqa: E402
+from turn_corpus import PHRASES, RATE, Sample, build
 
-from parley.engines.energy_vad import EnergyVAD  # noqa: E402
-from parley.engines.pocketsphinx_stt import PocketsphinxSTT  # noqa: E402
-from parley.engines.silero_vad import SileroVAD  # noqa: E402
-from parley.engines.smart_turn import SmartTurnModel, find_model  # noqa: E402
-from parley.voice.barge_in import BargeIn  # noqa: E402
-from parley.voice.false_interruption import (  # noqa: E402
+from parley.engines.energy_vad import EnergyVAD
+from parley.engines.pocketsphinx_stt import PocketsphinxSTT
+from parley.engines.silero_vad import SileroVAD
+from parley.engines.smart_turn import SmartTurnModel, find_model
+from parley.voice.barge_in import BargeIn
+from parley.voice.false_interruption import (
     FalseInterruption,
     PlaybackCut,
     PlaybackPaused,
     PlaybackResumed,
 )
-from parley.voice.turn_taking import (  # noqa: E402
+from parley.voice.turn_taking import (
     EndOfTurnCheck,
     SpeechStarted,
     TurnDetection,

@@ -99,7 +99,8 @@ class LogMelFrontEnd:
         mel = np.maximum(_MEL_FLOOR, power @ self._filters).T  # [80, 800]
         log_mel = np.log10(mel)
         log_mel = np.maximum(log_mel, log_mel.max() - 8.0)
-        return ((log_mel + 4.0) / 4.0).astype(np.float32)
+        features: FloatArray = ((log_mel + 4.0) / 4.0).astype(np.float32)
+        return features
 
 
 # --- model ------------------------------------------------------------------------------
@@ -185,6 +186,7 @@ class SmartTurnBatcher:
         self._max_batch = max_batch
         self._pending: list[tuple[FloatArray, asyncio.Future[float]]] = []
         self._running = False
+        self._task: asyncio.Task[None] | None = None
         self.batches = 0
         self.clips = 0
 
@@ -195,7 +197,7 @@ class SmartTurnBatcher:
         self._pending.append((np.asarray(audio, dtype=np.float32)[-N_SAMPLES:], future))
         if not self._running:
             self._running = True
-            loop.create_task(self._drain())
+            self._task = loop.create_task(self._drain())
         return future
 
     async def _drain(self) -> None:
