@@ -52,6 +52,7 @@ from parley.engines.pocketsphinx_stt import PocketsphinxSTT
 from parley.engines.silero_vad import SileroVAD
 from parley.engines.smart_turn import SmartTurnModel, find_model
 from parley.voice.barge_in import BargeIn
+from parley.voice.end_of_turn import EndOfTurnConfig, EndOfTurnDetector
 from parley.voice.false_interruption import (
     FalseInterruption,
     PlaybackCut,
@@ -121,8 +122,23 @@ class TurnRun:
 
 
 def run_turns(p: Prepared, vad: str, mode: str, scorer: Scorer | None) -> TurnRun:
-    config = TurnTakingConfig(stop_secs=STOP_SECS, turn_detection=TurnDetection(mode))
-    tt = TurnTaking(config, audio_scores=scorer is not None and mode == "smart")
+    """``mode``: silence | smart | model_only (Pipecat's setup: a 0.2 s VAD stop, then
+    Smart Turn alone decides; "incomplete" waits up to 3 s; no transcript)."""
+    model_only = mode == "model_only"
+    config = TurnTakingConfig(
+        stop_secs=STOP_SECS,
+        turn_detection=TurnDetection.SILENCE if mode == "silence" else TurnDetection.SMART,
+        max_stop_secs=3.0 if model_only else 2.0,
+    )
+    detector = None
+    if model_only:
+        detector = EndOfTurnDetector(
+            # a 0.2 s VAD stop, then the model's answer is awaited (up to stop_secs)
+            EndOfTurnConfig(complete_secs=0.2, incomplete_secs=3.0, max_stop_secs=3.0)
+        )
+    tt = TurnTaking(
+        config, audio_scores=scorer is not None and mode != "silence", detector=detector
+    )
     audio = np.frombuffer(p.sample.pcm, dtype=np.int16).astype(np.float32) / 32768.0
     run = TurnRun()
     due: tuple[float, float] | None = None  # (time the score arrives, score)
@@ -134,7 +150,7 @@ def run_turns(p: Prepared, vad: str, mode: str, scorer: Scorer | None) -> TurnRu
             events += tt.on_end_of_turn_score(due[1], now)
             due = None
         events += tt.on_frame(prob, now, FRAME)
-        if i in p.partials:
+        if i in p.partials and not model_only:
             events += tt.on_partial(p.partials[i], now + FRAME)
         for event in events:
             if isinstance(event, SpeechStarted):
@@ -236,6 +252,8 @@ def evaluate(
             if after:
                 latency.append(after[0] - s.speech_end)
             continue
+        if mode == "model_only":
+            continue  # Pipecat's false-interruption handling is not emulated
         barge = run_barge(p, vad, mode)
         assert s.onset is not None
         if s.kind == "barge_real":
@@ -254,7 +272,7 @@ def evaluate(
     return {
         "vad": vad,
         "mode": mode,
-        "audio_model": scorer is not None and mode == "smart",
+        "audio_model": scorer is not None and mode != "silence",
         "complete": len(split),
         "decision_p50_ms": quantile(latency, 0.5),
         "decision_p90_ms": quantile(latency, 0.9),
@@ -318,6 +336,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             rows.append(evaluate(prepared, vad, mode, None))
             if mode == "smart" and scorer is not None:
                 rows.append(evaluate(prepared, vad, mode, scorer))
+        if scorer is not None:
+            rows.append(evaluate(prepared, vad, "model_only", scorer))
     report = {
         "subset": args.subset,
         "samples": len(prepared),
@@ -340,7 +360,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"{report['samples']} samples, {report['audio_secs']} s of audio")
     print("| vad | mode | " + " | ".join(keys) + " |")
     for row in rows:
-        mode = row["mode"] + ("+model" if row["audio_model"] else "")
+        mode = row["mode"] + ("+model" if row["audio_model"] and row["mode"] == "smart" else "")
         print(f"| {row['vad']} | {mode} | " + " | ".join(str(row[k]) for k in keys) + " |")
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
