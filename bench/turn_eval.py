@@ -306,6 +306,27 @@ def make_scorer(setting: str) -> Scorer | None:
     return score
 
 
+def model_cost(path: Path, clips: list[np.ndarray], repeats: int = 3) -> dict[str, float]:
+    """Milliseconds per decision of the Smart Turn model (front end + inference, one
+    thread), one clip at a time and in batches of 8 as the batcher forms them."""
+    model = SmartTurnModel(path)
+    model.score_many(clips[:1])  # warm up
+    out: dict[str, float] = {}
+    for batch in (1, 8):
+        times = []
+        for _ in range(repeats):
+            for i in range(0, len(clips) - batch + 1, batch):
+                t0 = time.perf_counter()
+                model.score_many(clips[i : i + batch])
+                times.append((time.perf_counter() - t0) * 1000 / batch)
+        out[f"batch{batch}_ms_per_decision_p50"] = round(statistics.median(times), 1)
+    t0 = time.perf_counter()
+    for clip in clips:
+        model.front_end(clip)
+    out["front_end_ms"] = round((time.perf_counter() - t0) * 1000 / len(clips), 1)
+    return out
+
+
 def prepare(subset: str, vads: list[str]) -> list[Prepared]:
     stt = PocketsphinxSTT(list(PHRASES))
     out = []
@@ -338,12 +359,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 rows.append(evaluate(prepared, vad, mode, scorer))
         if scorer is not None:
             rows.append(evaluate(prepared, vad, "model_only", scorer))
+    cost = None
+    if scorer is not None:
+        clips = [
+            np.frombuffer(p.sample.pcm, dtype=np.int16).astype(np.float32)[: 4 * RATE] / 32768.0
+            for p in prepared[:16]
+        ]
+        found = find_model(None if args.smart_turn == "auto" else args.smart_turn)
+        assert found is not None
+        cost = model_cost(found, clips)
+        print("Smart Turn cost:", cost)
     report = {
         "subset": args.subset,
         "samples": len(prepared),
         "audio_secs": round(sum(len(p.sample.pcm) for p in prepared) / 2 / RATE, 1),
         "prepare_secs": round(prep_secs, 1),
         "rows": rows,
+        "smart_turn_cost": cost,
     }
     keys = [
         "decision_p50_ms",
