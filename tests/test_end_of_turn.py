@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from parley.config import VoiceSpec
 from parley.voice.end_of_turn import (
@@ -324,3 +326,59 @@ def test_smart_is_the_agent_default_and_silence_can_be_chosen() -> None:
     assert TurnTakingConfig(stop_secs=4.0).end_of_turn_config().max_stop_secs == 4.0
     with pytest.raises(ValueError):
         VoiceSpec(turn_detection="sometimes")
+
+
+# --- properties -------------------------------------------------------------------------
+
+_TEXTS = ["", "a table for", "a table for four", "and um", "thank you", "my number is five"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from([0.0, 0.2, 0.9]),  # frame score
+            st.none() | st.sampled_from(_TEXTS),  # a partial after the frame
+            st.none() | st.floats(0.0, 1.0),  # an audio score after the frame
+        ),
+        max_size=300,
+    ),
+    audio=st.booleans(),
+)
+def test_smart_turns_end_between_the_check_and_max_stop_secs(
+    steps: list[tuple[float, str | None, float | None]], audio: bool
+) -> None:
+    """Whatever the evidence, a pause ends the turn no sooner than complete_secs and no
+    later than max_stop_secs (plus a frame); events stay well formed."""
+    tt = TurnTaking(TurnTakingConfig(max_stop_secs=1.0), audio_scores=audio)
+    log: list[tuple[float, TurnTakingEvent]] = []
+    silence_onset: float | None = None
+    for i, (prob, text, score) in enumerate(steps):
+        now, end = round(i * FRAME, 6), round((i + 1) * FRAME, 6)
+        state_before = tt.state
+        events = tt.on_frame(prob, now, FRAME)
+        if state_before is TurnState.SPEAKING and tt.state is TurnState.STOPPING:
+            silence_onset = now
+        if tt.state is TurnState.STOPPING:
+            assert silence_onset is not None
+            assert end - silence_onset < 1.0 + FRAME  # max_stop_secs bounds the wait
+        if text is not None:
+            events += tt.on_partial(text, end)
+        if score is not None:
+            events += tt.on_end_of_turn_score(score, end)
+        log += [(end, e) for e in events]
+    open_at = None
+    for at, event in log:
+        if isinstance(event, SpeechStarted):
+            assert open_at is None
+            open_at = event.at
+        elif isinstance(event, EndOfTurnCheck):
+            assert audio and open_at is not None and event.started_at == open_at
+            assert event.at - event.silence_onset >= 0.2 - 1e-6
+        elif isinstance(event, UtteranceEnded):
+            assert open_at is not None and event.started_at == open_at
+            assert at - event.ended_at >= 0.2 - 1e-6  # never before the check
+            assert at - event.ended_at <= 1.0 + 1e-6
+            open_at = None
+        elif not isinstance(event, SpeechStopped):
+            open_at = None  # a discarded blip

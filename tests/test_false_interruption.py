@@ -229,3 +229,15 @@ def test_bad_input_is_rejected() -> None:
 
 def test_every_state_leaves_on_agent_stopped() -> None:
     assert {s for (s, i) in _TRANSITIONS if i is _In.STOPPED} == set(Playback)
+
+
+def test_config_from_agent_voice_spec() -> None:
+    from parley.config import VoiceSpec
+
+    default = FalseInterruptionConfig.from_voice_spec(VoiceSpec())
+    assert (default.window_secs, default.activation, default.deactivation) == (1.0, 0.7, 0.35)
+    spec = VoiceSpec(false_interruption_secs=0, echo_activation=0.9)
+    config = FalseInterruptionConfig.from_voice_spec(spec)
+    assert (config.window_secs, config.activation) == (0, 0.9)
+    with pytest.raises(ValueError):
+        VoiceSpec(false_interruption_secs=-1)

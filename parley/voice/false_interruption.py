@@ -47,6 +47,12 @@ import logging
 import math
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from parley.voice.turn_taking import TurnTakingConfig
+
+if TYPE_CHECKING:
+    from parley.config import VoiceSpec
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +176,18 @@ class FalseInterruptionConfig:
             raise ValueError("false-interruption config: min_words must be >= 2")
         if not 0 < self.deactivation <= self.activation <= 1:
             raise ValueError("false-interruption config: need 0 < deactivation <= activation <= 1")
+
+    @classmethod
+    def from_voice_spec(cls, spec: VoiceSpec) -> FalseInterruptionConfig:
+        """From an agent's ``voice:`` section: ``false_interruption_secs`` is the window;
+        voicing uses the turn-taking thresholds while the agent speaks
+        (``echo_activation``, ``deactivation``)."""
+        turn = TurnTakingConfig.from_voice_spec(spec)
+        return cls(
+            window_secs=spec.false_interruption_secs,
+            activation=turn.echo_activation,
+            deactivation=turn.deactivation,
+        )
 
 
 # --- state machine ----------------------------------------------------------------------
