@@ -241,3 +241,14 @@ def test_config_from_agent_voice_spec() -> None:
     assert (config.window_secs, config.activation) == (0, 0.9)
     with pytest.raises(ValueError):
         VoiceSpec(false_interruption_secs=-1)
+
+
+def test_the_pure_parts_import_no_asyncio() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, parley.voice.end_of_turn, parley.voice.false_interruption, "
+        "parley.voice.turn_taking; assert 'asyncio' not in sys.modules, 'asyncio imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
