@@ -231,7 +231,7 @@ class _Input(enum.Enum):
     ONSET_REJECTED = "unvoiced before start_secs"
     SILENCE_ONSET = "unvoiced frame"
     VOICE_RESUMED = "voiced again"
-    SILENCE_CONFIRMED = "unvoiced for stop_secs"
+    SILENCE_CONFIRMED = "unvoiced for stop_secs (smart: as long as the detector asks)"
     KEY_DOWN = "ptt_down"
     KEY_UP = "ptt_up"
     CLOSED = "mode switch"
@@ -322,8 +322,8 @@ class TurnTaking:
             self._transcript = text
         barge = self._barge.partial(text, now)
         events: list[TurnTakingEvent] = [barge] if barge else []
-        if self._state is TurnState.STOPPING and self._mode is Mode.HANDS_FREE:
-            events += self._check_silence(now)
+        if self._smart and self._state is TurnState.STOPPING:
+            events += self._check_silence(now)  # the new words may settle the pause
         return events
 
     def on_end_of_turn_score(self, score: float, now: float) -> list[TurnTakingEvent]:
