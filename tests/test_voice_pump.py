@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from parley.testing.voice import MemoryTransport, ScriptedSTT, VirtualTime, voice_harness
+from parley.testing import FakeClock
+from parley.testing.voice import MemoryTransport, ScriptedSTT, voice_harness
 from parley.voice.connection import VoiceOptions
 from parley.voice.pump import AudioPump
 from tests.plugins.stores import sqlite_url
@@ -36,7 +37,7 @@ def tone(secs: float, seed: int = 0) -> bytes:
 
 @dataclass
 class Rig:
-    time: VirtualTime
+    time: FakeClock
     pump: AudioPump
     transport: MemoryTransport
     speaking: list[tuple[float, bool]] = field(default_factory=list)
@@ -59,24 +60,19 @@ class Rig:
 async def rig(
     lead_ms: float = 200, batch_ms: float = 60, on_first: Callable[[float], None] | None = None
 ) -> AsyncIterator[Rig]:
-    time = VirtualTime()
+    time = FakeClock()
     transport = MemoryTransport(time)
-    naps: list[float] = []
-
-    async def sleep(secs: float) -> None:
-        naps.append(secs)
-        await time.sleep(secs)
+    naps = time.sleeps
 
     def on_speaking(speaking: bool) -> None:
         pump.speaking = speaking
-        state.speaking.append((time.now(), speaking))
+        state.speaking.append((time.monotonic(), speaking))
 
     pump = AudioPump(
         RATE,
         lead_ms,
         transport,
-        time.clock,
-        sleep,
+        time,
         on_speaking=on_speaking,
         on_first_audio=on_first,
         batch_ms=batch_ms,
@@ -126,7 +122,7 @@ async def test_steady_playback_sends_one_message_per_batch(
 async def test_the_default_batch_is_60_ms_about_17_messages_per_second() -> None:
     async with rig() as r:
         r.say(tone(10.0))
-        await r.time.advance(10.0)
+        await r.time.run_for(10.0)
         sends = r.sends()
         per_second = (len(sends) - 1) / (sends[-1][0] - sends[0][0])
         assert per_second == pytest.approx(1000 / 60, rel=0.02)
@@ -140,7 +136,7 @@ async def test_never_more_than_the_lead_ahead_and_never_starved(
     async with rig(lead_ms, batch_ms) as r:
         r.say(tone(0.1, 1))
         for i in range(40):  # a TTS streaming 100 ms chunks twice as fast as real time
-            await r.time.advance(0.05)
+            await r.time.run_for(0.05)
             r.pump.playout.enqueue(tone(0.1, i + 2), "", extend=True)
             r.pump.wake()
         await r.until_quiet()
@@ -155,25 +151,25 @@ async def test_never_more_than_the_lead_ahead_and_never_starved(
 async def test_first_audio_goes_out_at_once() -> None:
     firsts: list[float] = []
     async with rig(on_first=firsts.append) as r:
-        await r.time.advance(1.234)
+        await r.time.run_for(1.234)
         r.say(tone(1.0))
         await r.time.settle()
-        assert r.sends()[0][0] == r.time.now()
+        assert r.sends()[0][0] == r.time.monotonic()
         assert len(r.sends()[0][1]) == 200 * 32  # the whole lead in one message
-        assert firsts[0] == r.time.now()
-        assert r.speaking == [(r.time.now(), True)]
+        assert firsts[0] == r.time.monotonic()
+        assert r.speaking == [(r.time.monotonic(), True)]
 
 
 async def test_a_new_response_interrupts_the_pumps_sleep() -> None:
     async with rig() as r:
         r.say(tone(1.0))
-        await r.time.advance(0.25)  # sends at 0, .06, .12, .18, .24: asleep until .30
-        r.pump.playout.clear(r.time.now())
+        await r.time.run_for(0.25)  # sends at 0, .06, .12, .18, .24: asleep until .30
+        r.pump.playout.clear(r.time.monotonic())
         r.pump.playout.new_generation()
         r.say(tone(0.5, 9), "next")
         await r.time.settle()
         at, data = r.sends()[-1]
-        assert at == r.time.now() and data == tone(0.5, 9)[: 200 * 32]
+        assert at == r.time.monotonic() and data == tone(0.5, 9)[: 200 * 32]
         await r.until_quiet()
         assert r.transport.audio_bytes().endswith(tone(0.5, 9))
 
@@ -181,7 +177,7 @@ async def test_a_new_response_interrupts_the_pumps_sleep() -> None:
 async def test_close_works_right_after_a_wake_cut_a_sleep_short() -> None:
     async with rig() as r:
         r.say(tone(1.0))
-        await r.time.advance(0.1)
+        await r.time.run_for(0.1)
         r.pump.playout.new_generation()
         r.say(tone(0.2))
         await r.pump.close()  # both cancellations pending: the pump still stops
@@ -211,7 +207,7 @@ async def test_nothing_is_sent_when_cleared_between_taking_and_sending() -> None
     async with rig(on_first=barge_in) as r:
         pump_ref.append(r.pump)
         r.say(tone(1.0), "never heard")
-        await r.time.advance(1.0)
+        await r.time.run_for(1.0)
         assert cleared == [""] and r.sends() == []
 
 
@@ -219,11 +215,11 @@ async def test_nothing_of_an_interrupted_generation_after_a_blocked_send() -> No
     async with rig() as r:
         gate = r.transport.audio_gate = asyncio.Event()
         r.say(tone(1.0, 1))
-        await r.time.advance(0.5)  # stuck in the first send
+        await r.time.run_for(0.5)  # stuck in the first send
         assert len(r.sends()) == 1
-        r.pump.playout.clear(r.time.now())
+        r.pump.playout.clear(r.time.monotonic())
         gate.set()
-        await r.time.advance(1.0)
+        await r.time.run_for(1.0)
         assert len(r.sends()) == 1
         r.pump.playout.new_generation()
         r.say(tone(0.3, 2))
@@ -238,7 +234,7 @@ async def test_the_bytes_received_are_the_bytes_synthesised() -> None:
     async with rig() as r:
         for segment in segments:
             r.say(segment, "words")
-            await r.time.advance(rng.choice([0.0, 0.01, 0.05, 0.3]))
+            await r.time.run_for(rng.choice([0.0, 0.01, 0.05, 0.3]))
         await r.until_quiet()
         messages = r.transport.audio_messages()
         assert all(len(m) % 2 == 0 for m in messages)

@@ -11,12 +11,12 @@ import pytest
 from parley.brain.history import INITIAL_TURN_MARKER
 from parley.channels.voice_ws import dispatch
 from parley.engines.base import EngineError, ProviderError, ToolCallRequest
+from parley.testing import FakeClock
 from parley.testing.voice import (
     Pause,
     ScriptedLLM,
     ScriptedSTT,
     ToneTTS,
-    VirtualTime,
     book_call,
     scripted_agent,
     tokens,
@@ -55,7 +55,7 @@ async def test_filler_is_spoken_before_the_tool_and_not_stored(db: str) -> None:
 
 
 async def test_a_slow_tool_without_a_filler_gets_a_generic_one(db: str) -> None:
-    time = VirtualTime()
+    time = FakeClock()
 
     async def slow_lookup() -> str:
         """Look something up, slowly."""
@@ -75,7 +75,7 @@ async def test_a_slow_tool_without_a_filler_gets_a_generic_one(db: str) -> None:
     ) as h:
         await h.conn.start()
         await dispatch(h.conn, {"type": "text", "text": "look it up"})
-        started = h.time.now()
+        started = h.time.monotonic()
         await h.until("done")
         assert tts.spoken == [SLOW_TOOL_FILLER, "Here it is."]
         filler_at = h.transport.first_audio_at()
@@ -158,7 +158,7 @@ async def test_bad_control_messages_get_bad_message(db: str, msg: dict[str, obje
     async with voice_harness(db) as h:
         await h.conn.start()
         assert await dispatch(h.conn, msg) is None
-        await h.time.advance(1.0)
+        await h.time.run_for(1.0)
         assert [e["code"] for e in h.transport.events("error")] == ["bad_message"]
         assert await h.messages() == []
         assert await dispatch(h.conn, {"type": "ping"}) is None

@@ -10,7 +10,7 @@ message truncated to what was heard.
 
 Time. ``TurnTaking`` runs on the input audio's own timeline (``audio_t``: seconds of
 audio received); pacing, latency and "what was heard" use ``clock.monotonic()``;
-every wait goes through the injected ``sleep`` so tests drive it in virtual time.
+every wait goes through ``clock.sleep`` so tests drive it in virtual time.
 
 Responses. One response is registered at a time (``self.response``). Starting one
 is serialised (``_start_lock``): it first interrupts the registered response and
@@ -55,7 +55,7 @@ from parley.events import (
     Vad,
 )
 from parley.voice.barge_in import BargeIn
-from parley.voice.pump import AudioPump, Sleep
+from parley.voice.pump import AudioPump
 from parley.voice.response import APOLOGY, Response, Timings
 from parley.voice.stt_feed import SttFeed
 from parley.voice.turn_taking import (
@@ -127,7 +127,6 @@ class VoiceConnection:
         transport: VoiceTransport,
         options: VoiceOptions,
         clock: Clock,
-        sleep: Sleep | None = None,
     ) -> None:
         self.brain = brain
         self.session_id = session_id
@@ -136,7 +135,6 @@ class VoiceConnection:
         self.transport = transport
         self.options = options
         self.clock = clock
-        self.sleep: Sleep = sleep or asyncio.sleep
         config = TurnTakingConfig.from_voice_spec(agent.voice)
         self.turn_taking = TurnTaking(config, options.mode)
         self.vad = engines.vad.open_stream()
@@ -152,7 +150,6 @@ class VoiceConnection:
             options.lead_ms,
             transport,
             clock,
-            self.sleep,
             on_speaking=self._set_speaking,
             on_first_audio=self._first_audio,
             batch_ms=options.send_batch_ms,
@@ -393,7 +390,6 @@ class VoiceConnection:
             on_event=self._on_turn_event,
             timings=timings,
             on_audio=self.pump.wake,
-            sleep=self.sleep,
         )
         response.task = asyncio.current_task()  # type: ignore[assignment]
         self.response = response
@@ -425,7 +421,7 @@ class VoiceConnection:
         while await self.brain.coordinator.lock_owner(key) is not None:
             if self.clock.monotonic() >= deadline:
                 return False
-            await self.sleep(LOCK_POLL_SECS)
+            await self.clock.sleep(LOCK_POLL_SECS)
         return True
 
     async def _on_turn_event(self, event: Event) -> None:
@@ -441,7 +437,7 @@ class VoiceConnection:
 
     async def _wait_drained(self, response: Response) -> None:
         while self.response is response and not self.playout.drained(self.clock.monotonic()):
-            await self.sleep(FRAME_SECS)
+            await self.clock.sleep(FRAME_SECS)
 
     async def interrupt(self, *, notify: bool = True) -> None:
         """Stop the current response now (barge-in, ``interrupt``, a newer turn).

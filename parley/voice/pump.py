@@ -13,7 +13,7 @@ of playback. The pump tells its owner when the agent starts and stops being audi
 
 Audio of an older generation is never sent: the generation is checked after the
 frames are taken and the callbacks ran, right before the (single) send. Every wait
-goes through the injected ``sleep``, so tests drive the pump in virtual time.
+goes through the injected clock's ``sleep``, so tests drive the pump in virtual time.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from parley.clock import Clock
@@ -29,7 +29,6 @@ from parley.voice.playout import Playout
 
 log = logging.getLogger(__name__)
 
-Sleep = Callable[[float], Awaitable[None]]
 FRAME_MS = 20
 FRAME_SECS = FRAME_MS / 1000
 DEFAULT_BATCH_MS = 60.0
@@ -46,7 +45,6 @@ class AudioPump:
         lead_ms: float,
         sink: AudioSink,
         clock: Clock,
-        sleep: Sleep,
         *,
         on_speaking: Callable[[bool], None],
         on_first_audio: Callable[[float], None] | None = None,
@@ -58,7 +56,6 @@ class AudioPump:
         self.batch_secs = max(batch, self.playout.frame_secs)
         self.sink = sink
         self.clock = clock
-        self.sleep = sleep
         self.speaking = False  # the owner flips this through on_speaking
         self._on_speaking = on_speaking
         self._on_first_audio = on_first_audio
@@ -103,7 +100,7 @@ class AudioPump:
     async def _nap(self, secs: float) -> None:
         self._nap_generation = self.playout.generation
         try:
-            await self.sleep(secs)
+            await self.clock.sleep(secs)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if not self._nudged or task is None or task.uncancel() > 0:

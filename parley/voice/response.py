@@ -115,7 +115,6 @@ class Response:
         on_event: Callable[[Event], Awaitable[None]] | None = None,
         timings: Timings | None = None,
         on_audio: Callable[[], None] | None = None,
-        sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         self.turn = turn
         self.tts = tts
@@ -127,7 +126,6 @@ class Response:
         self.on_event = on_event
         self.timings = timings or Timings()
         self.on_audio = on_audio
-        self.sleep = sleep or asyncio.sleep
         self._slow_tools: dict[str, asyncio.Task[None]] = {}
         self.spoken = SpokenText()
         self.audio_added = asyncio.Event()
@@ -266,7 +264,7 @@ class Response:
 
     def _watch_slow_tool(self, tool_call_id: str) -> None:
         async def filler_if_slow() -> None:
-            await self.sleep(SLOW_TOOL_SECS)
+            await self.clock.sleep(SLOW_TOOL_SECS)
             self.say(SLOW_TOOL_FILLER, stored=False)
 
         self._slow_tools[tool_call_id] = asyncio.create_task(filler_if_slow())
