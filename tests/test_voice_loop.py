@@ -8,6 +8,7 @@ are virtual seconds.
 
 from __future__ import annotations
 
+import json
 import asyncio
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 from parley.brain.core import UserInput
 from parley.brain.history import INTERRUPTED_NOTE
 from parley.brain.turn_stream import TurnStream
-from parley.channels.voice_ws import dispatch
+from parley.channels.voice_ws import handle_text
 from parley.testing.voice import (
     Pause,
     ScriptedLLM,
@@ -27,7 +28,7 @@ from parley.testing.voice import (
     vad_frame,
     voice_harness,
 )
-from parley.voice.connection import VoiceOptions
+from parley.voice.io import VoiceOptions
 from tests.plugins.stores import sqlite_url
 
 REPLY = "One two three four five. Six seven eight nine ten."
@@ -38,17 +39,22 @@ def db(tmp_path: Path) -> str:
     return sqlite_url(tmp_path)
 
 
+async def control(h: VoiceHarness, msg: dict[str, object]) -> bool:
+    """A control frame as the browser sends it, through the codec; True for ``end``."""
+    return await handle_text(h.conn, json.dumps(msg), h.transport)
+
+
 def spy_on_clear(h: VoiceHarness) -> list[tuple[float, str]]:
-    """Record what ``Playout.clear`` returns (the heard text) and when."""
+    """Record what the audio output's ``clear`` returns (the heard text) and when."""
     calls: list[tuple[float, str]] = []
-    clear = h.conn.playout.clear
+    clear = h.conn.audio.clear
 
     def spy(now: float) -> str:
         heard = clear(now)
         calls.append((now, heard))
         return heard
 
-    h.conn.playout.clear = spy  # type: ignore[method-assign]
+    h.conn.audio.clear = spy  # type: ignore[method-assign]
     return calls
 
 
@@ -260,8 +266,8 @@ async def test_two_turns_started_together_run_one_after_the_other(db: str) -> No
     async with voice_harness(db, llm=llm) as h:
         await h.conn.start()
         start = h.time.monotonic()
-        await dispatch(h.conn, {"type": "text", "text": "first"})
-        await dispatch(h.conn, {"type": "text", "text": "second"})
+        await control(h, {"type": "text", "text": "first"})
+        await control(h, {"type": "text", "text": "second"})
         await h.until("done")
         assert h.time.monotonic() - start < 1.0  # the second did not wait for the first answer
         assert h.transport.count("error") == 0  # never busy with our own lock
@@ -278,8 +284,8 @@ async def test_cancel_during_the_assistant_message_write_still_truncates(db: str
     llm = ScriptedLLM("First answer.", "Second answer.")
     async with voice_harness(db, llm=llm) as h:
         await h.conn.start()
-        await dispatch(h.conn, {"type": "text", "text": "first"})
-        await dispatch(h.conn, {"type": "text", "text": "second"})
+        await control(h, {"type": "text", "text": "first"})
+        await control(h, {"type": "text", "text": "second"})
         await h.until("done")
         assert h.transport.count("interrupted") == 1
         first = (await h.messages("assistant"))[0]

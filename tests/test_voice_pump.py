@@ -1,4 +1,4 @@
-"""``AudioPump`` batching in virtual time, and the inbound fast path of ``VoiceConnection``.
+"""``AudioPump`` batching in virtual time, and the inbound fast path of ``VoiceInput``.
 
 Outbound: one message per wake-up holding every due frame; during playback a batch of
 ``batch_ms`` per message, never more than ``lead_ms`` ahead of real time, the first
@@ -21,7 +21,7 @@ import pytest
 
 from parley.testing import FakeClock
 from parley.testing.voice import MemoryTransport, ScriptedSTT, voice_harness
-from parley.voice.connection import VoiceOptions
+from parley.voice.io import VoiceOptions
 from parley.voice.pump import AudioPump
 from tests.plugins.stores import sqlite_url
 
@@ -56,6 +56,25 @@ class Rig:
         )
 
 
+@dataclass
+class Listener:
+    """The pump's ``OutputListener``: records when the agent is audible."""
+
+    rig: Rig
+    on_first: Callable[[float], None] | None
+    batches: int = 0
+
+    def speaking_changed(self, speaking: bool) -> None:
+        self.rig.speaking.append((self.rig.time.monotonic(), speaking))
+
+    def first_audio(self, now: float) -> None:
+        if self.on_first is not None:
+            self.on_first(now)
+
+    async def before_audio(self) -> None:
+        self.batches += 1
+
+
 @asynccontextmanager
 async def rig(
     lead_ms: float = 200, batch_ms: float = 60, on_first: Callable[[float], None] | None = None
@@ -64,21 +83,9 @@ async def rig(
     transport = MemoryTransport(time)
     naps = time.sleeps
 
-    def on_speaking(speaking: bool) -> None:
-        pump.speaking = speaking
-        state.speaking.append((time.monotonic(), speaking))
-
-    pump = AudioPump(
-        RATE,
-        lead_ms,
-        transport,
-        time,
-        on_speaking=on_speaking,
-        on_first_audio=on_first,
-        batch_ms=batch_ms,
-    )
+    pump = AudioPump(RATE, lead_ms, transport, time, batch_ms=batch_ms)
     state = Rig(time, pump, transport, naps=naps)
-    pump.start()
+    pump.start(Listener(state, on_first))
     try:
         yield state
     finally:
@@ -282,7 +289,7 @@ async def frames_seen(tmp_path: Path, how: str) -> tuple[list[bytes], list[bytes
     vad_frames: list[bytes] = []
     stt_frames: list[bytes] = []
     async with voice_harness(sqlite_url(tmp_path / how), stt=ScriptedSTT(["hi"])) as h:
-        vad_process, stt_push = h.conn.vad.process, h.conn.stt_feed.push
+        vad_process, stt_push = h.conn.input.vad.process, h.conn.input.stt_feed.push
 
         def vad_spy(frame: bytes) -> float:
             vad_frames.append(frame)
@@ -292,8 +299,8 @@ async def frames_seen(tmp_path: Path, how: str) -> tuple[list[bytes], list[bytes
             stt_frames.append(frame)
             stt_push(frame)
 
-        h.conn.vad.process = vad_spy  # type: ignore[method-assign]
-        h.conn.stt_feed.push = stt_spy  # type: ignore[method-assign]
+        h.conn.input.vad.process = vad_spy  # type: ignore[method-assign]
+        h.conn.input.stt_feed.push = stt_spy  # type: ignore[method-assign]
         for piece in pieces(mic_audio(), how):
             await h.conn.feed_audio(piece)
         await h.time.settle()

@@ -36,6 +36,7 @@ from parley.brain.runtime import AgentRuntime
 from parley.brain.tools import ToolFn, ToolRegistry
 from parley.config import AgentSpec
 from parley.engines.base import EngineSet
+from parley.events import Event
 from parley.sessions.local import LocalCoordinator
 from parley.sessions.records import Message
 from parley.sessions.sql import SqlStore
@@ -52,7 +53,10 @@ from parley.testing.voice_engines import (
     tokens,
     vad_frame,
 )
-from parley.voice.connection import FRAME_SECS, VoiceConnection, VoiceOptions
+from parley.voice.io import VoiceOptions
+from parley.voice.pump import AudioPump
+from parley.voice.session import FRAME_SECS, VoiceSession
+from parley.voice.turns import VoiceTurns
 
 __all__ = [
     "HeardUtterance",
@@ -108,7 +112,8 @@ class Sent:
 
 
 class MemoryTransport:
-    """Collects what a connection sends, with the virtual time of each send.
+    """Collects what a voice session sends (its event sink and its pump's audio
+    sink), with the virtual time of each send.
     Set ``audio_gate`` (an ``asyncio.Event``) to hold audio sends until it is set.
 
     The pump sends audio in batches (several frames per message): ``audio()`` counts
@@ -120,6 +125,12 @@ class MemoryTransport:
         self.frame_bytes = frame_bytes
         self.sent: list[Sent] = []
         self.audio_gate: asyncio.Event | None = None
+
+    async def emit(self, event: Event) -> None:
+        await self.send_json(event.to_wire())
+
+    async def send_text(self, text: str) -> None:
+        self.sent.append(Sent(self.time.monotonic(), "json", json.loads(text)))
 
     async def send_json(self, data: dict[str, Any]) -> None:
         wire = json.loads(json.dumps(data))  # must be plain JSON, like on the wire
@@ -167,7 +178,7 @@ class MemoryTransport:
 class Mic:
     """Feeds frames in real time: the clock moves one frame, then the frame arrives."""
 
-    def __init__(self, conn: VoiceConnection, time: FakeClock) -> None:
+    def __init__(self, conn: VoiceSession, time: FakeClock) -> None:
         self.conn = conn
         self.time = time
 
@@ -187,7 +198,7 @@ class Mic:
         """Silence, ``speech`` seconds of speech, then silence until the turn ends."""
         await self.silence(before)
         await self.speak(speech)
-        await self.silence(self.conn.turn_taking.config.stop_secs)
+        await self.silence(self.conn.input.turn_taking.config.stop_secs)
 
 
 def scripted_agent(**overrides: Any) -> AgentSpec:
@@ -215,19 +226,19 @@ class VoiceHarness:
     engines: EngineSet
     llm: Any
     transport: MemoryTransport = field(init=False)
-    conn: VoiceConnection = field(init=False)
+    conn: VoiceSession = field(init=False)
     mic: Mic = field(init=False)
 
-    def connect(self, options: VoiceOptions | None = None) -> VoiceConnection:
+    def connect(self, options: VoiceOptions | None = None) -> VoiceSession:
         """A (new) connection to the session, with a fresh transport and mic."""
         options = options or VoiceOptions()
         self.transport = MemoryTransport(self.time, options.output_rate // 50 * 2)
-        self.conn = VoiceConnection(
-            brain=self.brain,
-            session_id=self.session_id,
+        self.conn = VoiceSession(
+            turns=VoiceTurns(self.brain, self.session_id, options.channel),
             agent=self.agent,
             engines=self.engines,
-            transport=self.transport,
+            events=self.transport,
+            audio=AudioPump.for_options(options, self.transport, self.time),
             options=options,
             clock=self.time,
         )
@@ -256,7 +267,7 @@ async def voice_harness(
     time: FakeClock | None = None,
     tools: Sequence[ToolFn] = (),
 ) -> AsyncIterator[VoiceHarness]:
-    """A ``VoiceConnection`` (not started) on a fresh session, all in virtual time.
+    """A ``VoiceSession`` (not started) on a fresh session, all in virtual time.
     Engines whose ``clock`` is None get the harness's virtual clock; ``tools`` are
     Python tools added to the demo tools (the agent still has to list them)."""
     time = time or FakeClock()
