@@ -90,6 +90,13 @@ class Responder:
     def session_id(self) -> str:
         return self.turns.session_id
 
+    @property
+    def speaking(self) -> bool:
+        """A response that will be heard is running, or audio is queued or playing:
+        its text can wait for the audio (``TextInStep``)."""
+        response = self.response
+        return (response is not None and not response.tts_failed) or self.output.busy
+
     # --- starting ------------------------------------------------------------------------
 
     def respond(

@@ -66,7 +66,7 @@ class VoiceSession:
         self.options = options
         self.clock = clock
         self.audio = audio
-        self.events = TextInStep(events, lambda: audio.busy)
+        self.events = TextInStep(events, lambda: self.responder.speaking)
         self.input = VoiceInput(
             TurnTakingConfig.from_voice_spec(agent.voice), options, engines, self
         )

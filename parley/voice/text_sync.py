@@ -2,12 +2,13 @@
 
 A model streams a token every few milliseconds; sent one by one, each token costs two
 messages (``assistant_text`` chunk and ``assistant_delta``). While the agent's audio
-is queued or playing, this ``EventSink`` wrapper holds the text and sends what
-gathered as one chunk and one delta when the next batch of audio goes out
-(``flush``, called by the audio output), when playback ends, or before any other
-event (so the order of events never changes). A coalesced delta is still a delta:
-the client appends it as it would the tokens. When no audio is queued the text goes
-out at once, so a text-only answer still streams.
+will be spoken (a response runs and its speech output works, or audio is queued or
+playing), this ``EventSink`` wrapper holds the text and sends what gathered as one
+chunk and one delta when the next batch of audio goes out (``flush``, called by the
+audio output), when playback ends, or before any other event (so the order of
+events never changes). A coalesced delta is still a delta: the client appends it as
+it would the tokens. When nothing will be spoken (no response, or the speech output
+failed) the text goes out at once, so a text-only answer still streams.
 """
 
 from __future__ import annotations
