@@ -24,7 +24,7 @@ import contextlib
 import inspect
 import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -53,7 +53,7 @@ from parley.testing.voice_engines import (
     tokens,
     vad_frame,
 )
-from parley.voice.io import VoiceOptions
+from parley.voice.io import AudioOutput, VoiceOptions
 from parley.voice.pump import AudioPump
 from parley.voice.session import FRAME_SECS, VoiceSession
 from parley.voice.turns import VoiceTurns
@@ -102,6 +102,9 @@ class TrackedStore:
 
 
 # --- transport -------------------------------------------------------------------------
+
+
+OutputFactory = Callable[[VoiceOptions, "MemoryTransport", FakeClock], AudioOutput]
 
 
 @dataclass(frozen=True)
@@ -229,8 +232,11 @@ class VoiceHarness:
     conn: VoiceSession = field(init=False)
     mic: Mic = field(init=False)
 
-    def connect(self, options: VoiceOptions | None = None) -> VoiceSession:
-        """A (new) connection to the session, with a fresh transport and mic."""
+    def connect(
+        self, options: VoiceOptions | None = None, output: OutputFactory | None = None
+    ) -> VoiceSession:
+        """A (new) connection to the session, with a fresh transport and mic; its audio
+        output is ``output(options, transport, clock)`` (default: an ``AudioPump``)."""
         options = options or VoiceOptions()
         self.transport = MemoryTransport(self.time, options.output_rate // 50 * 2)
         self.conn = VoiceSession(
@@ -238,7 +244,7 @@ class VoiceHarness:
             agent=self.agent,
             engines=self.engines,
             events=self.transport,
-            audio=AudioPump.for_options(options, self.transport, self.time),
+            audio=(output or AudioPump.for_options)(options, self.transport, self.time),
             options=options,
             clock=self.time,
         )
@@ -263,6 +269,7 @@ async def voice_harness(
     stt: Any = None,
     tts: Any = None,
     options: VoiceOptions | None = None,
+    output: OutputFactory | None = None,
     channel: str = "voice",
     time: FakeClock | None = None,
     tools: Sequence[ToolFn] = (),
@@ -299,7 +306,7 @@ async def voice_harness(
     )
     engines = EngineSet(stt=stt, tts=tts, vad=ScriptedVAD())
     harness = VoiceHarness(time, store, brain, session.id, agent, engines, llm)
-    harness.connect(options)
+    harness.connect(options, output)
     try:
         yield harness
     finally:

@@ -8,9 +8,10 @@ endpoint, WebRTC) gives the session two sinks and calls it with what arrives:
   (browser JSON; a carrier drops text and maps ``Interrupted`` to ``clear``).
 * an ``AudioOutput``: the agent's audio. It owns its pacing and knows what the user
   heard. ``parley.voice.pump.AudioPump`` is push-paced (real time plus a small lead,
-  for the browser and carriers); an unpaced output for a client that paces itself
-  would send on ``enqueue`` and learn what was heard from ``client_played``; a pull
-  output (WebRTC) would hand out due frames when its track asks.
+  for the browser and carriers); ``parley.voice.unpaced.UnpacedOutput`` sends on
+  ``enqueue`` for a client that paces itself and learns what was heard from the
+  client's real-time playback or ``client_played``; a pull output (WebRTC) would hand
+  out ``Playout.due_frames`` when its track asks for a frame.
 
 The output tells the session (an ``OutputListener``) when the agent starts and stops
 being audible and before each batch of audio goes out, so text can go in step.
