@@ -494,10 +494,10 @@ async def test_retry_recovers_from_transient_errors(
 ) -> None:
     server, url = speech_server
     server.flaky_failures = 2
-    sleep = FakeClock(autojump=True)
-    audio = await audio_of(RetryTTS(http_tts(url, "flaky"), attempts=3, clock=sleep), SENTENCE)
+    clock = FakeClock(autojump=True)
+    audio = await audio_of(RetryTTS(http_tts(url, "flaky"), attempts=3, clock=clock), SENTENCE)
     assert audio == speak_pcm(SENTENCE, "en-us", 175, 24000)
-    assert sleep.sleeps == [0.2, 0.4] and len(server.requests) == 3
+    assert clock.sleeps == [0.2, 0.4] and len(server.requests) == 3
 
 
 async def test_retry_gives_up_and_skips_non_retryable(
@@ -505,13 +505,13 @@ async def test_retry_gives_up_and_skips_non_retryable(
 ) -> None:
     server, url = speech_server
     server.flaky_failures = 5
-    sleep = FakeClock(autojump=True)
+    clock = FakeClock(autojump=True)
     with pytest.raises(ProviderError, match=r"503"):
-        await audio_of(RetryTTS(http_tts(url, "flaky"), attempts=2, clock=sleep), "hi")
-    assert sleep.sleeps == [0.2] and len(server.requests) == 2
+        await audio_of(RetryTTS(http_tts(url, "flaky"), attempts=2, clock=clock), "hi")
+    assert clock.sleeps == [0.2] and len(server.requests) == 2
     with pytest.raises(ProviderError) as caught:
-        await audio_of(RetryTTS(http_tts(url, "missing"), attempts=3, clock=sleep), "hi")
+        await audio_of(RetryTTS(http_tts(url, "missing"), attempts=3, clock=clock), "hi")
     assert caught.value.code == "tts_bad_request"
-    assert len(server.requests) == 3 and sleep.sleeps == [0.2]
+    assert len(server.requests) == 3 and clock.sleeps == [0.2]
     with pytest.raises(ValueError, match=r"attempts must be >= 1"):
         RetryTTS(EspeakTTS(), attempts=0)
