@@ -129,9 +129,10 @@ class VoiceSession:
 
     # --- what the transport calls --------------------------------------------------------
 
-    async def feed_audio(self, data: bytes) -> None:
-        """PCM16 LE mono at the input rate, any length (odd lengths too)."""
-        await self.input.feed_audio(data)
+    def feed_audio(self, data: bytes) -> Awaitable[None]:
+        """PCM16 LE mono at the input rate, any length (odd lengths too). The input's
+        own coroutine: no extra await per frame."""
+        return self.input.feed_audio(data)
 
     async def ptt(self, down: bool) -> None:
         """Push-to-talk key. Raises ``ValueError`` for a key-up without a key-down."""
