@@ -49,6 +49,14 @@ def test_a_start_frame_for_a_new_session_with_defaults() -> None:
     assert start == StartRequest(agent="demo", template_vars={"name": "Ann"})
     assert start.session_fields() == {"agent": "demo", "template_vars": {"name": "Ann"}}
     assert parse_start('{"type":"start","output_sample_rate":8000}').output_sample_rate == 8000
+    # empty strings are passed on as sent (the resolver treats them as absent)
+    blank = parse_start('{"type":"start","session_id":"","resume_token":"","agent":"demo"}')
+    assert blank.session_fields() == {
+        "session_id": "",
+        "resume_token": "",
+        "agent": "demo",
+        "template_vars": {},
+    }
 
 
 @pytest.mark.parametrize(

@@ -236,7 +236,7 @@ def _too_deep(text: str) -> bool:
 
 def _optional_str(obj: Mapping[str, Any], key: str) -> str | None:
     value = obj.get(key)
-    if value is None or value == "":
+    if value is None:
         return None
     if not isinstance(value, str) or len(value) > MAX_TEXT:
         raise BadMessage(f"{key} must be a string")
