@@ -218,3 +218,20 @@ def test_any_frame_parses_or_is_a_bad_message(frame: str) -> None:
             parse(frame)
         except BadMessage as exc:
             assert exc.code == "bad_message" and exc.message
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.integers(min_value=0, max_value=130), st.sampled_from(["[", '{"k":']), st.text(max_size=5)
+)
+def test_the_depth_limit_is_exact_whatever_the_brackets(
+    depth: int, opener: str, filler: str
+) -> None:
+    closer = "]" if opener == "[" else "}"
+    nested = opener * depth + json.dumps(filler) + closer * depth
+    frame = '{"type": "ping", "x": ' + nested + "}"
+    if depth + 1 <= MAX_DEPTH:
+        assert parse_control(frame) == Ping()
+    else:
+        with pytest.raises(BadMessage, match="nested deeper"):
+            parse_control(frame)
