@@ -42,7 +42,7 @@ def make_llm(agent: AgentSpec, settings: Settings, client: httpx.AsyncClient) ->
     """Pick the agent's model: fake (benchmarks), the rules brain, or an LLM."""
     engines: dict[str, str] = getattr(agent, "engines", {}) or {}
     if engines.get("llm") == "fake":
-        from parley.testing.fake_engines import FakeLLM
+        from parley.engines.fake import FakeLLM
 
         return FakeLLM(), "fake"
     wants_llm = agent.brain == "llm" or (agent.brain == "auto" and settings.llm_base_url)

@@ -168,6 +168,15 @@ async def test_start_creates_a_session_and_speaks_the_greeting(app: RunningApp) 
         ({"type": "start", "agent": "fakevoice", "sample_rate": "16000"}, "bad_message"),
         ({"type": "start", "agent": "fakevoice", "output_sample_rate": 96000}, "bad_message"),
         ({"type": "start", "agent": "fakevoice", "mode": "walkie_talkie"}, "bad_message"),
+        ({"type": "start", "agent": "fakevoice", "template_vars": "name=Ann"}, "bad_message"),
+        ({"type": "start", "agent": "fakevoice", "template_vars": ["Ann"]}, "bad_message"),
+        ({"type": "start", "agent": "fakevoice", "template_vars": {"n": "\x00"}}, "bad_message"),
+        ({"type": "start", "session_id": "s", "session_token": {"a": 1}}, "bad_message"),
+        ({"type": "start", "session_id": 12}, "bad_message"),
+        (
+            '{"type": "start", "agent": "fakevoice", "x": ' + "[" * 2000 + "]" * 2000 + "}",
+            "bad_message",
+        ),
         ({"type": "start", "agent": "nobody"}, "agent_not_found"),
         ({"type": "start", "session_id": "nope", "session_token": "x"}, "session_not_found"),
         ({"type": "start", "resume_token": "not-a-token"}, "unknown_resume_token"),
@@ -231,6 +240,10 @@ async def test_malformed_frames_get_bad_message_and_the_connection_goes_on(
         '"text"',
         {"type": "teleport"},
         {"state": "down"},
+        "[" * 2000 + "]" * 2000,
+        '{"a": ' * 2000 + "1" + "}" * 2000,
+        {"type": "text", "text": "a\x00b"},
+        {"type": "approval", "tool_call_id": "call_1", "approved": "yes"},
     ]
     for frame in frames:
         await voice.send(frame)

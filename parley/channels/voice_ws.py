@@ -1,40 +1,46 @@
 """The browser voice channel: ``GET /v1/voice`` (WebSocket), PROTOCOL.md "Voice WebSocket".
 
+The socket loop of the browser transport: frames are parsed and rendered by the pure
+codec ``browser_wire``; a ``VoiceSession`` does the voice work, with ``WsTransport``
+as its event sink and an ``AudioPump`` (push-paced) as its audio output.
+
 The first text frame is ``start`` (an existing session, a new one for an agent, or a
-resume token); then binary PCM16 frames and JSON control frames both ways. Bad
-JSON gets ``error{bad_message}`` and the connection goes on; an oversized frame
-closes with 1009. While connected the session's channel is ``voice`` (chat answers
-409 ``wrong_channel``); on close it returns to ``chat`` with one history.
+resume token); a bad one gets ``error{bad_message}`` and a 1008 close. Then binary
+PCM16 frames and JSON control frames both ways: a malformed control frame gets
+``error{bad_message}`` and the connection goes on; an oversized frame closes with
+1009. While connected the session's channel is ``voice`` (chat answers 409
+``wrong_channel``); on close it returns to ``chat`` with one history.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import WebSocketDisconnect
 
 from parley.brain.core import UserInput
+from parley.channels import browser_wire as wire
 from parley.channels.http_errors import ApiError
 from parley.channels.raw_ws import ParleyApp, RawWebSocket
 from parley.channels.services import Services, token_hash
 from parley.engines.base import EngineError
 from parley.engines.factory import EngineHub
-from parley.events import Error, SessionEnded
+from parley.events import Error, Event, SessionEnded
 from parley.sessions.records import Session
-from parley.voice.connection import VoiceConnection, VoiceOptions
+from parley.voice.io import VoiceOptions
+from parley.voice.pump import AudioPump
+from parley.voice.session import VoiceSession
+from parley.voice.turns import VoiceTurns
 
 log = logging.getLogger(__name__)
 
 MAX_FRAME_BYTES = 256 * 1024
-MAX_TEXT = 8000
 START_TIMEOUT_S = 15.0
-RATES = range(8000, 48001)
 
 
 class StartRefused(Exception):
@@ -44,8 +50,17 @@ class StartRefused(Exception):
         self.message = message
 
 
+class Replies(Protocol):
+    """Where answers to control frames go (``WsTransport``; a test's memory sink)."""
+
+    async def emit(self, event: Event) -> None: ...
+
+    async def send_text(self, text: str) -> None: ...
+
+
 class WsTransport:
-    """Sends JSON and audio to one socket; a send after the client left is dropped."""
+    """The session's event sink and the pump's audio sink on one socket; a send
+    after the client left is dropped."""
 
     def __init__(self, ws: RawWebSocket) -> None:
         self.ws = ws
@@ -56,13 +71,16 @@ class WsTransport:
         """Send ``session_ended`` once, however many paths report the end."""
         if not self.ended:
             self.ended = True
-            wire = {"type": SessionEnded.type, "reason": reason, "detail": ""}
-            await self.send_json(wire)
+            ended = {"type": SessionEnded.type, "reason": reason, "detail": ""}
+            await self.send_text(wire.render_wire(ended))
 
-    async def send_json(self, data: dict[str, Any]) -> None:
+    async def emit(self, event: Event) -> None:
+        await self.send_text(wire.render(event))
+
+    async def send_text(self, text: str) -> None:
         if not self.closed:
             try:
-                await self.ws.send_text(json.dumps(data, ensure_ascii=False, default=str))
+                await self.ws.send_text(text)
             except (WebSocketDisconnect, RuntimeError):
                 self.closed = True
 
@@ -121,31 +139,18 @@ async def _resolve_session(
     return session, {"session_token": token, "resume_token": resume}
 
 
-def _options(start: dict[str, Any]) -> VoiceOptions:
-    rate = start.get("sample_rate", 16000)
-    if not isinstance(rate, int) or rate not in RATES:
-        raise StartRefused("bad_message", "sample_rate must be an integer from 8000 to 48000")
-    out_rate = start.get("output_sample_rate", rate)
-    if not isinstance(out_rate, int) or out_rate not in RATES:
-        raise StartRefused("bad_message", "output_sample_rate must be from 8000 to 48000")
-    mode = start.get("mode", "hands_free")
-    if mode not in ("hands_free", "push_to_talk"):
-        raise StartRefused("bad_message", "mode must be hands_free or push_to_talk")
-    return VoiceOptions(rate, out_rate, mode, bool(start.get("transcripts", True)))
+def _options(start: wire.StartRequest) -> VoiceOptions:
+    return VoiceOptions(start.sample_rate, start.output_sample_rate, start.mode, start.transcripts)
 
 
-async def _read_start(ws: RawWebSocket) -> dict[str, Any]:
+async def _read_start(ws: RawWebSocket) -> wire.StartRequest:
     message = await asyncio.wait_for(ws.receive(), START_TIMEOUT_S)
-    text = message.get("text")
-    if text is None:
-        raise StartRefused("bad_message", "the first frame must be a JSON 'start' message")
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
     try:
-        start = json.loads(text)
-    except json.JSONDecodeError:
-        raise StartRefused("bad_message", "the first frame is not valid JSON") from None
-    if not isinstance(start, dict) or start.get("type") != "start":
-        raise StartRefused("bad_message", "the first frame must have type 'start'")
-    return start
+        return wire.parse_start(message.get("text"))
+    except wire.BadMessage as exc:
+        raise StartRefused(exc.code, exc.message) from None
 
 
 async def _greeting(services: Services, session: Session) -> tuple[str | None, bool]:
@@ -164,52 +169,42 @@ async def _greeting(services: Services, session: Session) -> tuple[str | None, b
     return None, False
 
 
-async def dispatch(conn: VoiceConnection, msg: dict[str, Any]) -> str | None:
-    """Handle one control frame; returns "end" to finish the connection.
-    An unknown or incomplete message gets ``error{bad_message}``."""
-    kind = msg.get("type")
-    problem = None
-    if kind == "ptt" and msg.get("state") in ("down", "up"):
-        try:
-            await conn.ptt(msg["state"] == "down")
-        except ValueError as exc:
-            problem = str(exc)
-    elif kind == "text" and _text(msg.get("text")):
-        conn.user_turn(UserInput(msg["text"].strip(), conn.options.channel))
-    elif kind == "ui_action" and _text(msg.get("msg")) and _optional_text(msg.get("display")):
-        action = {"msg": msg["msg"], "display": msg.get("display")}
-        conn.user_turn(UserInput(msg["msg"], conn.options.channel, action))
-    elif (
-        kind == "approval"
-        and _text(msg.get("tool_call_id"))
-        and isinstance(msg.get("approved"), bool)
-    ):
-        conn.decide(msg["tool_call_id"], msg["approved"], "user")
-    elif kind == "interrupt":
-        await conn.interrupt()
-    elif kind == "played" and _number(msg.get("ms")):
-        conn.client_played(float(msg["ms"]))
-    elif kind == "ping":
-        await conn.transport.send_json({"type": "pong"})
-    elif kind == "end":
-        return "end"
-    else:
-        problem = f"unknown or incomplete message {str(kind)[:40]!r}"
-    if problem is not None:
-        await conn.transport.send_json(Error("bad_message", problem).to_wire())
-    return None
+async def dispatch(session: VoiceSession, msg: wire.ControlMessage, transport: Replies) -> bool:
+    """Act on one control message; True for ``end``. A ``ptt`` key-up without a
+    key-down gets ``error{bad_message}``."""
+    match msg:
+        case wire.Ptt(down):
+            try:
+                await session.ptt(down)
+            except ValueError as exc:
+                await transport.emit(Error("bad_message", str(exc)))
+        case wire.Text(text):
+            session.user_turn(UserInput(text, session.options.channel))
+        case wire.UiAction(text, display):
+            action = {"msg": text, "display": display}
+            session.user_turn(UserInput(text, session.options.channel, action))
+        case wire.Approval(tool_call_id, approved):
+            session.decide(tool_call_id, approved, "user")
+        case wire.Interrupt():
+            await session.interrupt()
+        case wire.Played(ms):
+            session.client_played(ms)
+        case wire.Ping():
+            await transport.send_text(wire.PONG)
+        case wire.End():
+            return True
+    return False
 
 
-def _text(value: Any) -> bool:
-    return isinstance(value, str) and bool(value.strip()) and len(value) <= MAX_TEXT
-
-
-def _optional_text(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and len(value) <= MAX_TEXT)
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+async def handle_text(session: VoiceSession, text: str, transport: Replies) -> bool:
+    """One control frame: parsed and acted on, or answered ``error{bad_message}``.
+    True when the client ended the session."""
+    try:
+        msg = wire.parse_control(text)
+    except wire.BadMessage as exc:
+        await transport.emit(exc.to_event())
+        return False
+    return await dispatch(session, msg, transport)
 
 
 @dataclass
@@ -233,7 +228,7 @@ async def voice_endpoint(
     if capacity.full:
         # At capacity: refuse at once rather than answer every caller late.
         message = f"this worker has its {capacity.limit} voice connections; try again later"
-        await transport.send_json(Error("server_busy", message).to_wire())
+        await transport.emit(Error("server_busy", message))
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await ws.close(1013, "try again later")
         return
@@ -251,53 +246,54 @@ async def _serve_voice(
     try:
         start = await _read_start(ws)
         options = _options(start)
-        session, tokens = await _resolve_session(services, start, client)
+        session, tokens = await _resolve_session(services, start.session_fields(), client)
         if session.status != "active":
             raise StartRefused("session_ended", "the session has ended")
         engines = await hub.engines_for(session.agent)
     except (StartRefused, TimeoutError, EngineError) as exc:
         code = getattr(exc, "code", "start_timeout")
-        await transport.send_json(Error(code, str(exc) or "no start frame").to_wire())
+        await transport.emit(Error(code, str(exc) or "no start frame"))
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await ws.close(1008)
         return
     except WebSocketDisconnect:
         return
     await services.store.update_session(session.id, current_channel="voice")
-    await transport.send_json(
-        {
-            "type": "ready",
-            "session_id": session.id,
-            **tokens,
-            "input_sample_rate": options.input_rate,
-            "output_sample_rate": options.output_rate,
-            "expires_at": session.expires_at.isoformat() if session.expires_at else None,
-        }
-    )
-    conn = VoiceConnection(
-        brain=services.brain,
-        session_id=session.id,
+    ready = {
+        "type": "ready",
+        "session_id": session.id,
+        **tokens,
+        "input_sample_rate": options.input_rate,
+        "output_sample_rate": options.output_rate,
+        "expires_at": session.expires_at.isoformat() if session.expires_at else None,
+    }
+    await transport.send_text(wire.render_wire(ready))
+    conn = VoiceSession(
+        turns=VoiceTurns(services.brain, session.id, options.channel),
         agent=services.agents[session.agent],
         engines=engines,
-        transport=transport,
+        events=transport,
+        audio=AudioPump.for_options(options, transport, services.clock),
         options=options,
         clock=services.clock,
     )
-    await _attach(ws, conn, services, session)
+    await _attach(ws, conn, transport, services, session)
 
 
 async def _attach(
-    ws: RawWebSocket, conn: VoiceConnection, services: Services, session: Session
+    ws: RawWebSocket,
+    conn: VoiceSession,
+    transport: WsTransport,
+    services: Services,
+    session: Session,
 ) -> None:
     """Run one ready connection until the client leaves or the session ends."""
-    transport = conn.transport
-    assert isinstance(transport, WsTransport)
     greet, initial = await _greeting(services, session)
     ended = await services.coordinator.subscribe(f"session:{session.id}")
     watcher = asyncio.create_task(_watch_end(ended, transport))
     try:
         await conn.start(greet=greet, initial_turn=initial)
-        await _receive_loop(ws, conn, services, session)
+        await _receive_loop(ws, conn, transport, services, session)
     finally:
         watcher.cancel()
         await ended.close()
@@ -309,10 +305,12 @@ async def _attach(
 
 
 async def _receive_loop(
-    ws: RawWebSocket, conn: VoiceConnection, services: Services, session: Session
+    ws: RawWebSocket,
+    conn: VoiceSession,
+    transport: WsTransport,
+    services: Services,
+    session: Session,
 ) -> None:
-    transport = conn.transport
-    assert isinstance(transport, WsTransport)
     while not transport.ended:
         message = await ws.receive()
         if message["type"] == "websocket.disconnect":
@@ -325,16 +323,7 @@ async def _receive_loop(
         if data is not None:
             await conn.feed_audio(data)
             continue
-        try:
-            msg = json.loads(text or "")
-            if not isinstance(msg, dict):
-                raise ValueError("not an object")
-        except ValueError:
-            await transport.send_json(
-                Error("bad_message", "text frames must be JSON objects").to_wire()
-            )
-            continue
-        if await dispatch(conn, msg) == "end":
+        if await handle_text(conn, text or "", transport):
             if await services.store.end_session(session.id, "USER_ENDED"):
                 await services.coordinator.publish(
                     f"session:{session.id}", {"type": "session_ended", "reason": "USER_ENDED"}
