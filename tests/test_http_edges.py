@@ -135,7 +135,7 @@ async def test_malformed_bodies_are_malformed_json(
     await client.create_session("demo")
     url = f"/v1/sessions/{client.session_id}/messages"
     deep = '{"text": "hi", "x": ' + "[" * 2000 + "]" * 2000 + "}"
-    nested_65 = '{"metadata": {"a": ' + "[" * 64 + "]" * 64 + "}}"
+    nested_65 = '{"metadata": {"a": ' + "[" * 63 + "]" * 63 + "}}"  # 65 levels
     bodies = {
         url: [
             b'{"text": "caf\xe9"}',  # Latin-1, not UTF-8

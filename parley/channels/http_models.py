@@ -1,0 +1,81 @@
+"""The JSON request bodies of the HTTP API, strictly typed.
+
+Every model forbids unknown fields and is strict: ``"approved": "yes"`` or ``1`` is
+refused, not coerced, and a string is never taken for a number. Text that no store
+can keep (U+0000, lone surrogates — see ``parley.text_guard``) is refused with 422
+``invalid_request`` naming the field; nothing is stripped or stored.
+These models are also what the OpenAPI document (``/openapi.json``) describes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from parley.text_guard import unstorable_path, unstorable_reason
+
+MAX_TEXT = 8000
+MAX_NAME = 64
+
+
+def _storable(text: str) -> str:
+    reason = unstorable_reason(text)
+    if reason is not None:
+        raise ValueError(reason)
+    return text
+
+
+def _storable_json(value: dict[str, Any]) -> dict[str, Any]:
+    found = unstorable_path(value)
+    if found is not None:
+        where, reason = found
+        raise ValueError(f"{where}: {reason}" if where else reason)
+    return value
+
+
+StorableStr = Annotated[str, AfterValidator(_storable)]
+JsonScalar = str | int | float | bool
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+class CreateSession(_Body):
+    agent: Annotated[StorableStr, Field(max_length=MAX_NAME)] = "demo"
+    template_vars: Annotated[
+        dict[str, JsonScalar],
+        AfterValidator(_storable_json),
+        Field(description="values for the agent's {placeholders}: strings, numbers, booleans"),
+    ] = Field(default_factory=dict)
+    metadata: Annotated[
+        dict[str, Any],
+        AfterValidator(_storable_json),
+        Field(description="any JSON object, stored with the session and never interpreted"),
+    ] = Field(default_factory=dict)
+
+
+class UiAction(_Body):
+    msg: Annotated[StorableStr, Field(min_length=1, max_length=MAX_TEXT)]
+    display: Annotated[StorableStr, Field(max_length=MAX_TEXT)] | None = None
+
+
+class SendMessage(_Body):
+    """Exactly one of ``text`` or ``ui_action``."""
+
+    text: Annotated[StorableStr, Field(max_length=MAX_TEXT)] | None = None
+    ui_action: UiAction | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> SendMessage:
+        if (self.text is None) == (self.ui_action is None):
+            raise ValueError("send exactly one of 'text' or 'ui_action'")
+        if self.text is not None and not self.text.strip():
+            raise ValueError("'text' must not be empty")
+        return self
+
+
+class Decision(_Body):
+    approved: bool
+    reason: Annotated[StorableStr, Field(max_length=1000)] | None = None
