@@ -295,7 +295,26 @@ def _turn_for(services: Services, session: Session, text: str, pending: str | No
     return services.brain.user_turn(session.id, UserInput(text, "voice"))
 
 
-@router.post("/sessions/{session_id}/voice-turn")
+# The body is read by ``read_upload``, not by a model: the OpenAPI document says what it is.
+UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "a PCM16 WAV file (any rate and channel count, at most 60 s)",
+        "content": {
+            "audio/wav": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            },
+        },
+    }
+}
+
+
+@router.post("/sessions/{session_id}/voice-turn", openapi_extra=UPLOAD_BODY)
 async def voice_turn(
     session_id: str,
     request: Request,
