@@ -74,7 +74,10 @@ def install_error_handlers(app: FastAPI) -> None:
         if any(e.get("type") == "json_invalid" for e in errs):
             return error_response(400, "malformed_json", _malformed(list(errs)))
         fields = [
-            {"field": _field_name(tuple(e["loc"])), "message": escape_unstorable(e["msg"])}
+            {
+                "field": _field_name(tuple(e["loc"])),
+                "message": escape_unstorable(str(e["msg"]).removeprefix("Value error, ")),
+            }
             for e in errs
         ]
         first = fields[0] if fields else {"field": "body", "message": "invalid"}
