@@ -6,10 +6,14 @@ and on PostgreSQL + Redis (PostgreSQL is the store that refuses U+0000).
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 import httpx
 import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed
 
 from parley.client import ApiFailure, ParleyClient
 from tests.plugins.apps import AppFactory, RunningApp
@@ -273,3 +277,20 @@ async def test_a_user_ending_their_session_is_user_ended(client: ParleyClient) -
     with pytest.raises(ApiFailure) as err:
         await collect(client.send("hi"))
     assert err.value.status == 410 and err.value.code == "session_ended"
+
+
+async def test_operator_key_cannot_attach_voice(make_app: AppFactory) -> None:
+    async with make_app(operator_key=OPERATOR_KEY) as app:
+        client = app.client()
+        await client.create_session("demo")
+        ws_url = app.base_url.replace("http", "ws", 1) + "/v1/voice"
+        start = {"type": "start", "session_id": client.session_id, "session_token": OPERATOR_KEY}
+        async with websockets.connect(ws_url) as ws:
+            await ws.send(json.dumps(start))
+            error = json.loads(await asyncio.wait_for(ws.recv(), 15))
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 15)
+        assert (error["type"], error["code"]) == ("error", "operator_not_allowed")
+        assert ws.close_code == 1008
+        assert (await client.get(""))["current_channel"] == "chat"
+        await client.aclose()
