@@ -6,6 +6,7 @@ requests for every operation, schema-conforming and schema-violating, and each a
 must be:
 
 - below 500, and for 4xx the documented ``{"code", "message"}`` JSON;
+- what the OpenAPI document says: a documented status, media type and body shape;
 - for an SSE turn, free of ``internal_error`` events (a crashed turn streams 200);
 - with no ERROR logged by the server (an unhandled exception, a crashed turn).
 
@@ -37,6 +38,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from parley.app import create_app
 from parley.config import Settings
@@ -47,6 +54,13 @@ EXAMPLES = int(os.environ.get("PARLEY_FUZZ_EXAMPLES", "12"))
 # CI replays the same cases every run; a long run (PARLEY_FUZZ_EXAMPLES set) explores anew.
 DERANDOMIZE = "PARLEY_FUZZ_EXAMPLES" not in os.environ
 OPERATOR_KEY = "fuzz-operator-key-0123456789abcdef"
+# the answers are the ones the OpenAPI document describes: status, media type, body shape
+CONFORMANCE = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 
 # --- a real server in a thread --------------------------------------------------------------
@@ -200,7 +214,9 @@ def test_no_request_gets_a_server_error(fuzz_server: ThreadedServer) -> None:
                 @given(case=operation.as_strategy(mode), target=targets)
                 def call(case: schemathesis.Case, target: str) -> None:
                     point_at(case, sessions, target)
-                    assert_answered(case.call(base_url=base_url, timeout=30), log)
+                    response = case.call(base_url=base_url, timeout=30)
+                    assert_answered(response, log)
+                    case.validate_response(response, checks=CONFORMANCE)
 
                 try:
                     call()

@@ -15,7 +15,13 @@ from parley.brain.core import UserInput
 from parley.brain.turn_stream import TurnStream
 from parley.channels.actors import actor_of, end_reason_for, refuse_operator
 from parley.channels.http_errors import ApiError
-from parley.channels.http_models import CreateSession, Decision, SendMessage
+from parley.channels.http_models import (
+    SESSION_ERRORS,
+    SSE_RESPONSE,
+    CreateSession,
+    Decision,
+    SendMessage,
+)
 from parley.channels.services import Services, token_hash
 from parley.channels.strict_route import StrictRoute
 from parley.events import Event
@@ -84,7 +90,9 @@ async def stream_turn(turn: TurnStream) -> StreamingResponse:
 
 # --- routes ---------------------------------------------------------------------------
 
-router = APIRouter(prefix="/v1", tags=["sessions"], route_class=StrictRoute)
+router = APIRouter(
+    prefix="/v1", tags=["sessions"], route_class=StrictRoute, responses=SESSION_ERRORS
+)
 
 
 @router.post("/sessions", status_code=201)
@@ -171,7 +179,9 @@ async def list_messages(
     return [message_json(m) for m in await services.store.list_messages(session.id)]
 
 
-@router.post("/sessions/{session_id}/messages", response_class=StreamingResponse)
+@router.post(
+    "/sessions/{session_id}/messages", response_class=StreamingResponse, responses=SSE_RESPONSE
+)
 async def send_message(
     session_id: str, body: SendMessage, services: ServicesDep, token: TokenDep
 ) -> StreamingResponse:
@@ -186,7 +196,9 @@ async def send_message(
     return await stream_turn(services.brain.user_turn(session.id, user))
 
 
-@router.post("/sessions/{session_id}/initial-turn", response_class=StreamingResponse)
+@router.post(
+    "/sessions/{session_id}/initial-turn", response_class=StreamingResponse, responses=SSE_RESPONSE
+)
 async def initial_turn(
     session_id: str, services: ServicesDep, token: TokenDep
 ) -> StreamingResponse:
@@ -196,7 +208,11 @@ async def initial_turn(
     return await stream_turn(services.brain.initial_turn(session.id))
 
 
-@router.post("/sessions/{session_id}/approvals/{tool_call_id}", response_class=StreamingResponse)
+@router.post(
+    "/sessions/{session_id}/approvals/{tool_call_id}",
+    response_class=StreamingResponse,
+    responses=SSE_RESPONSE,
+)
 async def decide_approval(
     session_id: str, tool_call_id: str, body: Decision, services: ServicesDep, token: TokenDep
 ) -> StreamingResponse:

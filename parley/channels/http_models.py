@@ -79,3 +79,76 @@ class SendMessage(_Body):
 class Decision(_Body):
     approved: bool
     reason: Annotated[StorableStr, Field(max_length=1000)] | None = None
+
+
+# --- what the OpenAPI document says the answers are ------------------------------------
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: a stable ``code`` and a ``message`` (PROTOCOL.md); some codes
+    add fields (``fields`` for 422 ``invalid_request``, ``agents`` for ``agent_not_found``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str
+    message: str
+    fields: list[FieldError] | None = None
+
+
+_STATUS_WORDS = {
+    400: "malformed JSON",
+    401: "no bearer token",
+    403: "the token does not grant this",
+    404: "no such session, agent, approval or audio",
+    409: "busy, on another channel, or already started",
+    410: "the session has ended",
+    413: "the body is too large",
+    415: "not a WAV file",
+    422: "the body or a parameter is invalid",
+    429: "rate limited",
+    502: "a speech engine failed",
+    503: "a speech engine is not available",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error statuses, all with the ``ErrorBody`` shape."""
+    return {s: {"model": ErrorBody, "description": _STATUS_WORDS[s]} for s in statuses}
+
+
+SESSION_ERRORS = error_responses(400, 401, 403, 404, 409, 410, 413, 422, 429)
+TURN_EVENTS = (  # PROTOCOL.md, Turn events
+    "assistant_delta",
+    "assistant_message",
+    "tool_call_started",
+    "tool_call_completed",
+    "approval_requested",
+    "approval_resolved",
+    "ui_op",
+    "transfer",
+    "turn_end",
+    "error",
+)
+SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the turn's events as Server-Sent Events (PROTOCOL.md, Turn events)",
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "description": "one event: its name and its JSON fields as text",
+                    "type": "object",
+                    "required": ["event", "data"],
+                    "properties": {
+                        "event": {"type": "string", "enum": list(TURN_EVENTS)},
+                        "data": {"type": "string"},
+                    },
+                }
+            }
+        },
+    }
+}

@@ -57,6 +57,7 @@ from parley.brain.turn_stream import TurnStream
 from parley.channels.actors import refuse_operator
 from parley.channels.chat import ServicesDep, TokenDep
 from parley.channels.http_errors import ApiError
+from parley.channels.http_models import error_responses
 from parley.channels.services import Services
 from parley.channels.strict_route import StrictRoute
 from parley.clock import Clock
@@ -260,7 +261,12 @@ async def synthesize(tts: TTS, text: str, sample_rate: int | None) -> tuple[byte
 
 # --- routes -------------------------------------------------------------------------------------
 
-router = APIRouter(prefix="/v1", tags=["voice"], route_class=StrictRoute)
+router = APIRouter(
+    prefix="/v1",
+    tags=["voice"],
+    route_class=StrictRoute,
+    responses=error_responses(400, 401, 403, 404, 409, 410, 413, 415, 422, 429, 502, 503),
+)
 
 
 def _check_session(session: Session) -> None:
@@ -354,7 +360,19 @@ async def voice_turn(
     return {**answer, "events": wire}
 
 
-@router.get("/sessions/{session_id}/voice-turn/{audio_id}.wav", response_class=Response)
+WAV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the reply audio",
+        "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+@router.get(
+    "/sessions/{session_id}/voice-turn/{audio_id}.wav",
+    response_class=Response,
+    responses=WAV_RESPONSE,
+)
 async def voice_turn_audio(session_id: str, audio_id: str, services: ServicesDep) -> Response:
     """The reply audio of a voice turn (the URL is the credential; it expires)."""
     wav = await _audio_store(services).get(session_id, audio_id)
