@@ -70,6 +70,21 @@ def storable_text(text: str) -> str:
     return UNSTORABLE.sub("", text)
 
 
+def storable_value(value: Any) -> Any:
+    """A JSON-like ``value`` with ``storable_text`` applied to every key and string, and
+    non-finite numbers replaced by ``None`` (for server-derived data, e.g. an LLM's
+    tool-call arguments). Recursive: for values of bounded depth (parsed JSON)."""
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {storable_text(str(k)): storable_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable_value(v) for v in value]
+    return value
+
+
 def escape_unstorable(text: str) -> str:
     """``text`` with each unstorable character spelled ``\\uXXXX`` (safe to echo back)."""
     return UNSTORABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)

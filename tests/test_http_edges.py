@@ -16,6 +16,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from parley.client import ApiFailure, ParleyClient
+from parley.testing.fake_openai import FakeOpenAIServer, Reply, ToolCallScript
 from tests.plugins.apps import AppFactory, RunningApp
 from tests.test_chat_api import book_until_approval, collect, one
 
@@ -293,4 +294,35 @@ async def test_operator_key_cannot_attach_voice(make_app: AppFactory) -> None:
         assert (error["type"], error["code"]) == ("error", "operator_not_allowed")
         assert ws.close_code == 1008
         assert (await client.get(""))["current_channel"] == "chat"
+        await client.aclose()
+
+
+# --- what an LLM sends is stored, whatever it sends ----------------------------------------
+
+
+async def test_an_llm_reply_with_nul_is_stored_without_it(
+    make_app: AppFactory, fake_openai: FakeOpenAIServer
+) -> None:
+    fake_openai.script(
+        Reply.tool_calls(
+            ToolCallScript(
+                "check_availability",
+                {"date": "fri\x00day", "time": "19:00", "party_size": 2},
+                id="c\x001",
+            ),
+            text=("Let me\x00 ", "check. "),
+        ),
+        Reply.text("Friday \x00at seven ", "is \ud800free."),
+    )
+    async with make_app(llm_base_url=fake_openai.base_url, llm_model="fake-model") as app:
+        client = app.client()
+        await client.create_session("demo")
+        events = await collect(client.send("table for two on friday at 7?"))
+        assert one(events, "turn_end")["status"] == "completed", events
+        call = one(events, "tool_call_started")
+        assert call["tool_call_id"] == "c1" and call["arguments"]["date"] == "friday"
+        history = await client.messages()
+        assert [m["text"] for m in history if m["role"] == "assistant"][-1] == (
+            "Friday at seven is free."
+        )
         await client.aclose()

@@ -17,6 +17,7 @@ from parley.channels.json_body import MAX_DEPTH, MalformedJson, depth, parse_jso
 from parley.text_guard import (
     escape_unstorable,
     storable_text,
+    storable_value,
     unstorable_path,
     unstorable_reason,
 )
@@ -117,3 +118,16 @@ def test_depth_limit_is_inclusive() -> None:
     for _ in range(5000):
         deep = [deep]
     assert depth(deep) == MAX_DEPTH + 1  # stops counting past the limit
+
+
+def test_storable_value_cleans_keys_strings_and_numbers() -> None:
+    value = {"a\x00": ["x\ud800y", math.nan, 1.5, {"k": math.inf}], "n": 3, "b": None}
+    assert storable_value(value) == {"a": ["xy", None, 1.5, {"k": None}], "n": 3, "b": None}
+
+
+@given(JSON)
+def test_storable_value_keeps_storable_json(value: Any) -> None:
+    if unstorable_path(value) is None:
+        assert storable_value(value) == value
+    else:
+        assert unstorable_path(storable_value(value)) is None
