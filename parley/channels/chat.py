@@ -10,18 +10,24 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from parley.brain.core import UserInput
 from parley.brain.turn_stream import TurnStream
+from parley.channels.actors import actor_of, end_reason_for, refuse_operator
 from parley.channels.http_errors import ApiError
+from parley.channels.http_models import (
+    SESSION_ERRORS,
+    SSE_RESPONSE,
+    CreateSession,
+    Decision,
+    SendMessage,
+)
 from parley.channels.services import Services, token_hash
+from parley.channels.strict_route import StrictRoute
 from parley.events import Event
 from parley.sessions.records import Message, Session
 
 log = logging.getLogger(__name__)
-
-MAX_TEXT = 8000
 
 
 def get_services(request: Request) -> Services:
@@ -40,42 +46,6 @@ def bearer(authorization: Annotated[str | None, Header()] = None) -> str | None:
 
 
 TokenDep = Annotated[str | None, Depends(bearer)]
-
-
-# --- request bodies --------------------------------------------------------------------
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CreateSession(_Body):
-    agent: str = Field(default="demo", max_length=64)
-    template_vars: dict[str, str | int | float | bool] = Field(default_factory=dict)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-
-
-class UiAction(_Body):
-    msg: str = Field(min_length=1, max_length=MAX_TEXT)
-    display: str | None = Field(default=None, max_length=MAX_TEXT)
-
-
-class SendMessage(_Body):
-    text: str | None = Field(default=None, max_length=MAX_TEXT)
-    ui_action: UiAction | None = None
-
-    @model_validator(mode="after")
-    def _one_of(self) -> SendMessage:
-        if (self.text is None) == (self.ui_action is None):
-            raise ValueError("send exactly one of 'text' or 'ui_action'")
-        if self.text is not None and not self.text.strip():
-            raise ValueError("'text' must not be empty")
-        return self
-
-
-class Decision(_Body):
-    approved: bool
-    reason: str | None = Field(default=None, max_length=1000)
 
 
 # --- rendering ------------------------------------------------------------------------
@@ -120,7 +90,9 @@ async def stream_turn(turn: TurnStream) -> StreamingResponse:
 
 # --- routes ---------------------------------------------------------------------------
 
-router = APIRouter(prefix="/v1", tags=["sessions"])
+router = APIRouter(
+    prefix="/v1", tags=["sessions"], route_class=StrictRoute, responses=SESSION_ERRORS
+)
 
 
 @router.post("/sessions", status_code=201)
@@ -174,7 +146,9 @@ async def _session(services: Services, session_id: str, token: str | None) -> Se
 async def get_session(session_id: str, services: ServicesDep, token: TokenDep) -> dict[str, Any]:
     """The session's state."""
     session = await _session(services, session_id, token)
-    pending = await services.store.list_approvals(session.id, "pending")
+    # An ended session can decide nothing, so it lists nothing to decide.
+    active = session.status == "active"
+    pending = await services.store.list_approvals(session.id, "pending") if active else []
     return {
         "session_id": session.id,
         "agent": session.agent,
@@ -205,12 +179,15 @@ async def list_messages(
     return [message_json(m) for m in await services.store.list_messages(session.id)]
 
 
-@router.post("/sessions/{session_id}/messages", response_class=StreamingResponse)
+@router.post(
+    "/sessions/{session_id}/messages", response_class=StreamingResponse, responses=SSE_RESPONSE
+)
 async def send_message(
     session_id: str, body: SendMessage, services: ServicesDep, token: TokenDep
 ) -> StreamingResponse:
     """One user turn, streamed as SSE turn events."""
     session = await _session(services, session_id, token)
+    refuse_operator(services, token, "send messages")
     if body.ui_action is not None:
         action = body.ui_action.model_dump()
         user = UserInput(action["msg"], "chat", action)
@@ -219,22 +196,29 @@ async def send_message(
     return await stream_turn(services.brain.user_turn(session.id, user))
 
 
-@router.post("/sessions/{session_id}/initial-turn", response_class=StreamingResponse)
+@router.post(
+    "/sessions/{session_id}/initial-turn", response_class=StreamingResponse, responses=SSE_RESPONSE
+)
 async def initial_turn(
     session_id: str, services: ServicesDep, token: TokenDep
 ) -> StreamingResponse:
     """The opening turn written by the brain (LLM or rules)."""
     session = await _session(services, session_id, token)
+    refuse_operator(services, token, "start the conversation")
     return await stream_turn(services.brain.initial_turn(session.id))
 
 
-@router.post("/sessions/{session_id}/approvals/{tool_call_id}", response_class=StreamingResponse)
+@router.post(
+    "/sessions/{session_id}/approvals/{tool_call_id}",
+    response_class=StreamingResponse,
+    responses=SSE_RESPONSE,
+)
 async def decide_approval(
     session_id: str, tool_call_id: str, body: Decision, services: ServicesDep, token: TokenDep
 ) -> StreamingResponse:
     """Approve or deny a pending tool call; the first decision wins."""
     session = await _session(services, session_id, token)
-    decided_by = "operator" if token and services.is_operator(token) else "user"
+    decided_by = actor_of(services, token)
     turn = services.brain.decide(
         session.id, tool_call_id, body.approved, decided_by=decided_by, reason=body.reason
     )
@@ -243,11 +227,13 @@ async def decide_approval(
 
 @router.post("/sessions/{session_id}/end")
 async def end_session(session_id: str, services: ServicesDep, token: TokenDep) -> dict[str, Any]:
-    """End the session (``USER_ENDED``). Ending an ended session changes nothing."""
+    """End the session (``USER_ENDED``, or ``OPERATOR_ENDED`` with the operator key).
+    Ending an ended session changes nothing."""
     session = await _session(services, session_id, token)
-    if await services.store.end_session(session.id, "USER_ENDED"):
+    reason = end_reason_for(actor_of(services, token))
+    if await services.store.end_session(session.id, reason):
         await services.coordinator.publish(
-            f"session:{session.id}", {"type": "session_ended", "reason": "USER_ENDED"}
+            f"session:{session.id}", {"type": "session_ended", "reason": reason}
         )
     ended = await services.store.get_session(session.id) or session
     return {"session_id": ended.id, "status": ended.status, "end_reason": ended.end_reason}

@@ -22,7 +22,8 @@ URL needs no ``Authorization`` header (an ``<audio src>`` cannot send one): its
 ``audio_id`` is a random 128-bit secret, like a pre-signed URL, and it expires.
 With ``?inline=1`` the WAV comes base64-encoded in ``audio`` instead.
 
-Errors (``{"code", "message"}``): 401/403/404 as for every session call;
+Errors (``{"code", "message"}``): 401/403/404 as for every session call; 403
+``operator_not_allowed`` for the operator key (it never speaks as the user);
 410 ``session_ended``; 409 ``wrong_channel`` while another channel (e.g. a voice
 WebSocket) holds the session, 409 ``session_busy`` while a turn runs;
 415 ``unsupported_media_type`` (body is neither WAV nor multipart),
@@ -53,9 +54,12 @@ from parley.audio.wav import WavAudio, WavFormatError, WavStreamDecoder, encode_
 from parley.brain import errors
 from parley.brain.core import UserInput
 from parley.brain.turn_stream import TurnStream
+from parley.channels.actors import refuse_operator
 from parley.channels.chat import ServicesDep, TokenDep
 from parley.channels.http_errors import ApiError
+from parley.channels.http_models import error_responses
 from parley.channels.services import Services
+from parley.channels.strict_route import StrictRoute
 from parley.clock import Clock
 from parley.engines.base import STT, TTS, EngineError, EngineSet, EngineUnavailable
 from parley.engines.factory import EngineHub
@@ -257,7 +261,12 @@ async def synthesize(tts: TTS, text: str, sample_rate: int | None) -> tuple[byte
 
 # --- routes -------------------------------------------------------------------------------------
 
-router = APIRouter(prefix="/v1", tags=["voice"])
+router = APIRouter(
+    prefix="/v1",
+    tags=["voice"],
+    route_class=StrictRoute,
+    responses=error_responses(400, 401, 403, 404, 409, 410, 413, 415, 422, 429, 502, 503),
+)
 
 
 def _check_session(session: Session) -> None:
@@ -292,7 +301,26 @@ def _turn_for(services: Services, session: Session, text: str, pending: str | No
     return services.brain.user_turn(session.id, UserInput(text, "voice"))
 
 
-@router.post("/sessions/{session_id}/voice-turn")
+# The body is read by ``read_upload``, not by a model: the OpenAPI document says what it is.
+UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "a PCM16 WAV file (any rate and channel count, at most 60 s)",
+        "content": {
+            "audio/wav": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            },
+        },
+    }
+}
+
+
+@router.post("/sessions/{session_id}/voice-turn", openapi_extra=UPLOAD_BODY)
 async def voice_turn(
     session_id: str,
     request: Request,
@@ -303,6 +331,7 @@ async def voice_turn(
 ) -> dict[str, Any]:
     """One spoken user turn: WAV in; transcript, reply text and reply audio out."""
     session = await services.authorize(session_id, token)
+    refuse_operator(services, token, "speak in a session")
     _check_session(session)
     audio = await asyncio.to_thread(decode_wav_upload, await read_upload(request))
     engines = await _engines(services, session.agent)
@@ -331,7 +360,19 @@ async def voice_turn(
     return {**answer, "events": wire}
 
 
-@router.get("/sessions/{session_id}/voice-turn/{audio_id}.wav", response_class=Response)
+WAV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the reply audio",
+        "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+@router.get(
+    "/sessions/{session_id}/voice-turn/{audio_id}.wav",
+    response_class=Response,
+    responses=WAV_RESPONSE,
+)
 async def voice_turn_audio(session_id: str, audio_id: str, services: ServicesDep) -> Response:
     """The reply audio of a voice turn (the URL is the credential; it expires)."""
     wav = await _audio_store(services).get(session_id, audio_id)

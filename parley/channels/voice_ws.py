@@ -25,6 +25,7 @@ from fastapi import WebSocketDisconnect
 
 from parley.brain.core import UserInput
 from parley.channels import browser_wire as wire
+from parley.channels.actors import refuse_operator
 from parley.channels.http_errors import ApiError
 from parley.channels.raw_ws import ParleyApp, RawWebSocket
 from parley.channels.services import Services, token_hash
@@ -105,6 +106,7 @@ async def _resolve_session(
     if start.get("session_id"):
         try:
             session = await services.authorize(str(start["session_id"]), start.get("session_token"))
+            refuse_operator(services, start.get("session_token"), "attach voice")
         except ApiError as exc:
             raise StartRefused(exc.code, exc.message) from None
         resume = secrets.token_urlsafe(32)  # a fresh resume token for this attachment
