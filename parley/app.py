@@ -101,7 +101,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         coordinator,
         runtimes,
         clock=clock,
-        lock_ttl_s=settings.turn_lock_ttl_s,
+        turn_lock_ttl_s=settings.turn_lock_ttl_s,
         max_tool_rounds=settings.llm_max_tool_rounds,
     )
     return Services(

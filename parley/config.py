@@ -73,7 +73,12 @@ class Settings(BaseSettings):
     max_voice_connections: int = Field(
         default=0, ge=0, description="open voice WebSockets per worker; 0 = no limit"
     )
-    turn_lock_ttl_s: float = Field(default=120.0, gt=0)
+    turn_lock_ttl_s: float = Field(
+        default=5.0, gt=0, description="turn lock TTL, renewed by the running turn"
+    )
+    attach_lease_ttl_s: float = Field(
+        default=5.0, gt=0, description="TTL of a live voice attachment, renewed while it lives"
+    )
     log_level: str = "INFO"
 
     @classmethod
