@@ -13,19 +13,19 @@ import asyncio
 import contextlib
 import json
 import logging
-import secrets
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import WebSocketDisconnect
 
 from parley.brain.core import UserInput
 from parley.channels.http_errors import ApiError
+from parley.channels.lifecycle import ATTACHMENT_REPLACED, RELAY, SESSION_ENDED
 from parley.channels.raw_ws import ParleyApp, RawWebSocket
-from parley.channels.services import Services, token_hash
+from parley.channels.services import Capacity, Services
 from parley.engines.base import EngineError
 from parley.engines.factory import EngineHub
 from parley.events import Error, SessionEnded
+from parley.sessions.coordinator import Subscription
 from parley.sessions.records import Session
 from parley.voice.connection import VoiceConnection, VoiceOptions
 
@@ -78,47 +78,25 @@ async def _resolve_session(
     services: Services, start: dict[str, Any], client: str
 ) -> tuple[Session, dict[str, str]]:
     """The session a start frame names (or creates); returns it and tokens to report."""
-    store = services.store
-    if start.get("resume_token"):
-        session = await store.get_session_by_resume_token(token_hash(str(start["resume_token"])))
-        if session is None:
-            raise StartRefused("unknown_resume_token", "no session has this resume token")
-        return session, {"resume_token": str(start["resume_token"])}
-    if start.get("session_id"):
-        try:
-            session = await services.authorize(str(start["session_id"]), start.get("session_token"))
-        except ApiError as exc:
-            raise StartRefused(exc.code, exc.message) from None
-        resume = secrets.token_urlsafe(32)  # a fresh resume token for this attachment
-        await store.update_session(session.id, resume_token=token_hash(resume))
-        return session, {"session_token": str(start.get("session_token")), "resume_token": resume}
-    agent_name = str(start.get("agent") or "demo")
-    if services.agents.get(agent_name) is None:
-        raise StartRefused("agent_not_found", f"no agent named {agent_name!r}")
-    wait = services.session_limiter.check(client)
-    if wait is not None:
-        raise StartRefused("rate_limited", "too many sessions created; try again later")
-    agent = services.agents[agent_name]
-    token, resume = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-    session = await store.create_session(
-        agent=agent.name,
-        token_hash=token_hash(token),
-        resume_token=token_hash(resume),
-        template_vars=dict(start.get("template_vars") or {}),
-        metadata={},
-        expires_at=services.expires_at(agent),
-        channel="voice",
-    )
-    greeting = agent.render_greeting(session.template_vars)
-    if greeting:
-        await store.add_message(
-            session.id,
-            "assistant",
-            greeting,
-            blocks=[{"type": "text", "text": greeting}],
+    lifecycle = services.lifecycle
+    try:
+        if start.get("resume_token"):
+            session = await lifecycle.resume(str(start["resume_token"]))
+            return session, {"resume_token": str(start["resume_token"])}
+        if start.get("session_id"):
+            token = start.get("session_token")
+            session = await lifecycle.authorize(str(start["session_id"]), token)
+            resume = await lifecycle.rotate_resume_token(session)  # fresh for this attachment
+            return session, {"session_token": str(token), "resume_token": resume}
+        new = await lifecycle.create(
+            str(start.get("agent") or "demo"),
+            client=client,
+            template_vars=dict(start.get("template_vars") or {}),
             channel="voice",
         )
-    return session, {"session_token": token, "resume_token": resume}
+    except ApiError as exc:
+        raise StartRefused(exc.code, exc.message) from None
+    return new.session, {"session_token": new.token, "resume_token": new.resume_token}
 
 
 def _options(start: dict[str, Any]) -> VoiceOptions:
@@ -212,18 +190,6 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
 
 
-@dataclass
-class Capacity:
-    """Open voice connections of this worker against ``limit`` (0 = no limit)."""
-
-    limit: int
-    open: int = 0
-
-    @property
-    def full(self) -> bool:
-        return bool(self.limit) and self.open >= self.limit
-
-
 async def voice_endpoint(
     ws: RawWebSocket, services: Services, hub: EngineHub, capacity: Capacity | None = None
 ) -> None:
@@ -263,7 +229,6 @@ async def _serve_voice(
         return
     except WebSocketDisconnect:
         return
-    await services.store.update_session(session.id, current_channel="voice")
     await transport.send_json(
         {
             "type": "ready",
@@ -289,20 +254,33 @@ async def _serve_voice(
 async def _attach(
     ws: RawWebSocket, conn: VoiceConnection, services: Services, session: Session
 ) -> None:
-    """Run one ready connection until the client leaves or the session ends."""
+    """Run one ready connection until the client leaves, the session ends or a newer
+    voice connection takes the session over (this one hears ``attachment_replaced``)."""
     transport = conn.transport
     assert isinstance(transport, WsTransport)
+    lifecycle = services.lifecycle
     greet, initial = await _greeting(services, session)
-    ended = await services.coordinator.subscribe(f"session:{session.id}")
-    watcher = asyncio.create_task(_watch_end(ended, transport))
+    events = await lifecycle.subscribe(session.id)
+    watcher: asyncio.Task[None] | None = None
+    closing: set[asyncio.Task[None]] = set()
+
+    def replaced() -> None:  # the lease was lost: a newer connection (or none) holds it
+        if watcher is not None and not watcher.done():
+            watcher.cancel()
+        task = asyncio.ensure_future(_replaced(transport))
+        closing.add(task)
+        task.add_done_callback(closing.discard)
+
+    attachment = await lifecycle.attach(session.id, "voice", on_lost=replaced)
+    watcher = asyncio.create_task(_watch_end(events, transport, attachment.owner))
     try:
         await conn.start(greet=greet, initial_turn=initial)
         await _receive_loop(ws, conn, services, session)
     finally:
         watcher.cancel()
-        await ended.close()
+        await events.close()
         await conn.close()
-        await services.store.update_session(session.id, current_channel="chat")
+        await lifecycle.detach(attachment)
         if ws.open:
             with contextlib.suppress(RuntimeError, WebSocketDisconnect):
                 await ws.close()
@@ -343,24 +321,36 @@ async def _receive_loop(
             return
 
 
-async def _watch_end(subscription: Any, transport: WsTransport) -> None:
-    """The session ended elsewhere (HTTP ``/end``, another worker): tell the client
-    and close the socket; the receive loop then finishes the connection."""
+async def _watch_end(subscription: Subscription, transport: WsTransport, owner: str) -> None:
+    """Events of the session made elsewhere: a decision or turn over HTTP is forwarded
+    to the client; the session's end (HTTP ``/end``, another worker) or a newer voice
+    connection closes this one — the receive loop then finishes the connection."""
     async for message in subscription:
-        if message.get("type") == "session_ended":
+        kind = message.get("type")
+        if kind == RELAY and isinstance(message.get("event"), dict):
+            await transport.send_json(message["event"])
+        elif kind == SESSION_ENDED:
             await transport.end(str(message.get("reason") or "USER_ENDED"))
             with contextlib.suppress(RuntimeError, WebSocketDisconnect):
                 await transport.ws.close()
             return
+        elif kind == ATTACHMENT_REPLACED and message.get("owner") == owner:
+            await _replaced(transport)
+            return
+
+
+async def _replaced(transport: WsTransport) -> None:
+    if transport.closed or transport.ended:
+        return
+    message = "a newer voice connection took over this session"
+    await transport.send_json(Error(ATTACHMENT_REPLACED, message).to_wire())
+    transport.ended = True  # no session_ended: the session goes on elsewhere
+    with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+        await transport.ws.close(1000, "replaced")
 
 
 def install(app: ParleyApp, services: Services) -> None:
-    hub = EngineHub(services.agents)
-    services.extras["engine_hub"] = hub
-    capacity = Capacity(services.settings.max_voice_connections)
-    services.extras["voice_capacity"] = capacity
-
     async def voice(ws: RawWebSocket) -> None:
-        await voice_endpoint(ws, services, hub, capacity)
+        await voice_endpoint(ws, services, services.engine_hub, services.voice_capacity)
 
     app.raw_websocket("/v1/voice", voice)
