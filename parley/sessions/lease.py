@@ -91,13 +91,17 @@ class Lease:
         if self._on_lost is not None:
             self._on_lost()
 
-    async def release(self) -> None:
-        """Stop renewing and give the lease back (only if still ours); never raises."""
+    async def stop_renewing(self) -> None:
+        """Stop the background renewal (the lease then runs out by itself)."""
         renewer, self._renewer = self._renewer, None
         if renewer is not None and renewer is not asyncio.current_task():
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await renewer
+
+    async def release(self) -> None:
+        """Stop renewing and give the lease back (only if still ours); never raises."""
+        await self.stop_renewing()
         with contextlib.suppress(Exception):
             await asyncio.shield(self.coordinator.release_lock(self.key, self.owner))
 
