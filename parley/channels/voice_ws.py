@@ -229,16 +229,14 @@ async def _serve_voice(
         return
     except WebSocketDisconnect:
         return
-    await transport.send_json(
-        {
-            "type": "ready",
-            "session_id": session.id,
-            **tokens,
-            "input_sample_rate": options.input_rate,
-            "output_sample_rate": options.output_rate,
-            "expires_at": session.expires_at.isoformat() if session.expires_at else None,
-        }
-    )
+    ready = {
+        "type": "ready",
+        "session_id": session.id,
+        **tokens,
+        "input_sample_rate": options.input_rate,
+        "output_sample_rate": options.output_rate,
+        "expires_at": session.expires_at.isoformat() if session.expires_at else None,
+    }
     conn = VoiceConnection(
         brain=services.brain,
         session_id=session.id,
@@ -248,14 +246,20 @@ async def _serve_voice(
         options=options,
         clock=services.clock,
     )
-    await _attach(ws, conn, services, session)
+    await _attach(ws, conn, services, session, ready)
 
 
 async def _attach(
-    ws: RawWebSocket, conn: VoiceConnection, services: Services, session: Session
+    ws: RawWebSocket,
+    conn: VoiceConnection,
+    services: Services,
+    session: Session,
+    ready: dict[str, Any],
 ) -> None:
-    """Run one ready connection until the client leaves, the session ends or a newer
-    voice connection takes the session over (this one hears ``attachment_replaced``)."""
+    """Hold the session, say ``ready``, then run the connection until the client
+    leaves, the session ends or a newer voice connection takes the session over
+    (this one hears ``attachment_replaced``). When the client sees ``ready``, the
+    session is attached and its events reach this socket."""
     transport = conn.transport
     assert isinstance(transport, WsTransport)
     lifecycle = services.lifecycle
@@ -274,6 +278,7 @@ async def _attach(
     attachment = await lifecycle.attach(session.id, "voice", on_lost=replaced)
     watcher = asyncio.create_task(_watch_end(events, transport, attachment.owner))
     try:
+        await transport.send_json(ready)
         await conn.start(greet=greet, initial_turn=initial)
         await _receive_loop(ws, conn, services, session)
     finally:
