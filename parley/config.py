@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     turn_lock_ttl_s: float = Field(
         default=5.0, gt=0, description="turn lock TTL, renewed by the running turn"
     )
+    drain_s: float = Field(
+        default=10.0, gt=0, description="on shutdown, how long running turns may finish"
+    )
     attach_lease_ttl_s: float = Field(
         default=5.0, gt=0, description="TTL of a live voice attachment, renewed while it lives"
     )

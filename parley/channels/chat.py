@@ -15,6 +15,7 @@ from parley.brain.core import UserInput
 from parley.brain.turn_stream import TurnStream
 from parley.channels.services import Services
 from parley.events import Event
+from parley.logs import bind_session
 from parley.sessions.records import Message, Session
 
 log = logging.getLogger(__name__)
@@ -152,7 +153,9 @@ async def create_session(
 
 
 async def _session(services: Services, session_id: str, token: str | None) -> Session:
-    return await services.lifecycle.authorize(session_id, token)
+    session = await services.lifecycle.authorize(session_id, token)
+    bind_session(session.id)  # this request's log lines (and its turn's) name the session
+    return session
 
 
 @router.get("/sessions/{session_id}")

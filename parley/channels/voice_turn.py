@@ -55,6 +55,7 @@ from parley.channels.http_errors import ApiError
 from parley.channels.services import Services
 from parley.engines.base import STT, TTS, EngineError, EngineSet, EngineUnavailable
 from parley.events import ApprovalRequested, AssistantMessage, Error, Event, TurnEnd
+from parley.logs import bind_session
 from parley.sessions.records import Session
 from parley.voice.chunker import speakable
 from parley.voice.connection import yes_or_no
@@ -243,6 +244,7 @@ async def voice_turn(
 ) -> dict[str, Any]:
     """One spoken user turn: WAV in; transcript, reply text and reply audio out."""
     session = await services.lifecycle.authorize(session_id, token)
+    bind_session(session.id)
     await _check_session(services, session)
     audio = await asyncio.to_thread(decode_wav_upload, await read_upload(request))
     engines = await _engines(services, session.agent)

@@ -25,6 +25,7 @@ from parley.channels.services import Capacity, Services
 from parley.engines.base import EngineError
 from parley.engines.factory import EngineHub
 from parley.events import Error, SessionEnded
+from parley.logs import bind_session
 from parley.sessions.coordinator import Subscription
 from parley.sessions.records import Session
 from parley.voice.connection import VoiceConnection, VoiceOptions
@@ -260,6 +261,7 @@ async def _attach(
     leaves, the session ends or a newer voice connection takes the session over
     (this one hears ``attachment_replaced``). When the client sees ``ready``, the
     session is attached and its events reach this socket."""
+    bind_session(session.id)  # every log line of this call (and its tasks) names it
     transport = conn.transport
     assert isinstance(transport, WsTransport)
     lifecycle = services.lifecycle
