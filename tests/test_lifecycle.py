@@ -17,6 +17,7 @@ from parley.config import LimitsSpec, load_agents
 from parley.events import AssistantMessage
 from parley.sessions import LocalCoordinator, SqlStore, Subscription
 from parley.testing import FakeClock
+from tests.manual_sleep import ManualSleep
 from tests.plugins.stores import sqlite_url
 
 TTL = 5.0
@@ -170,3 +171,39 @@ async def test_resume_tokens_rotate(parts: Any) -> None:
     with pytest.raises(ApiError) as old:
         await lifecycle.resume(new.resume_token)
     assert refusal(old)[:2] == (404, "unknown_resume_token")
+
+
+async def test_a_lapsed_attachment_nobody_took_is_taken_again(tmp_path: Path) -> None:
+    clock = FakeClock()
+    sleep = ManualSleep(clock)
+    store = SqlStore(sqlite_url(tmp_path), clock)
+    await store.start()
+    coordinator = LocalCoordinator(clock)
+    limiter = RateLimiter(0, 60.0, clock)
+    lifecycle = SessionLifecycle(
+        store, coordinator, load_agents(None), clock, limiter, attach_ttl_s=TTL, sleep=sleep
+    )
+    try:
+        sid = (await lifecycle.create("demo", client="10.0.0.1")).session.id
+        replaced = asyncio.Event()
+        attachment = await lifecycle.attach(sid, "voice", replaced.set)
+        # this worker stalls past the TTL; nobody else wants the session meanwhile
+        assert await sleep.next() == TTL / 3
+        clock.advance(TTL)
+        await sleep.release()  # the renewal fails; the lapsed lease is taken again
+        await sleep.next()  # ...and renewed again
+        assert not attachment.lost.is_set() and not replaced.is_set()
+        assert await coordinator.lock_owner(f"attach:{sid}") == attachment.owner
+        # now another connection takes it over while this one stalls
+        clock.advance(TTL)
+        newer = await lifecycle.attach(sid, "voice")
+        await sleep.release()
+        async with asyncio.timeout(5):
+            await replaced.wait()
+        assert await coordinator.lock_owner(f"attach:{sid}") == newer.owner
+        await lifecycle.detach(attachment)
+        await lifecycle.detach(newer)
+        assert await lifecycle.current_channel(sid) == "chat"
+    finally:
+        await coordinator.close()
+        await store.close()

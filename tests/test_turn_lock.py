@@ -19,6 +19,7 @@ from parley.engines.base import LLMChunk, TextDelta
 from parley.events import Error, Event, TurnEnd
 from parley.sessions import LocalCoordinator, Message, SqlStore
 from parley.testing import FakeClock
+from tests.manual_sleep import ManualSleep
 from tests.plugins.stores import sqlite_url
 
 TTL = 3.0
@@ -36,36 +37,6 @@ class GateLLM:
     ) -> AsyncIterator[LLMChunk]:
         while (delta := await self.deltas.get()) is not None:
             yield TextDelta(delta)
-
-
-class ManualSleep:
-    """An injected sleep that returns only when the test releases it; releasing one
-    moves the fake clock by its duration."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.pending: list[tuple[float, asyncio.Future[None]]] = []
-        self.changed = asyncio.Event()
-
-    async def __call__(self, seconds: float) -> None:
-        future = asyncio.get_running_loop().create_future()
-        self.pending.append((seconds, future))
-        self.changed.set()
-        await future
-
-    async def next(self) -> float:
-        """Wait (bounded) until something sleeps; its duration."""
-        async with asyncio.timeout(BOUND_S):
-            while not self.pending:
-                self.changed.clear()
-                await self.changed.wait()
-        return self.pending[0][0]
-
-    async def release(self) -> None:
-        seconds = await self.next()
-        _, future = self.pending.pop(0)
-        self.clock.advance(seconds)
-        future.set_result(None)
 
 
 class Rig:

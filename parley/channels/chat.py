@@ -227,8 +227,10 @@ async def decide_approval(
         session.id, tool_call_id, body.approved, decided_by=decided_by, reason=body.reason
     )
     lifecycle = services.lifecycle
+    if await lifecycle.current_channel(session.id) == "chat":
+        return await stream_turn(turn)
 
-    async def relay(event: Event) -> None:  # a live voice connection hears the decision too
+    async def relay(event: Event) -> None:  # the live voice connection hears the decision too
         await lifecycle.relay(session.id, event)
 
     return await stream_turn(turn, relay)

@@ -88,6 +88,7 @@ class SessionLifecycle:
         self.operator_key = operator_key
         self.attach_ttl_s = attach_ttl_s
         self.sleep = sleep
+        self._recovering: set[asyncio.Future[None]] = set()
 
     # --- create ------------------------------------------------------------------------
 
@@ -191,15 +192,22 @@ class SessionLifecycle:
         return await attached_channel(self.coordinator, session_id) or "chat"
 
     async def attach(
-        self, session_id: str, channel: str, on_lost: Callable[[], None] | None = None
+        self, session_id: str, channel: str, on_replaced: Callable[[], None] | None = None
     ) -> Attachment:
         """Hold the session for a live ``channel`` connection (the newest wins).
 
-        The lease is renewed in the background until ``detach``; ``on_lost`` runs if it
-        is lost (taken over by a newer connection, or not renewed in time)."""
+        The lease is renewed in the background until ``detach``. If a renewal finds it
+        gone, it is taken again when nobody else holds it (this worker only stalled);
+        when another connection holds it, ``on_replaced`` runs."""
         attachment = Attachment(
             self.coordinator, session_id, channel, self.attach_ttl_s, sleep=self.sleep
         )
+
+        def on_lost() -> None:
+            task = asyncio.ensure_future(self._recover(attachment, on_replaced))
+            self._recovering.add(task)
+            task.add_done_callback(self._recovering.discard)
+
         previous = await attachment.take_over()
         if previous is not None:
             log.info("session %s: a new %s connection replaces %s", session_id, channel, previous)
@@ -209,6 +217,22 @@ class SessionLifecycle:
         await self.store.update_session(session_id, current_channel=channel)
         attachment.keep_alive(on_lost)
         return attachment
+
+    async def _recover(
+        self, attachment: Attachment, on_replaced: Callable[[], None] | None
+    ) -> None:
+        try:
+            if await attachment.reacquire():
+                log.warning(
+                    "session %s: the %s lease had lapsed; taken again",
+                    attachment.session_id,
+                    attachment.channel,
+                )
+                return
+        except Exception:
+            log.exception("session %s: retaking the lease failed", attachment.session_id)
+        if on_replaced is not None:
+            on_replaced()
 
     async def detach(self, attachment: Attachment) -> None:
         """Give the session back to chat (unless a newer connection holds it)."""
@@ -220,9 +244,13 @@ class SessionLifecycle:
         return await self.coordinator.subscribe(session_channel(session_id))
 
     async def relay(self, session_id: str, event: Event) -> None:
-        """Tell the session's other live channels about a turn event made elsewhere."""
+        """Tell the session's other live channels about a turn event made elsewhere
+        (a failed publish is logged, never raised: the turn goes on)."""
         message = {"type": RELAY, "event": event.to_wire()}
-        await self.coordinator.publish(session_channel(session_id), message)
+        try:
+            await self.coordinator.publish(session_channel(session_id), message)
+        except Exception as exc:
+            log.warning("session %s: relaying %s failed: %s", session_id, event.type, exc)
 
     # --- end ---------------------------------------------------------------------------
 

@@ -270,14 +270,14 @@ async def _attach(
     watcher: asyncio.Task[None] | None = None
     closing: set[asyncio.Task[None]] = set()
 
-    def replaced() -> None:  # the lease was lost: a newer connection (or none) holds it
+    def replaced() -> None:  # the lease was lost to a newer connection
         if watcher is not None and not watcher.done():
             watcher.cancel()
         task = asyncio.ensure_future(_replaced(transport))
         closing.add(task)
         task.add_done_callback(closing.discard)
 
-    attachment = await lifecycle.attach(session.id, "voice", on_lost=replaced)
+    attachment = await lifecycle.attach(session.id, "voice", on_replaced=replaced)
     watcher = asyncio.create_task(_watch_end(events, transport, attachment.owner))
     try:
         await transport.send_json(ready)
@@ -320,10 +320,7 @@ async def _receive_loop(
             )
             continue
         if await dispatch(conn, msg) == "end":
-            if await services.store.end_session(session.id, "USER_ENDED"):
-                await services.coordinator.publish(
-                    f"session:{session.id}", {"type": "session_ended", "reason": "USER_ENDED"}
-                )
+            await services.lifecycle.end(session.id, "USER_ENDED")
             await transport.end("USER_ENDED")
             return
 

@@ -91,6 +91,15 @@ class Lease:
         if self._on_lost is not None:
             self._on_lost()
 
+    async def reacquire(self) -> bool:
+        """After a loss: take the lease again if nobody holds it, and renew it again."""
+        if not await self.acquire():
+            return False
+        self.lost.clear()
+        self._renewer = None
+        self.keep_alive(self._on_lost)
+        return True
+
     async def stop_renewing(self) -> None:
         """Stop the background renewal (the lease then runs out by itself)."""
         renewer, self._renewer = self._renewer, None
