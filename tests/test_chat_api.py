@@ -81,12 +81,8 @@ async def test_full_booking_flow_with_approval(client: ParleyClient) -> None:
     assert roles.count("user") == 2
     approval_blocks = [b for m in history for b in m["blocks"] if b["type"] == "approval"]
     assert approval_blocks == [
-        {
-            "type": "approval",
-            "tool_call_id": request["tool_call_id"],
-            "status": "approved",
-            "decided_by": "user",
-        }
+        {"type": "approval", "tool_call_id": request["tool_call_id"], "status": "approved",
+         "decided_by": "user"}
     ]
 
 
@@ -131,12 +127,8 @@ async def test_message_while_approval_pending_denies_it(client: ParleyClient) ->
     request = await book_until_approval(client)
     events = await collect(client.send("Actually, what's on the menu?"))
     resolved = one(events, "approval_resolved")
-    assert resolved == {
-        "type": "approval_resolved",
-        "tool_call_id": request["tool_call_id"],
-        "status": "denied",
-        "decided_by": "user_message",
-    }
+    assert resolved == {"type": "approval_resolved", "tool_call_id": request["tool_call_id"],
+                        "status": "denied", "decided_by": "user_message"}
     assert one(events, "turn_end")["status"] == "completed"
     late = await collect(client.decide(request["tool_call_id"], True))
     assert late[0].data["status"] == "denied"
@@ -239,8 +231,7 @@ async def test_tokens(running: RunningApp) -> None:
         missing = await http.get(url)
         assert missing.status_code == 401 and missing.json()["code"] == "unauthorized"
         wrong = await http.get(
-            url,
-            headers={"Authorization": f"Bearer {b.session['session_token']}"},  # type: ignore[index]
+            url, headers={"Authorization": f"Bearer {b.session['session_token']}"}  # type: ignore[index]
         )
         assert wrong.status_code == 404 and wrong.json()["code"] == "session_not_found"
         assert a.session_id not in wrong.text
@@ -278,9 +269,7 @@ async def test_bad_bodies_store_nothing(running: RunningApp, client: ParleyClien
     auth = {"Authorization": f"Bearer {client.session['session_token']}"}  # type: ignore[index]
     url = f"/v1/sessions/{client.session_id}/messages"
     async with httpx.AsyncClient(base_url=running.base_url, headers=auth) as http:
-        bad_json = await http.post(
-            url, content=b"{not json", headers={"Content-Type": "application/json"}
-        )
+        bad_json = await http.post(url, content=b"{not json", headers={"Content-Type": "application/json"})
         assert bad_json.status_code == 400 and bad_json.json()["code"] == "malformed_json"
         empty = await http.post(url, json={"text": "  "})
         assert empty.status_code == 422 and empty.json()["code"] == "invalid_request"
@@ -290,7 +279,6 @@ async def test_bad_bodies_store_nothing(running: RunningApp, client: ParleyClien
         assert extra.status_code == 422 and "txt" in extra.json()["message"]
         huge = await http.post(url, json={"text": "x" * 300_000})
         assert huge.status_code == 413 and huge.json()["code"] == "body_too_large"
-
         async def chunks() -> Any:
             for _ in range(400):
                 yield b"x" * 1024
