@@ -277,7 +277,11 @@ async def _attach(
         closing.add(task)
         task.add_done_callback(closing.discard)
 
-    attachment = await lifecycle.attach(session.id, "voice", on_replaced=replaced)
+    try:
+        attachment = await lifecycle.attach(session.id, "voice", on_replaced=replaced)
+    except BaseException:
+        await events.close()
+        raise
     watcher = asyncio.create_task(_watch_end(events, transport, attachment.owner))
     try:
         await transport.send_json(ready)
