@@ -133,8 +133,9 @@ async def test_two_concurrent_messages_one_409(
     other = llm_app.client()
     other.session = llm_client.session
     started = asyncio.create_task(collect(first))
-    while llm_client.session_id not in llm_app.services.brain.active:
-        await asyncio.sleep(0)
+    async with asyncio.timeout(10):  # bounded: the first turn is running, holding the lock
+        while llm_client.session_id not in llm_app.services.brain.active:
+            await asyncio.sleep(0)
     with pytest.raises(ApiFailure) as err:
         await collect(other.send("second"))
     assert (err.value.status, err.value.code) == (409, "session_busy")
