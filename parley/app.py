@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import importlib
@@ -24,12 +25,15 @@ from parley.brain.tools import ToolRegistry
 from parley.channels import chat
 from parley.channels.body_limit import BodyLimitMiddleware
 from parley.channels.http_errors import install_error_handlers
+from parley.channels.lifecycle import SessionLifecycle
 from parley.channels.rate_limit import RateLimiter
 from parley.channels.raw_ws import ParleyApp
-from parley.channels.services import Services
+from parley.channels.reply_audio import ReplyAudioStore
+from parley.channels.services import Capacity, Services
 from parley.clock import Clock, SystemClock
 from parley.config import AgentSpec, ConfigError, Settings, load_agents, load_settings
 from parley.engines.base import LLM
+from parley.engines.factory import EngineHub
 from parley.sessions.coordinator import Coordinator
 from parley.sessions.local import LocalCoordinator
 from parley.sessions.sql import SqlStore
@@ -96,13 +100,28 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         runtimes[agent.name] = AgentRuntime(agent, registry.bind(agent, client), llm, kind)
     store = SqlStore(settings.effective_database_url, clock)
     coordinator = make_coordinator(settings, clock)
+    # Leases are renewed on the clock their TTLs run on: Redis keeps real time,
+    # the in-process coordinator runs on ``clock`` (a test's virtual clock too).
+    lease_sleep = asyncio.sleep if settings.redis_url else clock.sleep
     brain = Brain(
         store,
         coordinator,
         runtimes,
         clock=clock,
-        lock_ttl_s=settings.turn_lock_ttl_s,
+        sleep=lease_sleep,
+        turn_lock_ttl_s=settings.turn_lock_ttl_s,
         max_tool_rounds=settings.llm_max_tool_rounds,
+    )
+    limiter = RateLimiter(settings.session_rate_limit, 60.0, clock)
+    lifecycle = SessionLifecycle(
+        store,
+        coordinator,
+        agents,
+        clock,
+        limiter,
+        operator_key=settings.operator_key,
+        attach_ttl_s=settings.attach_lease_ttl_s,
+        sleep=lease_sleep,
     )
     return Services(
         settings=settings,
@@ -111,8 +130,13 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         brain=brain,
         agents=agents,
         clock=clock,
-        session_limiter=RateLimiter(settings.session_rate_limit, 60.0, clock),
-        extras={"http_client": client, "tool_registry": registry},
+        session_limiter=limiter,
+        lifecycle=lifecycle,
+        http_client=client,
+        tool_registry=registry,
+        engine_hub=EngineHub(agents),
+        reply_audio=ReplyAudioStore(coordinator, clock),
+        voice_capacity=Capacity(settings.max_voice_connections),
     )
 
 
@@ -125,8 +149,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await services.store.start()
         await services.coordinator.start()
-        for hook in services.extras.get("startup", []):
-            await hook()
         # Start-up objects (modules, settings, models) leave the collector's view, so the
         # full collections that would pause audio streams have less to walk.
         gc.collect()
@@ -135,11 +157,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         try:
             yield
         finally:
-            for hook in services.extras.get("shutdown", []):
-                await hook()
             await services.coordinator.close()
             await services.store.close()
-            await services.extras["http_client"].aclose()
+            await services.http_client.aclose()
 
     app = ParleyApp(
         title="Parley",

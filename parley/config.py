@@ -73,7 +73,15 @@ class Settings(BaseSettings):
     max_voice_connections: int = Field(
         default=0, ge=0, description="open voice WebSockets per worker; 0 = no limit"
     )
-    turn_lock_ttl_s: float = Field(default=120.0, gt=0)
+    turn_lock_ttl_s: float = Field(
+        default=5.0, gt=0, description="turn lock TTL, renewed by the running turn"
+    )
+    drain_s: float = Field(
+        default=10.0, gt=0, description="on shutdown, how long running turns may finish"
+    )
+    attach_lease_ttl_s: float = Field(
+        default=5.0, gt=0, description="TTL of a live voice attachment, renewed while it lives"
+    )
     smart_turn_model: Path | None = Field(
         default=None,
         description="Smart Turn v3 .onnx for smart turn detection (onnx extra); "

@@ -156,7 +156,9 @@ class Done(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class Warning(Event):
+class SessionWarning(Event):
+    """The session nears a limit (wire name ``warning``; not the builtin ``Warning``)."""
+
     type: ClassVar[str] = "warning"
     reason: str
     seconds_left: float

@@ -194,7 +194,7 @@ async def test_bad_start_frames_are_refused_with_1008(
 async def test_start_needs_the_sessions_token(app: RunningApp) -> None:
     client = app.client()
     session = await client.create_session("fakevoice")
-    for token, code in [("wrong", "forbidden"), (None, "unauthorized")]:
+    for token, code in [("wrong", "session_not_found"), (None, "unauthorized")]:
         voice = Voice(await websockets.connect(url(app)))
         await voice.send(
             {"type": "start", "session_id": session["session_id"], "session_token": token}
@@ -385,7 +385,7 @@ async def test_a_worker_at_capacity_refuses_new_voice_connections(
     for name, text in AGENTS.items():
         (agents / name).write_text(text)
     async with make_app(agents_dir=agents, max_voice_connections=1) as app:
-        capacity = app.services.extras["voice_capacity"]
+        capacity = app.services.voice_capacity
         first, _ = await open_voice(app, agent="fakevoice")
         second = Voice(await websockets.connect(url(app)))
         error = await second.until("error")

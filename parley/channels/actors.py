@@ -24,7 +24,7 @@ OPERATOR_NOT_ALLOWED = "operator_not_allowed"
 
 def actor_of(services: Services, token: str | None) -> Actor:
     """``operator`` for the operator key, else ``user`` (call after authorising)."""
-    is_key = isinstance(token, str) and bool(token) and services.is_operator(token)
+    is_key = isinstance(token, str) and bool(token) and services.lifecycle.is_operator(token)
     return "operator" if is_key else "user"
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -14,7 +13,6 @@ from fastapi.responses import StreamingResponse
 from parley.brain.core import UserInput
 from parley.brain.turn_stream import TurnStream
 from parley.channels.actors import actor_of, end_reason_for, refuse_operator
-from parley.channels.http_errors import ApiError
 from parley.channels.http_models import (
     SESSION_ERRORS,
     SSE_RESPONSE,
@@ -22,9 +20,10 @@ from parley.channels.http_models import (
     Decision,
     SendMessage,
 )
-from parley.channels.services import Services, token_hash
+from parley.channels.services import Services
 from parley.channels.strict_route import StrictRoute
 from parley.events import Event
+from parley.logs import bind_session
 from parley.sessions.records import Message, Session
 
 log = logging.getLogger(__name__)
@@ -73,13 +72,18 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-async def stream_turn(turn: TurnStream) -> StreamingResponse:
-    """Start the turn (raising 409/410 before any byte is sent), then stream it."""
+async def stream_turn(
+    turn: TurnStream, relay: Callable[[Event], Awaitable[None]] | None = None
+) -> StreamingResponse:
+    """Start the turn (raising 409/410 before any byte is sent), then stream it;
+    ``relay`` also hands each event to the session's other live channels."""
     await turn.start()
 
     async def frames() -> AsyncIterator[str]:
         try:
             async for event in turn:
+                if relay is not None:
+                    await relay(event)
                 yield sse_frame(event)
         finally:
             turn.abandon()  # a disconnected client stops the turn; it stores what it has
@@ -101,37 +105,19 @@ async def create_session(
 ) -> dict[str, Any]:
     """Create a session with an agent; returns its bearer token and resume token."""
     client = request.client.host if request.client else "unknown"
-    wait = services.session_limiter.check(client)
-    if wait is not None:
-        raise ApiError(
-            429,
-            "rate_limited",
-            "too many sessions created; try again later",
-            headers=services.session_limiter.retry_after_header(wait),
-        )
-    agent = services.agent(body.agent)
-    token, resume = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-    session = await services.store.create_session(
-        agent=agent.name,
-        token_hash=token_hash(token),
-        resume_token=token_hash(resume),
-        template_vars=dict(body.template_vars),
-        metadata=body.metadata,
-        expires_at=services.expires_at(agent),
+    agent = services.lifecycle.agent(body.agent)
+    new = await services.lifecycle.create(
+        agent.name, client=client, template_vars=body.template_vars, metadata=body.metadata
     )
-    greeting = agent.render_greeting(body.template_vars)
-    if greeting:
-        await services.store.add_message(
-            session.id, "assistant", greeting, blocks=[{"type": "text", "text": greeting}]
-        )
+    session = new.session
     return {
         "session_id": session.id,
-        "session_token": token,
-        "resume_token": resume,
+        "session_token": new.token,
+        "resume_token": new.resume_token,
         "agent": agent.name,
         "status": session.status,
         "current_channel": session.current_channel,
-        "greeting": greeting,
+        "greeting": new.greeting,
         "greeting_mode": agent.greeting_mode,
         "voice_enabled": True,
         "expires_at": _iso(session.expires_at),
@@ -139,7 +125,9 @@ async def create_session(
 
 
 async def _session(services: Services, session_id: str, token: str | None) -> Session:
-    return await services.authorize(session_id, token)
+    session = await services.lifecycle.authorize(session_id, token)
+    bind_session(session.id)  # this request's log lines (and its turn's) name the session
+    return session
 
 
 @router.get("/sessions/{session_id}")
@@ -154,7 +142,7 @@ async def get_session(session_id: str, services: ServicesDep, token: TokenDep) -
         "agent": session.agent,
         "status": session.status,
         "end_reason": session.end_reason,
-        "current_channel": session.current_channel,
+        "current_channel": await services.lifecycle.current_channel(session.id),
         "created_at": _iso(session.created_at),
         "expires_at": _iso(session.expires_at),
         "message_count": await services.store.count_messages(session.id),
@@ -222,7 +210,14 @@ async def decide_approval(
     turn = services.brain.decide(
         session.id, tool_call_id, body.approved, decided_by=decided_by, reason=body.reason
     )
-    return await stream_turn(turn)
+    lifecycle = services.lifecycle
+    if await lifecycle.current_channel(session.id) == "chat":
+        return await stream_turn(turn)
+
+    async def relay(event: Event) -> None:  # the live voice connection hears the decision too
+        await lifecycle.relay(session.id, event)
+
+    return await stream_turn(turn, relay)
 
 
 @router.post("/sessions/{session_id}/end")
@@ -230,10 +225,6 @@ async def end_session(session_id: str, services: ServicesDep, token: TokenDep) -
     """End the session (``USER_ENDED``, or ``OPERATOR_ENDED`` with the operator key).
     Ending an ended session changes nothing."""
     session = await _session(services, session_id, token)
-    reason = end_reason_for(actor_of(services, token))
-    if await services.store.end_session(session.id, reason):
-        await services.coordinator.publish(
-            f"session:{session.id}", {"type": "session_ended", "reason": reason}
-        )
+    await services.lifecycle.end(session.id, end_reason_for(actor_of(services, token)))
     ended = await services.store.get_session(session.id) or session
     return {"session_id": ended.id, "status": ended.status, "end_reason": ended.end_reason}

@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fastapi import WebSocketDisconnect
@@ -27,11 +25,14 @@ from parley.brain.core import UserInput
 from parley.channels import browser_wire as wire
 from parley.channels.actors import refuse_operator
 from parley.channels.http_errors import ApiError
+from parley.channels.lifecycle import ATTACHMENT_REPLACED, RELAY, SESSION_ENDED
 from parley.channels.raw_ws import ParleyApp, RawWebSocket
-from parley.channels.services import Services, token_hash
+from parley.channels.services import Capacity, Services
 from parley.engines.base import EngineError
 from parley.engines.factory import EngineHub
 from parley.events import Error, Event, SessionEnded
+from parley.logs import bind_session
+from parley.sessions.coordinator import Subscription
 from parley.sessions.records import Session
 from parley.voice.io import VoiceOptions
 from parley.voice.pump import AudioPump
@@ -97,48 +98,26 @@ async def _resolve_session(
     services: Services, start: dict[str, Any], client: str
 ) -> tuple[Session, dict[str, str]]:
     """The session a start frame names (or creates); returns it and tokens to report."""
-    store = services.store
-    if start.get("resume_token"):
-        session = await store.get_session_by_resume_token(token_hash(str(start["resume_token"])))
-        if session is None:
-            raise StartRefused("unknown_resume_token", "no session has this resume token")
-        return session, {"resume_token": str(start["resume_token"])}
-    if start.get("session_id"):
-        try:
-            session = await services.authorize(str(start["session_id"]), start.get("session_token"))
-            refuse_operator(services, start.get("session_token"), "attach voice")
-        except ApiError as exc:
-            raise StartRefused(exc.code, exc.message) from None
-        resume = secrets.token_urlsafe(32)  # a fresh resume token for this attachment
-        await store.update_session(session.id, resume_token=token_hash(resume))
-        return session, {"session_token": str(start.get("session_token")), "resume_token": resume}
-    agent_name = str(start.get("agent") or "demo")
-    if services.agents.get(agent_name) is None:
-        raise StartRefused("agent_not_found", f"no agent named {agent_name!r}")
-    wait = services.session_limiter.check(client)
-    if wait is not None:
-        raise StartRefused("rate_limited", "too many sessions created; try again later")
-    agent = services.agents[agent_name]
-    token, resume = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-    session = await store.create_session(
-        agent=agent.name,
-        token_hash=token_hash(token),
-        resume_token=token_hash(resume),
-        template_vars=dict(start.get("template_vars") or {}),
-        metadata={},
-        expires_at=services.expires_at(agent),
-        channel="voice",
-    )
-    greeting = agent.render_greeting(session.template_vars)
-    if greeting:
-        await store.add_message(
-            session.id,
-            "assistant",
-            greeting,
-            blocks=[{"type": "text", "text": greeting}],
+    lifecycle = services.lifecycle
+    try:
+        if start.get("resume_token"):
+            session = await lifecycle.resume(str(start["resume_token"]))
+            return session, {"resume_token": str(start["resume_token"])}
+        if start.get("session_id"):
+            token = start.get("session_token")
+            session = await lifecycle.authorize(str(start["session_id"]), token)
+            refuse_operator(services, token, "attach voice")
+            resume = await lifecycle.rotate_resume_token(session)  # fresh for this attachment
+            return session, {"session_token": str(token), "resume_token": resume}
+        new = await lifecycle.create(
+            str(start.get("agent") or "demo"),
+            client=client,
+            template_vars=dict(start.get("template_vars") or {}),
             channel="voice",
         )
-    return session, {"session_token": token, "resume_token": resume}
+    except ApiError as exc:
+        raise StartRefused(exc.code, exc.message) from None
+    return new.session, {"session_token": new.token, "resume_token": new.resume_token}
 
 
 def _options(start: wire.StartRequest) -> VoiceOptions:
@@ -209,18 +188,6 @@ async def handle_text(session: VoiceSession, text: str, transport: Replies) -> b
     return await dispatch(session, msg, transport)
 
 
-@dataclass
-class Capacity:
-    """Open voice connections of this worker against ``limit`` (0 = no limit)."""
-
-    limit: int
-    open: int = 0
-
-    @property
-    def full(self) -> bool:
-        return bool(self.limit) and self.open >= self.limit
-
-
 async def voice_endpoint(
     ws: RawWebSocket, services: Services, hub: EngineHub, capacity: Capacity | None = None
 ) -> None:
@@ -260,7 +227,6 @@ async def _serve_voice(
         return
     except WebSocketDisconnect:
         return
-    await services.store.update_session(session.id, current_channel="voice")
     ready = {
         "type": "ready",
         "session_id": session.id,
@@ -269,7 +235,6 @@ async def _serve_voice(
         "output_sample_rate": options.output_rate,
         "expires_at": session.expires_at.isoformat() if session.expires_at else None,
     }
-    await transport.send_text(wire.render_wire(ready))
     conn = VoiceSession(
         turns=VoiceTurns(services.brain, session.id, options.channel),
         agent=services.agents[session.agent],
@@ -279,7 +244,7 @@ async def _serve_voice(
         options=options,
         clock=services.clock,
     )
-    await _attach(ws, conn, transport, services, session)
+    await _attach(ws, conn, transport, services, session, ready)
 
 
 async def _attach(
@@ -288,19 +253,41 @@ async def _attach(
     transport: WsTransport,
     services: Services,
     session: Session,
+    ready: dict[str, Any],
 ) -> None:
-    """Run one ready connection until the client leaves or the session ends."""
+    """Hold the session, say ``ready``, then run the connection until the client
+    leaves, the session ends or a newer voice connection takes the session over
+    (this one hears ``attachment_replaced``). When the client sees ``ready``, the
+    session is attached and its events reach this socket."""
+    bind_session(session.id)  # every log line of this call (and its tasks) names it
+    lifecycle = services.lifecycle
     greet, initial = await _greeting(services, session)
-    ended = await services.coordinator.subscribe(f"session:{session.id}")
-    watcher = asyncio.create_task(_watch_end(ended, transport))
+    events = await lifecycle.subscribe(session.id)
+    watcher: asyncio.Task[None] | None = None
+    closing: set[asyncio.Task[None]] = set()
+
+    def replaced() -> None:  # the lease was lost to a newer connection
+        if watcher is not None and not watcher.done():
+            watcher.cancel()
+        task = asyncio.ensure_future(_replaced(transport))
+        closing.add(task)
+        task.add_done_callback(closing.discard)
+
     try:
+        attachment = await lifecycle.attach(session.id, "voice", on_replaced=replaced)
+    except BaseException:
+        await events.close()
+        raise
+    watcher = asyncio.create_task(_watch_end(events, transport, attachment.owner, conn))
+    try:
+        await transport.send_text(wire.render_wire(ready))
         await conn.start(greet=greet, initial_turn=initial)
         await _receive_loop(ws, conn, transport, services, session)
     finally:
         watcher.cancel()
-        await ended.close()
+        await events.close()
         await conn.close()
-        await services.store.update_session(session.id, current_channel="chat")
+        await lifecycle.detach(attachment)
         if ws.open:
             with contextlib.suppress(RuntimeError, WebSocketDisconnect):
                 await ws.close()
@@ -326,32 +313,46 @@ async def _receive_loop(
             await conn.feed_audio(data)
             continue
         if await handle_text(conn, text or "", transport):
-            if await services.store.end_session(session.id, "USER_ENDED"):
-                await services.coordinator.publish(
-                    f"session:{session.id}", {"type": "session_ended", "reason": "USER_ENDED"}
-                )
+            await services.lifecycle.end(session.id, "USER_ENDED")
             await transport.end("USER_ENDED")
             return
 
 
-async def _watch_end(subscription: Any, transport: WsTransport) -> None:
-    """The session ended elsewhere (HTTP ``/end``, another worker): tell the client
-    and close the socket; the receive loop then finishes the connection."""
+async def _watch_end(
+    subscription: Subscription, transport: WsTransport, owner: str, conn: VoiceSession
+) -> None:
+    """Events of the session made elsewhere: a decision or turn over HTTP is forwarded
+    to the client; the session's end (HTTP ``/end``, another worker) or a newer voice
+    connection closes this one — the receive loop then finishes the connection."""
     async for message in subscription:
-        if message.get("type") == "session_ended":
+        kind = message.get("type")
+        if kind == RELAY and isinstance(message.get("event"), dict):
+            event = message["event"]
+            if event.get("type") == "approval_resolved":
+                conn.decided_elsewhere(str(event.get("tool_call_id")))
+            await transport.send_text(wire.render_wire(event))
+        elif kind == SESSION_ENDED:
             await transport.end(str(message.get("reason") or "USER_ENDED"))
             with contextlib.suppress(RuntimeError, WebSocketDisconnect):
                 await transport.ws.close()
             return
+        elif kind == ATTACHMENT_REPLACED and message.get("owner") == owner:
+            await _replaced(transport)
+            return
+
+
+async def _replaced(transport: WsTransport) -> None:
+    if transport.closed or transport.ended:
+        return
+    message = "a newer voice connection took over this session"
+    await transport.emit(Error(ATTACHMENT_REPLACED, message))
+    transport.ended = True  # no session_ended: the session goes on elsewhere
+    with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+        await transport.ws.close(1000, "replaced")
 
 
 def install(app: ParleyApp, services: Services) -> None:
-    hub = EngineHub(services.agents)
-    services.extras["engine_hub"] = hub
-    capacity = Capacity(services.settings.max_voice_connections)
-    services.extras["voice_capacity"] = capacity
-
     async def voice(ws: RawWebSocket) -> None:
-        await voice_endpoint(ws, services, hub, capacity)
+        await voice_endpoint(ws, services, services.engine_hub, services.voice_capacity)
 
     app.raw_websocket("/v1/voice", voice)

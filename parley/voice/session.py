@@ -150,6 +150,12 @@ class VoiceSession:
             lambda: self.turns.decide(tool_call_id, approved, by), timings=timings
         )
 
+    def decided_elsewhere(self, tool_call_id: str) -> None:
+        """An approval this session awaits was decided on another channel: stop
+        listening for a spoken yes or no."""
+        if self.responder.pending_approval == tool_call_id:
+            self.responder.answered()
+
     async def interrupt(self, *, notify: bool = True) -> None:
         """Stop the agent now; returns once its turn has stored what was heard."""
         await self.responder.interrupt(notify=notify)
