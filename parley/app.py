@@ -25,12 +25,16 @@ from parley.brain.tools import ToolRegistry
 from parley.channels import chat
 from parley.channels.body_limit import BodyLimitMiddleware
 from parley.channels.http_errors import install_error_handlers
+from parley.channels.lifecycle import SessionLifecycle
 from parley.channels.rate_limit import RateLimiter
 from parley.channels.raw_ws import ParleyApp
-from parley.channels.services import Services, end_session
+from parley.channels.reply_audio import ReplyAudioStore
+from parley.channels.services import Capacity, Services
 from parley.clock import Clock, SystemClock
 from parley.config import AgentSpec, ConfigError, Settings, load_agents, load_settings
 from parley.engines.base import LLM
+from parley.engines.factory import EngineHub
+from parley.metrics import Metrics
 from parley.reports import ReportSender
 from parley.sessions.coordinator import Coordinator
 from parley.sessions.local import LocalCoordinator
@@ -45,7 +49,7 @@ def make_llm(agent: AgentSpec, settings: Settings, client: httpx.AsyncClient) ->
     """Pick the agent's model: fake (benchmarks), the rules brain, or an LLM."""
     engines: dict[str, str] = getattr(agent, "engines", {}) or {}
     if engines.get("llm") == "fake":
-        from parley.testing.fake_engines import FakeLLM
+        from parley.engines.fake import FakeLLM
 
         return FakeLLM(), "fake"
     wants_llm = agent.brain == "llm" or (agent.brain == "auto" and settings.llm_base_url)
@@ -99,13 +103,36 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         runtimes[agent.name] = AgentRuntime(agent, registry.bind(agent, client), llm, kind)
     store = SqlStore(settings.effective_database_url, clock)
     coordinator = make_coordinator(settings, clock)
+    # Leases are renewed on the clock their TTLs run on: Redis keeps real time,
+    # the in-process coordinator runs on ``clock`` (a test's virtual clock too).
+    lease_sleep = asyncio.sleep if settings.redis_url else clock.sleep
     brain = Brain(
         store,
         coordinator,
         runtimes,
         clock=clock,
-        lock_ttl_s=settings.turn_lock_ttl_s,
+        sleep=lease_sleep,
+        turn_lock_ttl_s=settings.turn_lock_ttl_s,
         max_tool_rounds=settings.llm_max_tool_rounds,
+    )
+    limiter = RateLimiter(settings.session_rate_limit, 60.0, clock)
+    metrics = Metrics()
+    reports = (
+        ReportSender(client, settings.webhook_secret, now=lambda: clock.now().timestamp())
+        if settings.webhook_secret
+        else None
+    )
+    lifecycle = SessionLifecycle(
+        store,
+        coordinator,
+        agents,
+        clock,
+        limiter,
+        operator_key=settings.operator_key,
+        attach_ttl_s=settings.attach_lease_ttl_s,
+        sleep=lease_sleep,
+        metrics=metrics,
+        reports=reports,
     )
     return Services(
         settings=settings,
@@ -114,13 +141,15 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         brain=brain,
         agents=agents,
         clock=clock,
-        session_limiter=RateLimiter(settings.session_rate_limit, 60.0, clock),
-        reports=(
-            ReportSender(client, settings.webhook_secret, now=lambda: clock.now().timestamp())
-            if settings.webhook_secret
-            else None
-        ),
-        extras={"http_client": client, "tool_registry": registry},
+        session_limiter=limiter,
+        lifecycle=lifecycle,
+        http_client=client,
+        tool_registry=registry,
+        engine_hub=EngineHub(agents),
+        reply_audio=ReplyAudioStore(coordinator, clock),
+        voice_capacity=Capacity(settings.max_voice_connections),
+        metrics=metrics,
+        reports=reports,
     )
 
 
@@ -133,8 +162,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await services.store.start()
         await services.coordinator.start()
-        for hook in services.extras.get("startup", []):
-            await hook()
         # Start-up objects (modules, settings, models) leave the collector's view, so the
         # full collections that would pause audio streams have less to walk.
         gc.collect()
@@ -147,11 +174,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
-            for hook in services.extras.get("shutdown", []):
-                await hook()
+            if services.reports is not None:
+                await services.reports.close()
             await services.coordinator.close()
             await services.store.close()
-            await services.extras["http_client"].aclose()
+            await services.http_client.aclose()
 
     app = ParleyApp(
         title="Parley",
@@ -204,10 +231,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 def _sweeper(services: Services) -> Sweeper:
     """The per-worker deadline sweeper, ending sessions through the termination path."""
 
-    async def end(session_id: str, reason: str, detail: str) -> None:
-        await end_session(services, session_id, reason, detail)
-
-    return Sweeper(services.store, services.coordinator, services.agents, services.clock, end)
+    return Sweeper(
+        services.store,
+        services.coordinator,
+        services.agents,
+        services.clock,
+        services.lifecycle.end,
+    )
 
 
 def _mount_optional_channels(app: ParleyApp, services: Services) -> None:

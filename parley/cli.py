@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -15,9 +14,7 @@ from parley.config import ConfigError, load_settings
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from parley.channels.ws_protocol import uvicorn_ws_options
+    from parley import logs, server
 
     try:
         settings = load_settings()
@@ -27,19 +24,9 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"parley: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level)
     print(f"Parley on http://{args.host}:{args.port}/  (API docs: /docs)", flush=True)
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        ws_max_size=1 << 20,
-        timeout_graceful_shutdown=10,
-        **uvicorn_ws_options(),
-    )
+    server.run(app, args.host, args.port, drain_s=settings.drain_s)
     return 0
 
 
@@ -129,7 +116,7 @@ async def _events(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
 
 async def _chat_local(agent: str, read: Callable[[str], str]) -> int:
     from parley.app import create_app
-    from parley.testing.servers import serve_app
+    from parley.server import serve_app
 
     app = create_app(load_settings())
     async with serve_app(app) as base_url:

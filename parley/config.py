@@ -74,7 +74,20 @@ class Settings(BaseSettings):
     max_voice_connections: int = Field(
         default=0, ge=0, description="open voice WebSockets per worker; 0 = no limit"
     )
-    turn_lock_ttl_s: float = Field(default=120.0, gt=0)
+    turn_lock_ttl_s: float = Field(
+        default=5.0, gt=0, description="turn lock TTL, renewed by the running turn"
+    )
+    drain_s: float = Field(
+        default=10.0, gt=0, description="on shutdown, how long running turns may finish"
+    )
+    attach_lease_ttl_s: float = Field(
+        default=5.0, gt=0, description="TTL of a live voice attachment, renewed while it lives"
+    )
+    smart_turn_model: Path | None = Field(
+        default=None,
+        description="Smart Turn v3 .onnx for smart turn detection (onnx extra); "
+        "default: the one inside an installed pipecat-ai package, if any",
+    )
     log_level: str = "INFO"
 
     @classmethod
@@ -219,6 +232,14 @@ class VoiceSpec(_Strict):
     min_utterance_secs: float = Field(default=0.25, ge=0, le=5)
     barge_in_min_secs: float = Field(default=0.3, ge=0, le=5)
     barge_in_min_words: int = Field(default=0, ge=0, le=10)
+    # Natural turn-taking (parley.voice.end_of_turn, parley.voice.false_interruption):
+    # smart = the end-of-turn detector decides when a pause ends the turn, never later
+    # than max_stop_secs; silence = a fixed stop_secs of silence.
+    turn_detection: Literal["silence", "smart"] = "smart"
+    max_stop_secs: float = Field(default=2.0, gt=0, le=10)
+    # Speech while the agent talks pauses it; within this window noise or a backchannel
+    # resumes it, words cut it. 0 = no pause, cut at once as before.
+    false_interruption_secs: float = Field(default=1.0, ge=0, le=5)
 
 
 class LimitsSpec(_Strict):

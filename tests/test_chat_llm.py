@@ -124,6 +124,12 @@ async def test_tool_round_cap(llm_app: RunningApp, fake_openai: FakeOpenAIServer
     await client.aclose()
 
 
+async def turn_running(app: RunningApp, client: ParleyClient) -> None:
+    """Returns once the client's session has a turn running (bounded by the caller)."""
+    while client.session_id not in app.services.brain.active:
+        await asyncio.sleep(0)
+
+
 async def test_two_concurrent_messages_one_409(
     llm_app: RunningApp, llm_client: ParleyClient, fake_openai: FakeOpenAIServer
 ) -> None:
@@ -133,8 +139,7 @@ async def test_two_concurrent_messages_one_409(
     other = llm_app.client()
     other.session = llm_client.session
     started = asyncio.create_task(collect(first))
-    while llm_client.session_id not in llm_app.services.brain.active:
-        await asyncio.sleep(0)
+    await asyncio.wait_for(turn_running(llm_app, llm_client), timeout=10)
     with pytest.raises(ApiFailure) as err:
         await collect(other.send("second"))
     assert (err.value.status, err.value.code) == (409, "session_busy")

@@ -1,30 +1,37 @@
-"""What every channel needs, in one object built by ``app.create_app``."""
+"""What every channel needs, in one typed object built by ``app.build_services``."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
+
+import httpx
 
 from parley.brain.core import Brain
-from parley.channels.http_errors import ApiError
+from parley.brain.tools import ToolRegistry
+from parley.channels.lifecycle import SessionLifecycle, token_hash
 from parley.channels.rate_limit import RateLimiter
+from parley.channels.reply_audio import ReplyAudioStore
 from parley.clock import Clock
 from parley.config import AgentSpec, Settings
+from parley.engines.factory import EngineHub
 from parley.metrics import Metrics
-from parley.reports import ReportSender, build_report
+from parley.reports import ReportSender
 from parley.sessions.coordinator import Coordinator
-from parley.sessions.records import Session
 from parley.sessions.store import Store
 
-log = logging.getLogger(__name__)
+__all__ = ["Capacity", "Services", "token_hash"]
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+@dataclass
+class Capacity:
+    """Open voice connections of this worker against ``limit`` (0 = no limit)."""
+
+    limit: int
+    open: int = 0
+
+    @property
+    def full(self) -> bool:
+        return bool(self.limit) and self.open >= self.limit
 
 
 @dataclass
@@ -36,67 +43,11 @@ class Services:
     agents: dict[str, AgentSpec]
     clock: Clock
     session_limiter: RateLimiter
+    lifecycle: SessionLifecycle
+    http_client: httpx.AsyncClient
+    tool_registry: ToolRegistry
+    engine_hub: EngineHub
+    reply_audio: ReplyAudioStore
+    voice_capacity: Capacity
     metrics: Metrics = field(default_factory=Metrics)
     reports: ReportSender | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    def agent(self, name: str) -> AgentSpec:
-        spec = self.agents.get(name)
-        if spec is None:
-            raise ApiError(
-                404, "agent_not_found", f"no agent named {name!r}", agents=sorted(self.agents)
-            )
-        return spec
-
-    def expires_at(self, agent: AgentSpec) -> Any:
-        if agent.limits.max_duration_s is None:
-            return None
-        return self.clock.now() + timedelta(seconds=agent.limits.max_duration_s)
-
-    def is_operator(self, token: str) -> bool:
-        key = self.settings.operator_key
-        return bool(key) and hmac.compare_digest(token.encode(), (key or "").encode())
-
-    async def authorize(self, session_id: str, token: str | None) -> Session:
-        """The session, if ``token`` is its bearer token (or the operator key).
-
-        401 without a token, 404 for an unknown session, 403 for a wrong token.
-        An active session past its expiry is ended here (``TIME_LIMIT``)."""
-        if not token:
-            raise ApiError(401, "unauthorized", "a bearer token is required")
-        session = await self.store.get_session(session_id)
-        if session is None:
-            raise ApiError(404, "session_not_found", "no such session")
-        if not (
-            hmac.compare_digest(session.token_hash, token_hash(token)) or self.is_operator(token)
-        ):
-            raise ApiError(403, "forbidden", "this token does not grant access to that session")
-        if (
-            session.status == "active"
-            and session.expires_at is not None
-            and self.clock.now() >= session.expires_at
-        ):
-            await end_session(self, session.id, "TIME_LIMIT")
-            session = await self.store.get_session(session_id) or session
-        return session
-
-
-async def end_session(services: Services, session_id: str, reason: str, detail: str = "") -> bool:
-    """End a session once (the store's conditional update decides), tell every live
-    channel, and send the agent's end-of-session report. True if this call ended it."""
-    if not await services.store.end_session(session_id, reason):
-        return False
-    message = {"type": "session_ended", "reason": reason, "detail": detail}
-    await services.coordinator.publish(f"session:{session_id}", message)
-    services.metrics.terminations.labels(reason).inc()
-    session = await services.store.get_session(session_id)
-    agent = services.agents.get(session.agent) if session is not None else None
-    if session is not None and agent is not None and agent.on_end.url:
-        reports = services.reports
-        if reports is None:
-            log.warning("agent %s has on_end.url but PARLEY_WEBHOOK_SECRET is unset", agent.name)
-        else:
-            messages = await services.store.list_messages(session_id)
-            report = build_report(session, messages, with_transcript=agent.on_end.transcript)
-            reports.send(agent.on_end.url, report)
-    return True

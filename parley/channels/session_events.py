@@ -37,8 +37,8 @@ async def session_events(
     session_id: str, services: ServicesDep, token: TokenDep
 ) -> StreamingResponse:
     """Session-level events (SSE) until the session ends."""
-    session = await services.authorize(session_id, token)
-    subscription = await services.coordinator.subscribe(f"session:{session.id}")
+    session = await services.lifecycle.authorize(session_id, token)
+    subscription = await services.lifecycle.subscribe(session.id)
 
     async def frames() -> AsyncIterator[str]:
         try:

@@ -25,7 +25,7 @@ async def get_transcript(
     format: Annotated[Literal["json", "text"] | None, Query()] = None,
     accept: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any] | PlainTextResponse:
-    session = await services.authorize(session_id, token)
+    session = await services.lifecycle.authorize(session_id, token)
     entries = transcript_entries(await services.store.list_messages(session.id))
     wants_text = format == "text" or (
         format is None and accept is not None and accept.startswith("text/plain")

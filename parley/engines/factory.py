@@ -75,7 +75,7 @@ def build_stt(agent: AgentSpec) -> STT:
             )
         )
     if name == "fake":
-        from parley.testing.fake_engines import FakeSTT
+        from parley.engines.fake import FakeSTT
 
         return FakeSTT()
     raise EngineUnavailable(f"agent {agent.name}: unknown stt engine {name!r}")
@@ -102,7 +102,7 @@ def build_tts(agent: AgentSpec) -> TTS:
             _option(agent, "tts_api_key"),
         )
     elif name == "fake":
-        from parley.testing.fake_engines import FakeTTS
+        from parley.engines.fake import FakeTTS
 
         return FakeTTS()
     else:
@@ -130,7 +130,7 @@ def build_vad(agent: AgentSpec) -> VAD:
 
         return EnergyVAD(float(_option(agent, "energy_threshold", 100.0)))
     if name == "fake_energy":
-        from parley.testing.fake_engines import FakeEnergyVAD
+        from parley.engines.fake import FakeEnergyVAD
 
         return FakeEnergyVAD()
     raise EngineUnavailable(f"agent {agent.name}: unknown vad engine {name!r}")
@@ -158,11 +158,3 @@ class EngineHub:
     @staticmethod
     def _build(agent: AgentSpec) -> EngineSet:
         return EngineSet(stt=build_stt(agent), tts=build_tts(agent), vad=build_vad(agent))
-
-    async def warm(self) -> None:
-        """Build every agent's engines (used at start-up, in the background)."""
-        for name in self.agents:
-            try:
-                await self.engines_for(name)
-            except Exception as exc:  # reported again when a connection needs them
-                log.warning("engines for agent %s are not available: %s", name, exc)

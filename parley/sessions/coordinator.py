@@ -33,6 +33,10 @@ class Coordinator(Protocol):
     async def release_lock(self, key: str, owner: str) -> bool:
         """Release only if ``owner`` holds it."""
 
+    async def take_lock(self, key: str, owner: str, ttl_s: float) -> str | None:
+        """Take the lock whoever holds it (the newest holder wins); returns the
+        previous live owner, or None."""
+
     async def lock_owner(self, key: str) -> str | None: ...
 
     async def get(self, key: str) -> str | None: ...

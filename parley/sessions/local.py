@@ -110,6 +110,12 @@ class LocalCoordinator:
         entry.expires_at = self._clock.monotonic() + ttl_s
         return True
 
+    async def take_lock(self, key: str, owner: str, ttl_s: float) -> str | None:
+        check_ttl(ttl_s, required=True)
+        entry = self._live(self._locks, key)
+        self._locks[key] = _Entry(owner, self._clock.monotonic() + ttl_s)
+        return entry.value if entry else None
+
     async def release_lock(self, key: str, owner: str) -> bool:
         entry = self._live(self._locks, key)
         if entry is None or entry.value != owner:

@@ -4,7 +4,8 @@ Keys live under one prefix (``parley:`` by default): ``<prefix>lock:<key>``,
 ``<prefix>kv:<key>`` and pub/sub channels ``<prefix>ch:<channel>``.
 
 - Locks are ``SET key owner NX PX ttl``; refresh and release run tiny Lua scripts
-  that act only if the stored owner matches, so a worker whose lock expired and
+  that act only if the stored owner matches (``take_lock`` swaps the owner in one
+  script and returns the previous one), so a worker whose lock expired and
   was taken over cannot release or extend the new owner's lock.
 - TTLs are Redis's own (milliseconds, at least 1).
 - Each subscription has its own connection and a reader task feeding a queue;
@@ -36,6 +37,12 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('del', KEYS[1])
 end
 return 0
+"""
+
+_TAKE = """
+local previous = redis.call('get', KEYS[1])
+redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return previous
 """
 
 _REFRESH = """
@@ -185,6 +192,11 @@ class RedisCoordinator:
         check_ttl(ttl_s, required=True)
         done = await self._redis().eval(_REFRESH, 1, self._lock_key(key), owner, ttl_ms(ttl_s))
         return bool(done)
+
+    async def take_lock(self, key: str, owner: str, ttl_s: float) -> str | None:
+        check_ttl(ttl_s, required=True)
+        previous = await self._redis().eval(_TAKE, 1, self._lock_key(key), owner, ttl_ms(ttl_s))
+        return _text(previous) if previous else None
 
     async def release_lock(self, key: str, owner: str) -> bool:
         return bool(await self._redis().eval(_RELEASE, 1, self._lock_key(key), owner))
