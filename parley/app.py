@@ -203,6 +203,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, "agents": sorted(services.agents)}
 
+    @app.get("/readyz", tags=["ops"], response_model=None)
+    async def readyz() -> dict[str, Any] | JSONResponse:
+        """503 while this worker drains (after SIGTERM): take it out of rotation."""
+        if services.lifecycle.draining:
+            return JSONResponse({"status": "draining"}, status_code=503)
+        return {"status": "ready"}
+
     @app.get("/v1/agents", tags=["sessions"])
     async def list_agents() -> list[dict[str, Any]]:
         return [

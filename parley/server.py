@@ -10,12 +10,13 @@ nothing in the lifespan can still talk to a voice client. ``ParleyServer`` puts
 its own step first:
 
 1. stop accepting connections;
-2. drain: let this worker's running turns finish (``Brain.drain``), for at most
-   ``PARLEY_DRAIN_S`` seconds — the turns store their replies and free their locks;
+2. drain (``channels.services.drain``): no new sessions, ``go_away`` with its resume
+   token to every voice connection, running turns finish (``Brain.drain``) and
+   connections move away, for at most ``PARLEY_DRAIN_S`` seconds; what is still
+   attached at the deadline ends ``SERVER_SHUTDOWN``;
 3. uvicorn's own shutdown: connections closed, background tasks awaited, then the
    lifespan shutdown (coordinator, store, HTTP client).
 
-Drain with ``go_away`` to voice clients (issue 9) belongs in step 2.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from parley.channels.ws_protocol import uvicorn_ws_options
 log = logging.getLogger(__name__)
 
 MAX_WS_MESSAGE = 1 << 20
-Drain = Callable[[], Awaitable[None]]
+Drain = Callable[[float], Awaitable[None]]  # the drain, given its deadline in seconds
 
 
 def make_config(app: Any, **options: Any) -> uvicorn.Config:
@@ -50,10 +51,16 @@ def make_config(app: Any, **options: Any) -> uvicorn.Config:
 
 
 def app_drain(app: Any) -> Drain | None:
-    """The drain step of a Parley app: wait for its worker's running turns."""
+    """The drain step of a Parley app (``channels.services.drain``)."""
     services = getattr(getattr(app, "state", None), "services", None)
-    brain = getattr(services, "brain", None)
-    return brain.drain if brain is not None else None
+    if services is None:
+        return None
+    from parley.channels.services import drain
+
+    async def run_drain(drain_s: float) -> None:
+        await drain(services, drain_s)
+
+    return run_drain
 
 
 class ParleyServer(uvicorn.Server):
@@ -68,11 +75,13 @@ class ParleyServer(uvicorn.Server):
         for server in self.servers:
             server.close()  # 1. no new connections
         if self.drain is not None and not self.force_exit:
+            # 2. go_away to voice clients, running turns finish and store their replies,
+            # what is left at the deadline ends SERVER_SHUTDOWN
             try:
-                async with asyncio.timeout(self.drain_s):
-                    await self.drain()  # 2. running turns finish and store their replies
+                async with asyncio.timeout(self.drain_s + 5.0):
+                    await self.drain(self.drain_s)
             except TimeoutError:
-                log.warning("drain: turns still running after %.1f s; closing", self.drain_s)
+                log.warning("drain: still busy after %.1f s; closing", self.drain_s)
         await super().shutdown(sockets)  # 3. connections, tasks, lifespan
 
 
@@ -83,14 +92,16 @@ def run(app: Any, host: str, port: int, *, drain_s: float = 10.0) -> None:
 
 
 @contextlib.asynccontextmanager
-async def serve_app(app: Any, host: str = "127.0.0.1", **options: Any) -> AsyncIterator[str]:
+async def serve_app(
+    app: Any, host: str = "127.0.0.1", *, drain_s: float = 1.0, **options: Any
+) -> AsyncIterator[str]:
     """Start ``app`` on a free port of ``host`` in this event loop; yields its base
-    URL; shuts it down (in the order above) on exit."""
+    URL; shuts it down (in the order above, with a short drain) on exit."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, 0))
     port = sock.getsockname()[1]
-    server = ParleyServer(make_config(app, **options), drain=app_drain(app), drain_s=10.0)
+    server = ParleyServer(make_config(app, **options), drain=app_drain(app), drain_s=drain_s)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign,attr-defined]
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

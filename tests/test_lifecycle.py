@@ -178,7 +178,7 @@ async def test_resume_tokens_rotate(parts: Any) -> None:
     assert (await lifecycle.resume(fresh)).id == new.session.id
     with pytest.raises(ApiError) as old:
         await lifecycle.resume(new.resume_token)
-    assert refusal(old)[:2] == (404, "unknown_resume_token")
+    assert refusal(old)[:2] == (404, "resume_token_invalid")
 
 
 async def test_a_lapsed_attachment_nobody_took_is_taken_again(tmp_path: Path) -> None:

@@ -51,7 +51,7 @@ async def test_shutdown_lets_a_running_voice_turn_finish_first(tmp_path: Path) -
             llm_base_url=llm.base_url,
         )
         app = create_app(settings)
-        server = serve_app(app)
+        server = serve_app(app, drain_s=3.0)
         base_url = await server.__aenter__()
         stopping: asyncio.Task[Any] | None = None
         try:
@@ -83,9 +83,14 @@ async def test_shutdown_lets_a_running_voice_turn_finish_first(tmp_path: Path) -
                 raise AssertionError("the server kept accepting connections")
             held.set()  # the model finishes its reply during the drain
             events = await frames_until_closed(ws)
-            # the turn finished and the client heard all of it before uvicorn closed the
-            # socket (1012); without the drain the socket closes before "Goodbye."
-            assert ws.close_code == 1012
+            # the client was told to go away (it stayed), the turn finished and the
+            # client heard all of it; at the drain deadline the session ended
+            # SERVER_SHUTDOWN. Without the drain the socket closes before "Goodbye."
+            go_away = next(e for e in events if e["type"] == "go_away")
+            assert go_away["resume_token"] == ready["resume_token"]
+            ended = next(e for e in events if e["type"] == "session_ended")
+            assert ended["reason"] == "SERVER_SHUTDOWN"
+            assert ws.close_code == 1000
             message = next(e for e in events if e["type"] == "assistant_message")
             assert (message["text"], message["interrupted"]) == ("Hello. Goodbye.", False)
             turn_end = next(e for e in events if e["type"] == "turn_end")

@@ -179,7 +179,7 @@ async def test_start_creates_a_session_and_speaks_the_greeting(app: RunningApp) 
         ),
         ({"type": "start", "agent": "nobody"}, "agent_not_found"),
         ({"type": "start", "session_id": "nope", "session_token": "x"}, "session_not_found"),
-        ({"type": "start", "resume_token": "not-a-token"}, "unknown_resume_token"),
+        ({"type": "start", "resume_token": "not-a-token"}, "resume_token_invalid"),
     ],
 )
 async def test_bad_start_frames_are_refused_with_1008(

@@ -41,7 +41,7 @@ from parley.events import Event
 from parley.metrics import Metrics
 from parley.reports import ReportSender, build_report
 from parley.sessions.coordinator import Coordinator, Subscription
-from parley.sessions.lease import Attachment, Sleep, attached_channel
+from parley.sessions.lease import Attachment, Sleep, attached_channel, turn_lock_key
 from parley.sessions.records import Session
 from parley.sessions.store import Store
 
@@ -50,6 +50,20 @@ log = logging.getLogger(__name__)
 ATTACHMENT_REPLACED = "attachment_replaced"
 SESSION_ENDED = "session_ended"
 RELAY = "relay"
+WARNING = "warning"
+GREETING_CLAIM_TTL_S = 7 * 24 * 3600.0
+
+
+def warning_text(agent: AgentSpec, seconds_left: object) -> str | None:
+    """The spoken time-limit notice of ``agent`` (``limits.warning_message``)."""
+    template = agent.limits.warning_message
+    if not template or not isinstance(seconds_left, int | float):
+        return None
+    minutes = max(1, round(seconds_left / 60))
+    left = f"{minutes} minute{'s' if minutes != 1 else ''}"
+    if seconds_left < 90:
+        left = f"{max(1, round(seconds_left))} seconds"
+    return template.replace("{minutes}", left)
 
 
 def token_hash(token: str) -> str:
@@ -95,6 +109,7 @@ class SessionLifecycle:
         self.metrics = metrics or Metrics()
         self.reports = reports
         self._recovering: set[asyncio.Future[None]] = set()
+        self.draining = False  # set by the drain: no new sessions on this worker
 
     # --- create ------------------------------------------------------------------------
 
@@ -122,6 +137,8 @@ class SessionLifecycle:
     ) -> NewSession:
         """A new session of ``agent_name``; 404 ``agent_not_found``, 429 ``rate_limited``."""
         agent = self.agent(agent_name)
+        if self.draining:
+            raise ApiError(503, "server_draining", "this worker is shutting down; try again")
         wait = self.limiter.check(client)
         if wait is not None:
             raise ApiError(
@@ -169,10 +186,12 @@ class SessionLifecycle:
         return await self._expire_if_due(session)
 
     async def resume(self, resume_token: str) -> Session:
-        """The session a resume token names; 404 ``unknown_resume_token``."""
+        """The session a resume token names; 404 ``resume_token_invalid`` for a token
+        that never existed, expired with its session, or was used already (every
+        successful resume rotates it)."""
         session = await self.store.get_session_by_resume_token(token_hash(resume_token))
         if session is None:
-            raise ApiError(404, "unknown_resume_token", "no session has this resume token")
+            raise ApiError(404, "resume_token_invalid", "this resume token is not valid (any more)")
         return await self._expire_if_due(session)
 
     async def rotate_resume_token(self, session: Session) -> str:
@@ -257,6 +276,47 @@ class SessionLifecycle:
             await self.coordinator.publish(session_channel(session_id), message)
         except Exception as exc:
             log.warning("session %s: relaying %s failed: %s", session_id, event.type, exc)
+
+    # --- greeting, a dropped connection's grace, drain ---------------------------------
+
+    async def claim_greeting(self, session: Session) -> bool:
+        """True for exactly one caller per session (the first voice attachment greets;
+        two first connections never both do), across workers."""
+        if session.agent_state.get("voice_greeted"):
+            return False
+        key = f"greeted:{session.id}"
+        if not await self.coordinator.set_if_absent(key, "1", GREETING_CLAIM_TTL_S):
+            return False
+        state = {**session.agent_state, "voice_greeted": True}
+        await self.store.update_session(session.id, agent_state=state)
+        session.agent_state = state
+        return True
+
+    def dropped(self, session_id: str, grace_s: float) -> None:
+        """A live connection went away without ending the session: it may come back
+        (``resume_token``, any worker) within ``grace_s``; after that the session ends
+        ``DISCONNECTED`` unless a channel is attached or was active meanwhile.
+
+        The timer lives on this worker; if the worker dies first, the session's own
+        limits (``max_duration_s``, ``idle_timeout_s``) still end it."""
+        since = self.clock.now()
+        task = asyncio.ensure_future(self._grace(session_id, grace_s, since))
+        self._recovering.add(task)
+        task.add_done_callback(self._recovering.discard)
+
+    async def _grace(self, session_id: str, grace_s: float, since: datetime) -> None:
+        await self.clock.sleep(grace_s)
+        session = await self.store.get_session(session_id)
+        if session is None or session.status != "active":
+            return
+        if await attached_channel(self.coordinator, session_id) is not None:
+            return  # resumed
+        if await self.coordinator.lock_owner(turn_lock_key(session_id)) is not None:
+            return  # a chat turn is running
+        messages = await self.store.list_messages(session_id)
+        if messages and messages[-1].created_at and messages[-1].created_at > since:
+            return  # the conversation went on in chat
+        await self.end(session_id, "DISCONNECTED", f"no channel came back within {grace_s:g} s")
 
     # --- end ---------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from parley.brain.tools import ToolRegistry
 from parley.channels.lifecycle import SessionLifecycle, token_hash
 from parley.channels.rate_limit import RateLimiter
 from parley.channels.reply_audio import ReplyAudioStore
+from parley.channels.voice_registry import VoiceRegistry, drain_worker
 from parley.clock import Clock
 from parley.config import AgentSpec, Settings
 from parley.engines.factory import EngineHub
@@ -49,5 +50,28 @@ class Services:
     engine_hub: EngineHub
     reply_audio: ReplyAudioStore
     voice_capacity: Capacity
+    voice_registry: VoiceRegistry = field(default_factory=VoiceRegistry)
     metrics: Metrics = field(default_factory=Metrics)
     reports: ReportSender | None = None
+
+
+async def drain(services: Services, drain_s: float) -> None:
+    """Drain this worker (``parley/server.py`` calls it on SIGTERM): no new sessions,
+    ``go_away`` to every voice connection, running turns finish, and what is still
+    attached here at the deadline ends ``SERVER_SHUTDOWN``."""
+    from parley.channels.browser_wire import render_wire
+
+    def stop_new() -> None:
+        services.lifecycle.draining = True
+
+    async def end(session_id: str) -> None:
+        await services.lifecycle.end(session_id, "SERVER_SHUTDOWN", "drain deadline passed")
+
+    await drain_worker(
+        services.voice_registry,
+        stop_new=stop_new,
+        go_away=lambda: services.voice_registry.go_away_all(render_wire),
+        finish_turns=services.brain.drain,
+        end=end,
+        drain_s=drain_s,
+    )

@@ -25,7 +25,13 @@ from parley.brain.core import UserInput
 from parley.channels import browser_wire as wire
 from parley.channels.actors import refuse_operator
 from parley.channels.http_errors import ApiError
-from parley.channels.lifecycle import ATTACHMENT_REPLACED, RELAY, SESSION_ENDED
+from parley.channels.lifecycle import (
+    ATTACHMENT_REPLACED,
+    RELAY,
+    SESSION_ENDED,
+    WARNING,
+    warning_text,
+)
 from parley.channels.raw_ws import ParleyApp, RawWebSocket
 from parley.channels.services import Capacity, Services
 from parley.engines.base import EngineError
@@ -100,9 +106,10 @@ async def _resolve_session(
     """The session a start frame names (or creates); returns it and tokens to report."""
     lifecycle = services.lifecycle
     try:
-        if start.get("resume_token"):
+        if start.get("resume_token") and not start.get("session_token"):
             session = await lifecycle.resume(str(start["resume_token"]))
-            return session, {"resume_token": str(start["resume_token"])}
+            resume = await lifecycle.rotate_resume_token(session)  # the old one is spent
+            return session, {"resume_token": resume}
         if start.get("session_id"):
             token = start.get("session_token")
             session = await lifecycle.authorize(str(start["session_id"]), token)
@@ -135,18 +142,17 @@ async def _read_start(ws: RawWebSocket) -> wire.StartRequest:
 
 
 async def _greeting(services: Services, session: Session) -> tuple[str | None, bool]:
-    """What to say on first attachment: (static text, or run the LLM opening turn)."""
+    """What to say on first attachment: (static text, or run the LLM opening turn).
+    Claimed atomically: two first connections never both greet."""
     agent = services.agents[session.agent]
     if session.agent_state.get("voice_greeted"):
         return None, False
     messages = await services.store.count_messages(session.id, ("user", "assistant"))
-    state = {**session.agent_state, "voice_greeted": True}
     if agent.greeting_mode == "llm" and messages == 0:
-        await services.store.update_session(session.id, agent_state=state)
-        return None, True
+        return None, await services.lifecycle.claim_greeting(session)
     if agent.greeting_mode == "static" and messages == 1:
-        await services.store.update_session(session.id, agent_state=state)
-        return agent.render_greeting(session.template_vars), False
+        if await services.lifecycle.claim_greeting(session):
+            return agent.render_greeting(session.template_vars), False
     return None, False
 
 
@@ -279,15 +285,19 @@ async def _attach(
         await events.close()
         raise
     watcher = asyncio.create_task(_watch_end(events, transport, attachment.owner, conn))
+    live = services.voice_registry.add(session.id, str(ready["resume_token"]), transport)
     try:
         await transport.send_text(wire.render_wire(ready))
         await conn.start(greet=greet, initial_turn=initial)
         await _receive_loop(ws, conn, transport, services, session)
     finally:
+        services.voice_registry.remove(live)
         watcher.cancel()
         await events.close()
         await conn.close()
         await lifecycle.detach(attachment)
+        if not transport.ended:  # dropped, not ended: resumable for a while
+            lifecycle.dropped(session.id, services.agents[session.agent].limits.resume_grace_s)
         if ws.open:
             with contextlib.suppress(RuntimeError, WebSocketDisconnect):
                 await ws.close()
@@ -336,6 +346,11 @@ async def _watch_end(
             with contextlib.suppress(RuntimeError, WebSocketDisconnect):
                 await transport.ws.close()
             return
+        elif kind == WARNING:
+            await transport.send_text(wire.render_wire(message))
+            spoken = warning_text(conn.agent, message.get("seconds_left"))
+            if spoken:
+                conn.notice(spoken)
         elif kind == ATTACHMENT_REPLACED and message.get("owner") == owner:
             await _replaced(transport)
             return

@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 __all__ = ["FRAME_SECS", "VoiceOptions", "VoiceSession"]
 
 
+NOTICE_POLL_S = 0.1
+
+
 class VoiceSession:
     """One voice attachment (see the module docstring)."""
 
@@ -149,6 +152,28 @@ class VoiceSession:
         self.responder.respond(
             lambda: self.turns.decide(tool_call_id, approved, by), timings=timings
         )
+
+    def notice(self, text: str, *, within_s: float = 30.0) -> None:
+        """Say ``text`` (a time-limit warning) at the next natural pause: when the agent
+        is not speaking, no response is running and the user is not mid-utterance —
+        never over the user. Dropped if no pause comes within ``within_s``."""
+        self._spawn(self._notice(text, within_s))
+
+    def _quiet(self) -> bool:
+        return (
+            self.responder.response is None
+            and not self.responder.speaking
+            and not self.input.in_utterance
+        )
+
+    async def _notice(self, text: str, within_s: float) -> None:
+        deadline = self.clock.monotonic() + within_s
+        while not self._quiet():
+            if self.clock.monotonic() >= deadline:
+                log.info("session %s: no pause for the notice %r", self.session_id, text)
+                return
+            await self.clock.sleep(NOTICE_POLL_S)
+        self.responder.respond(None, say=text)
 
     def decided_elsewhere(self, tool_call_id: str) -> None:
         """An approval this session awaits was decided on another channel: stop
