@@ -24,13 +24,15 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from parley.channels.http_errors import ApiError
-from parley.channels.services import Services
+from parley.channels.services import Services, token_hash
 from parley.config import Settings
 from parley.telephony import twiml
 from parley.telephony.signatures import (
@@ -39,6 +41,7 @@ from parley.telephony.signatures import (
     StreamTokens,
     twilio_signature_ok,
 )
+from parley.telephony.twilio_rest import TwilioError, TwilioRestClient
 from parley.telephony.wire import StreamStarted
 
 log = logging.getLogger(__name__)
@@ -53,9 +56,23 @@ TOKEN_PARAM = "token"
 # the stream parameters the token covers (everything but the token itself)
 CLAIM_PARAMS = ("agent", "caller", "called", "session_id")
 
-StatusSink = Callable[[str, str, Mapping[str, str]], Awaitable[None]]
-"""``(call_sid, status, all callback fields)``: where call status callbacks go. The lead
-wires it to the session update; the default stores the last status in the coordinator."""
+
+@dataclass(frozen=True, slots=True)
+class CallStatus:
+    """One status callback: ``status`` is Twilio's (queued, initiated, ringing,
+    in-progress, completed, busy, failed, no-answer, canceled)."""
+
+    call_sid: str
+    status: str
+    session_id: str | None
+    fields: Mapping[str, str]
+
+
+StatusSink = Callable[[CallStatus], Awaitable[None]]
+"""Where call status callbacks go. The lead wires it to the session update (e.g. a
+``completed`` call ends the session ``USER_ENDED``, ``busy``/``failed``/``no-answer``
+ends an outbound session ``ERROR``); the default keeps the last status in the
+coordinator under ``phone:call-status:{call_sid}``."""
 
 
 class StreamRefused(Exception):
@@ -134,8 +151,84 @@ def xml_response(body: str) -> Response:
     return Response(body, media_type=XML)
 
 
-async def _coordinator_sink(services: Services, call_sid: str, status: str) -> None:
-    await services.coordinator.set(f"phone:call-status:{call_sid}", status, 24 * 3600)
+def operator_token(authorization: Annotated[str | None, Header()] = None) -> str | None:
+    scheme, _, token = (authorization or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+class PlaceCall(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: str = Field(pattern=r"^\+[1-9][0-9]{1,14}$", description="E.164 number")
+    agent: str = Field(default="demo", max_length=64)
+    template_vars: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
+def twilio_client(services: Services) -> TwilioRestClient | None:
+    """The REST client when account SID and auth token are configured."""
+    settings = services.settings
+    if not (settings.twilio_account_sid and settings.twilio_auth_token):
+        return None
+    return TwilioRestClient(
+        settings.twilio_account_sid,
+        settings.twilio_auth_token,
+        base_url=settings.twilio_api_base,
+        client=services.extras.get("http_client"),
+    )
+
+
+async def place_call(
+    services: Services, rest: TwilioRestClient | None, body: PlaceCall
+) -> dict[str, Any]:
+    """Create the session, then ask Twilio to dial; the answer webhook names the session."""
+    settings = services.settings
+    if rest is None or not settings.twilio_from or not settings.public_url:
+        raise ApiError(
+            503,
+            "not_configured",
+            "outbound calls need PARLEY_TWILIO_ACCOUNT_SID, PARLEY_TWILIO_AUTH_TOKEN, "
+            "PARLEY_TWILIO_FROM and PARLEY_PUBLIC_URL",
+        )
+    agent = services.agent(body.agent)
+    token, resume = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    template_vars = {**{k: str(v) for k, v in body.template_vars.items()}, "caller": body.to}
+    session = await services.store.create_session(
+        agent=agent.name,
+        token_hash=token_hash(token),
+        resume_token=token_hash(resume),
+        template_vars=template_vars,
+        metadata={"phone": {"direction": "outbound", "to": body.to}},
+        expires_at=services.expires_at(agent),
+        channel="phone",
+    )
+    query = urlencode({"agent": agent.name, "session_id": session.id})
+    try:
+        call = await rest.create_call(
+            body.to,
+            settings.twilio_from,
+            f"{settings.public_url}{TWILIO_VOICE_PATH}?{query}",
+            status_callback=f"{settings.public_url}{TWILIO_STATUS_PATH}?"
+            + urlencode({"session_id": session.id}),
+        )
+    except TwilioError as exc:
+        await services.store.end_session(session.id, "ERROR")
+        log.warning("outbound call to %s failed: %s", body.to, exc)
+        raise ApiError(
+            502, "carrier_error", str(exc), retryable=exc.retryable, session_id=session.id
+        ) from None
+    await services.store.update_session(
+        session.id,
+        metadata={"phone": {"direction": "outbound", "to": body.to, "call_sid": call.sid}},
+    )
+    log.info("outbound call %s to %s for session %s", call.sid, body.to, session.id)
+    return {
+        "call_sid": call.sid,
+        "status": call.status,
+        "session_id": session.id,
+        "session_token": token,
+        "resume_token": resume,
+        "agent": agent.name,
+    }
 
 
 def install(app: Any, services: Services, *, on_status: StatusSink | None = None) -> None:
@@ -146,11 +239,24 @@ def install(app: Any, services: Services, *, on_status: StatusSink | None = None
     if not settings.twilio_auth_token:
         log.warning("PARLEY_TWILIO_AUTH_TOKEN is not set: Twilio webhooks are not verified")
 
-    async def default_sink(call_sid: str, status: str, _: Mapping[str, str]) -> None:
-        await _coordinator_sink(services, call_sid, status)
+    async def default_sink(update: CallStatus) -> None:
+        key = f"phone:call-status:{update.call_sid}"
+        await services.coordinator.set(key, update.status, 24 * 3600)
 
     sink = on_status or default_sink
+    rest = twilio_client(services)
+    services.extras["twilio_rest"] = rest
     router = APIRouter(tags=["telephony"])
+
+    @router.post("/v1/calls", status_code=201)
+    async def calls(
+        body: PlaceCall, token: Annotated[str | None, Depends(operator_token)]
+    ) -> dict[str, Any]:
+        if not token:
+            raise ApiError(401, "unauthorized", "the operator key is required")
+        if not services.is_operator(token):
+            raise ApiError(403, "forbidden", "only the operator key may place calls")
+        return await place_call(services, rest, body)
 
     async def twilio_form(request: Request) -> dict[str, str]:
         """The webhook's form fields, after the signature check."""
@@ -192,7 +298,7 @@ def install(app: Any, services: Services, *, on_status: StatusSink | None = None
         call_sid, status = form.get("CallSid", ""), form.get("CallStatus", "")
         if not call_sid or not status:
             raise ApiError(422, "invalid_request", "CallSid and CallStatus are required")
-        await sink(call_sid, status, form)
+        await sink(CallStatus(call_sid, status, request.query_params.get("session_id"), form))
         return Response(status_code=204)
 
     app.include_router(router)
