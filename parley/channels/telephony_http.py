@@ -25,7 +25,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
@@ -41,6 +41,7 @@ from parley.telephony.signatures import (
     StreamTokens,
     twilio_signature_ok,
 )
+from parley.telephony.telnyx_wire import TelnyxSignatureError, verify_telnyx_signature
 from parley.telephony.twilio_rest import TwilioError, TwilioRestClient
 from parley.telephony.wire import StreamStarted
 
@@ -90,12 +91,22 @@ class PhoneGate:
         now = self.services.clock.now().timestamp()
         return self.tokens.issue(call_id, _claims(params), now)
 
-    async def authorize(self, started: StreamStarted) -> StreamClaims:
-        """The claims of a stream's token if valid for its call and not used before."""
-        token = started.parameters.get(TOKEN_PARAM, "")
+    async def authorize(
+        self,
+        started: StreamStarted,
+        *,
+        query: Mapping[str, str] | None = None,
+        bind_call: bool = True,
+    ) -> StreamClaims:
+        """The claims of a stream's token if valid (for its call with ``bind_call``) and
+        not used before. ``query``: the stream URL's query parameters, where carriers
+        that do not echo custom parameters (Telnyx) carry them."""
+        params = {**(query or {}), **started.parameters}
+        token = params.get(TOKEN_PARAM, "")
         now = self.services.clock.now().timestamp()
+        call_id = started.call_id if bind_call else ""
         try:
-            claims = self.tokens.verify(token, started.call_id, _claims(started.parameters), now)
+            claims = self.tokens.verify(token, call_id, _claims(params), now)
         except StreamTokenError as exc:
             raise StreamRefused(str(exc)) from None
         ttl = max(claims.expires_at - now, 1.0) + 60.0
@@ -300,5 +311,37 @@ def install(app: Any, services: Services, *, on_status: StatusSink | None = None
             raise ApiError(422, "invalid_request", "CallSid and CallStatus are required")
         await sink(CallStatus(call_sid, status, request.query_params.get("session_id"), form))
         return Response(status_code=204)
+
+    @router.post(TELNYX_VOICE_PATH)
+    async def telnyx_voice(request: Request) -> Response:
+        body = await request.body()
+        key = settings.telnyx_public_key
+        if key:
+            try:
+                verify_telnyx_signature(
+                    key,
+                    body,
+                    request.headers.get("telnyx-signature-ed25519"),
+                    request.headers.get("telnyx-timestamp"),
+                    services.clock.now().timestamp(),
+                )
+            except TelnyxSignatureError as exc:
+                log.warning("telnyx webhook: %s", exc)
+                raise ApiError(403, "bad_signature", str(exc)) from None
+        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        base = public_url(settings)
+        outbound = form.get("Direction", "").startswith("outbound")
+        caller = form.get("To" if outbound else "From", "")
+        called = form.get("From" if outbound else "To", "")
+        default = settings.telnyx_default_agent or settings.twilio_default_agent
+        agent = pick_agent(services, request.query_params.get("agent"), called, default)
+        params = {"agent": agent, "caller": caller, "called": called}
+        if request.query_params.get("session_id"):
+            params["session_id"] = request.query_params["session_id"]
+        # The stream's call id need not be the webhook's CallSid: bind to the claims only.
+        params[TOKEN_PARAM] = gate.issue("", params)
+        url = twiml.stream_url(base, TELNYX_STREAM_PATH) + "?" + urlencode(params)
+        attributes = {"bidirectionalMode": "rtp", "bidirectionalCodec": "PCMU"}
+        return xml_response(twiml.connect_stream(url, params, attributes))
 
     app.include_router(router)
