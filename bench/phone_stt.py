@@ -133,7 +133,8 @@ async def main() -> None:
                         "wer": round(wer(subset), 4),
                     }
                 )
-                print(f"{name:6} {condition:6} {kind:8} WER {wer(subset):6.1%}  ({len(subset)} utt)")
+                label = f"{name:6} {condition:6} {kind:8}"
+                print(f"{label} WER {wer(subset):6.1%}  ({len(subset)} utt)")
                 if args.verbose:
                     for u in subset:
                         if u.errors:
