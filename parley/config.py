@@ -90,6 +90,25 @@ class Settings(BaseSettings):
     )
     log_level: str = "INFO"
 
+    # --- telephony (parley.channels.telephony_http) ---
+    public_url: str | None = Field(
+        default=None, description="this server's public base URL, e.g. https://parley.example.com"
+    )
+    twilio_auth_token: str | None = None
+    twilio_account_sid: str | None = None
+    twilio_from: str | None = Field(default=None, description="caller id of outbound calls")
+    twilio_default_agent: str = "demo"
+    twilio_api_base: str = "https://api.twilio.com"
+    # called number (E.164) -> agent name; the environment gives JSON
+    phone_agents: dict[str, str] = Field(default_factory=dict)
+    telephony_stream_secret: str | None = Field(
+        default=None, description="signs stream tokens; defaults to the carrier's auth token"
+    )
+    telnyx_public_key: str | None = Field(
+        default=None, description="base64 Ed25519 public key that signs Telnyx webhooks"
+    )
+    telnyx_default_agent: str | None = None
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -133,6 +152,15 @@ class Settings(BaseSettings):
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("https://", "http://")) or "://" == value[-3:]:
+            raise ValueError("must be an absolute http(s) URL, e.g. https://parley.example.com")
+        return value.rstrip("/")
 
     @field_validator("log_level")
     @classmethod

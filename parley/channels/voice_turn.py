@@ -83,6 +83,15 @@ async def _engines(services: Services, agent: str) -> EngineSet:
     return engines
 
 
+async def _stt_for(services: Services, agent: str, sample_rate: int) -> STT:
+    """The agent's recogniser for this input rate (8 kHz WAVs get the phone-grade one)."""
+    hub: EngineHub = services.extras["engine_hub"]
+    try:
+        return await hub.stt_for_rate(agent, sample_rate)
+    except EngineError as exc:
+        raise ApiError(503, exc.code, f"the speech engines are not available: {exc}") from None
+
+
 # --- the uploaded audio ---------------------------------------------------------------------
 
 
@@ -277,7 +286,8 @@ async def voice_turn(
     await _check_session(services, session)
     audio = await asyncio.to_thread(decode_wav_upload, await read_upload(request))
     engines = await _engines(services, session.agent)
-    transcript, pending = await _heard(services, session, engines.stt, audio)
+    stt = await _stt_for(services, session.agent, audio.sample_rate)
+    transcript, pending = await _heard(services, session, stt, audio)
     answer: dict[str, Any] = {"transcript": transcript, "turn": False, "text": ""}
     if not transcript:
         return {**answer, "audio_url": None, "turn_status": None, "events": []}

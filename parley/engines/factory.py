@@ -81,6 +81,20 @@ def build_stt(agent: AgentSpec) -> STT:
     raise EngineUnavailable(f"agent {agent.name}: unknown stt engine {name!r}")
 
 
+NARROWBAND_MAX_RATE = 8000
+
+
+def is_narrowband(sample_rate: int) -> bool:
+    """Telephone-band audio: nothing above 4 kHz to recognise."""
+    return sample_rate <= NARROWBAND_MAX_RATE
+
+
+def build_phone_stt(agent: AgentSpec) -> STT:
+    from parley.engines.pocketsphinx_stt import PocketsphinxSTT
+
+    return PocketsphinxSTT(speech_phrases(agent) or None, phone_grade=True)
+
+
 def build_tts(agent: AgentSpec) -> TTS:
     name = engine_name(agent, "tts")
     tts: TTS
@@ -143,6 +157,28 @@ class EngineHub:
         self.agents = agents
         self._sets: dict[str, EngineSet] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._phone: dict[str, STT] = {}
+
+    async def stt_for_rate(self, agent_name: str, sample_rate: int) -> STT:
+        """The recogniser for audio that arrives at ``sample_rate``: narrowband input
+        (≤ 8 kHz: phone calls, 8 kHz WAVs) gets the agent's phone-grade engine."""
+        if is_narrowband(sample_rate):
+            return await self.phone_stt(agent_name)
+        return (await self.engines_for(agent_name)).stt
+
+    async def phone_stt(self, agent_name: str) -> STT:
+        """The embedded recogniser tuned for 8 kHz μ-law speech (pocketsphinx with
+        ``phone_grade``); other engines (whisper, http) serve the phone unchanged."""
+        if agent_name in self._phone:
+            return self._phone[agent_name]
+        agent = self.agents[agent_name]
+        if engine_name(agent, "stt") != "pocketsphinx":
+            return (await self.engines_for(agent_name)).stt
+        lock = self._locks.setdefault(f"phone:{agent_name}", asyncio.Lock())
+        async with lock:
+            if agent_name not in self._phone:
+                self._phone[agent_name] = await asyncio.to_thread(build_phone_stt, agent)
+        return self._phone[agent_name]
 
     async def engines_for(self, agent_name: str) -> EngineSet:
         if agent_name in self._sets:
