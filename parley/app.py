@@ -252,12 +252,14 @@ def _mount_optional_channels(app: ParleyApp, services: Services) -> None:
     from parley.channels import (
         metrics_http,
         session_events,
+        telephony_http,
         transcript_http,
         voice_turn,
         voice_ws,
     )
 
     voice_ws.install(app, services)
+    telephony_http.install(app, services)
     app.include_router(voice_turn.router)
     app.include_router(transcript_http.router)
     app.include_router(session_events.router)

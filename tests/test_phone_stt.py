@@ -95,6 +95,6 @@ async def test_8khz_wav_to_voice_turn_uses_the_phone_grade_recogniser(tmp_path: 
         )
         assert resp.status_code == 200, resp.text
         assert resp.json()["transcript"] == "what are your opening hours"
-        hub: EngineHub = app.state.services.extras["engine_hub"]
+        hub: EngineHub = app.state.services.engine_hub
         phone = await hub.phone_stt("demo")
         assert isinstance(phone, PocketsphinxSTT) and phone.phone_grade

@@ -127,7 +127,6 @@ def run_app(tmp_path: Path) -> AppRunner:
             **overrides,
         )
         app = create_app(settings, clock=FakeClock())
-        telephony_http.install(app, app.state.services)
         async with serve_app(app) as base:
             yield base, app.state.services
 
@@ -187,7 +186,7 @@ async def test_signed_voice_webhook_answers_connect_stream_with_a_one_time_token
         assert params["agent"] == "demo"
         assert params["caller"] == "+14153595711"
         assert params["called"] == "+14157669926"
-        gate: PhoneGate = services.extras["phone_gate"]
+        gate: PhoneGate = services.phone_gate
         claims = await gate.authorize(started(params))
         assert claims.claims == {
             "agent": "demo",
@@ -254,7 +253,7 @@ async def test_agent_from_query_then_number_mapping_then_default(run_app: AppRun
         assert q.status_code == 200, q.text
         params = stream_of(q.text)[1]
         assert params["agent"] == "demo" and params["session_id"] == "s-123"
-        gate: PhoneGate = services.extras["phone_gate"]
+        gate: PhoneGate = services.phone_gate
         assert (await gate.authorize(started(params))).claims["session_id"] == "s-123"
 
 
@@ -272,7 +271,6 @@ async def test_unsigned_webhook_is_answered_when_no_auth_token_is_configured(
 async def test_without_public_url_the_webhook_says_not_configured(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "d", database_url=sqlite_url(tmp_path))
     app = create_app(settings)
-    telephony_http.install(app, app.state.services)
     async with serve_app(app) as base:
         resp = await post_signed(base, "/v1/telephony/twilio/voice", call_form(), None)
     assert resp.status_code == 503 and resp.json()["code"] == "not_configured"

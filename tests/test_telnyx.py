@@ -263,7 +263,7 @@ async def test_texml_webhook_is_signed_and_answers_a_bidirectional_stream(tmp_pa
     assert query["agent"] == "demo" and query["caller"] == "+15550001111"
     # Telnyx's start carries its call_control_id: the token is checked from the URL query
     started = StreamStarted(STREAM, CONTROL, USER)
-    gate: PhoneGate = services.extras["phone_gate"]
+    gate: PhoneGate = services.phone_gate
     claims = await gate.authorize(started, query=query, bind_call=False)
     assert claims.claims["caller"] == "+15550001111"
     with pytest.raises(StreamRefused, match="already used"):

@@ -160,7 +160,7 @@ async def test_outbound_call_answer_webhook_and_status_callbacks(
         assert stream is not None
         params = {p.attrib["name"]: p.attrib["value"] for p in stream.findall("Parameter")}
         assert params["session_id"] == out["session_id"] and params["caller"] == "+15550001111"
-        gate: PhoneGate = services.extras["phone_gate"]
+        gate: PhoneGate = services.phone_gate
         claims = await gate.authorize(StreamStarted("MZ1", call.sid, ACCOUNT, params))
         assert claims.claims["session_id"] == out["session_id"]
 

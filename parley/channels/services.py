@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -19,6 +20,9 @@ from parley.metrics import Metrics
 from parley.reports import ReportSender
 from parley.sessions.coordinator import Coordinator
 from parley.sessions.store import Store
+
+if TYPE_CHECKING:
+    from parley.channels.telephony_http import PhoneGate
 
 __all__ = ["Capacity", "Services", "token_hash"]
 
@@ -51,6 +55,7 @@ class Services:
     reply_audio: ReplyAudioStore
     voice_capacity: Capacity
     voice_registry: VoiceRegistry = field(default_factory=VoiceRegistry)
+    phone_gate: PhoneGate | None = None  # set when the telephony routes are mounted
     metrics: Metrics = field(default_factory=Metrics)
     reports: ReportSender | None = None
 

@@ -32,7 +32,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from parley.channels.http_errors import ApiError
-from parley.channels.services import Services, token_hash
+from parley.channels.services import Services
 from parley.config import Settings
 from parley.telephony import twiml
 from parley.telephony.signatures import (
@@ -184,7 +184,7 @@ def twilio_client(services: Services) -> TwilioRestClient | None:
         settings.twilio_account_sid,
         settings.twilio_auth_token,
         base_url=settings.twilio_api_base,
-        client=services.extras.get("http_client"),
+        client=services.http_client,
     )
 
 
@@ -200,18 +200,16 @@ async def place_call(
             "outbound calls need PARLEY_TWILIO_ACCOUNT_SID, PARLEY_TWILIO_AUTH_TOKEN, "
             "PARLEY_TWILIO_FROM and PARLEY_PUBLIC_URL",
         )
-    agent = services.agent(body.agent)
-    token, resume = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     template_vars = {**{k: str(v) for k, v in body.template_vars.items()}, "caller": body.to}
-    session = await services.store.create_session(
-        agent=agent.name,
-        token_hash=token_hash(token),
-        resume_token=token_hash(resume),
+    new = await services.lifecycle.create(
+        body.agent,
+        client="operator",
         template_vars=template_vars,
         metadata={"phone": {"direction": "outbound", "to": body.to}},
-        expires_at=services.expires_at(agent),
         channel="phone",
     )
+    session, token, resume = new.session, new.token, new.resume_token
+    agent = services.agents[session.agent]
     query = urlencode({"agent": agent.name, "session_id": session.id})
     try:
         call = await rest.create_call(
@@ -222,7 +220,7 @@ async def place_call(
             + urlencode({"session_id": session.id}),
         )
     except TwilioError as exc:
-        await services.store.end_session(session.id, "ERROR")
+        await services.lifecycle.end(session.id, "ERROR", "the carrier refused the call")
         log.warning("outbound call to %s failed: %s", body.to, exc)
         raise ApiError(
             502, "carrier_error", str(exc), retryable=exc.retryable, session_id=session.id
@@ -245,8 +243,13 @@ async def place_call(
 def install(app: Any, services: Services, *, on_status: StatusSink | None = None) -> None:
     """Mount the telephony HTTP routes (``_mount_optional_channels`` in app.py)."""
     settings = services.settings
+    sinks: list[StatusSink] | None = getattr(app.state, "phone_status_sinks", None)
+    if sinks is not None:  # mounted already (by create_app): only the sink changes
+        if on_status is not None:
+            sinks[0] = on_status
+        return
     gate = PhoneGate(StreamTokens(stream_secret(settings)), services)
-    services.extras["phone_gate"] = gate
+    services.phone_gate = gate
     if not settings.twilio_auth_token:
         log.warning("PARLEY_TWILIO_AUTH_TOKEN is not set: Twilio webhooks are not verified")
 
@@ -254,9 +257,9 @@ def install(app: Any, services: Services, *, on_status: StatusSink | None = None
         key = f"phone:call-status:{update.call_sid}"
         await services.coordinator.set(key, update.status, 24 * 3600)
 
-    sink = on_status or default_sink
+    sinks = [on_status or default_sink]
+    app.state.phone_status_sinks = sinks
     rest = twilio_client(services)
-    services.extras["twilio_rest"] = rest
     router = APIRouter(tags=["telephony"])
 
     @router.post("/v1/calls", status_code=201)
@@ -265,7 +268,7 @@ def install(app: Any, services: Services, *, on_status: StatusSink | None = None
     ) -> dict[str, Any]:
         if not token:
             raise ApiError(401, "unauthorized", "the operator key is required")
-        if not services.is_operator(token):
+        if not services.lifecycle.is_operator(token):
             raise ApiError(403, "forbidden", "only the operator key may place calls")
         return await place_call(services, rest, body)
 
@@ -309,7 +312,7 @@ def install(app: Any, services: Services, *, on_status: StatusSink | None = None
         call_sid, status = form.get("CallSid", ""), form.get("CallStatus", "")
         if not call_sid or not status:
             raise ApiError(422, "invalid_request", "CallSid and CallStatus are required")
-        await sink(CallStatus(call_sid, status, request.query_params.get("session_id"), form))
+        await sinks[0](CallStatus(call_sid, status, request.query_params.get("session_id"), form))
         return Response(status_code=204)
 
     @router.post(TELNYX_VOICE_PATH)

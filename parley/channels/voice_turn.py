@@ -85,7 +85,7 @@ async def _engines(services: Services, agent: str) -> EngineSet:
 
 async def _stt_for(services: Services, agent: str, sample_rate: int) -> STT:
     """The agent's recogniser for this input rate (8 kHz WAVs get the phone-grade one)."""
-    hub: EngineHub = services.extras["engine_hub"]
+    hub = services.engine_hub
     try:
         return await hub.stt_for_rate(agent, sample_rate)
     except EngineError as exc:
