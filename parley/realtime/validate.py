@@ -1,5 +1,8 @@
 """Field-by-field validation of client JSON with OpenAI-shaped errors (pure).
 
+A ``null`` string or object counts as absent (``turn_detection: null`` switches turn
+detection off); a ``null`` boolean or number is ``invalid_type``, as on OpenAI's server.
+
 ``ProtocolError`` carries the fields of the Realtime ``error`` server event. ``Reader``
 wraps one JSON object at a dotted path (``session.audio.input``): each getter checks one
 field's type and value and names the path in its error; ``allow`` declares the known
@@ -119,7 +122,7 @@ class Reader:
 
     def boolean(self, key: str, *, required: bool = False) -> bool | None:
         value = self._get(key, required)
-        if value is None and not required:
+        if key not in self.data:
             return None
         if not isinstance(value, bool):
             raise invalid_type(self.path(key), "a boolean", value)
@@ -134,7 +137,7 @@ class Reader:
         required: bool = False,
     ) -> int | None:
         value = self._get(key, required)
-        if value is None and not required:
+        if key not in self.data:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
             raise invalid_type(self.path(key), "an integer", value)
@@ -145,7 +148,7 @@ class Reader:
         self, key: str, *, minimum: float | None = None, maximum: float | None = None
     ) -> float | None:
         value = self._get(key, False)
-        if value is None:
+        if key not in self.data:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise invalid_type(self.path(key), "a number", value)
