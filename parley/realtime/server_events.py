@@ -78,9 +78,9 @@ def rate_limits_updated(limits: list[dict[str, Any]]) -> Event:
     return _ev("rate_limits.updated", rate_limits=limits)
 
 
-def extension(name: str, **fields: Any) -> Event:
-    """A Parley extension event, ``parley.<name>``."""
-    return _ev(f"parley.{name}", **fields)
+def extension(kind: str, fields: dict[str, Any]) -> Event:
+    """A Parley extension event, ``parley.<kind>``."""
+    return _ev(f"parley.{kind}", **fields)
 
 
 # --- input audio buffer and conversation ---------------------------------------------------

@@ -386,11 +386,20 @@ class RealtimeSession:
             return self._begin()
         return self.response
 
-    def _finish(self, status: str, reason: str | None = None, error: Any = None) -> None:
+    def _finish(
+        self,
+        status: str,
+        reason: str | None = None,
+        error: Any = None,
+        parley_reason: str | None = None,
+    ) -> None:
         response = self.response
         assert response is not None
         self._close_output(response, "completed" if status == "completed" else "incomplete")
-        self._send(se.response_done(response.to_wire(status, reason, error)))
+        wire = response.to_wire(status, reason, error)
+        if parley_reason is not None:
+            wire["status_details"]["parley_reason"] = parley_reason
+        self._send(se.response_done(wire))
         self._send(se.rate_limits_updated([]))
 
     def _close_output(self, response: Response, status: str) -> None:
@@ -427,15 +436,18 @@ class RealtimeSession:
 
     def turn_stopped(self) -> list[Output]:
         """The loop's report that the cancelled turn has stopped."""
+        try:
+            self._stopped()
+        except ProtocolError as err:  # pragma: no cover - IDLE accepts a create
+            return self.reject(err)
+        return self._flush()
+
+    def _stopped(self) -> None:
         if self.phase is Phase.CANCELLING:
             self._move("stopped")
             queued, self.queued_create = self.queued_create, None
             if queued is not None:
-                try:
-                    self._response_create(queued)
-                except ProtocolError as err:  # pragma: no cover - IDLE accepts a create
-                    return self.reject(err)
-        return self._flush()
+                self._response_create(queued)
 
     # --- Parley events ----------------------------------------------------------------
 
@@ -462,16 +474,19 @@ class RealtimeSession:
         if event.final:
             self._on_transcript_final(event)
             return
+        self._transcript_delta(event.text)
+
+    def _transcript_delta(self, text: str) -> str:
+        """The user item; sends the new part of its transcript (all of it if STT revised)."""
         item_id = self._user_item()
-        delta = (
-            event.text[len(self.partial) :] if event.text.startswith(self.partial) else event.text
-        )
-        self.partial = event.text
+        delta = text[len(self.partial) :] if text.startswith(self.partial) else text
+        self.partial = text
         if self.config.transcription is not None and delta:
             self._send(se.transcription_delta(item_id, delta))
+        return item_id
 
     def _on_transcript_final(self, event: pe.Transcript) -> None:
-        item_id = self._user_item()
+        item_id = self._transcript_delta(event.text)
         entry = self.conversation.get(item_id)
         assert entry is not None
         entry.text = event.text
@@ -489,14 +504,14 @@ class RealtimeSession:
 
     def _on_turn_end(self, event: pe.TurnEnd) -> None:
         if self.phase is Phase.CANCELLING:
-            self.turn_stopped()
+            self._stopped()
             return
         if self.phase is Phase.IDLE:
             return
         if event.status == "completed":
             self._finish("completed")
         elif event.status == "awaiting_approval":
-            self._finish("incomplete", "parley.awaiting_approval")
+            self._finish("incomplete", parley_reason="awaiting_approval")
         elif event.status == "interrupted":
             self._finish("cancelled", "turn_detected")
         else:
@@ -555,7 +570,7 @@ class RealtimeSession:
 
     def _extension(self, name: str, event: pe.Event) -> None:
         response_id = self.response.id if self.response and self.phase is Phase.ACTIVE else None
-        self._send(se.extension(name, response_id=response_id, **event.fields()))
+        self._send(se.extension(name, {"response_id": response_id, **event.fields()}))
 
     def _on_tool_call_started(self, event: pe.Event) -> None:
         if self._active() is not None:
