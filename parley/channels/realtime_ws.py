@@ -1,0 +1,260 @@
+"""``GET /v1/realtime`` (WebSocket): the OpenAI-Realtime-compatible socket, TEXT turns.
+
+This loop runs one ``parley.realtime.session_state.RealtimeSession`` over a raw
+WebSocket: it authorizes the upgrade (``parley.realtime.access``), creates a Parley
+session for the agent named by ``?model=`` (or by the client secret), sends
+``session.created``, then parses each text frame (``parley.realtime.wire``), feeds the
+state machine, and carries out its actions. ``StartResponse`` runs
+``brain.user_turn(...)`` on the new user text; ``DecideApproval`` runs ``brain.decide``;
+``CancelResponse`` abandons the running turn. Turn events go back through the state
+machine; every server event leaves through one writer queue, so the order the state
+machine chose is the order on the wire.
+
+Not yet wired (the voice session's edges are being reworked): input audio
+(``FeedAudio``/``CommitAudio``) and audio output. An append is answered once with
+``error`` ``audio_unavailable``; text turns work in full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import WebSocketDisconnect
+
+from parley.brain.core import UserInput
+from parley.brain.errors import TurnRejected
+from parley.brain.turn_stream import TurnStream
+from parley.channels.raw_ws import ParleyApp, RawWebSocket
+from parley.channels.realtime_http import DEFAULT_AGENT, realtime_access
+from parley.channels.services import Services, token_hash
+from parley.events import Error, Event, TurnEnd
+from parley.realtime.access import AccessDenied, RealtimeGrant
+from parley.realtime.actions import (
+    CancelResponse,
+    DecideApproval,
+    FeedAudio,
+    Output,
+    Send,
+    StartResponse,
+)
+from parley.realtime.auth import credential_from_upgrade
+from parley.realtime.session_config import SessionConfig, parse_session
+from parley.realtime.session_state import RealtimeSession
+from parley.realtime.validate import ProtocolError, Reader
+from parley.realtime.wire import FunctionCallOutputItem, MessageItem, parse_client_event
+from parley.sessions.records import Session
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "realtime"
+MAX_FRAME_BYTES = 15 * 1024 * 1024  # as OpenAI: 15 MiB per event
+
+
+class RealtimeConnection:
+    """One socket: the state machine, the writer queue and the running turn."""
+
+    def __init__(self, ws: RawWebSocket, services: Services, session: Session) -> None:
+        self.ws = ws
+        self.services = services
+        self.session = session
+        self.outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.turn: asyncio.Task[None] | None = None
+        self.stream: TurnStream | None = None
+        self.audio_warned = False
+        self.rt: RealtimeSession
+
+    # --- output ------------------------------------------------------------------
+
+    async def write_loop(self) -> None:
+        while (event := await self.outbox.get()) is not None:
+            try:
+                await self.ws.send_text(json.dumps(event, ensure_ascii=False, default=str))
+            except (WebSocketDisconnect, RuntimeError):
+                return
+
+    def carry_out(self, outputs: list[Output]) -> None:
+        for out in outputs:
+            if isinstance(out, Send):
+                self.outbox.put_nowait(out.event)
+            elif isinstance(out, StartResponse):
+                self._start(self._user_turn(out))
+            elif isinstance(out, DecideApproval):
+                stream = self.services.brain.decide(
+                    self.session.id,
+                    out.tool_call_id,
+                    out.approved,
+                    reason=out.reason,
+                    channel=CHANNEL,
+                )
+                self._start(stream)
+            elif isinstance(out, CancelResponse):
+                if self.stream is not None:
+                    self.stream.abandon()
+            elif isinstance(out, FeedAudio) and not self.audio_warned:
+                self.audio_warned = True
+                err = ProtocolError(
+                    "audio_unavailable",
+                    "This Parley server takes text turns on /v1/realtime; audio is not wired yet.",
+                    "audio",
+                )
+                self.carry_out(self.rt.reject(err))
+            # ConfigureSession, CommitAudio, ClearAudio, TruncateItem, DeleteItem: text
+            # turns need nothing more than the state machine's own bookkeeping.
+
+    # --- turns ---------------------------------------------------------------------
+
+    def _user_turn(self, start: StartResponse) -> TurnStream | list[Event]:
+        texts = [i.text for i in start.input if isinstance(i, MessageItem) and i.role == "user"]
+        if any(isinstance(i, FunctionCallOutputItem) for i in start.input):
+            return [
+                Error("unsupported", "function_call_output is not wired to the brain yet"),
+                TurnEnd("error"),
+            ]
+        text = " ".join(t for t in texts if t)
+        if not text:
+            return [
+                Error("no_user_input", "response.create needs a new user item to answer"),
+                TurnEnd("error"),
+            ]
+        return self.services.brain.user_turn(self.session.id, UserInput(text, CHANNEL))
+
+    def _start(self, turn: TurnStream | list[Event]) -> None:
+        self.turn = asyncio.create_task(self._run(turn))
+
+    async def _run(self, turn: TurnStream | list[Event]) -> None:
+        events: TurnStream | list[Event] = turn
+        if isinstance(turn, TurnStream):
+            self.stream = turn
+            try:
+                await turn.start()
+            except TurnRejected as exc:
+                events = [Error(exc.code, exc.message), TurnEnd("error")]
+        try:
+            if isinstance(events, list):
+                for event in events:
+                    self.carry_out(self.rt.on_event(event))
+            else:
+                async for event in events:
+                    self.carry_out(self.rt.on_event(event))
+        finally:
+            self.stream = None
+            self.carry_out(self.rt.turn_stopped())
+
+    # --- input -----------------------------------------------------------------------
+
+    async def receive_loop(self) -> None:
+        while True:
+            message = await self.ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                err = ProtocolError(
+                    "invalid_type", "Realtime events are JSON text frames, not binary."
+                )
+                self.carry_out(self.rt.reject(err))
+                continue
+            if len(text) > MAX_FRAME_BYTES:
+                await self.ws.close(1009, "event too large")
+                return
+            try:
+                event = parse_client_event(text)
+            except ProtocolError as err:
+                self.carry_out(self.rt.reject(err))
+                continue
+            self.carry_out(self.rt.receive(event))
+
+
+async def _create_session(services: Services, agent_name: str) -> Session:
+    agent = services.agents[agent_name]
+    return await services.store.create_session(
+        agent=agent.name,
+        token_hash=token_hash(secrets.token_urlsafe(32)),
+        resume_token=token_hash(secrets.token_urlsafe(32)),
+        template_vars={},
+        metadata={"channel": CHANNEL},
+        expires_at=services.expires_at(agent),
+        channel=CHANNEL,
+    )
+
+
+def _initial_config(agent: str, grant: RealtimeGrant) -> SessionConfig:
+    config = SessionConfig(model=agent)
+    if grant.secret is not None and grant.secret.session:
+        config = config.apply(parse_session(Reader(grant.secret.session, "session")))
+    return config
+
+
+async def _refuse(ws: RawWebSocket, subprotocol: str | None, code: str, message: str) -> None:
+    """Accept only to say why, then close (1008): clients show the message."""
+    await ws.accept(subprotocol)
+    event = {
+        "type": "error",
+        "event_id": "event_refused",
+        "error": {
+            "type": "invalid_request_error",
+            "code": code,
+            "message": message,
+            "param": None,
+            "event_id": None,
+        },
+    }
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        await ws.send_text(json.dumps(event))
+        await ws.close(1008, code)
+
+
+async def realtime_endpoint(ws: RawWebSocket, services: Services) -> None:
+    scope = ws.scope
+    credential = credential_from_upgrade(scope.get("headers", []), scope.get("subprotocols", []))
+    try:
+        grant = await realtime_access(services).authorize(credential)
+    except AccessDenied:
+        await ws.deny()
+        return
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    agent = grant.secret.agent if grant.secret else (query.get("model") or [DEFAULT_AGENT])[0]
+    if agent not in services.agents:
+        names = ", ".join(sorted(services.agents))
+        await _refuse(ws, credential.subprotocol, "agent_not_found", f"no agent {agent!r}: {names}")
+        return
+    if services.session_limiter.check(ws.client_host) is not None:
+        await _refuse(ws, credential.subprotocol, "rate_limited", "too many sessions; try later")
+        return
+    session = await _create_session(services, agent)
+    await ws.accept(credential.subprotocol)
+    conn = RealtimeConnection(ws, services, session)
+    expires = int(session.expires_at.timestamp()) if session.expires_at else None
+    conn.rt = RealtimeSession(session.id, _initial_config(agent, grant), expires_at=expires)
+    writer = asyncio.create_task(conn.write_loop())
+    conn.carry_out(conn.rt.start())
+    try:
+        await conn.receive_loop()
+    except WebSocketDisconnect:
+        pass
+    finally:
+        if conn.turn is not None and not conn.turn.done():
+            if conn.stream is not None:
+                conn.stream.abandon()
+            conn.turn.cancel()
+        conn.outbox.put_nowait(None)
+        await writer
+        await services.store.update_session(session.id, current_channel="chat")
+        if ws.open:
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                await ws.close()
+
+
+def install(app: ParleyApp, services: Services) -> None:
+    """Mount ``/v1/realtime`` (after ``realtime_http.install``, which it relies on)."""
+
+    async def realtime(ws: RawWebSocket) -> None:
+        await realtime_endpoint(ws, services)
+
+    app.raw_websocket("/v1/realtime", realtime)

@@ -1,0 +1,173 @@
+"""``/v1/realtime`` over a real socket, driven by the official ``openai`` SDK's realtime
+client pointed at Parley with ``base_url``: text turns, bad events, credentials."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websockets
+
+from parley.app import create_app
+from parley.channels import realtime_http, realtime_ws
+from parley.channels.services import Services
+from parley.config import Settings
+from parley.testing.servers import serve_app
+
+openai = pytest.importorskip("openai")
+
+KEY = "pk-realtime-test"
+
+
+@asynccontextmanager
+async def realtime_server(
+    tmp_path: Path, **overrides: Any
+) -> AsyncIterator[tuple[str, list[dict[str, Any]], Services]]:
+    """The app with the Realtime channel mounted; yields its URL and the WebSocket scopes
+    it saw (to check what the SDK sends on connect)."""
+    settings = Settings(
+        data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'p.db'}", **overrides
+    )
+    app = create_app(settings)
+    services = app.state.services
+    realtime_http.install(app, services)
+    realtime_ws.install(app, services)
+    scopes: list[dict[str, Any]] = []
+
+    async def recorder(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            scopes.append(scope)
+        await app(scope, receive, send)
+
+    async with serve_app(recorder) as base_url:
+        yield base_url, scopes, services
+
+
+async def next_raw(conn: Any) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads(await conn.recv_bytes())
+    return event
+
+
+async def until(conn: Any, kind: str) -> list[dict[str, Any]]:
+    """Events up to and including the first of type ``kind``."""
+    seen = []
+    while True:
+        event = await next_raw(conn)
+        seen.append(event)
+        if event["type"] == kind:
+            return seen
+
+
+async def test_the_openai_sdk_runs_a_text_turn_and_survives_bad_events(tmp_path: Path) -> None:
+    async with realtime_server(tmp_path, api_keys=KEY) as (base_url, scopes, services):
+        client = openai.AsyncOpenAI(api_key=KEY, base_url=f"{base_url}/v1")
+        async with client.realtime.connect(model="demo") as conn:
+            created = await conn.recv()  # parsed by the SDK's own models
+            assert created.type == "session.created"
+            assert created.session.model == "demo"
+            session_id = created.session.id
+
+            await conn.session.update(session={"type": "realtime", "output_modalities": ["text"]})
+            updated = await next_raw(conn)
+            assert updated["type"] == "session.updated"
+            assert updated["session"]["output_modalities"] == ["text"]
+
+            # bad events: each gets an error, the session goes on
+            await conn.send_raw("{not json")
+            assert (await next_raw(conn))["error"]["code"] == "invalid_json"
+            await conn.send_raw(json.dumps({"type": "response.explode", "event_id": "e1"}))
+            err = await next_raw(conn)
+            assert err["type"] == "error"
+            assert (err["error"]["code"], err["error"]["param"], err["error"]["event_id"]) == (
+                "invalid_value",
+                "type",
+                "e1",
+            )
+            await conn.send_raw(json.dumps({"type": "input_audio_buffer.append", "audio": "@@"}))
+            assert (await next_raw(conn))["error"]["param"] == "audio"
+
+            await conn.conversation.item.create(
+                item={
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "When are you open?"}],
+                }
+            )
+            added = await until(conn, "conversation.item.done")
+            assert added[0]["item"]["content"][0]["text"] == "When are you open?"
+            await conn.response.create()
+            events = await until(conn, "response.done")
+            kinds = [e["type"] for e in events]
+            assert kinds[0] == "response.created"
+            assert "response.output_text.delta" in kinds
+            text_done = next(e for e in events if e["type"] == "response.output_text.done")
+            assert "noon" in text_done["text"] or "Tuesday" in text_done["text"]
+            done = events[-1]["response"]
+            assert done["status"] == "completed"
+            assert done["output"][0]["content"][0]["text"] == text_done["text"]
+
+            await conn.response.create()  # nothing new to answer: a failed response
+            failed = await until(conn, "response.done")
+            assert failed[-1]["response"]["status"] == "failed"
+            assert any(e.get("error", {}).get("code") == "no_user_input" for e in failed)
+
+        (scope,) = scopes
+        assert scope["path"] == "/v1/realtime"
+        assert scope["query_string"] == b"model=demo"
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        assert headers["authorization"] == f"Bearer {KEY}"
+        assert scope.get("subprotocols", []) == []
+
+        # the turn is in the session's history like any other channel's
+        stored = await services.store.list_messages(session_id)
+        assert [(m.role, m.channel) for m in stored][-2:] == [
+            ("user", "realtime"),
+            ("assistant", "realtime"),
+        ]
+        assert stored[-1].text == text_done["text"]
+        await client.close()
+
+
+async def test_credentials_on_the_upgrade(tmp_path: Path) -> None:
+    async with realtime_server(tmp_path, api_keys=KEY) as (base_url, _, _services):
+        ws_url = base_url.replace("http", "ws") + "/v1/realtime?model=demo"
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            async with websockets.connect(
+                ws_url, additional_headers={"Authorization": "Bearer no"}
+            ):
+                pass
+        assert refused.value.response.status_code == 403
+        # the browser form: the key in a subprotocol; the server picks "realtime"
+        protocols = ["realtime", f"openai-insecure-api-key.{KEY}"]
+        async with websockets.connect(ws_url, subprotocols=protocols) as ws:  # type: ignore[arg-type]
+            assert ws.subprotocol == "realtime"
+            assert json.loads(await ws.recv())["type"] == "session.created"
+        # a client secret opens one session
+        client = openai.AsyncOpenAI(api_key=KEY, base_url=f"{base_url}/v1")
+        secret = await client.realtime.client_secrets.create(
+            session={"type": "realtime", "model": "demo", "instructions": "Be terse."}
+        )
+        assert secret.value.startswith("ek_")
+        secret_client = openai.AsyncOpenAI(api_key=secret.value, base_url=f"{base_url}/v1")
+        async with secret_client.realtime.connect(model="ignored") as conn:
+            created = await next_raw(conn)
+            assert created["session"]["instructions"] == "Be terse."
+            assert created["session"]["model"] == "demo"
+        with pytest.raises(websockets.InvalidStatus):
+            async with websockets.connect(
+                ws_url, additional_headers={"Authorization": f"Bearer {secret.value}"}
+            ):
+                pass
+        # an unknown agent is said in an error event, then the socket closes
+        async with websockets.connect(
+            ws_url.replace("model=demo", "model=nobody"),
+            additional_headers={"Authorization": f"Bearer {KEY}"},
+        ) as ws:
+            err = json.loads(await ws.recv())
+            assert err["error"]["code"] == "agent_not_found"
+        await client.close()
+        await secret_client.close()
