@@ -547,4 +547,4 @@ def test_transition_table_rejects_illegal_moves() -> None:
     assert TRANSITIONS[(Phase.IDLE, "begin")] is Phase.ACTIVE
     rt = RealtimeSession("s", ids=SequentialIds())
     with pytest.raises(IllegalTransition, match="'finish' in phase idle"):
-        rt._move("finish")
+        rt.responses._move("finish")

@@ -15,21 +15,12 @@ carries out what comes back (a list of ``Send`` and actions, in order; see
   voice session and the brain produce (``parley.events``), mapped to Realtime events.
 - ``turn_stopped()`` — the loop's report that a cancelled turn has really stopped.
 
-Responses. At most one response runs at a time. Its phase:
-
-    phase       input                             next        emits
-    IDLE        response.create                   ACTIVE      response.created, StartResponse
-    IDLE        turn output (a server-made turn)  ACTIVE      response.created
-    ACTIVE      TurnEnd                           IDLE        …done events, response.done
-    ACTIVE      response.cancel / Interrupted     CANCELLING  …done events, response.done
-                                                              (cancelled), CancelResponse
-    CANCELLING  TurnEnd / turn_stopped()          IDLE        a queued response.create starts
-    ACTIVE      response.create                   ACTIVE      error (code
-                                                              conversation_already_has_active_response)
-    CANCELLING  response.create                   CANCELLING  queued until the turn has stopped
-
-In CANCELLING the late events of the cancelled turn are dropped (the client already has
-``response.done``), except the stored message id, which truncation needs.
+Responses. At most one response runs at a time; its phases (IDLE → ACTIVE →
+CANCELLING → IDLE) and their transition table are in ``response_lifecycle``. A
+``response.create`` while one is ACTIVE is an error
+(``conversation_already_has_active_response``); while a cancelled one winds down it is
+queued and starts when the turn has stopped. Turn output while IDLE begins a response
+(a turn the server started, e.g. after server VAD).
 
 Output items. Assistant text opens one message item (``output_text`` or, when the
 response speaks, ``output_audio`` with the text as its transcript) and ``AssistantMessage``
@@ -46,12 +37,10 @@ events). Without turn detection the client commits (``CommitAudio``).
 
 from __future__ import annotations
 
-import base64
-from enum import Enum
 from typing import Any
 
 from parley import events as pe
-from parley.audio.g711 import decode_alaw, decode_ulaw, encode_alaw, encode_ulaw
+from parley.audio.g711 import decode_alaw, decode_ulaw
 from parley.realtime import server_events as se
 from parley.realtime.actions import (
     CancelResponse,
@@ -68,8 +57,16 @@ from parley.realtime.actions import (
 )
 from parley.realtime.conversation import Conversation, Entry
 from parley.realtime.ids import IdSource, RandomIds
+from parley.realtime.input_audio import MIN_COMMIT_MS, InputAudio
 from parley.realtime.response import Response
-from parley.realtime.session_config import Modality, SessionConfig, format_rate
+from parley.realtime.response_lifecycle import (
+    TRANSITIONS,
+    IllegalTransition,
+    Phase,
+    ResponseLifecycle,
+    audio_ms,
+)
+from parley.realtime.session_config import SessionConfig
 from parley.realtime.validate import ProtocolError
 from parley.realtime.wire import (
     ApprovalDecision,
@@ -77,8 +74,6 @@ from parley.realtime.wire import (
     AudioClear,
     AudioCommit,
     ClientEvent,
-    ContentPart,
-    FunctionCallItem,
     FunctionCallOutputItem,
     ItemCreate,
     ItemDelete,
@@ -91,32 +86,29 @@ from parley.realtime.wire import (
     SessionUpdate,
 )
 
-MIN_COMMIT_MS = 100  # as OpenAI: a commit needs at least 100 ms of audio
+__all__ = [
+    "MIN_COMMIT_MS",
+    "TRANSITIONS",
+    "IllegalTransition",
+    "Phase",
+    "RealtimeSession",
+    "audio_ms",
+    "decode_input",
+]
+
 _CLIENT_CODES = {"session_busy", "wrong_channel", "session_ended", "bad_message"}
-
-
-class Phase(Enum):
-    IDLE = "idle"
-    ACTIVE = "active"
-    CANCELLING = "cancelling"
-
-
-TRANSITIONS: dict[tuple[Phase, str], Phase] = {
-    (Phase.IDLE, "begin"): Phase.ACTIVE,
-    (Phase.ACTIVE, "finish"): Phase.IDLE,
-    (Phase.ACTIVE, "cancel"): Phase.CANCELLING,
-    (Phase.CANCELLING, "stopped"): Phase.IDLE,
+# Parley events shown as ``parley.<type>`` extension events; True: part of a response.
+EXTENSIONS = {
+    "tool_call_started": True,
+    "tool_call_completed": True,
+    "approval_requested": True,
+    "ui_op": True,
+    "approval_resolved": False,
+    "transfer": False,
+    "warning": False,
+    "go_away": False,
+    "session_ended": False,
 }
-
-
-class IllegalTransition(RuntimeError):
-    pass
-
-
-def audio_ms(data_len: int, audio_format: str) -> float:
-    """Milliseconds of ``data_len`` bytes in a Realtime format."""
-    per_ms = format_rate(audio_format) / 1000 * (2 if audio_format == "audio/pcm" else 1)
-    return data_len / per_ms
 
 
 def decode_input(data: bytes, audio_format: str, param: str) -> bytes:
@@ -153,17 +145,26 @@ class RealtimeSession:
         self.config = config or SessionConfig()
         self.ids = ids or RandomIds()
         self.expires_at = expires_at
-        self.phase = Phase.IDLE
         self.conversation = Conversation()
-        self.response: Response | None = None
-        self.input_ms = 0.0  # all input audio so far (the clock of audio_start/end_ms)
-        self.buffer_ms = 0.0  # uncommitted input audio
-        self.speech_item: str | None = None  # announced by speech_started, not yet committed
-        self.user_item: str | None = None  # the committed user item awaiting its transcript
-        self.partial = ""  # its transcript so far
+        self.input = InputAudio(self.conversation, self.ids, self._send)
+        self.responses = ResponseLifecycle(
+            session_id, self.conversation, self.ids, self._send, lambda: self.config
+        )
         self.pending_input: list[Entry] = []  # items added since the last response
         self.queued_create: ResponseCreate | None = None
         self._out: list[Output] = []
+
+    @property
+    def phase(self) -> Phase:
+        return self.responses.phase
+
+    @property
+    def response(self) -> Response | None:
+        return self.responses.response
+
+    @property
+    def input_ms(self) -> float:
+        return self.input.input_ms
 
     # --- plumbing --------------------------------------------------------------------
 
@@ -173,12 +174,6 @@ class RealtimeSession:
     def _flush(self) -> list[Output]:
         out, self._out = self._out, []
         return out
-
-    def _move(self, trigger: str) -> None:
-        nxt = TRANSITIONS.get((self.phase, trigger))
-        if nxt is None:
-            raise IllegalTransition(f"{trigger!r} in phase {self.phase.value}")
-        self.phase = nxt
 
     def start(self) -> list[Output]:
         """``session.created``: the first event of every connection."""
@@ -207,29 +202,19 @@ class RealtimeSession:
             self._out.append(ConfigureSession(self.config))
         elif isinstance(event, AudioAppend):
             pcm = decode_input(event.audio, self.config.input_format, "audio")
-            ms = audio_ms(len(event.audio), self.config.input_format)
-            self.input_ms += ms
-            self.buffer_ms += ms
+            self.input.append(audio_ms(len(event.audio), self.config.input_format))
             self._out.append(FeedAudio(pcm, self.config.input_rate))
         elif isinstance(event, AudioCommit):
-            self._commit()
+            self._out.append(CommitAudio(self.input.commit()))
         elif isinstance(event, AudioClear):
-            self.buffer_ms = 0.0
-            self._send(se.buffer_cleared())
+            self.input.clear()
             self._out.append(ClearAudio())
         elif isinstance(event, ItemCreate):
             self._create_item(event)
         elif isinstance(event, ItemTruncate):
             self._truncate(event)
         elif isinstance(event, ItemDelete | ItemRetrieve):
-            entry = self._entry(event.item_id, "item_id")
-            if isinstance(event, ItemRetrieve):
-                self._send(se.item_retrieved(se.item_to_wire(entry.with_text(), entry.item_id)))
-                return
-            self.conversation.delete(event.item_id)
-            self.pending_input = [e for e in self.pending_input if e is not entry]
-            self._send(se.item_deleted(event.item_id))
-            self._out.append(DeleteItem(event.item_id, entry.message_id))
+            self._delete_or_retrieve(event)
         elif isinstance(event, ResponseCreate):
             self._response_create(event)
         elif isinstance(event, ResponseCancel | OutputAudioClear):
@@ -245,30 +230,6 @@ class RealtimeSession:
                 "item_not_found", f"No item with id '{item_id}' in this conversation.", param
             )
         return entry
-
-    def _commit(self) -> None:
-        if self.buffer_ms < MIN_COMMIT_MS:
-            raise ProtocolError(
-                "input_audio_buffer_commit_empty",
-                f"Error committing input audio buffer: buffer too small. Expected at least "
-                f"{MIN_COMMIT_MS}ms of audio, but buffer only has {self.buffer_ms:.2f}ms of audio.",
-            )
-        item_id = self._user_item()
-        self._out.append(CommitAudio(item_id))
-
-    def _user_item(self, item_id: str | None = None) -> str:
-        """The user's spoken item: committed and added once, at the first need
-        (``item_id``: the id already announced by ``speech_started``)."""
-        if self.user_item is None:
-            item_id = item_id or self.ids.new("item")
-            self.user_item = item_id
-            item = MessageItem(item_id, "user", (ContentPart("input_audio"),), "in_progress")
-            entry = Entry(item_id, item)
-            before = self.conversation.add(entry)
-            self.buffer_ms = 0.0
-            self._send(se.buffer_committed(item_id, before))
-            self._send(se.item_added(se.item_to_wire(item, item_id), before))
-        return self.user_item
 
     def _create_item(self, event: ItemCreate) -> None:
         item = event.item
@@ -319,6 +280,16 @@ class RealtimeSession:
         self._send(se.item_truncated(event.item_id, 0, event.audio_end_ms))
         self._out.append(TruncateItem(event.item_id, entry.message_id, event.audio_end_ms, heard))
 
+    def _delete_or_retrieve(self, event: ItemDelete | ItemRetrieve) -> None:
+        entry = self._entry(event.item_id, "item_id")
+        if isinstance(event, ItemRetrieve):
+            self._send(se.item_retrieved(se.item_to_wire(entry.with_text(), entry.item_id)))
+            return
+        self.conversation.delete(event.item_id)
+        self.pending_input = [e for e in self.pending_input if e is not entry]
+        self._send(se.item_deleted(event.item_id))
+        self._out.append(DeleteItem(event.item_id, entry.message_id))
+
     # --- responses ----------------------------------------------------------------------
 
     def _response_create(self, event: ResponseCreate) -> None:
@@ -334,7 +305,7 @@ class RealtimeSession:
             )
         p = event.params
         out_of_band = p.conversation == "none"
-        response = self._begin(
+        response = self.responses.begin(
             p.output_modalities, p.voice, p.output_format, p.metadata, out_of_band
         )
         if out_of_band:
@@ -355,254 +326,78 @@ class RealtimeSession:
             )
         )
 
-    def _begin(
-        self,
-        modalities: tuple[Modality, ...] | None = None,
-        voice: str | None = None,
-        output_format: str | None = None,
-        metadata: Any = None,
-        out_of_band: bool = False,
-    ) -> Response:
-        self._move("begin")
-        response = Response(
-            self.ids.new("resp"),
-            tuple(modalities or self.config.output_modalities),
-            voice or self.config.voice,
-            output_format or self.config.output_format,
-            metadata,
-            out_of_band,
-            self.session_id,
-        )
-        self.response = response
-        self._send(se.response_created(response.to_wire("in_progress")))
-        return response
-
-    def _active(self) -> Response | None:
-        """The response turn output belongs to: begun by the server if none runs, ``None``
-        while a cancelled turn winds down."""
-        if self.phase is Phase.CANCELLING:
-            return None
-        if self.phase is Phase.IDLE:
-            return self._begin()
-        return self.response
-
-    def _finish(
-        self,
-        status: str,
-        reason: str | None = None,
-        error: Any = None,
-        parley_reason: str | None = None,
-    ) -> None:
-        response = self.response
-        assert response is not None
-        self._close_output(response, "completed" if status == "completed" else "incomplete")
-        wire = response.to_wire(status, reason, error)
-        if parley_reason is not None:
-            wire["status_details"]["parley_reason"] = parley_reason
-        self._send(se.response_done(wire))
-        self._send(se.rate_limits_updated([]))
-
-    def _close_output(self, response: Response, status: str) -> None:
-        entry = response.open_entry
-        if entry is not None:
-            for event in response.close(entry, status):
-                self._send(event)
-
     def _response_cancel(self, event: ResponseCancel | OutputAudioClear) -> None:
         if isinstance(event, OutputAudioClear):
             self._send({"type": "output_audio_buffer.cleared", "response_id": None})
             if self.phase is Phase.ACTIVE:
-                self._cancel("client_cancelled", notify=True)
+                self._out.append(CancelResponse(self.responses.cancel("client_cancelled")))
             return
-        if self.phase is not Phase.ACTIVE or (
-            event.response_id is not None
-            and self.response
-            and event.response_id != self.response.id
-        ):
+        running = self.response.id if self.response and self.phase is Phase.ACTIVE else None
+        if running is None or event.response_id not in (None, running):
             raise ProtocolError(
                 "response_cancel_not_active",
                 "Cancellation failed: no active response found"
                 + (f" with id '{event.response_id}'." if event.response_id else "."),
                 "response_id" if event.response_id else None,
             )
-        self._cancel("client_cancelled", notify=True)
-
-    def _cancel(self, reason: str, *, notify: bool) -> None:
-        assert self.response is not None
-        self._finish("cancelled", reason)
-        self._move("cancel")
-        if notify:
-            self._out.append(CancelResponse(self.response.id))
+        self._out.append(CancelResponse(self.responses.cancel("client_cancelled")))
 
     def turn_stopped(self) -> list[Output]:
         """The loop's report that the cancelled turn has stopped."""
-        try:
-            self._stopped()
-        except ProtocolError as err:  # pragma: no cover - IDLE accepts a create
-            return self.reject(err)
+        self._stopped()
         return self._flush()
 
     def _stopped(self) -> None:
-        if self.phase is Phase.CANCELLING:
-            self._move("stopped")
+        if self.responses.stopped():
             queued, self.queued_create = self.queued_create, None
             if queued is not None:
-                self._response_create(queued)
+                self._response_create(queued)  # IDLE now: it cannot be refused
 
     # --- Parley events ----------------------------------------------------------------
 
     def on_event(self, event: pe.Event) -> list[Output]:
-        handler = getattr(self, f"_on_{event.type}", None)
-        if handler is not None:
-            handler(event)
+        """One event of the voice session or the brain, mapped to server events."""
+        if isinstance(event, pe.Vad):
+            if event.state == "speech_started":
+                self.input.speech_started()
+            else:
+                self.input.speech_stopped()
+        elif isinstance(event, pe.Transcript):
+            transcribe = self.config.transcription is not None
+            entry = self.input.transcript(event.text, event.final, transcribe)
+            if entry is not None:
+                self.pending_input.append(entry)
+        elif isinstance(event, pe.AssistantDelta):
+            self.responses.text_delta(event.text)
+        elif isinstance(event, pe.AssistantMessage):
+            self.responses.message(event)
+        elif isinstance(event, pe.Interrupted):
+            if self.phase is Phase.ACTIVE:
+                self.responses.cancel("turn_detected")  # the voice session already stopped
+        elif isinstance(event, pe.TurnEnd):
+            if self.phase is Phase.CANCELLING:
+                self._stopped()
+            else:
+                self.responses.turn_end(event)
+        elif isinstance(event, pe.Error):
+            kind = "invalid_request_error" if event.code in _CLIENT_CODES else "server_error"
+            self._send(se.error(ProtocolError(event.code, event.message, type=kind)))
+        elif event.type in EXTENSIONS:
+            self._extension(event)
         return self._flush()
 
-    def _on_vad(self, event: pe.Vad) -> None:
-        if event.state == "speech_started":
-            self.user_item = None
-            self.partial = ""
-            item_id = self.ids.new("item")
-            self.speech_item = item_id
-            self._send(se.speech_started(round(self.input_ms), item_id))
-        else:
-            item_id = self.speech_item or self.ids.new("item")
-            self.speech_item = None
-            self._send(se.speech_stopped(round(self.input_ms), item_id))
-            self._user_item(item_id)
-
-    def _on_transcript_partial(self, event: pe.Transcript) -> None:
-        if event.final:
-            self._on_transcript_final(event)
-            return
-        self._transcript_delta(event.text)
-
-    def _transcript_delta(self, text: str) -> str:
-        """The user item; sends the new part of its transcript (all of it if STT revised)."""
-        item_id = self._user_item()
-        delta = text[len(self.partial) :] if text.startswith(self.partial) else text
-        self.partial = text
-        if self.config.transcription is not None and delta:
-            self._send(se.transcription_delta(item_id, delta))
-        return item_id
-
-    def _on_transcript_final(self, event: pe.Transcript) -> None:
-        item_id = self._transcript_delta(event.text)
-        entry = self.conversation.get(item_id)
-        assert entry is not None
-        entry.text = event.text
-        if self.config.transcription is not None:
-            seconds = self.input_ms / 1000
-            self._send(se.transcription_completed(item_id, event.text, seconds))
-        self._send(se.item_done(se.item_to_wire(entry.with_text("completed"), item_id), None))
-        self.pending_input.append(entry)
-        self.user_item = None
-        self.partial = ""
-
-    def _on_interrupted(self, event: pe.Interrupted) -> None:
-        if self.phase is Phase.ACTIVE:
-            self._cancel("turn_detected", notify=False)
-
-    def _on_turn_end(self, event: pe.TurnEnd) -> None:
-        if self.phase is Phase.CANCELLING:
-            self._stopped()
-            return
-        if self.phase is Phase.IDLE:
-            return
-        if event.status == "completed":
-            self._finish("completed")
-        elif event.status == "awaiting_approval":
-            self._finish("incomplete", parley_reason="awaiting_approval")
-        elif event.status == "interrupted":
-            self._finish("cancelled", "turn_detected")
-        else:
-            self._finish("failed", error={"type": "server_error", "code": "turn_failed"})
-        self._move("finish")
-
-    def _on_assistant_delta(self, event: pe.AssistantDelta) -> None:
-        response = self._active()
-        if response is None or not event.text:
-            return
-        for ev in response.text_delta(self.conversation, self.ids, event.text):
-            self._send(ev)
-
-    def _on_assistant_message(self, event: pe.AssistantMessage) -> None:
-        if self.phase is Phase.CANCELLING:
-            if self.response and self.response.last_entry:
-                self.response.last_entry.message_id = event.message_id
-            return
-        response = self._active()
-        assert response is not None
-        if response.open_entry is None and event.text:
-            for ev in response.text_delta(self.conversation, self.ids, event.text):
-                self._send(ev)
-        entry = response.open_entry
-        if entry is not None:
-            entry.message_id = event.message_id
-            entry.text = event.text or entry.text
-            self._close_output(response, "incomplete" if event.interrupted else "completed")
+    def _extension(self, event: pe.Event) -> None:
+        if EXTENSIONS[event.type] and self.responses.active() is None:
+            return  # output of a cancelled turn
+        running = self.response.id if self.response and self.phase is Phase.ACTIVE else None
+        self._send(se.extension(event.type, {"response_id": running, **event.fields()}))
 
     def on_audio(self, pcm: bytes, text: str = "") -> list[Output]:
         """PCM16 at ``config.output_rate`` from TTS; ``text`` is what it says (if known)."""
-        response = self._active()
-        if response is None or "audio" not in response.modalities or not pcm:
-            return self._flush()
-        fmt = response.output_format
-        data = {"audio/pcmu": encode_ulaw, "audio/pcma": encode_alaw}.get(fmt, bytes)(pcm)
-        for ev in response.audio_delta(
-            self.conversation,
-            self.ids,
-            base64.b64encode(data).decode(),
-            audio_ms(len(data), fmt),
-            text,
-        ):
-            self._send(ev)
+        self.responses.audio(pcm, text)
         return self._flush()
 
     def on_function_call(self, call_id: str, name: str, arguments: str) -> list[Output]:
         """A client-declared function tool was called: one ``function_call`` item."""
-        response = self._active()
-        if response is not None:
-            self._close_output(response, "completed")
-            item = FunctionCallItem(None, call_id, name, arguments)
-            for ev in response.function_call(self.conversation, self.ids, item):
-                self._send(ev)
+        self.responses.function_call(call_id, name, arguments)
         return self._flush()
-
-    def _extension(self, name: str, event: pe.Event) -> None:
-        response_id = self.response.id if self.response and self.phase is Phase.ACTIVE else None
-        self._send(se.extension(name, {"response_id": response_id, **event.fields()}))
-
-    def _on_tool_call_started(self, event: pe.Event) -> None:
-        if self._active() is not None:
-            self._extension("tool_call_started", event)
-
-    def _on_tool_call_completed(self, event: pe.Event) -> None:
-        if self._active() is not None:
-            self._extension("tool_call_completed", event)
-
-    def _on_approval_requested(self, event: pe.Event) -> None:
-        if self._active() is not None:
-            self._extension("approval_requested", event)
-
-    def _on_ui_op(self, event: pe.Event) -> None:
-        if self._active() is not None:
-            self._extension("ui_op", event)
-
-    def _on_approval_resolved(self, event: pe.Event) -> None:
-        self._extension("approval_resolved", event)
-
-    def _on_transfer(self, event: pe.Event) -> None:
-        self._extension("transfer", event)
-
-    def _on_warning(self, event: pe.Event) -> None:
-        self._extension("warning", event)
-
-    def _on_go_away(self, event: pe.Event) -> None:
-        self._extension("go_away", event)
-
-    def _on_session_ended(self, event: pe.Event) -> None:
-        self._extension("session_ended", event)
-
-    def _on_error(self, event: pe.Error) -> None:
-        kind = "invalid_request_error" if event.code in _CLIENT_CODES else "server_error"
-        self._send(se.error(ProtocolError(event.code, event.message, type=kind)))

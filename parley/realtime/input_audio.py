@@ -1,0 +1,97 @@
+"""The input side of a Realtime session: the audio buffer and the user's spoken items (pure).
+
+Counts the audio appended (its milliseconds are the clock of ``audio_start_ms`` /
+``audio_end_ms``), answers ``commit`` and ``clear``, and turns the voice session's
+``Vad`` and ``Transcript`` events into ``speech_started`` / ``speech_stopped``,
+``committed``, ``conversation.item.added`` and the transcription events of one user item.
+The item id is announced at ``speech_started`` and kept through its transcript.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from parley.realtime import server_events as se
+from parley.realtime.conversation import Conversation, Entry
+from parley.realtime.ids import IdSource
+from parley.realtime.validate import ProtocolError
+from parley.realtime.wire import ContentPart, MessageItem
+
+MIN_COMMIT_MS = 100  # as OpenAI: a commit needs at least 100 ms of audio
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+class InputAudio:
+    def __init__(self, conversation: Conversation, ids: IdSource, emit: Emit) -> None:
+        self.conversation = conversation
+        self.ids = ids
+        self.emit = emit
+        self.input_ms = 0.0  # all input audio so far
+        self.buffer_ms = 0.0  # uncommitted input audio
+        self.speech_item: str | None = None  # announced by speech_started, not yet committed
+        self.user_item: str | None = None  # the committed user item awaiting its transcript
+        self.partial = ""  # its transcript so far
+
+    def append(self, ms: float) -> None:
+        self.input_ms += ms
+        self.buffer_ms += ms
+
+    def commit(self) -> str:
+        """The committed item's id, or ``input_audio_buffer_commit_empty``."""
+        if self.buffer_ms < MIN_COMMIT_MS:
+            raise ProtocolError(
+                "input_audio_buffer_commit_empty",
+                "Error committing input audio buffer: buffer too small. Expected at least "
+                f"{MIN_COMMIT_MS}ms of audio, but buffer only has {self.buffer_ms:.2f}ms of audio.",
+            )
+        return self._user_item()
+
+    def clear(self) -> None:
+        self.buffer_ms = 0.0
+        self.emit(se.buffer_cleared())
+
+    def speech_started(self) -> None:
+        self.user_item = None
+        self.partial = ""
+        self.speech_item = self.ids.new("item")
+        self.emit(se.speech_started(round(self.input_ms), self.speech_item))
+
+    def speech_stopped(self) -> None:
+        item_id = self.speech_item or self.ids.new("item")
+        self.speech_item = None
+        self.emit(se.speech_stopped(round(self.input_ms), item_id))
+        self._user_item(item_id)
+
+    def transcript(self, text: str, final: bool, transcribe: bool) -> Entry | None:
+        """A partial or final transcript; the completed entry when ``final``."""
+        item_id = self._user_item()
+        delta = text[len(self.partial) :] if text.startswith(self.partial) else text
+        self.partial = text
+        if transcribe and delta:
+            self.emit(se.transcription_delta(item_id, delta))
+        if not final:
+            return None
+        entry = self.conversation.get(item_id)
+        assert entry is not None
+        entry.text = text
+        if transcribe:
+            self.emit(se.transcription_completed(item_id, text, self.input_ms / 1000))
+        self.emit(se.item_done(se.item_to_wire(entry.with_text("completed"), item_id), None))
+        self.user_item = None
+        self.partial = ""
+        return entry
+
+    def _user_item(self, item_id: str | None = None) -> str:
+        """The user's spoken item: committed and added once, at the first need
+        (``item_id``: the id already announced by ``speech_started``)."""
+        if self.user_item is None:
+            item_id = item_id or self.ids.new("item")
+            self.user_item = item_id
+            item = MessageItem(item_id, "user", (ContentPart("input_audio"),), "in_progress")
+            before = self.conversation.add(Entry(item_id, item))
+            self.buffer_ms = 0.0
+            self.emit(se.buffer_committed(item_id, before))
+            self.emit(se.item_added(se.item_to_wire(item, item_id), before))
+        return self.user_item
