@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import websockets
 
@@ -171,3 +172,24 @@ async def test_credentials_on_the_upgrade(tmp_path: Path) -> None:
             assert err["error"]["code"] == "agent_not_found"
         await client.close()
         await secret_client.close()
+
+
+async def test_ending_the_session_over_http_ends_the_socket(tmp_path: Path) -> None:
+    async with realtime_server(tmp_path, operator_key="op-key") as (base_url, _, services):
+        ws_base = base_url.replace("http", "ws") + "/v1"
+        client = openai.AsyncOpenAI(api_key="anything", websocket_base_url=ws_base)
+        async with client.realtime.connect(model="demo") as conn:
+            session_id = (await next_raw(conn))["session"]["id"]
+            async with httpx.AsyncClient(base_url=base_url) as http:
+                ended = await http.post(
+                    f"/v1/sessions/{session_id}/end", headers={"Authorization": "Bearer op-key"}
+                )
+                assert ended.status_code == 200
+            event = await next_raw(conn)
+            assert event["type"] == "parley.session_ended"
+            assert event["reason"] == "USER_ENDED"
+            with pytest.raises(websockets.ConnectionClosedOK):
+                await conn.recv_bytes()  # the server closed the socket
+        session = await services.store.get_session(session_id)
+        assert session is not None and session.status == "ended"
+        await client.close()

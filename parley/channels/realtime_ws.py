@@ -33,7 +33,7 @@ from parley.brain.turn_stream import TurnStream
 from parley.channels.raw_ws import ParleyApp, RawWebSocket
 from parley.channels.realtime_http import DEFAULT_AGENT, realtime_access
 from parley.channels.services import Services, token_hash
-from parley.events import Error, Event, TurnEnd
+from parley.events import Error, Event, SessionEnded, TurnEnd
 from parley.realtime.access import AccessDenied, RealtimeGrant
 from parley.realtime.actions import (
     CancelResponse,
@@ -146,6 +146,21 @@ class RealtimeConnection:
             self.stream = None
             self.carry_out(self.rt.turn_stopped())
 
+    async def watch_end(self) -> None:
+        """The session ended elsewhere (HTTP ``/end``, the operator, another worker):
+        ``parley.session_ended``, then close; the receive loop then finishes."""
+        subscription = await self.services.coordinator.subscribe(f"session:{self.session.id}")
+        try:
+            async for message in subscription:
+                if message.get("type") == "session_ended":
+                    reason = str(message.get("reason") or "USER_ENDED")
+                    ended = SessionEnded(reason)  # type: ignore[arg-type]
+                    self.carry_out(self.rt.on_event(ended))
+                    self.outbox.put_nowait(None)
+                    return
+        finally:
+            await subscription.close()
+
     # --- input -----------------------------------------------------------------------
 
     async def receive_loop(self) -> None:
@@ -233,12 +248,16 @@ async def realtime_endpoint(ws: RawWebSocket, services: Services) -> None:
     expires = int(session.expires_at.timestamp()) if session.expires_at else None
     conn.rt = RealtimeSession(session.id, _initial_config(agent, grant), expires_at=expires)
     writer = asyncio.create_task(conn.write_loop())
+    watcher = asyncio.create_task(conn.watch_end())
     conn.carry_out(conn.rt.start())
     try:
-        await conn.receive_loop()
-    except WebSocketDisconnect:
-        pass
+        receiver = asyncio.create_task(conn.receive_loop())
+        await asyncio.wait([receiver, writer], return_when=asyncio.FIRST_COMPLETED)
+        receiver.cancel()
+        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
+            await receiver
     finally:
+        watcher.cancel()
         if conn.turn is not None and not conn.turn.done():
             if conn.stream is not None:
                 conn.stream.abandon()
