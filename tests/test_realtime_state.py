@@ -144,7 +144,7 @@ def test_a_text_turn_in_literal_events() -> None:
         "content": [{"type": "input_text", "text": "What time is it?"}],
     }
     created = h.client({"type": "response.create"})
-    assert h.types(created) == ["response.created"]
+    assert h.types(created) == ["response.created", "rate_limits.updated"]
     assert created[0]["response"]["status"] == "in_progress"
     start = h.actions[-1]
     assert isinstance(start, StartResponse) and start.response_id == "resp_1"
@@ -168,13 +168,12 @@ def test_a_text_turn_in_literal_events() -> None:
         "response.output_item.done",
         "conversation.item.done",
         "response.done",
-        "rate_limits.updated",
     ]
     deltas = [e["delta"] for e in out if e["type"] == "response.output_text.delta"]
     assert deltas == ["It is ", "noon."]
-    assert all(e.get("response_id", "resp_1") == "resp_1" for e in out[:-2])
+    assert all(e.get("response_id", "resp_1") == "resp_1" for e in out[:-1])
     assert out[5]["text"] == "It is noon."
-    done = out[-2]["response"]
+    done = out[-1]["response"]
     assert (done["status"], done["status_details"]) == ("completed", None)
     assert done["output"][0]["content"] == [{"type": "output_text", "text": "It is noon."}]
     assert done["usage"]["total_tokens"] == 0
@@ -193,7 +192,7 @@ def test_a_second_response_while_one_runs_is_an_error_and_the_session_goes_on() 
     assert "resp_1" in err["error"]["message"]
     assert h.rt.phase is Phase.ACTIVE
     out = h.parley(pe.AssistantMessage("m", "ok"), pe.TurnEnd("completed"))
-    assert out[-2]["type"] == "response.done"
+    assert out[-1]["type"] == "response.done"
 
 
 def test_cancel_ends_the_response_cancelled_and_drops_the_late_turn_events() -> None:
@@ -208,9 +207,8 @@ def test_cancel_ends_the_response_cancelled_and_drops_the_late_turn_events() -> 
         "response.output_item.done",
         "conversation.item.done",
         "response.done",
-        "rate_limits.updated",
     ]
-    done = out[-2]["response"]
+    done = out[-1]["response"]
     assert done["status"] == "cancelled"
     assert done["status_details"] == {"type": "cancelled", "reason": "client_cancelled"}
     assert done["output"][0]["status"] == "incomplete"
@@ -220,7 +218,10 @@ def test_cancel_ends_the_response_cancelled_and_drops_the_late_turn_events() -> 
     assert h.parley(pe.AssistantDelta(" a time"), pe.AssistantMessage("m1", "Once upon")) == []
     assert h.rt.conversation.get("item_1").message_id == "m1"  # type: ignore[union-attr]
     out = h.parley(pe.TurnEnd("interrupted"))
-    assert h.types(out) == ["response.created"] and out[0]["response"]["id"] == "resp_2"
+    assert (
+        h.types(out) == ["response.created", "rate_limits.updated"]
+        and out[0]["response"]["id"] == "resp_2"
+    )
     assert isinstance(h.actions[-1], StartResponse)
     assert h.rt.phase is Phase.ACTIVE
 
@@ -245,7 +246,7 @@ def tone_pcm(ms: int, rate: int) -> bytes:
 def test_spoken_response_then_barge_in_and_truncate_to_what_was_heard() -> None:
     h = Harness()
     out = h.parley(pe.AssistantDelta("Hello there. "))  # a server-made turn (VAD)
-    assert h.types(out)[:2] == ["response.created", "response.output_item.added"]
+    assert h.types(out)[:2] == ["response.created", "rate_limits.updated"]
     assert "response.output_audio_transcript.delta" in h.types(out)
     h.take(h.rt.on_audio(tone_pcm(1000, 24000), "Hello there."))
     h.parley(pe.AssistantDelta("How are you today?"))
@@ -261,7 +262,7 @@ def test_spoken_response_then_barge_in_and_truncate_to_what_was_heard() -> None:
         "response.output_audio_transcript.done",
         "response.content_part.done",
     ]
-    assert out[-2]["response"]["status_details"]["reason"] == "turn_detected"
+    assert out[-1]["response"]["status_details"]["reason"] == "turn_detected"
     assert not any(isinstance(a, CancelResponse) for a in h.actions)  # already interrupted
     h.parley(pe.AssistantMessage("msg_7", "Hello there. How are you today?", interrupted=True))
     h.parley(pe.TurnEnd("interrupted"))
@@ -491,7 +492,6 @@ def test_agent_tools_and_approvals_are_parley_extension_events() -> None:
         "parley.tool_call_started",
         "parley.approval_requested",
         "response.done",
-        "rate_limits.updated",
     ]
     assert out[1]["response_id"] == "resp_1" and out[1]["prompt"] == "Book Monday?"
     assert out[2]["response"]["status"] == "incomplete"
@@ -508,12 +508,13 @@ def test_agent_tools_and_approvals_are_parley_extension_events() -> None:
         pe.AssistantMessage("m2", "Booked."),
         pe.TurnEnd("completed"),
     )
-    assert h.types(out)[:3] == [
+    assert h.types(out)[:4] == [
         "parley.approval_resolved",
         "response.created",
+        "rate_limits.updated",
         "parley.tool_call_completed",
     ]
-    assert out[-2]["response"]["id"] == "resp_2" and out[-2]["response"]["status"] == "completed"
+    assert out[-1]["response"]["id"] == "resp_2" and out[-1]["response"]["status"] == "completed"
 
 
 def test_item_delete_retrieve_and_unknown_ids() -> None:

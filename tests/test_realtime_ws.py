@@ -193,3 +193,57 @@ async def test_ending_the_session_over_http_ends_the_socket(tmp_path: Path) -> N
         session = await services.store.get_session(session_id)
         assert session is not None and session.status == "ended"
         await client.close()
+
+
+async def say(conn: Any, text: str) -> list[dict[str, Any]]:
+    """One user text item and a response; the events up to ``response.done``."""
+    await conn.conversation.item.create(
+        item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+    )
+    await until(conn, "conversation.item.done")
+    await conn.response.create()
+    return await until(conn, "response.done")
+
+
+async def test_an_agent_tool_approval_is_decided_over_the_socket(tmp_path: Path) -> None:
+    async with realtime_server(tmp_path) as (base_url, _, services):
+        client = openai.AsyncOpenAI(api_key="anything", base_url=f"{base_url}/v1")
+        async with client.realtime.connect(model="demo") as conn:
+            session_id = (await next_raw(conn))["session"]["id"]
+            await conn.session.update(session={"type": "realtime", "output_modalities": ["text"]})
+            await until(conn, "session.updated")
+            events = await say(conn, "I'd like a table for 2 tomorrow at 7pm")
+            checked = [e for e in events if e["type"] == "parley.tool_call_completed"]
+            assert [e["name"] for e in checked] == ["check_availability"]
+            assert checked[0]["response_id"] == events[0]["response"]["id"]
+            events = await say(conn, "My name is Ann Lee")
+            (request,) = [e for e in events if e["type"] == "parley.approval_requested"]
+            assert request["name"] == "book_table" and request["arguments"]["party_size"] == 2
+            done = events[-1]["response"]
+            assert done["status"] == "incomplete"
+            assert done["status_details"]["parley_reason"] == "awaiting_approval"
+
+            await conn.send_raw(
+                json.dumps(
+                    {
+                        "type": "parley.approval",
+                        "tool_call_id": request["tool_call_id"],
+                        "approved": True,
+                    }
+                )
+            )
+            events = await until(conn, "response.done")
+            kinds = [e["type"] for e in events]
+            assert kinds[:3] == [
+                "parley.approval_resolved",
+                "response.created",
+                "rate_limits.updated",
+            ]
+            booked = next(e for e in events if e["type"] == "parley.tool_call_completed")
+            assert (booked["name"], booked["status"]) == ("book_table", "ok")
+            reply = next(e for e in events if e["type"] == "response.output_text.done")["text"]
+            assert booked["result"]["confirmation"] in reply
+            assert events[-1]["response"]["status"] == "completed"
+        approvals = await services.store.list_approvals(session_id, "approved")
+        assert [a.tool_call_id for a in approvals] == [request["tool_call_id"]]
+        await client.close()

@@ -102,6 +102,7 @@ class ResponseLifecycle:
         )
         self.response = response
         self.emit(se.response_created(response.to_wire("in_progress")))
+        self.emit(se.rate_limits_updated([]))  # as OpenAI: at the start of each response
         return response
 
     def active(self) -> Response | None:
@@ -123,7 +124,6 @@ class ResponseLifecycle:
         if parley is not None:
             wire["status_details"]["parley_reason"] = parley
         self.emit(se.response_done(wire))
-        self.emit(se.rate_limits_updated([]))
 
     def close_output(self, response: Response, status: str) -> None:
         entry = response.open_entry
