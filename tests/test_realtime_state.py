@@ -549,3 +549,87 @@ def test_transition_table_rejects_illegal_moves() -> None:
     rt = RealtimeSession("s", ids=SequentialIds())
     with pytest.raises(IllegalTransition, match="'finish' in phase idle"):
         rt.responses._move("finish")
+
+
+def test_out_of_band_response_insertion_and_a_failed_turn() -> None:
+    h = Harness()
+    h.client(TEXT_ONLY)
+    h.client({**user_text("first"), "event_id": "a"})
+    h.client(user_text("third"))
+    out = h.client({**user_text("second"), "previous_item_id": "item_1"})
+    assert out[0]["previous_item_id"] == "item_1"
+    retrieved = [
+        h.client({"type": "conversation.item.retrieve", "item_id": i})[0]
+        for i in ("item_1", "item_3", "item_2")
+    ]
+    assert [r["item"]["content"][0]["text"] for r in retrieved] == ["first", "second", "third"]
+    assert list(h.rt.conversation._entries) == ["item_1", "item_3", "item_2"]
+    h.client(
+        {
+            "type": "response.create",
+            "response": {
+                "conversation": "none",
+                "metadata": {"purpose": "summary"},
+                "input": [
+                    {
+                        "type": "message",
+                        "role": "user",
+                        "content": [{"type": "input_text", "text": "Sum up."}],
+                    }
+                ],
+            },
+        }
+    )
+    start = h.actions[-1]
+    assert isinstance(start, StartResponse) and start.out_of_band
+    assert [i.text for i in start.input] == ["Sum up."]  # type: ignore[union-attr]
+    assert len(h.rt.pending_input) == 3  # the conversation's items wait for the next response
+    out = h.parley(
+        pe.AssistantDelta("Summary."), pe.Error("internal_error", "boom"), pe.TurnEnd("error")
+    )
+    done = out[-1]["response"]
+    assert (done["status"], done["conversation_id"], done["metadata"]) == (
+        "failed",
+        None,
+        {"purpose": "summary"},
+    )
+    assert done["status_details"]["error"]["code"] == "turn_failed"
+    error = next(e for e in out if e["type"] == "error")
+    assert error["error"]["type"] == "server_error"
+    assert "item_4" not in h.rt.conversation  # out of band: not in the conversation
+
+
+def test_output_audio_buffer_clear_cancels_and_late_tool_events_are_dropped() -> None:
+    h = Harness()
+    h.parley(pe.AssistantDelta("Long story"))
+    out = h.client({"type": "output_audio_buffer.clear"})
+    assert h.types(out)[0] == "output_audio_buffer.cleared"
+    assert out[-1]["response"]["status"] == "cancelled"
+    assert isinstance(h.actions[-1], CancelResponse)
+    assert h.parley(pe.ToolCallStarted("t", "x", {}), pe.UiOp({"kind": "card"})) == []
+    assert h.take(h.rt.on_audio(tone_pcm(100, 24000))) == []
+    assert h.take(h.rt.turn_stopped()) == [] and h.rt.phase is Phase.IDLE
+    assert (
+        h.client({"type": "output_audio_buffer.clear"})[0]["type"] == "output_audio_buffer.cleared"
+    )
+
+
+def test_user_audio_items_are_checked_in_the_input_format() -> None:
+    h = Harness()
+    item = {
+        "type": "message",
+        "role": "user",
+        "content": [{"type": "input_audio", "audio": base64.b64encode(b"\x01\x02\x03").decode()}],
+    }
+    (err,) = h.client({"type": "conversation.item.create", "item": item})
+    assert (err["error"]["code"], err["error"]["param"]) == (
+        "invalid_audio_format",
+        "item.content[0].audio",
+    )
+    item["content"][0]["audio"] = base64.b64encode(b"\x01\x02").decode()  # type: ignore[index]
+    assert (
+        h.types(h.client({"type": "conversation.item.create", "item": item}))[0]
+        == "conversation.item.added"
+    )
+    (err,) = h.client({"type": "conversation.item.create", "item": {**item, "id": "item_1"}})
+    assert err["error"]["code"] == "duplicate_item_id"

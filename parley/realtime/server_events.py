@@ -74,6 +74,10 @@ def error(err: ProtocolError) -> Event:
     )
 
 
+def output_audio_cleared(response_id: str) -> Event:
+    return _ev("output_audio_buffer.cleared", response_id=response_id)
+
+
 def rate_limits_updated(limits: list[dict[str, Any]]) -> Event:
     return _ev("rate_limits.updated", rate_limits=limits)
 

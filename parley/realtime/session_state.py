@@ -328,7 +328,8 @@ class RealtimeSession:
 
     def _response_cancel(self, event: ResponseCancel | OutputAudioClear) -> None:
         if isinstance(event, OutputAudioClear):
-            self._send({"type": "output_audio_buffer.cleared", "response_id": None})
+            # the response whose audio is dropped: the running or the last one
+            self._send(se.output_audio_cleared(self.response.id if self.response else ""))
             if self.phase is Phase.ACTIVE:
                 self._out.append(CancelResponse(self.responses.cancel("client_cancelled")))
             return
