@@ -3,6 +3,7 @@ client pointed at Parley with ``base_url``: text turns, bad events, credentials.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from parley.app import create_app
 from parley.channels import realtime_http, realtime_ws
 from parley.channels.services import Services
 from parley.config import Settings
+from parley.testing.fake_openai import FakeOpenAIServer, Reply, Text, Wait
 from parley.testing.servers import serve_app
 
 openai = pytest.importorskip("openai")
@@ -246,4 +248,65 @@ async def test_an_agent_tool_approval_is_decided_over_the_socket(tmp_path: Path)
             assert events[-1]["response"]["status"] == "completed"
         approvals = await services.store.list_approvals(session_id, "approved")
         assert [a.tool_call_id for a in approvals] == [request["tool_call_id"]]
+        await client.close()
+
+
+async def test_response_cancel_stops_the_llm_turn_and_keeps_what_was_said(
+    tmp_path: Path, fake_openai: FakeOpenAIServer
+) -> None:
+    gate = asyncio.Event()  # never set: the model stalls after two deltas
+    fake_openai.script(
+        Reply.of(Text("Once upon "), Text("a time"), Wait(gate)), Reply.text("Where was I?")
+    )
+    async with realtime_server(
+        tmp_path, llm_base_url=fake_openai.base_url, llm_model="fake-model"
+    ) as (base_url, _, services):
+        client = openai.AsyncOpenAI(api_key="anything", base_url=f"{base_url}/v1")
+        async with client.realtime.connect(model="demo") as conn:
+            session_id = (await next_raw(conn))["session"]["id"]
+            await conn.session.update(session={"type": "realtime", "output_modalities": ["text"]})
+            await until(conn, "session.updated")
+            await conn.conversation.item.create(
+                item={
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "A story"}],
+                }
+            )
+            await until(conn, "conversation.item.done")
+            await conn.response.create()
+            seen = ""
+            while seen != "Once upon a time":
+                event = await next_raw(conn)
+                if event["type"] == "response.output_text.delta":
+                    seen += event["delta"]
+            await conn.response.cancel()
+            events = await until(conn, "response.done")
+            done = events[-1]["response"]
+            assert done["status"] == "cancelled"
+            assert done["status_details"] == {"type": "cancelled", "reason": "client_cancelled"}
+            assert done["output"][0]["content"][0]["text"] == "Once upon a time"
+            assert done["output"][0]["status"] == "incomplete"
+
+            await conn.conversation.item.create(
+                item={
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "Go on"}],
+                }
+            )
+            await until(conn, "conversation.item.done")
+            await conn.response.create()
+            events = await until(conn, "response.done")
+            assert events[-1]["response"]["status"] == "completed"
+            text = next(e for e in events if e["type"] == "response.output_text.done")["text"]
+            assert text == "Where was I?"
+        stored = await services.store.list_messages(session_id)
+        said = [(m.role, m.text, m.interrupted) for m in stored if m.role in ("user", "assistant")]
+        assert said[-4:] == [
+            ("user", "A story", False),
+            ("assistant", "Once upon a time", True),
+            ("user", "Go on", False),
+            ("assistant", "Where was I?", False),
+        ]
         await client.close()
