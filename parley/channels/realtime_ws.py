@@ -67,6 +67,7 @@ class RealtimeConnection:
         self.turn: asyncio.Task[None] | None = None
         self.stream: TurnStream | None = None
         self.audio_warned = False
+        self.cancel_requested = False
         self.rt: RealtimeSession
 
     # --- output ------------------------------------------------------------------
@@ -94,6 +95,7 @@ class RealtimeConnection:
                 )
                 self._start(stream)
             elif isinstance(out, CancelResponse):
+                self.cancel_requested = True  # also stops a turn still taking its lock
                 if self.stream is not None:
                     self.stream.abandon()
             elif isinstance(out, FeedAudio) and not self.audio_warned:
@@ -125,6 +127,7 @@ class RealtimeConnection:
         return self.services.brain.user_turn(self.session.id, UserInput(text, CHANNEL))
 
     def _start(self, turn: TurnStream | list[Event]) -> None:
+        self.cancel_requested = False
         self.turn = asyncio.create_task(self._run(turn))
 
     async def _run(self, turn: TurnStream | list[Event]) -> None:
@@ -133,8 +136,13 @@ class RealtimeConnection:
             self.stream = turn
             try:
                 await turn.start()
+                if self.cancel_requested:
+                    turn.abandon()
             except TurnRejected as exc:
                 events = [Error(exc.code, exc.message), TurnEnd("error")]
+            except Exception:  # the store or coordinator failed: the response fails
+                log.exception("realtime turn of %s could not start", self.session.id)
+                events = [Error("internal_error", "the turn could not start"), TurnEnd("error")]
         try:
             if isinstance(events, list):
                 for event in events:

@@ -238,8 +238,8 @@ class Reader:
         return self.string(key)
 
     def tools(self, key: str) -> tuple[Mapping[str, Any], ...] | None:
-        """Function tools are kept; MCP tools are accepted and dropped (listed as ignored
-        by the caller through ``has_mcp``)."""
+        """Function tools are kept; MCP tools are accepted and dropped (the caller lists
+        them as ignored)."""
         entries = self.objects(key)
         if entries is None:
             return None
