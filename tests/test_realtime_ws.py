@@ -310,3 +310,17 @@ async def test_response_cancel_stops_the_llm_turn_and_keeps_what_was_said(
             ("assistant", "Where was I?", False),
         ]
         await client.close()
+
+
+async def test_binary_frames_are_refused_with_an_error_and_the_session_goes_on(
+    tmp_path: Path,
+) -> None:
+    async with realtime_server(tmp_path) as (base_url, _, _services):
+        ws_url = base_url.replace("http", "ws") + "/v1/realtime?model=demo"
+        async with websockets.connect(ws_url) as ws:
+            assert json.loads(await ws.recv())["type"] == "session.created"
+            await ws.send(b"\x00\x01")
+            err = json.loads(await ws.recv())
+            assert (err["type"], err["error"]["code"]) == ("error", "invalid_type")
+            await ws.send(json.dumps({"type": "input_audio_buffer.clear", "event_id": "c1"}))
+            assert json.loads(await ws.recv())["type"] == "input_audio_buffer.cleared"
