@@ -633,3 +633,49 @@ def test_user_audio_items_are_checked_in_the_input_format() -> None:
     )
     (err,) = h.client({"type": "conversation.item.create", "item": {**item, "id": "item_1"}})
     assert err["error"]["code"] == "duplicate_item_id"
+
+
+def test_voiced_responses_end_when_their_audio_is_out_and_barge_in_frees_at_once() -> None:
+    h = Harness()
+    h.rt = RealtimeSession("sess_1", ids=SequentialIds(), voiced=True)
+    h.take(h.rt.start())
+    h.parley(pe.Vad("speech_started"), pe.Vad("speech_stopped"), pe.Transcript("hi", final=True))
+    out = h.parley(
+        pe.AssistantDelta("Hello! "), pe.AssistantMessage("m1", "Hello!"), pe.TurnEnd("completed")
+    )
+    assert "response.done" not in h.types(out)  # the brain is done, the speech is not
+    out = h.take(h.rt.on_audio(tone_pcm(400, 24000), "Hello!"))
+    assert h.types(out) == ["response.output_audio.delta"]
+    assert out[0]["response_id"] == "resp_1"
+    out = h.parley(pe.Done())
+    assert h.types(out) == [
+        "response.output_audio.done",
+        "response.output_audio_transcript.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "conversation.item.done",
+        "response.done",
+    ]
+    assert out[1]["transcript"] == "Hello! "
+    done = out[-1]
+    assert done["response"]["status"] == "completed"
+    assert done["response"]["output"][0]["content"] == [
+        {"type": "output_audio", "transcript": "Hello! "}
+    ]
+    assert h.rt.conversation.get("item_2").message_id == "m1"  # type: ignore[union-attr]
+    assert h.rt.phase is Phase.IDLE
+
+    # barge-in: the voice session has stopped the turn, the phase is free at once
+    h.parley(pe.AssistantDelta("A long answer"))
+    h.take(h.rt.on_audio(tone_pcm(300, 24000)))
+    out = h.parley(pe.Vad("speech_started"), pe.Interrupted())
+    assert out[-1]["response"]["status_details"] == {"type": "cancelled", "reason": "turn_detected"}
+    assert h.rt.phase is Phase.IDLE
+    assert h.parley(pe.AssistantMessage("m2", "A long", interrupted=True)) == []
+    assert h.rt.conversation.get("item_3").message_id == "m2"  # type: ignore[union-attr]
+    assert h.parley(pe.Done()) == []  # a stray end of response changes nothing
+    out = h.parley(
+        pe.Vad("speech_stopped"), pe.Transcript("stop", final=True), pe.AssistantDelta("OK.")
+    )
+    assert "response.created" in h.types(out)
+    assert next(e for e in out if e["type"] == "response.created")["response"]["id"] == "resp_3"

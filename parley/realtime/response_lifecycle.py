@@ -13,6 +13,14 @@ raises ``IllegalTransition``):
 
 While CANCELLING the client already has ``response.done`` (cancelled): the late events
 of the stopped turn are dropped, except the stored message id, which truncation needs.
+
+Voiced sessions (a voice session speaks the responses; ``voiced=True``) differ in two
+ways, both from the voice loop's contract in ``parley.events``: the brain's ``TurnEnd``
+comes before the last audio is synthesized, so a speaking response ends at ``Done``
+(the voice session's end of a response), keeping the turn's status until then; and
+``Interrupted`` means the voice session has already stopped the turn, so the phase goes
+straight back to IDLE (its only late event, the stored ``AssistantMessage`` with
+``interrupted`` set, still links to the cancelled item).
 """
 
 from __future__ import annotations
@@ -74,6 +82,8 @@ class ResponseLifecycle:
         self.config = config
         self.phase = Phase.IDLE
         self.response: Response | None = None
+        self.voiced = False
+        self.ended_status: pe.TurnEnd | None = None  # a voiced response's TurnEnd, until Done
 
     def _move(self, trigger: str) -> None:
         nxt = TRANSITIONS.get((self.phase, trigger))
@@ -101,6 +111,7 @@ class ResponseLifecycle:
             self.session_id,
         )
         self.response = response
+        self.ended_status = None
         self.emit(se.response_created(response.to_wire("in_progress")))
         self.emit(se.rate_limits_updated([]))  # as OpenAI: at the start of each response
         return response
@@ -150,6 +161,23 @@ class ResponseLifecycle:
     def turn_end(self, event: pe.TurnEnd) -> None:
         if self.phase is not Phase.ACTIVE:
             return
+        if self.voiced and self.response is not None and self.response.speaks:
+            self.ended_status = event  # its audio is still coming: finish at Done
+            return
+        self._finish(event)
+
+    def done(self) -> None:
+        """The voice session's end of a response (all its audio is out)."""
+        if self.voiced and self.phase is Phase.ACTIVE:
+            self._finish(self.ended_status or pe.TurnEnd("completed"))
+
+    def interrupted(self) -> None:
+        if self.phase is Phase.ACTIVE:
+            self.cancel("turn_detected")
+            if self.voiced:
+                self._move("stopped")
+
+    def _finish(self, event: pe.TurnEnd) -> None:
         if event.status == "completed":
             self._done("completed")
         elif event.status == "awaiting_approval":
@@ -167,7 +195,7 @@ class ResponseLifecycle:
                 self.emit(ev)
 
     def message(self, event: pe.AssistantMessage) -> None:
-        if self.phase is Phase.CANCELLING:
+        if self.phase is Phase.CANCELLING or (self.phase is Phase.IDLE and event.interrupted):
             if self.response and self.response.last_entry:
                 self.response.last_entry.message_id = event.message_id
             return
@@ -176,10 +204,13 @@ class ResponseLifecycle:
         if response.open_entry is None and event.text:
             self.text_delta(event.text)
         entry = response.open_entry
-        if entry is not None:
-            entry.message_id = event.message_id
-            entry.text = event.text or entry.text
-            self.close_output(response, "incomplete" if event.interrupted else "completed")
+        if entry is None:
+            return
+        entry.message_id = event.message_id
+        if response.speaks:
+            return  # its audio may still come: the item closes with the response
+        entry.text = event.text or entry.text
+        self.close_output(response, "incomplete" if event.interrupted else "completed")
 
     def audio(self, pcm: bytes, text: str) -> None:
         """PCM16 at the output format's rate, encoded to that format."""

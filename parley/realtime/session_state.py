@@ -140,7 +140,10 @@ class RealtimeSession:
         *,
         ids: IdSource | None = None,
         expires_at: int | None = None,
+        voiced: bool = False,
     ) -> None:
+        """``voiced``: a voice session speaks this connection's responses (see
+        ``response_lifecycle``)."""
         self.session_id = session_id
         self.config = config or SessionConfig()
         self.ids = ids or RandomIds()
@@ -150,6 +153,7 @@ class RealtimeSession:
         self.responses = ResponseLifecycle(
             session_id, self.conversation, self.ids, self._send, lambda: self.config
         )
+        self.responses.voiced = voiced
         self.pending_input: list[Entry] = []  # items added since the last response
         self.queued_create: ResponseCreate | None = None
         self._out: list[Output] = []
@@ -373,8 +377,9 @@ class RealtimeSession:
         elif isinstance(event, pe.AssistantMessage):
             self.responses.message(event)
         elif isinstance(event, pe.Interrupted):
-            if self.phase is Phase.ACTIVE:
-                self.responses.cancel("turn_detected")  # the voice session already stopped
+            self.responses.interrupted()  # the voice session has stopped the turn itself
+        elif isinstance(event, pe.Done):
+            self.responses.done()
         elif isinstance(event, pe.TurnEnd):
             if self.phase is Phase.CANCELLING:
                 self._stopped()
