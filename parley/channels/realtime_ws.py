@@ -1,4 +1,4 @@
-"""``GET /v1/realtime`` (WebSocket): the OpenAI-Realtime-compatible socket, TEXT turns.
+"""``GET /v1/realtime`` (WebSocket): the OpenAI-Realtime-compatible socket.
 
 This loop runs one ``parley.realtime.session_state.RealtimeSession`` over a raw
 WebSocket: it authorizes the upgrade (``parley.realtime.access``), creates a Parley
@@ -10,9 +10,9 @@ state machine, and carries out its actions. ``StartResponse`` runs
 machine; every server event leaves through one writer queue, so the order the state
 machine chose is the order on the wire.
 
-Not yet wired (the voice session's edges are being reworked): input audio
-(``FeedAudio``/``CommitAudio``) and audio output. An append is answered once with
-``error`` ``audio_unavailable``; text turns work in full.
+Audio (input audio, server VAD, spoken responses) goes through ``realtime_voice``: a
+voice connection built on first use. A response whose modality is text runs on the
+brain directly; one that speaks runs on the voice connection.
 """
 
 from __future__ import annotations
@@ -32,11 +32,14 @@ from parley.brain.errors import TurnRejected
 from parley.brain.turn_stream import TurnStream
 from parley.channels.raw_ws import ParleyApp, RawWebSocket
 from parley.channels.realtime_http import DEFAULT_AGENT, realtime_access
+from parley.channels.realtime_voice import RealtimeVoice
 from parley.channels.services import Services, token_hash
 from parley.events import Error, Event, SessionEnded, TurnEnd
 from parley.realtime.access import AccessDenied, RealtimeGrant
 from parley.realtime.actions import (
     CancelResponse,
+    CommitAudio,
+    ConfigureSession,
     DecideApproval,
     FeedAudio,
     Output,
@@ -66,9 +69,22 @@ class RealtimeConnection:
         self.outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self.turn: asyncio.Task[None] | None = None
         self.stream: TurnStream | None = None
-        self.audio_warned = False
         self.cancel_requested = False
         self.rt: RealtimeSession
+        self.voice_session: RealtimeVoice | None = None
+
+    @property
+    def voice(self) -> RealtimeVoice:
+        """The connection's voice session, built on first use."""
+        if self.voice_session is None:
+            self.voice_session = RealtimeVoice(
+                self.services,
+                self.session.id,
+                self.session.agent,
+                lambda event: self.carry_out(self.rt.on_event(event)),
+                lambda pcm: self.carry_out(self.rt.on_audio(pcm)),
+            )
+        return self.voice_session
 
     # --- output ------------------------------------------------------------------
 
@@ -84,7 +100,7 @@ class RealtimeConnection:
             if isinstance(out, Send):
                 self.outbox.put_nowait(out.event)
             elif isinstance(out, StartResponse):
-                self._start(self._user_turn(out))
+                self._start_response(out)
             elif isinstance(out, DecideApproval):
                 stream = self.services.brain.decide(
                     self.session.id,
@@ -95,36 +111,59 @@ class RealtimeConnection:
                 )
                 self._start(stream)
             elif isinstance(out, CancelResponse):
-                self.cancel_requested = True  # also stops a turn still taking its lock
-                if self.stream is not None:
-                    self.stream.abandon()
-            elif isinstance(out, FeedAudio) and not self.audio_warned:
-                self.audio_warned = True
-                err = ProtocolError(
-                    "audio_unavailable",
-                    "This Parley server takes text turns on /v1/realtime; audio is not wired yet.",
-                    "audio",
-                )
-                self.carry_out(self.rt.reject(err))
-            # ConfigureSession, CommitAudio, ClearAudio, TruncateItem, DeleteItem: text
-            # turns need nothing more than the state machine's own bookkeeping.
+                self._cancel()
+            else:
+                self._voice_action(out)
+
+    def _voice_action(self, out: Output) -> None:
+        """Audio actions go to the voice session in order; ``ClearAudio``,
+        ``TruncateItem`` and ``DeleteItem`` need nothing more today (the voice loop
+        stores what its own playout clock says was heard)."""
+        config = self.rt.config
+        if isinstance(out, FeedAudio):
+            pcm = out.pcm
+            self.voice.submit(lambda: self.voice.feed(config, pcm))
+        elif isinstance(out, CommitAudio):
+            self.voice.submit(lambda: self.voice.commit(config))
+        elif isinstance(out, ConfigureSession) and self.voice_session is not None:
+            self.voice.submit(lambda: self.voice.configure(out.config))
+
+    def _start_response(self, start: StartResponse) -> None:
+        text = self._user_text(start)
+        if isinstance(text, list):
+            self._start(text)
+        elif "audio" in start.output_modalities:  # the voice session speaks the answer
+            config = self.rt.config
+            self.voice.submit(lambda: self.voice.respond(config, text))
+        else:
+            self._start(self.services.brain.user_turn(self.session.id, UserInput(text, CHANNEL)))
+
+    def _cancel(self) -> None:
+        self.cancel_requested = True  # also stops a turn still taking its lock
+        if self.stream is not None:
+            self.stream.abandon()
+        elif self.voice_session is not None:
+            done = self.rt.turn_stopped
+            self.voice.submit(lambda: self.voice.interrupt(lambda: self.carry_out(done())))
 
     # --- turns ---------------------------------------------------------------------
 
-    def _user_turn(self, start: StartResponse) -> TurnStream | list[Event]:
-        texts = [i.text for i in start.input if isinstance(i, MessageItem) and i.role == "user"]
+    @staticmethod
+    def _user_text(start: StartResponse) -> str | list[Event]:
+        """The new user text to answer, or the events of a response that cannot run."""
         if any(isinstance(i, FunctionCallOutputItem) for i in start.input):
             return [
                 Error("unsupported", "function_call_output is not wired to the brain yet"),
                 TurnEnd("error"),
             ]
+        texts = [i.text for i in start.input if isinstance(i, MessageItem) and i.role == "user"]
         text = " ".join(t for t in texts if t)
         if not text:
             return [
                 Error("no_user_input", "response.create needs a new user item to answer"),
                 TurnEnd("error"),
             ]
-        return self.services.brain.user_turn(self.session.id, UserInput(text, CHANNEL))
+        return text
 
     def _start(self, turn: TurnStream | list[Event]) -> None:
         self.cancel_requested = False
@@ -254,7 +293,8 @@ async def realtime_endpoint(ws: RawWebSocket, services: Services) -> None:
     await ws.accept(credential.subprotocol)
     conn = RealtimeConnection(ws, services, session)
     expires = int(session.expires_at.timestamp()) if session.expires_at else None
-    conn.rt = RealtimeSession(session.id, _initial_config(agent, grant), expires_at=expires)
+    config = _initial_config(agent, grant)
+    conn.rt = RealtimeSession(session.id, config, expires_at=expires, voiced=True)
     writer = asyncio.create_task(conn.write_loop())
     watcher = asyncio.create_task(conn.watch_end())
     conn.carry_out(conn.rt.start())
@@ -266,6 +306,8 @@ async def realtime_endpoint(ws: RawWebSocket, services: Services) -> None:
             await receiver
     finally:
         watcher.cancel()
+        if conn.voice_session is not None:
+            await conn.voice_session.close()
         if conn.turn is not None and not conn.turn.done():
             if conn.stream is not None:
                 conn.stream.abandon()
