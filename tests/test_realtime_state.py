@@ -679,3 +679,31 @@ def test_voiced_responses_end_when_their_audio_is_out_and_barge_in_frees_at_once
     )
     assert "response.created" in h.types(out)
     assert next(e for e in out if e["type"] == "response.created")["response"]["id"] == "resp_3"
+
+
+def test_transcripts_during_speech_wait_for_the_commit() -> None:
+    h = Harness()
+    h.client({"type": "session.update", "session": {"audio": {"input": {"transcription": {}}}}})
+    assert h.types(h.parley(pe.Vad("speech_started"))) == ["input_audio_buffer.speech_started"]
+    assert h.parley(pe.Transcript("book a")) == []  # OpenAI sends nothing before the commit
+    out = h.parley(pe.Vad("speech_stopped"), pe.Transcript("book a table", final=True))
+    assert h.types(out) == [
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "conversation.item.added",
+        "conversation.item.input_audio_transcription.delta",
+        "conversation.item.input_audio_transcription.delta",
+        "conversation.item.input_audio_transcription.completed",
+        "conversation.item.done",
+    ]
+    assert [e["delta"] for e in out[3:5]] == ["book a", " table"]
+    assert {e.get("item_id") for e in out[:2]} == {"item_1"}
+    # a final transcript before the end of speech stops it; the late stop is ignored
+    h.parley(pe.Vad("speech_started"))
+    out = h.parley(pe.Transcript("yes", final=True))
+    assert h.types(out)[:3] == [
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "conversation.item.added",
+    ]
+    assert h.parley(pe.Vad("speech_stopped")) == []

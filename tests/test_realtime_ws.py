@@ -4,6 +4,7 @@ client pointed at Parley with ``base_url``: text turns, bad events, credentials.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,15 +16,18 @@ import pytest
 import websockets
 
 from parley.app import create_app
+from parley.audio.g711 import decode_ulaw, encode_ulaw
 from parley.channels import realtime_http, realtime_ws
 from parley.channels.services import Services
 from parley.config import Settings
 from parley.testing.fake_openai import FakeOpenAIServer, Reply, Text, Wait
 from parley.testing.servers import serve_app
+from parley.testing.speech import pad_silence, speak_pcm
 
 openai = pytest.importorskip("openai")
 
 KEY = "pk-realtime-test"
+PHRASE = "I would like to book a table for two tonight"
 
 
 @asynccontextmanager
@@ -324,3 +328,74 @@ async def test_binary_frames_are_refused_with_an_error_and_the_session_goes_on(
             assert (err["type"], err["error"]["code"]) == ("error", "invalid_type")
             await ws.send(json.dumps({"type": "input_audio_buffer.clear", "event_id": "c1"}))
             assert json.loads(await ws.recv())["type"] == "input_audio_buffer.cleared"
+
+
+async def stream_audio(conn: Any, audio: bytes, chunk: int) -> None:
+    for i in range(0, len(audio), chunk):
+        await conn.input_audio_buffer.append(audio=base64.b64encode(audio[i : i + chunk]).decode())
+
+
+@pytest.mark.parametrize(
+    ("fmt", "rate", "encode", "decode"),
+    [
+        ("audio/pcm", 24000, bytes, bytes),
+        ("audio/pcmu", 8000, encode_ulaw, decode_ulaw),
+    ],
+)
+async def test_a_spoken_turn_with_server_vad(
+    tmp_path: Path, fmt: str, rate: int, encode: Any, decode: Any
+) -> None:
+    """espeak speech in (PCM16 24 kHz, or μ-law 8 kHz), Parley's VAD and STT, a spoken
+    answer and its transcript out, in the same format."""
+    speech = pad_silence(speak_pcm(PHRASE, "en-us", 175, rate), 0.3, 1.2, rate)
+    audio_format = {"type": fmt, "rate": 24000} if fmt == "audio/pcm" else {"type": fmt}
+    async with realtime_server(tmp_path) as (base_url, _, services):
+        client = openai.AsyncOpenAI(api_key="anything", base_url=f"{base_url}/v1")
+        async with client.realtime.connect(model="demo") as conn:
+            session_id = (await next_raw(conn))["session"]["id"]
+            await conn.session.update(
+                session={
+                    "type": "realtime",
+                    "audio": {
+                        "input": {
+                            "format": audio_format,
+                            "transcription": {"model": "whisper-1"},
+                            "turn_detection": {"type": "server_vad", "silence_duration_ms": 500},
+                        },
+                        "output": {"format": audio_format},
+                    },
+                }
+            )
+            await until(conn, "session.updated")
+            await stream_audio(conn, encode(speech), rate // 50 * (2 if fmt == "audio/pcm" else 1))
+            events = await until(conn, "response.done")
+        kinds = [e["type"] for e in events]
+        order = [
+            "input_audio_buffer.speech_started",
+            "input_audio_buffer.speech_stopped",
+            "input_audio_buffer.committed",
+            "conversation.item.input_audio_transcription.completed",
+            "response.created",
+            "response.output_audio.delta",
+            "response.output_audio_transcript.done",
+            "response.done",
+        ]
+        firsts = [kinds.index(k) for k in order]  # each one is there, in this order
+        assert firsts == sorted(firsts), kinds
+        heard = next(e for e in events if e["type"].endswith("transcription.completed"))
+        assert "table" in heard["transcript"] and "two" in heard["transcript"]
+        out = b"".join(
+            decode(base64.b64decode(e["delta"]))
+            for e in events
+            if e["type"] == "response.output_audio.delta"
+        )
+        assert len(out) > 2 * rate  # more than a second of spoken answer
+        transcript = next(e for e in events if e["type"] == "response.output_audio_transcript.done")
+        done = events[-1]["response"]
+        assert done["status"] == "completed"
+        assert done["output"][0]["content"][0]["transcript"] == transcript["transcript"]
+        assert transcript["transcript"].strip()
+        stored = await services.store.list_messages(session_id)
+        user = [m for m in stored if m.role == "user"]
+        assert user and "table" in user[-1].text and user[-1].channel == "realtime"
+        await client.close()

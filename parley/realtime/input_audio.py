@@ -33,6 +33,7 @@ class InputAudio:
         self.speech_item: str | None = None  # announced by speech_started, not yet committed
         self.user_item: str | None = None  # the committed user item awaiting its transcript
         self.partial = ""  # its transcript so far
+        self.sent = ""  # the part of it sent as transcription deltas
 
     def append(self, ms: float) -> None:
         self.input_ms += ms
@@ -54,23 +55,31 @@ class InputAudio:
 
     def speech_started(self) -> None:
         self.user_item = None
-        self.partial = ""
+        self.partial = self.sent = ""
         self.speech_item = self.ids.new("item")
         self.emit(se.speech_started(round(self.input_ms), self.speech_item))
 
-    def speech_stopped(self) -> None:
-        item_id = self.speech_item or self.ids.new("item")
+    def speech_stopped(self, transcribe: bool) -> None:
+        """End of speech: the item is committed, then the transcript so far follows
+        (OpenAI sends no transcription before the commit). A stop without a start is
+        ignored (the final transcript already stopped it)."""
+        item_id = self.speech_item
+        if item_id is None:
+            return
         self.speech_item = None
         self.emit(se.speech_stopped(round(self.input_ms), item_id))
         self._user_item(item_id)
+        self._send_delta(item_id, transcribe)
 
     def transcript(self, text: str, final: bool, transcribe: bool) -> Entry | None:
         """A partial or final transcript; the completed entry when ``final``."""
-        item_id = self._user_item()
-        delta = text[len(self.partial) :] if text.startswith(self.partial) else text
         self.partial = text
-        if transcribe and delta:
-            self.emit(se.transcription_delta(item_id, delta))
+        if self.speech_item is not None:
+            if not final:
+                return None  # still speaking: the transcript waits for the commit
+            self.speech_stopped(transcribe)
+        item_id = self._user_item()
+        self._send_delta(item_id, transcribe)
         if not final:
             return None
         entry = self.conversation.get(item_id)
@@ -80,8 +89,16 @@ class InputAudio:
             self.emit(se.transcription_completed(item_id, text, self.input_ms / 1000))
         self.emit(se.item_done(se.item_to_wire(entry.with_text("completed"), item_id), None))
         self.user_item = None
-        self.partial = ""
+        self.partial = self.sent = ""
         return entry
+
+    def _send_delta(self, item_id: str, transcribe: bool) -> None:
+        """The new part of the transcript (all of it when STT revised what was sent)."""
+        text = self.partial
+        delta = text[len(self.sent) :] if text.startswith(self.sent) else text
+        self.sent = text
+        if transcribe and delta:
+            self.emit(se.transcription_delta(item_id, delta))
 
     def _user_item(self, item_id: str | None = None) -> str:
         """The user's spoken item: committed and added once, at the first need

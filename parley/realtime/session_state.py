@@ -366,7 +366,7 @@ class RealtimeSession:
             if event.state == "speech_started":
                 self.input.speech_started()
             else:
-                self.input.speech_stopped()
+                self.input.speech_stopped(self.config.transcription is not None)
         elif isinstance(event, pe.Transcript):
             transcribe = self.config.transcription is not None
             entry = self.input.transcript(event.text, event.final, transcribe)
