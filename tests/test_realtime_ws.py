@@ -399,3 +399,38 @@ async def test_a_spoken_turn_with_server_vad(
         user = [m for m in stored if m.role == "user"]
         assert user and "table" in user[-1].text and user[-1].channel == "realtime"
         await client.close()
+
+
+async def test_barge_in_cancels_the_response_and_truncate_cuts_the_item(tmp_path: Path) -> None:
+    rate = 24000
+    speech = pad_silence(speak_pcm(PHRASE, "en-us", 175, rate), 0.3, 1.2, rate)
+    barge = pad_silence(speak_pcm("no wait, stop please", "en-us", 175, rate), 0.0, 1.2, rate)
+    async with realtime_server(tmp_path) as (base_url, _, services):
+        client = openai.AsyncOpenAI(api_key="anything", base_url=f"{base_url}/v1")
+        async with client.realtime.connect(model="demo") as conn:
+            session_id = (await next_raw(conn))["session"]["id"]
+            await stream_audio(conn, speech, rate // 50 * 2)
+            first = (await until(conn, "response.output_audio.delta"))[-1]
+            await stream_audio(conn, barge, rate // 50 * 2)  # the user talks over the answer
+            events = await until(conn, "response.done")
+            done = events[-1]["response"]
+            assert done["id"] == first["response_id"]
+            assert done["status"] == "cancelled"
+            assert done["status_details"]["reason"] == "turn_detected"
+            assert "input_audio_buffer.speech_started" in [e["type"] for e in events]
+            await conn.conversation.item.truncate(
+                item_id=first["item_id"], content_index=0, audio_end_ms=200
+            )
+            truncated = (await until(conn, "conversation.item.truncated"))[-1]
+            assert (truncated["item_id"], truncated["audio_end_ms"]) == (first["item_id"], 200)
+            await conn.conversation.item.truncate(
+                item_id=first["item_id"], content_index=0, audio_end_ms=10**6
+            )
+            err = (await until(conn, "error"))[-1]
+            assert (err["error"]["code"], err["error"]["param"]) == (
+                "invalid_value",
+                "audio_end_ms",
+            )
+        stored = await services.store.list_messages(session_id)
+        assert any(m.role == "assistant" and m.interrupted for m in stored)
+        await client.close()
