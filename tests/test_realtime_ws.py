@@ -55,7 +55,9 @@ async def realtime_server(
 
 
 async def next_raw(conn: Any) -> dict[str, Any]:
-    event: dict[str, Any] = json.loads(await conn.recv_bytes())
+    """The next server event; a test that waits for one in vain fails, never hangs."""
+    async with asyncio.timeout(60):
+        event: dict[str, Any] = json.loads(await conn.recv_bytes())
     return event
 
 
@@ -412,17 +414,24 @@ async def test_barge_in_cancels_the_response_and_truncate_cuts_the_item(tmp_path
             await stream_audio(conn, speech, rate // 50 * 2)
             first = (await until(conn, "response.output_audio.delta"))[-1]
             await stream_audio(conn, barge, rate // 50 * 2)  # the user talks over the answer
-            events = await until(conn, "response.done")
+            events = [first, *await until(conn, "response.done")]
+            played_ms = sum(
+                len(base64.b64decode(e["delta"])) // 48
+                for e in events
+                if e["type"] == "response.output_audio.delta" and e["item_id"] == first["item_id"]
+            )
+            assert played_ms > 0
             done = events[-1]["response"]
             assert done["id"] == first["response_id"]
             assert done["status"] == "cancelled"
             assert done["status_details"]["reason"] == "turn_detected"
             assert "input_audio_buffer.speech_started" in [e["type"] for e in events]
+            heard_ms = played_ms // 2  # the client played half of what it got
             await conn.conversation.item.truncate(
-                item_id=first["item_id"], content_index=0, audio_end_ms=200
+                item_id=first["item_id"], content_index=0, audio_end_ms=heard_ms
             )
             truncated = (await until(conn, "conversation.item.truncated"))[-1]
-            assert (truncated["item_id"], truncated["audio_end_ms"]) == (first["item_id"], 200)
+            assert (truncated["item_id"], truncated["audio_end_ms"]) == (first["item_id"], heard_ms)
             await conn.conversation.item.truncate(
                 item_id=first["item_id"], content_index=0, audio_end_ms=10**6
             )
@@ -433,4 +442,35 @@ async def test_barge_in_cancels_the_response_and_truncate_cuts_the_item(tmp_path
             )
         stored = await services.store.list_messages(session_id)
         assert any(m.role == "assistant" and m.interrupted for m in stored)
+        await client.close()
+
+
+async def test_push_to_talk_commit_then_response_create(tmp_path: Path) -> None:
+    rate = 24000
+    speech = pad_silence(speak_pcm(PHRASE, "en-us", 175, rate), 0.2, 0.3, rate)
+    async with realtime_server(tmp_path) as (base_url, _, _services):
+        client = openai.AsyncOpenAI(api_key="anything", base_url=f"{base_url}/v1")
+        async with client.realtime.connect(model="demo") as conn:
+            await next_raw(conn)
+            await conn.session.update(
+                session={"type": "realtime", "audio": {"input": {"turn_detection": None}}}
+            )
+            await until(conn, "session.updated")
+            await conn.input_audio_buffer.commit()  # nothing buffered yet
+            assert (await until(conn, "error"))[-1]["error"][
+                "code"
+            ] == "input_audio_buffer_commit_empty"
+            await stream_audio(conn, speech, rate // 50 * 2)
+            await conn.input_audio_buffer.commit()
+            committed = (await until(conn, "input_audio_buffer.committed"))[-1]
+            await conn.response.create()
+            events = await until(conn, "response.done")
+        item = next(
+            e["item"]
+            for e in events
+            if e["type"] == "conversation.item.done" and e["item"]["id"] == committed["item_id"]
+        )
+        assert "table" in item["content"][0]["transcript"]
+        assert events[-1]["response"]["status"] == "completed"
+        assert any(e["type"] == "response.output_audio.delta" for e in events)
         await client.close()

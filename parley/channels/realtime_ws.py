@@ -34,7 +34,7 @@ from parley.channels.raw_ws import ParleyApp, RawWebSocket
 from parley.channels.realtime_http import DEFAULT_AGENT, realtime_access
 from parley.channels.realtime_voice import RealtimeVoice
 from parley.channels.services import Services, token_hash
-from parley.events import Error, Event, SessionEnded, TurnEnd
+from parley.events import SessionEnded
 from parley.realtime.access import AccessDenied, RealtimeGrant
 from parley.realtime.actions import (
     CancelResponse,
@@ -102,14 +102,7 @@ class RealtimeConnection:
             elif isinstance(out, StartResponse):
                 self._start_response(out)
             elif isinstance(out, DecideApproval):
-                stream = self.services.brain.decide(
-                    self.session.id,
-                    out.tool_call_id,
-                    out.approved,
-                    reason=out.reason,
-                    channel=CHANNEL,
-                )
-                self._start(stream)
+                self._decide(out)
             elif isinstance(out, CancelResponse):
                 self._cancel()
             else:
@@ -128,10 +121,36 @@ class RealtimeConnection:
         elif isinstance(out, ConfigureSession) and self.voice_session is not None:
             self.voice.submit(lambda: self.voice.configure(out.config))
 
+    def _decide(self, decision: DecideApproval) -> None:
+        """The continuation speaks when the session does: then the voice session runs it."""
+        if "audio" in self.rt.config.output_modalities:
+            config = self.rt.config
+
+            async def decide() -> None:
+                conn = await self.voice.configure(config)
+                conn.decide(decision.tool_call_id, decision.approved, "user")
+
+            self.voice.submit(decide)
+            return
+        stream = self.services.brain.decide(
+            self.session.id,
+            decision.tool_call_id,
+            decision.approved,
+            reason=decision.reason,
+            channel=CHANNEL,
+        )
+        self._start(stream)
+
     def _start_response(self, start: StartResponse) -> None:
+        spoken = any(
+            isinstance(i, MessageItem) and any(p.type == "input_audio" for p in i.content)
+            for i in start.input
+        )
+        if spoken and self.voice_session is not None:
+            return  # the voice session answers committed speech itself, in this response
         text = self._user_text(start)
-        if isinstance(text, list):
-            self._start(text)
+        if isinstance(text, tuple):
+            self.carry_out(self.rt.fail(*text))
         elif "audio" in start.output_modalities:  # the voice session speaks the answer
             config = self.rt.config
             self.voice.submit(lambda: self.voice.respond(config, text))
@@ -149,46 +168,37 @@ class RealtimeConnection:
     # --- turns ---------------------------------------------------------------------
 
     @staticmethod
-    def _user_text(start: StartResponse) -> str | list[Event]:
-        """The new user text to answer, or the events of a response that cannot run."""
+    def _user_text(start: StartResponse) -> str | tuple[str, str]:
+        """The new user text to answer, or why the response cannot run (code, message)."""
         if any(isinstance(i, FunctionCallOutputItem) for i in start.input):
-            return [
-                Error("unsupported", "function_call_output is not wired to the brain yet"),
-                TurnEnd("error"),
-            ]
+            return ("unsupported", "function_call_output is not wired to the brain yet")
         texts = [i.text for i in start.input if isinstance(i, MessageItem) and i.role == "user"]
         text = " ".join(t for t in texts if t)
         if not text:
-            return [
-                Error("no_user_input", "response.create needs a new user item to answer"),
-                TurnEnd("error"),
-            ]
+            return ("no_user_input", "response.create needs a new user item to answer")
         return text
 
-    def _start(self, turn: TurnStream | list[Event]) -> None:
+    def _start(self, turn: TurnStream) -> None:
         self.cancel_requested = False
         self.turn = asyncio.create_task(self._run(turn))
 
-    async def _run(self, turn: TurnStream | list[Event]) -> None:
-        events: TurnStream | list[Event] = turn
-        if isinstance(turn, TurnStream):
-            self.stream = turn
+    async def _run(self, turn: TurnStream) -> None:
+        """A turn on the brain directly (text responses, unspoken approvals)."""
+        self.stream = turn
+        try:
             try:
                 await turn.start()
-                if self.cancel_requested:
-                    turn.abandon()
             except TurnRejected as exc:
-                events = [Error(exc.code, exc.message), TurnEnd("error")]
+                self.carry_out(self.rt.fail(exc.code, exc.message))
+                return
             except Exception:  # the store or coordinator failed: the response fails
                 log.exception("realtime turn of %s could not start", self.session.id)
-                events = [Error("internal_error", "the turn could not start"), TurnEnd("error")]
-        try:
-            if isinstance(events, list):
-                for event in events:
-                    self.carry_out(self.rt.on_event(event))
-            else:
-                async for event in events:
-                    self.carry_out(self.rt.on_event(event))
+                self.carry_out(self.rt.fail("internal_error", "the turn could not start"))
+                return
+            if self.cancel_requested:
+                turn.abandon()
+            async for event in turn:
+                self.carry_out(self.rt.on_event(event))
         finally:
             self.stream = None
             self.carry_out(self.rt.turn_stopped())

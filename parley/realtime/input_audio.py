@@ -24,10 +24,19 @@ Emit = Callable[[dict[str, Any]], None]
 
 
 class InputAudio:
-    def __init__(self, conversation: Conversation, ids: IdSource, emit: Emit) -> None:
+    def __init__(
+        self,
+        conversation: Conversation,
+        ids: IdSource,
+        emit: Emit,
+        on_commit: Callable[[Entry], None],
+    ) -> None:
+        """``on_commit`` gets each committed user item: the input of the next response
+        (its transcript fills in later)."""
         self.conversation = conversation
         self.ids = ids
         self.emit = emit
+        self.on_commit = on_commit
         self.input_ms = 0.0  # all input audio so far
         self.buffer_ms = 0.0  # uncommitted input audio
         self.speech_item: str | None = None  # announced by speech_started, not yet committed
@@ -71,17 +80,17 @@ class InputAudio:
         self._user_item(item_id)
         self._send_delta(item_id, transcribe)
 
-    def transcript(self, text: str, final: bool, transcribe: bool) -> Entry | None:
-        """A partial or final transcript; the completed entry when ``final``."""
+    def transcript(self, text: str, final: bool, transcribe: bool) -> None:
+        """A partial or final transcript of the user's item."""
         self.partial = text
         if self.speech_item is not None:
             if not final:
-                return None  # still speaking: the transcript waits for the commit
+                return  # still speaking: the transcript waits for the commit
             self.speech_stopped(transcribe)
         item_id = self._user_item()
         self._send_delta(item_id, transcribe)
         if not final:
-            return None
+            return
         entry = self.conversation.get(item_id)
         assert entry is not None
         entry.text = text
@@ -90,7 +99,6 @@ class InputAudio:
         self.emit(se.item_done(se.item_to_wire(entry.with_text("completed"), item_id), None))
         self.user_item = None
         self.partial = self.sent = ""
-        return entry
 
     def _send_delta(self, item_id: str, transcribe: bool) -> None:
         """The new part of the transcript (all of it when STT revised what was sent)."""
@@ -107,8 +115,10 @@ class InputAudio:
             item_id = item_id or self.ids.new("item")
             self.user_item = item_id
             item = MessageItem(item_id, "user", (ContentPart("input_audio"),), "in_progress")
-            before = self.conversation.add(Entry(item_id, item))
+            entry = Entry(item_id, item)
+            before = self.conversation.add(entry)
             self.buffer_ms = 0.0
             self.emit(se.buffer_committed(item_id, before))
             self.emit(se.item_added(se.item_to_wire(item, item_id), before))
+            self.on_commit(entry)
         return self.user_item

@@ -171,6 +171,10 @@ class ResponseLifecycle:
         if self.voiced and self.phase is Phase.ACTIVE:
             self._finish(self.ended_status or pe.TurnEnd("completed"))
 
+    def fail(self) -> None:
+        if self.phase is Phase.ACTIVE:
+            self._finish(pe.TurnEnd("error"))
+
     def interrupted(self) -> None:
         if self.phase is Phase.ACTIVE:
             self.cancel("turn_detected")

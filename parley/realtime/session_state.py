@@ -149,12 +149,12 @@ class RealtimeSession:
         self.ids = ids or RandomIds()
         self.expires_at = expires_at
         self.conversation = Conversation()
-        self.input = InputAudio(self.conversation, self.ids, self._send)
+        self.pending_input: list[Entry] = []  # items added since the last response
+        self.input = InputAudio(self.conversation, self.ids, self._send, self.pending_input.append)
         self.responses = ResponseLifecycle(
             session_id, self.conversation, self.ids, self._send, lambda: self.config
         )
         self.responses.voiced = voiced
-        self.pending_input: list[Entry] = []  # items added since the last response
         self.queued_create: ResponseCreate | None = None
         self._out: list[Output] = []
 
@@ -290,7 +290,7 @@ class RealtimeSession:
             self._send(se.item_retrieved(se.item_to_wire(entry.with_text(), entry.item_id)))
             return
         self.conversation.delete(event.item_id)
-        self.pending_input = [e for e in self.pending_input if e is not entry]
+        self.pending_input[:] = [e for e in self.pending_input if e is not entry]
         self._send(se.item_deleted(event.item_id))
         self._out.append(DeleteItem(event.item_id, entry.message_id))
 
@@ -316,7 +316,7 @@ class RealtimeSession:
             inputs = p.input or ()
         else:
             inputs = tuple(e.with_text() for e in self.pending_input) + (p.input or ())
-            self.pending_input = []
+            self.pending_input.clear()
         self._out.append(
             StartResponse(
                 response.id,
@@ -363,15 +363,15 @@ class RealtimeSession:
     def on_event(self, event: pe.Event) -> list[Output]:
         """One event of the voice session or the brain, mapped to server events."""
         if isinstance(event, pe.Vad):
-            if event.state == "speech_started":
+            if self.config.turn_detection is None:
+                pass  # push-to-talk: the client's commit ends speech, as on OpenAI
+            elif event.state == "speech_started":
                 self.input.speech_started()
             else:
                 self.input.speech_stopped(self.config.transcription is not None)
         elif isinstance(event, pe.Transcript):
             transcribe = self.config.transcription is not None
-            entry = self.input.transcript(event.text, event.final, transcribe)
-            if entry is not None:
-                self.pending_input.append(entry)
+            self.input.transcript(event.text, event.final, transcribe)
         elif isinstance(event, pe.AssistantDelta):
             self.responses.text_delta(event.text)
         elif isinstance(event, pe.AssistantMessage):
@@ -397,6 +397,13 @@ class RealtimeSession:
             return  # output of a cancelled turn
         running = self.response.id if self.response and self.phase is Phase.ACTIVE else None
         self._send(se.extension(event.type, {"response_id": running, **event.fields()}))
+
+    def fail(self, code: str, message: str) -> list[Output]:
+        """The socket loop could not run the response it was asked for: ``error``, and
+        the response ends ``failed`` now (no voice session will end it)."""
+        self._send(se.error(ProtocolError(code, message, type="server_error")))
+        self.responses.fail()
+        return self._flush()
 
     def on_audio(self, pcm: bytes, text: str = "") -> list[Output]:
         """PCM16 at ``config.output_rate`` from TTS; ``text`` is what it says (if known)."""
