@@ -7,6 +7,7 @@ line and the field, e.g. ``agents/demo.yaml:12: tools.1.timeout_s: ...``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import tomllib
@@ -38,6 +39,10 @@ DATABASE_URL_PREFIXES = (
 )
 
 
+def _key_hash(key: str) -> str:
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
 class ConfigError(Exception):
     """A setting or an agent file is invalid; the message says which and why."""
 
@@ -67,6 +72,9 @@ class Settings(BaseSettings):
     )
     operator_key: str | None = None
     webhook_secret: str | None = None  # signs end-of-session reports (agent on_end.url)
+    # PARLEY_API_KEYS: a comma list of plaintext keys for /v1/realtime; only their
+    # hashes ("sha256:<hex>") are kept, from validation on.
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # NoDecode: the environment gives a comma list ("https://a,https://b") or JSON.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     session_rate_limit: int = Field(default=30, ge=0, description="sessions per IP per minute")
@@ -131,6 +139,16 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [o.strip() for o in value.split(",") if o.strip()]
         return value
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _hash_api_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.split(",")
+        if not isinstance(value, list):
+            return value
+        keys = [str(k).strip() for k in value if str(k).strip()]
+        return [k if k.startswith("sha256:") else _key_hash(k) for k in keys]
 
     @field_validator("database_url")
     @classmethod

@@ -21,8 +21,10 @@ from parley.audio import (
     WavStreamDecoder,
     array_to_pcm,
     byte_count,
+    decode_alaw,
     decode_ulaw,
     duration_s,
+    encode_alaw,
     encode_ulaw,
     encode_wav,
     frame_bytes,
@@ -33,6 +35,7 @@ from parley.audio import (
     silence,
     write_wav,
 )
+from parley.audio.g711 import encode_alaw_array
 
 
 def tone(freq: float, seconds: float, rate: int, amplitude: float = 8000.0) -> bytes:
@@ -279,6 +282,31 @@ def test_ulaw_round_trip_error_is_small_and_sizes_halve() -> None:
     assert np.abs(decoded - original).max() <= np.abs(original).max() // 16
     with pytest.raises(ValueError, match=r"even number of bytes"):
         encode_ulaw(b"\x00\x00\x00")
+
+
+# --- A-law ------------------------------------------------------------------------------
+
+
+def test_alaw_encode_is_bit_exact_with_audioop_for_every_sample() -> None:
+    every = np.arange(-32768, 32768, dtype=np.int16).tobytes()
+    assert encode_alaw(every) == _audioop().lin2alaw(every, 2)
+
+
+def test_alaw_decode_is_bit_exact_with_audioop_for_every_code() -> None:
+    codes = bytes(range(256))
+    assert decode_alaw(codes) == _audioop().alaw2lin(codes, 2)
+
+
+def test_alaw_literal_codes_and_round_trip() -> None:
+    # silence encodes to 0xD5 (positive zero) / 0x55 (negative zero); the extremes saturate
+    extremes = np.array([0, -1, 32767, -32768], dtype=np.int16)
+    assert encode_alaw_array(extremes) == bytes([0xD5, 0x55, 0xAA, 0x2A])
+    source = tone(1000, 0.02, 8000, amplitude=20000)
+    decoded = pcm_to_array(decode_alaw(encode_alaw(source))).astype(np.int32)
+    original = pcm_to_array(source).astype(np.int32)
+    assert np.abs(decoded - original).max() <= np.abs(original).max() // 16
+    with pytest.raises(ValueError, match=r"even number of bytes"):
+        encode_alaw(b"\x00")
 
 
 # --- WAV -----------------------------------------------------------------------------------

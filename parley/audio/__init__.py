@@ -1,10 +1,10 @@
-"""PCM16 helpers, resampling (soxr), G.711 μ-law and WAV files: pure functions and
+"""PCM16 helpers, resampling (soxr), G.711 μ-law/A-law and WAV files: pure functions and
 small stateful stream objects, no I/O besides ``wav``'s file access.
 
 Audio is PCM signed 16-bit little-endian mono everywhere in Parley.
 """
 
-from parley.audio.g711 import decode_ulaw, encode_ulaw
+from parley.audio.g711 import decode_alaw, decode_ulaw, encode_alaw, encode_ulaw
 from parley.audio.pcm import (
     FrameSplitter,
     SampleAligner,
@@ -35,8 +35,10 @@ __all__ = [
     "WavStreamDecoder",
     "array_to_pcm",
     "byte_count",
+    "decode_alaw",
     "decode_ulaw",
     "duration_s",
+    "encode_alaw",
     "encode_ulaw",
     "encode_wav",
     "frame_bytes",

@@ -1,9 +1,13 @@
-"""G.711 μ-law codec in numpy, bit-exact with the classic Sun/CCITT algorithm that
-the stdlib ``audioop`` used (``lin2ulaw``/``ulaw2lin`` with width 2).
+"""G.711 μ-law and A-law codecs in numpy, bit-exact with the classic Sun/CCITT
+algorithms that the stdlib ``audioop`` used (``lin2ulaw``/``ulaw2lin`` and
+``lin2alaw``/``alaw2lin`` with width 2).
 
-Encoding drops the two low bits (14-bit input), adds the bias 33, finds the segment
+μ-law encoding drops the two low bits (14-bit input), adds the bias 33, finds the segment
 (exponent) whose upper bound holds the magnitude, keeps four mantissa bits, and stores
-the byte inverted. Decoding is a 256-entry table.
+the byte inverted. A-law encoding drops three low bits (13-bit input), takes the one's
+complement of negative values, finds the segment, keeps four mantissa bits and stores
+the byte with the even bits inverted (``0x55``; the sign bit set for non-negative
+values). Decoding is a 256-entry table for both.
 """
 
 from __future__ import annotations
@@ -57,3 +61,48 @@ def decode_ulaw_array(ulaw: bytes | bytearray | memoryview) -> npt.NDArray[np.in
 def decode_ulaw(ulaw: bytes | bytearray | memoryview) -> bytes:
     """μ-law bytes to PCM16 bytes (twice the length)."""
     return bytes(decode_ulaw_array(ulaw).astype("<i2", copy=False).tobytes())
+
+
+# --- A-law ------------------------------------------------------------------------------
+
+# Upper bound (inclusive) of each A-law segment's 13-bit magnitude.
+_ALAW_SEGMENT_ENDS = np.array([0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF], dtype=np.int32)
+
+
+def _build_alaw_decode_table() -> npt.NDArray[np.int16]:
+    code = np.arange(256, dtype=np.int32) ^ 0x55
+    segment = (code & 0x70) >> 4
+    base = ((code & 0x0F) << 4) + np.where(segment == 0, 8, 0x108)
+    magnitude = np.where(segment > 1, base << np.maximum(segment - 1, 0), base)
+    return np.where((code & 0x80) != 0, magnitude, -magnitude).astype(np.int16)
+
+
+_ALAW_DECODE_TABLE = _build_alaw_decode_table()
+
+
+def encode_alaw_array(samples: npt.NDArray[np.int16]) -> bytes:
+    """int16 samples to A-law bytes (one byte per sample)."""
+    value = samples.astype(np.int32) >> 3
+    negative = value < 0
+    magnitude = np.where(negative, -value - 1, value)
+    segment = np.searchsorted(_ALAW_SEGMENT_ENDS, magnitude)  # 8 = beyond the last segment
+    shift = np.where(segment < 2, 1, segment)
+    code = (np.minimum(segment, 7) << 4) | ((magnitude >> shift) & 0x0F)
+    code = np.where(segment >= 8, 0x7F, code)
+    stored = code ^ np.where(negative, 0x55, 0xD5)
+    return bytes(stored.astype(np.uint8).tobytes())
+
+
+def encode_alaw(pcm: bytes | bytearray | memoryview) -> bytes:
+    """PCM16 bytes to A-law bytes (half the length)."""
+    return encode_alaw_array(pcm_to_array(pcm))
+
+
+def decode_alaw_array(alaw: bytes | bytearray | memoryview) -> npt.NDArray[np.int16]:
+    """A-law bytes to int16 samples."""
+    return _ALAW_DECODE_TABLE[np.frombuffer(alaw, dtype=np.uint8)]
+
+
+def decode_alaw(alaw: bytes | bytearray | memoryview) -> bytes:
+    """A-law bytes to PCM16 bytes (twice the length)."""
+    return bytes(decode_alaw_array(alaw).astype("<i2", copy=False).tobytes())

@@ -39,12 +39,24 @@ class RawWebSocket:
     def open(self) -> bool:
         return not (self.disconnected or self.close_sent)
 
-    async def accept(self) -> None:
+    async def accept(self, subprotocol: str | None = None) -> None:
         message = await self._receive()
         if message["type"] != "websocket.connect":
             self.disconnected = True
             raise WebSocketDisconnect(1006)
-        await self._send({"type": "websocket.accept"})
+        accept: Message = {"type": "websocket.accept"}
+        if subprotocol is not None:
+            accept["subprotocol"] = subprotocol
+        await self._send(accept)
+
+    async def deny(self) -> None:
+        """Refuse the upgrade: the client gets HTTP 403 and no WebSocket."""
+        message = await self._receive()
+        self.close_sent = True
+        if message["type"] == "websocket.connect":
+            await self._send({"type": "websocket.close", "code": 1008})
+        else:
+            self.disconnected = True
 
     async def receive(self) -> Message:
         """The next ASGI message: ``websocket.receive`` (``bytes`` or ``text``) or
