@@ -251,6 +251,8 @@ def _mount_optional_channels(app: ParleyApp, services: Services) -> None:
     """Channels added by later modules (voice, telephony, operator) register here."""
     from parley.channels import (
         metrics_http,
+        realtime_http,
+        realtime_ws,
         session_events,
         telephony_http,
         transcript_http,
@@ -264,6 +266,8 @@ def _mount_optional_channels(app: ParleyApp, services: Services) -> None:
     app.include_router(transcript_http.router)
     app.include_router(session_events.router)
     metrics_http.install(app, services)
+    realtime_http.install(app, services)
+    realtime_ws.install(app, services)
 
 
 def app_factory() -> FastAPI:

@@ -17,7 +17,6 @@ import websockets
 
 from parley.app import create_app
 from parley.audio.g711 import decode_ulaw, encode_ulaw
-from parley.channels import realtime_http, realtime_ws
 from parley.channels.services import Services
 from parley.config import Settings
 from parley.testing.fake_openai import FakeOpenAIServer, Reply, Text, Wait
@@ -34,15 +33,13 @@ PHRASE = "I would like to book a table for two tonight"
 async def realtime_server(
     tmp_path: Path, **overrides: Any
 ) -> AsyncIterator[tuple[str, list[dict[str, Any]], Services]]:
-    """The app with the Realtime channel mounted; yields its URL and the WebSocket scopes
+    """The app (``create_app`` mounts the Realtime channel); yields its URL and the WebSocket scopes
     it saw (to check what the SDK sends on connect)."""
     settings = Settings(
         data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'p.db'}", **overrides
     )
     app = create_app(settings)
     services = app.state.services
-    realtime_http.install(app, services)
-    realtime_ws.install(app, services)
     scopes: list[dict[str, Any]] = []
 
     async def recorder(scope: Any, receive: Any, send: Any) -> None:

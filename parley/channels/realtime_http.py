@@ -6,8 +6,8 @@ The body is OpenAI's: ``{"expires_after": {"anchor": "created_at", "seconds": 10
 names the Parley agent (default ``demo``); the session object is validated now (a bad
 one is a 400 with the Realtime error's ``code`` and ``param``) and applied when the
 secret opens a socket. Mounted by ``app.create_app`` with ``realtime_http.install(app,
-services)``, which also puts the ``RealtimeAccess`` that the socket uses in
-``services.extras["realtime_access"]``.
+services)``, which also sets ``services.realtime_access``, the ``RealtimeAccess`` that
+the socket uses.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ DEFAULT_AGENT = "demo"
 
 
 def realtime_access(services: Services) -> RealtimeAccess:
-    access = services.extras.get("realtime_access")
-    if not isinstance(access, RealtimeAccess):
+    access = services.realtime_access
+    if access is None:
         raise RuntimeError("realtime_http.install(app, services) has not run")
     return access
 
@@ -91,7 +91,7 @@ async def create_client_secret(
         ttl, agent, raw_session = _parse_body(await request.body())
     except ProtocolError as err:
         raise ApiError(400, err.code, err.message, param=err.param) from None
-    spec = services.agent(agent)
+    spec = services.lifecycle.agent(agent)
     value, expires_at = await access.secrets.issue(spec.name, raw_session, ttl)
     config = SessionConfig(model=spec.name).apply(parse_session(Reader(raw_session, "session")))
     return {
@@ -106,5 +106,5 @@ def install(app: FastAPI, services: Services) -> None:
         ApiKeys(services.settings.api_keys),
         ClientSecretStore(services.coordinator, services.clock),
     )
-    services.extras["realtime_access"] = access
+    services.realtime_access = access
     app.include_router(router)

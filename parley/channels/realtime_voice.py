@@ -1,11 +1,17 @@
-"""Audio for ``/v1/realtime``, for now over today's ``VoiceConnection``.
+"""Audio for ``/v1/realtime``: one ``VoiceSession`` per Realtime socket.
 
-Interim: the voice session is being split into a transport-neutral session with typed
-event and audio sinks (docs/REALTIME.md, "Wiring audio"). Until then this module gives
-the Realtime socket one ``VoiceConnection`` per connection, with a transport that turns
-the connection's JSON events back into ``parley.events`` (``event_from_wire``) and hands
-its audio to the state machine. What changes with the new session: the reparse goes,
-and audio leaves unpaced (today it is paced to real time, as for the browser).
+The voice session is Parley's, as on ``/v1/voice``: VAD, turn-taking, STT, one spoken
+response at a time, barge-in. Its edges point at the Realtime state machine: every
+``parley.events`` event goes to an ``EventSink`` that feeds ``rt.on_event``, and agent
+audio leaves through an ``UnpacedOutput`` (as fast as TTS makes it, as OpenAI's server
+does; the client paces playback and reports what it played with
+``conversation.item.truncate``).
+
+What the session config decides (``VoiceShape``): input and output rates, hands-free or
+push-to-talk (``turn_detection: null``), the stop silence (``silence_duration_ms``, or
+``semantic_vad`` eagerness) and the VAD threshold. A change of shape rebuilds the voice
+session between responses. ``create_response: false`` and push-to-talk hold a finished
+utterance until ``response.create`` asks for it (``RealtimeVoiceSession``).
 
 Voice operations run one at a time, in the order the state machine asked for them
 (``submit``), on one worker task.
@@ -15,99 +21,118 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from parley.brain.core import UserInput
 from parley.channels.services import Services
-from parley.engines.factory import EngineHub
-from parley.events import (
-    ApprovalRequested,
-    ApprovalResolved,
-    AssistantDelta,
-    AssistantMessage,
-    Done,
-    Error,
-    Event,
-    GoAway,
-    Interrupted,
-    SessionEnded,
-    ToolCallCompleted,
-    ToolCallStarted,
-    Transcript,
-    Transfer,
-    TurnEnd,
-    UiOp,
-    Vad,
-    Warning,
-)
+from parley.config import AgentSpec
+from parley.events import Error, Event
+from parley.realtime.actions import TruncateItem
 from parley.realtime.session_config import SessionConfig
-from parley.voice.connection import VoiceConnection, VoiceOptions
+from parley.voice.io import VoiceOptions
+from parley.voice.response import Timings
+from parley.voice.session import VoiceSession
+from parley.voice.turn_taking import TurnTakingConfig
+from parley.voice.turns import VoiceTurns
+from parley.voice.unpaced import UnpacedOutput
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "realtime"
-_BY_TYPE: dict[str, type[Event]] = {
-    cls.type: cls
-    for cls in (
-        AssistantDelta,
-        AssistantMessage,
-        ToolCallStarted,
-        ToolCallCompleted,
-        ApprovalRequested,
-        ApprovalResolved,
-        UiOp,
-        Transfer,
-        TurnEnd,
-        Error,
-        Vad,
-        Interrupted,
-        Done,
-        Warning,
-        GoAway,
-        SessionEnded,
-    )
-}
+DEFAULT_THRESHOLD = 0.5  # OpenAI's server_vad default: leave the agent's VAD as it is
 
 
-def event_from_wire(data: dict[str, Any]) -> Event | None:
-    """A voice connection's JSON event back as a ``parley.events`` event; ``None`` for
-    the browser-only ones (``assistant_text``, ``pong``, …)."""
-    kind = data.get("type")
-    if kind in ("transcript_partial", "transcript_final"):
-        return Transcript(str(data.get("text", "")), final=kind == "transcript_final")
-    cls = _BY_TYPE.get(str(kind))
-    if cls is None:
-        return None
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})
+@dataclass(frozen=True, slots=True)
+class VoiceShape:
+    """What a ``VoiceSession`` is built with; a change rebuilds it."""
+
+    input_rate: int
+    output_rate: int
+    push_to_talk: bool
+    stop_secs: float | None  # None: the agent's own (semantic_vad keeps its smart mode)
+    silence: bool  # server_vad: a fixed silence ends the turn, as OpenAI
+    activation: float | None  # the VAD threshold; None: the agent's
 
 
-class _Transport:
-    def __init__(self, on_event: Callable[[Event], None], on_audio: Callable[[bytes], None]):
+def voice_shape(config: SessionConfig) -> VoiceShape:
+    td = config.turn_detection
+    if td is None:
+        return VoiceShape(config.input_rate, config.output_rate, True, None, False, None)
+    stop = min(max(td.stop_secs, 0.05), 5.0)
+    server = td.type == "server_vad"
+    threshold = td.threshold if server and td.threshold != DEFAULT_THRESHOLD else None
+    return VoiceShape(config.input_rate, config.output_rate, False, stop, server, threshold)
+
+
+def tuned_agent(agent: AgentSpec, shape: VoiceShape) -> AgentSpec:
+    """The agent with its turn-taking set as the session config asks."""
+    update: dict[str, Any] = {}
+    if shape.stop_secs is not None:
+        update["stop_secs"] = shape.stop_secs
+    if shape.silence:
+        update["turn_detection"] = "silence"
+    if shape.activation is not None:
+        base = TurnTakingConfig.from_voice_spec(agent.voice)
+        activation = min(max(shape.activation, 0.05), 0.95)
+        update["activation"] = activation
+        update["deactivation"] = min(base.deactivation, activation * 0.7)
+        update["echo_activation"] = max(base.echo_activation, activation)
+    if not update:
+        return agent
+    return agent.model_copy(update={"voice": agent.voice.model_copy(update=update)})
+
+
+class RealtimeVoiceSession(VoiceSession):
+    """A ``VoiceSession`` that can hold a finished utterance for ``response.create``
+    (push-to-talk, ``create_response: false``) instead of answering it at once."""
+
+    hold = False
+    held: list[tuple[UserInput, Timings | None]]
+    wanted = False  # a response.create came before the utterance's transcript
+
+    def user_turn(self, user: UserInput, timings: Timings | None = None) -> None:
+        if not self.hold or self.wanted:
+            self.wanted = False
+            super().user_turn(user, timings)
+        else:
+            self.held.append((user, timings))
+
+    def answer(self, user: UserInput) -> None:
+        """Speak the answer to ``user`` now, whatever ``hold`` says."""
+        super().user_turn(user)
+
+    def release(self) -> None:
+        """``response.create`` for committed speech: answer what is held, or the next
+        utterance when its transcript is not there yet."""
+        if not self.held:
+            self.wanted = True
+            return
+        held, self.held = self.held, []
+        text = " ".join(user.text for user, _ in held)
+        super().user_turn(UserInput(text, CHANNEL), held[-1][1])
+
+
+class _Edges:
+    """The voice session's event sink and the output's audio sink."""
+
+    def __init__(
+        self, on_event: Callable[[Event], None], on_audio: Callable[[bytes], None]
+    ) -> None:
         self.on_event = on_event
         self.on_audio = on_audio
 
-    async def send_json(self, data: dict[str, Any]) -> None:
-        event = event_from_wire(data)
-        if event is not None:
-            self.on_event(event)
+    async def emit(self, event: Event) -> None:
+        self.on_event(event)
 
     async def send_audio(self, pcm: bytes) -> None:
         self.on_audio(pcm)
 
 
-def _voice_key(config: SessionConfig) -> tuple[int, int, str, float]:
-    td = config.turn_detection
-    mode = "push_to_talk" if td is None else "hands_free"
-    stop = 0.5 if td is None else min(max(td.stop_secs, 0.05), 5.0)
-    return config.input_rate, config.output_rate, mode, stop
-
-
 class RealtimeVoice:
-    """One ``VoiceConnection`` for a Realtime socket, (re)built for the session config."""
+    """The voice session of one Realtime socket, (re)built for the session config."""
 
     def __init__(
         self,
@@ -120,9 +145,10 @@ class RealtimeVoice:
         self.services = services
         self.session_id = session_id
         self.agent = agent
-        self.transport = _Transport(on_event, on_audio)
-        self.conn: VoiceConnection | None = None
-        self.key: tuple[int, int, str, float] | None = None
+        self.edges = _Edges(on_event, on_audio)
+        self.session: RealtimeVoiceSession | None = None
+        self.output: UnpacedOutput | None = None
+        self.shape: VoiceShape | None = None
         self.ptt_down = False
         self.jobs: asyncio.Queue[Callable[[], Awaitable[Any]] | None] = asyncio.Queue()
         self.worker = asyncio.create_task(self._work())
@@ -136,64 +162,99 @@ class RealtimeVoice:
                 await job()
             except Exception:
                 log.exception("a realtime voice job of %s failed", self.session_id)
-                self.transport.on_event(Error("internal_error", "the voice session failed"))
+                self.edges.on_event(Error("internal_error", "the voice session failed"))
 
-    async def configure(self, config: SessionConfig) -> VoiceConnection:
-        """The connection for ``config``: rebuilt when rates, mode or stop silence change."""
-        key = _voice_key(config)
-        if self.conn is not None and key == self.key:
-            return self.conn
-        if self.conn is not None:
-            await self.conn.close()
-        hub = self.services.extras.get("engine_hub")
-        if not isinstance(hub, EngineHub):
-            hub = EngineHub(self.services.agents)
-            self.services.extras["engine_hub"] = hub
-        spec = self.services.agents[self.agent]
-        spec = spec.model_copy(
-            update={"voice": spec.voice.model_copy(update={"stop_secs": key[3]})}
+    async def configure(self, config: SessionConfig) -> RealtimeVoiceSession:
+        """The voice session for ``config``: rebuilt when its shape changes."""
+        shape = voice_shape(config)
+        session = self.session
+        if session is None or shape != self.shape:
+            if session is not None:
+                await session.close()
+            session = await self._build(shape)
+        td = config.turn_detection
+        session.hold = td is None or not td.create_response
+        return session
+
+    async def _build(self, shape: VoiceShape) -> RealtimeVoiceSession:
+        services = self.services
+        options = VoiceOptions(
+            input_rate=shape.input_rate,
+            output_rate=shape.output_rate,
+            mode="push_to_talk" if shape.push_to_talk else "hands_free",
+            channel=CHANNEL,
         )
-        self.conn = VoiceConnection(
-            brain=self.services.brain,
-            session_id=self.session_id,
-            agent=spec,
-            engines=await hub.engines_for(self.agent),
-            transport=self.transport,
-            options=VoiceOptions(
-                input_rate=key[0], output_rate=key[1], mode=key[2], channel=CHANNEL
-            ),
-            clock=self.services.clock,
+        self.output = UnpacedOutput(shape.output_rate, self.edges, services.clock)
+        session = RealtimeVoiceSession(
+            turns=VoiceTurns(services.brain, self.session_id, CHANNEL),
+            agent=tuned_agent(services.agents[self.agent], shape),
+            engines=await services.engine_hub.engines_for(self.agent),
+            events=self.edges,
+            audio=self.output,
+            options=options,
+            clock=services.clock,
         )
-        self.key = key
-        self.ptt_down = False
-        await self.conn.start()
-        return self.conn
+        session.held = []
+        self.session, self.shape, self.ptt_down = session, shape, False
+        await session.start()
+        return session
 
     async def feed(self, config: SessionConfig, pcm: bytes) -> None:
-        conn = await self.configure(config)
+        session = await self.configure(config)
         if config.turn_detection is None and not self.ptt_down:
             self.ptt_down = True
-            await conn.ptt(True)
-        await conn.feed_audio(pcm)
+            await session.ptt(True)
+        await session.feed_audio(pcm)
 
     async def commit(self, config: SessionConfig) -> None:
-        conn = await self.configure(config)
+        session = await self.configure(config)
         if self.ptt_down:
             self.ptt_down = False
-            await conn.ptt(False)
+            await session.ptt(False)
 
     async def respond(self, config: SessionConfig, text: str) -> None:
-        conn = await self.configure(config)
-        conn.user_turn(UserInput(text, CHANNEL))
+        """A typed turn whose answer is spoken."""
+        (await self.configure(config)).answer(UserInput(text, CHANNEL))
+
+    async def release(self, config: SessionConfig) -> None:
+        """``response.create`` for committed speech."""
+        (await self.configure(config)).release()
+
+    async def decide(self, config: SessionConfig, tool_call_id: str, approved: bool) -> None:
+        (await self.configure(config)).decide(tool_call_id, approved, "user")
+
+    def decided_elsewhere(self, tool_call_id: str) -> None:
+        if self.session is not None:
+            self.session.decided_elsewhere(tool_call_id)
+
+    def notice(self, text: str) -> None:
+        if self.session is not None:
+            self.session.notice(text)
 
     async def interrupt(self, then: Callable[[], None]) -> None:
-        if self.conn is not None:
-            await self.conn.interrupt(notify=False)
+        if self.session is not None:
+            await self.session.interrupt(notify=False)
         then()
+
+    async def truncate(self, cut: TruncateItem) -> None:
+        """The client played ``audio_end_ms`` of the item: a response still running
+        stops there (its stored message holds what was played); one already stored
+        is cut to the words played."""
+        session, output = self.session, self.output
+        if session is not None and session.responder.response is not None:
+            session.client_played(cut.audio_end_ms)
+            await session.interrupt()
+            return
+        if output is not None:
+            output.clear(self.services.clock.monotonic())
+        if cut.message_id is not None:
+            await self.services.store.update_message(
+                cut.message_id, text=cut.heard_text, interrupted=True
+            )
 
     async def close(self) -> None:
         self.jobs.put_nowait(None)
         with contextlib.suppress(Exception):
             await self.worker
-        if self.conn is not None:
-            await self.conn.close()
+        if self.session is not None:
+            await self.session.close()

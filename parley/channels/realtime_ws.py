@@ -11,8 +11,17 @@ machine; every server event leaves through one writer queue, so the order the st
 machine chose is the order on the wire.
 
 Audio (input audio, server VAD, spoken responses) goes through ``realtime_voice``: a
-voice connection built on first use. A response whose modality is text runs on the
-brain directly; one that speaks runs on the voice connection.
+``VoiceSession`` built on first use. A response whose modality is text runs on the
+brain directly; one that speaks runs on the voice session.
+
+The session's life goes through ``services.lifecycle``, as for ``/v1/voice``: created
+for the connection, attached as channel ``realtime`` while the socket lives (a newer
+attachment replaces this one: ``error`` ``attachment_replaced``, close), and ended
+``USER_ENDED`` when the client closes the socket (a Realtime client cannot resume).
+Events of the session made elsewhere arrive on its pub/sub channel: its end
+(``parley.session_ended``, then close), time-limit warnings (``parley.warning``, and the
+agent's spoken notice), approvals decided over HTTP (``parley.approval_resolved``). The
+connection is in ``services.voice_registry``: a draining worker sends ``parley.go_away``.
 """
 
 from __future__ import annotations
@@ -21,7 +30,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import secrets
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -30,11 +38,20 @@ from fastapi import WebSocketDisconnect
 from parley.brain.core import UserInput
 from parley.brain.errors import TurnRejected
 from parley.brain.turn_stream import TurnStream
+from parley.channels.http_errors import ApiError
+from parley.channels.lifecycle import (
+    ATTACHMENT_REPLACED,
+    RELAY,
+    SESSION_ENDED,
+    WARNING,
+    warning_text,
+)
 from parley.channels.raw_ws import ParleyApp, RawWebSocket
 from parley.channels.realtime_http import DEFAULT_AGENT, realtime_access
 from parley.channels.realtime_voice import RealtimeVoice
-from parley.channels.services import Services, token_hash
-from parley.events import SessionEnded
+from parley.channels.services import Services
+from parley.events import ApprovalResolved, GoAway, SessionEnded, SessionWarning
+from parley.logs import bind_session
 from parley.realtime.access import AccessDenied, RealtimeGrant
 from parley.realtime.actions import (
     CancelResponse,
@@ -45,12 +62,14 @@ from parley.realtime.actions import (
     Output,
     Send,
     StartResponse,
+    TruncateItem,
 )
 from parley.realtime.auth import credential_from_upgrade
 from parley.realtime.session_config import SessionConfig, parse_session
 from parley.realtime.session_state import RealtimeSession
 from parley.realtime.validate import ProtocolError, Reader
 from parley.realtime.wire import FunctionCallOutputItem, MessageItem, parse_client_event
+from parley.sessions.coordinator import Subscription
 from parley.sessions.records import Session
 
 log = logging.getLogger(__name__)
@@ -70,6 +89,7 @@ class RealtimeConnection:
         self.turn: asyncio.Task[None] | None = None
         self.stream: TurnStream | None = None
         self.cancel_requested = False
+        self.ended = False  # the session ended (here or elsewhere): no reconnect
         self.rt: RealtimeSession
         self.voice_session: RealtimeVoice | None = None
 
@@ -95,6 +115,13 @@ class RealtimeConnection:
             except (WebSocketDisconnect, RuntimeError):
                 return
 
+    async def send_text(self, text: str) -> None:
+        """The drain's ``go_away`` (``VoiceRegistry``), as ``parley.go_away``."""
+        message = json.loads(text)
+        if message.get("type") == GoAway.type:
+            event = GoAway(str(message.get("reason")), str(message.get("resume_token")))
+            self.carry_out(self.rt.on_event(event))
+
     def carry_out(self, outputs: list[Output]) -> None:
         for out in outputs:
             if isinstance(out, Send):
@@ -109,9 +136,9 @@ class RealtimeConnection:
                 self._voice_action(out)
 
     def _voice_action(self, out: Output) -> None:
-        """Audio actions go to the voice session in order; ``ClearAudio``,
-        ``TruncateItem`` and ``DeleteItem`` need nothing more today (the voice loop
-        stores what its own playout clock says was heard)."""
+        """Audio actions go to the voice session in order. ``ClearAudio`` and
+        ``DeleteItem`` need nothing more: audio already fed to the VAD and STT is not
+        taken back, and the stored history keeps a deleted item's message."""
         config = self.rt.config
         if isinstance(out, FeedAudio):
             pcm = out.pcm
@@ -120,17 +147,15 @@ class RealtimeConnection:
             self.voice.submit(lambda: self.voice.commit(config))
         elif isinstance(out, ConfigureSession) and self.voice_session is not None:
             self.voice.submit(lambda: self.voice.configure(out.config))
+        elif isinstance(out, TruncateItem):
+            self.voice.submit(lambda: self.voice.truncate(out))
 
     def _decide(self, decision: DecideApproval) -> None:
         """The continuation speaks when the session does: then the voice session runs it."""
         if "audio" in self.rt.config.output_modalities:
             config = self.rt.config
-
-            async def decide() -> None:
-                conn = await self.voice.configure(config)
-                conn.decide(decision.tool_call_id, decision.approved, "user")
-
-            self.voice.submit(decide)
+            call, approved = decision.tool_call_id, decision.approved
+            self.voice.submit(lambda: self.voice.decide(config, call, approved))
             return
         stream = self.services.brain.decide(
             self.session.id,
@@ -146,13 +171,16 @@ class RealtimeConnection:
             isinstance(i, MessageItem) and any(p.type == "input_audio" for p in i.content)
             for i in start.input
         )
+        config = self.rt.config
         if spoken and self.voice_session is not None:
-            return  # the voice session answers committed speech itself, in this response
+            # committed speech: the voice session answers what it holds (or the
+            # utterance whose transcript is still coming)
+            self.voice.submit(lambda: self.voice.release(config))
+            return
         text = self._user_text(start)
         if isinstance(text, tuple):
             self.carry_out(self.rt.fail(*text))
         elif "audio" in start.output_modalities:  # the voice session speaks the answer
-            config = self.rt.config
             self.voice.submit(lambda: self.voice.respond(config, text))
         else:
             self._start(self.services.brain.user_turn(self.session.id, UserInput(text, CHANNEL)))
@@ -164,6 +192,8 @@ class RealtimeConnection:
         elif self.voice_session is not None:
             done = self.rt.turn_stopped
             self.voice.submit(lambda: self.voice.interrupt(lambda: self.carry_out(done())))
+        elif self.turn is None or self.turn.done():
+            self.carry_out(self.rt.turn_stopped())  # nothing runs: stopped already
 
     # --- turns ---------------------------------------------------------------------
 
@@ -203,20 +233,51 @@ class RealtimeConnection:
             self.stream = None
             self.carry_out(self.rt.turn_stopped())
 
-    async def watch_end(self) -> None:
-        """The session ended elsewhere (HTTP ``/end``, the operator, another worker):
-        ``parley.session_ended``, then close; the receive loop then finishes."""
-        subscription = await self.services.coordinator.subscribe(f"session:{self.session.id}")
-        try:
-            async for message in subscription:
-                if message.get("type") == "session_ended":
-                    reason = str(message.get("reason") or "USER_ENDED")
-                    ended = SessionEnded(reason)  # type: ignore[arg-type]
-                    self.carry_out(self.rt.on_event(ended))
-                    self.outbox.put_nowait(None)
-                    return
-        finally:
-            await subscription.close()
+    async def watch(self, events: Subscription, owner: str) -> None:
+        """Events of the session made elsewhere (see the module docstring)."""
+        async for message in events:
+            kind = message.get("type")
+            if kind == SESSION_ENDED:
+                self.ended = True
+                reason = str(message.get("reason") or "USER_ENDED")
+                ended = SessionEnded(reason, str(message.get("detail") or ""))  # type: ignore[arg-type]
+                self.carry_out(self.rt.on_event(ended))
+                self.outbox.put_nowait(None)
+                return
+            if kind == WARNING:
+                seconds = message.get("seconds_left")
+                left = float(seconds) if isinstance(seconds, int | float) else 0.0
+                warning = SessionWarning(str(message.get("reason") or "time_limit"), left)
+                self.carry_out(self.rt.on_event(warning))
+                spoken = warning_text(self.services.agents[self.session.agent], seconds)
+                if spoken and self.voice_session is not None:
+                    self.voice_session.notice(spoken)
+            elif kind == RELAY and isinstance(message.get("event"), dict):
+                self._relayed(message["event"])
+            elif kind == ATTACHMENT_REPLACED and message.get("owner") == owner:
+                self.replaced()
+                return
+
+    def _relayed(self, event: dict[str, Any]) -> None:
+        """A turn event made on another channel: an approval decided over HTTP."""
+        if event.get("type") != ApprovalResolved.type:
+            return
+        call = str(event.get("tool_call_id"))
+        if self.voice_session is not None:
+            self.voice_session.decided_elsewhere(call)
+        approved = event.get("status") == "approved"
+        by = str(event.get("decided_by"))
+        resolved = ApprovalResolved(call, "approved" if approved else "denied", by)
+        self.carry_out(self.rt.on_event(resolved))
+
+    def replaced(self) -> None:
+        """A newer connection took the session over: say so and close this one."""
+        if self.ended:
+            return
+        self.ended = True  # the session goes on elsewhere
+        err = ProtocolError(ATTACHMENT_REPLACED, "a newer connection took over this session")
+        self.carry_out(self.rt.reject(err))
+        self.outbox.put_nowait(None)
 
     # --- input -----------------------------------------------------------------------
 
@@ -241,19 +302,6 @@ class RealtimeConnection:
                 self.carry_out(self.rt.reject(err))
                 continue
             self.carry_out(self.rt.receive(event))
-
-
-async def _create_session(services: Services, agent_name: str) -> Session:
-    agent = services.agents[agent_name]
-    return await services.store.create_session(
-        agent=agent.name,
-        token_hash=token_hash(secrets.token_urlsafe(32)),
-        resume_token=token_hash(secrets.token_urlsafe(32)),
-        template_vars={},
-        metadata={"channel": CHANNEL},
-        expires_at=services.expires_at(agent),
-        channel=CHANNEL,
-    )
 
 
 def _initial_config(agent: str, grant: RealtimeGrant) -> SessionConfig:
@@ -296,17 +344,32 @@ async def realtime_endpoint(ws: RawWebSocket, services: Services) -> None:
         names = ", ".join(sorted(services.agents))
         await _refuse(ws, credential.subprotocol, "agent_not_found", f"no agent {agent!r}: {names}")
         return
-    if services.session_limiter.check(ws.client_host) is not None:
-        await _refuse(ws, credential.subprotocol, "rate_limited", "too many sessions; try later")
+    try:
+        new = await services.lifecycle.create(agent, client=ws.client_host, channel=CHANNEL)
+    except ApiError as exc:
+        await _refuse(ws, credential.subprotocol, exc.code, exc.message)
         return
-    session = await _create_session(services, agent)
     await ws.accept(credential.subprotocol)
+    bind_session(new.session.id)
+    await _serve(ws, services, new.session, _initial_config(agent, grant), new.resume_token)
+
+
+async def _serve(
+    ws: RawWebSocket, services: Services, session: Session, config: SessionConfig, resume: str
+) -> None:
+    lifecycle = services.lifecycle
     conn = RealtimeConnection(ws, services, session)
     expires = int(session.expires_at.timestamp()) if session.expires_at else None
-    config = _initial_config(agent, grant)
     conn.rt = RealtimeSession(session.id, config, expires_at=expires, voiced=True)
+    events = await lifecycle.subscribe(session.id)
+    try:
+        attachment = await lifecycle.attach(session.id, CHANNEL, on_replaced=conn.replaced)
+    except BaseException:
+        await events.close()
+        raise
     writer = asyncio.create_task(conn.write_loop())
-    watcher = asyncio.create_task(conn.watch_end())
+    watcher = asyncio.create_task(conn.watch(events, attachment.owner))
+    live = services.voice_registry.add(session.id, resume, conn)
     conn.carry_out(conn.rt.start())
     try:
         receiver = asyncio.create_task(conn.receive_loop())
@@ -315,7 +378,9 @@ async def realtime_endpoint(ws: RawWebSocket, services: Services) -> None:
         with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
             await receiver
     finally:
+        services.voice_registry.remove(live)
         watcher.cancel()
+        await events.close()
         if conn.voice_session is not None:
             await conn.voice_session.close()
         if conn.turn is not None and not conn.turn.done():
@@ -324,7 +389,9 @@ async def realtime_endpoint(ws: RawWebSocket, services: Services) -> None:
             conn.turn.cancel()
         conn.outbox.put_nowait(None)
         await writer
-        await services.store.update_session(session.id, current_channel="chat")
+        await lifecycle.detach(attachment)
+        if not conn.ended:  # the client closed the socket: a Realtime session ends with it
+            await lifecycle.end(session.id, "USER_ENDED", "the Realtime socket closed")
         if ws.open:
             with contextlib.suppress(RuntimeError, WebSocketDisconnect):
                 await ws.close()
