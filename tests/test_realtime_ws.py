@@ -192,7 +192,7 @@ async def test_ending_the_session_over_http_ends_the_socket(tmp_path: Path) -> N
                 assert ended.status_code == 200
             event = await next_raw(conn)
             assert event["type"] == "parley.session_ended"
-            assert event["reason"] == "USER_ENDED"
+            assert event["reason"] == "OPERATOR_ENDED"
             with pytest.raises(websockets.ConnectionClosedOK):
                 await conn.recv_bytes()  # the server closed the socket
         session = await services.store.get_session(session_id)

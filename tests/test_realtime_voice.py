@@ -1,0 +1,191 @@
+"""``/v1/realtime`` on the voice session and the session lifecycle, driven by the official
+``openai`` SDK over a real socket: truncation cuts the stored message to what the client
+played, ``create_response: false`` holds the user's turns until ``response.create``, the
+socket's close ends the session, warnings and the drain reach the client; the
+turn-taking follows the session config."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from parley.channels.browser_wire import render_wire
+from parley.channels.lifecycle import WARNING, session_channel
+from parley.channels.realtime_voice import VoiceShape, tuned_agent, voice_shape
+from parley.config import AgentSpec
+from parley.realtime.session_config import SessionConfig, parse_session
+from parley.realtime.validate import Reader
+from parley.testing.speech import pad_silence, speak_pcm
+from tests.test_realtime_ws import PHRASE, next_raw, realtime_server, stream_audio, until
+
+openai = pytest.importorskip("openai")
+
+
+async def spoken_answer(conn: Any, text: str) -> list[dict[str, Any]]:
+    """A typed user item and a spoken response; the events up to ``response.done``."""
+    await conn.conversation.item.create(
+        item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+    )
+    await until(conn, "conversation.item.done")
+    await conn.response.create()
+    return await until(conn, "response.done")
+
+
+async def test_truncate_after_the_response_cuts_the_stored_message_to_audio_end_ms(
+    tmp_path: Path,
+) -> None:
+    async with realtime_server(tmp_path) as (base_url, _, services):
+        client = openai.AsyncOpenAI(api_key="anything", base_url=f"{base_url}/v1")
+        async with client.realtime.connect(model="demo") as conn:
+            session_id = (await next_raw(conn))["session"]["id"]
+            events = await spoken_answer(conn, "When are you open?")
+            assert events[-1]["response"]["status"] == "completed"
+            deltas = [e for e in events if e["type"] == "response.output_audio.delta"]
+            sent_ms = sum(len(base64.b64decode(e["delta"])) // 48 for e in deltas)
+            said = next(e for e in events if e["type"] == "response.output_audio_transcript.done")
+            words = said["transcript"].split()
+            assert len(words) > 4 and sent_ms > 1000
+            stored = await services.store.list_messages(session_id)
+            assert stored[-1].text == said["transcript"] and not stored[-1].interrupted
+
+            # the client played the first half of the answer, then the user cut it off
+            await conn.conversation.item.truncate(
+                item_id=deltas[0]["item_id"], content_index=0, audio_end_ms=sent_ms // 2
+            )
+            truncated = (await until(conn, "conversation.item.truncated"))[-1]
+            assert truncated["audio_end_ms"] == sent_ms // 2
+            await conn.conversation.item.retrieve(item_id=deltas[0]["item_id"])
+            item = (await until(conn, "conversation.item.retrieved"))[-1]["item"]
+            heard = item["content"][0]["transcript"]
+            assert 0 < len(heard.split()) < len(words)
+            assert said["transcript"].startswith(heard)
+        stored = await services.store.list_messages(session_id)
+        assistant = [m for m in stored if m.role == "assistant"][-1]
+        assert (assistant.text, assistant.interrupted) == (heard, True)
+        await client.close()
+
+
+async def test_create_response_false_holds_the_turn_until_response_create(
+    tmp_path: Path,
+) -> None:
+    rate = 24000
+    speech = pad_silence(speak_pcm(PHRASE, "en-us", 175, rate), 0.3, 1.2, rate)
+    more = pad_silence(speak_pcm("my name is Ann Lee", "en-us", 175, rate), 0.3, 1.2, rate)
+    async with realtime_server(tmp_path) as (base_url, _, services):
+        client = openai.AsyncOpenAI(api_key="anything", base_url=f"{base_url}/v1")
+        async with client.realtime.connect(model="demo") as conn:
+            session_id = (await next_raw(conn))["session"]["id"]
+            await conn.session.update(
+                session={
+                    "type": "realtime",
+                    "audio": {
+                        "input": {
+                            "transcription": {"model": "whisper-1"},
+                            "turn_detection": {"type": "server_vad", "create_response": False},
+                        }
+                    },
+                }
+            )
+            updated = (await until(conn, "session.updated"))[-1]
+            assert (
+                updated["session"]["audio"]["input"]["turn_detection"]["create_response"] is False
+            )
+            await stream_audio(conn, speech, rate // 50 * 2)
+            events = await until(conn, "conversation.item.input_audio_transcription.completed")
+            kinds = [e["type"] for e in events]
+            assert "input_audio_buffer.committed" in kinds
+            assert "response.created" not in kinds
+            assert "table" in events[-1]["transcript"]
+            # a second utterance: still nothing answered, both wait for the client
+            await stream_audio(conn, more, rate // 50 * 2)
+            events = await until(conn, "conversation.item.input_audio_transcription.completed")
+            assert "response.created" not in [e["type"] for e in events]
+
+            await conn.response.create()
+            events = await until(conn, "response.done")
+            # one response, the one asked for: the server started none of its own
+            assert [e["type"] for e in events].count("response.created") == 1
+            assert not [e for e in events if e["type"] == "error"]
+            assert events[-1]["response"]["status"] == "completed"
+            assert any(e["type"] == "response.output_audio.delta" for e in events)
+        stored = await services.store.list_messages(session_id)
+        user = [m for m in stored if m.role == "user"]
+        assert len(user) == 1, [m.text for m in user]  # both utterances, one turn
+        assert "table" in user[0].text and "name" in user[0].text
+        assert user[0].channel == "realtime"
+        await client.close()
+
+
+async def test_the_socket_is_a_live_channel_of_the_session(tmp_path: Path) -> None:
+    """Attached as ``realtime`` while it lives; warnings and the drain's ``go_away``
+    arrive as ``parley.*`` events; closing the socket ends the session."""
+    async with realtime_server(tmp_path) as (base_url, _, services):
+        client = openai.AsyncOpenAI(api_key="anything", base_url=f"{base_url}/v1")
+        async with client.realtime.connect(model="demo") as conn:
+            session_id = (await next_raw(conn))["session"]["id"]
+            assert await services.lifecycle.current_channel(session_id) == "realtime"
+            assert services.voice_registry.sessions() == [session_id]
+            warning = {"type": WARNING, "reason": "time_limit", "seconds_left": 60}
+            await services.coordinator.publish(session_channel(session_id), warning)
+            event = await next_raw(conn)
+            assert (event["type"], event["reason"], event["seconds_left"]) == (
+                "parley.warning",
+                "time_limit",
+                60,
+            )
+            assert await services.voice_registry.go_away_all(render_wire) == 1
+            event = await next_raw(conn)
+            assert (event["type"], event["reason"]) == ("parley.go_away", "server_shutdown")
+            assert event["resume_token"]
+        await until_ended(services, session_id)  # the server's close path
+        session = await services.store.get_session(session_id)
+        assert session is not None and session.end_reason == "USER_ENDED"
+        assert len(services.voice_registry) == 0
+        await client.close()
+
+
+async def until_ended(services: Any, session_id: str) -> None:
+    """Wait for the server to have ended the session (its ``session_ended`` publish)."""
+    events = await services.lifecycle.subscribe(session_id)
+    try:
+        async with asyncio.timeout(30):
+            session = await services.store.get_session(session_id)
+            if session is not None and session.status == "active":
+                async for message in events:
+                    if message.get("type") == "session_ended":
+                        return
+    finally:
+        await events.close()
+
+
+def config_of(session: dict[str, Any]) -> SessionConfig:
+    return SessionConfig(model="demo").apply(parse_session(Reader(session, "session")))
+
+
+def test_the_turn_taking_follows_the_session_config() -> None:
+    agent = AgentSpec.model_validate({"name": "a", "instructions": "x"})
+    default = voice_shape(config_of({}))
+    assert default == VoiceShape(24000, 24000, False, 0.5, True, None)
+    assert tuned_agent(agent, default).voice.turn_detection == "silence"
+
+    td = {"type": "server_vad", "threshold": 0.8, "silence_duration_ms": 900}
+    shape = voice_shape(config_of({"audio": {"input": {"turn_detection": td}}}))
+    voice = tuned_agent(agent, shape).voice
+    assert (voice.stop_secs, voice.turn_detection) == (0.9, "silence")
+    extra = voice.model_extra or {}
+    assert extra["activation"] == 0.8
+    assert extra["deactivation"] <= 0.8 <= extra["echo_activation"]
+
+    semantic = {"type": "semantic_vad", "eagerness": "high"}
+    shape = voice_shape(config_of({"audio": {"input": {"turn_detection": semantic}}}))
+    voice = tuned_agent(agent, shape).voice
+    assert (voice.stop_secs, voice.turn_detection) == (0.3, agent.voice.turn_detection)
+
+    ulaw = {"format": {"type": "audio/pcmu"}, "turn_detection": None}
+    ptt = voice_shape(config_of({"audio": {"input": ulaw}}))
+    assert ptt == VoiceShape(8000, 24000, True, None, False, None)
+    assert tuned_agent(agent, ptt) is agent
