@@ -88,6 +88,17 @@ class ApprovalResolved(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ClientToolCall(Event):
+    """The model called a tool the client declared (``/v1/realtime`` function tools):
+    the turn ends there and the client answers with the tool's output."""
+
+    type: ClassVar[str] = "client_tool_call"
+    tool_call_id: str
+    name: str
+    arguments: str  # JSON text, as the model wrote it
+
+
+@dataclass(frozen=True, slots=True)
 class UiOp(Event):
     type: ClassVar[str] = "ui_op"
     op: dict[str, Any]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from parley.channels.realtime_voice import VoiceShape, tuned_agent, voice_shape
 from parley.config import AgentSpec
 from parley.realtime.session_config import SessionConfig, parse_session
 from parley.realtime.validate import Reader
+from parley.testing.fake_openai import FakeOpenAIServer, Reply
+from parley.testing.openai_script import ToolCallScript
 from parley.testing.speech import pad_silence, speak_pcm
 from tests.test_realtime_ws import PHRASE, next_raw, realtime_server, stream_audio, until
 
@@ -189,3 +192,64 @@ def test_the_turn_taking_follows_the_session_config() -> None:
     ptt = voice_shape(config_of({"audio": {"input": ulaw}}))
     assert ptt == VoiceShape(8000, 24000, True, None, False, None)
     assert tuned_agent(agent, ptt) is agent
+
+
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "The weather in a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
+
+
+@pytest.mark.parametrize("modality", ["text", "audio"])
+async def test_a_client_function_tool_round_trip(
+    tmp_path: Path, fake_openai: FakeOpenAIServer, modality: str
+) -> None:
+    """The model calls a tool the client declared: a ``function_call`` item ends the
+    response; the client's ``function_call_output`` and ``response.create`` continue."""
+    call = ToolCallScript("get_weather", {"city": "Paris"}, id="call_w1")
+    fake_openai.script(Reply.tool_calls(call), Reply.text("It is sunny in Paris."))
+    async with realtime_server(
+        tmp_path, llm_base_url=fake_openai.base_url, llm_model="fake-model"
+    ) as (base_url, _, services):
+        client = openai.AsyncOpenAI(api_key="anything", base_url=f"{base_url}/v1")
+        async with client.realtime.connect(model="demo") as conn:
+            session_id = (await next_raw(conn))["session"]["id"]
+            await conn.session.update(
+                session={"type": "realtime", "output_modalities": [modality], "tools": [WEATHER]}
+            )
+            await until(conn, "session.updated")
+            events = await spoken_answer(conn, "What is the weather in Paris?")
+            args = next(e for e in events if e["type"] == "response.function_call_arguments.done")
+            assert (args["name"], args["call_id"]) == ("get_weather", "call_w1")
+            assert json.loads(args["arguments"]) == {"city": "Paris"}
+            done = events[-1]["response"]
+            assert done["status"] == "completed"
+            assert [o["type"] for o in done["output"]] == ["function_call"]
+
+            await conn.conversation.item.create(
+                item={
+                    "type": "function_call_output",
+                    "call_id": "call_w1",
+                    "output": json.dumps({"sky": "sunny", "celsius": 21}),
+                }
+            )
+            await until(conn, "conversation.item.done")
+            await conn.response.create()
+            events = await until(conn, "response.done")
+            assert events[-1]["response"]["status"] == "completed"
+            said = "output_text" if modality == "text" else "output_audio_transcript"
+            answer = next(e for e in events if e["type"] == f"response.{said}.done")
+            assert answer.get("text", answer.get("transcript")) == "It is sunny in Paris."
+        first, second = (r.body for r in fake_openai.requests[-2:])
+        offered = [t["function"]["name"] for t in first["tools"]]
+        assert "get_weather" in offered and "check_availability" in offered
+        tool_message = second["messages"][-1]
+        assert tool_message["role"] == "tool" and tool_message["tool_call_id"] == "call_w1"
+        result = json.loads(tool_message["content"])  # Parley's tool result shape
+        assert result["status"] == "ok"
+        assert json.loads(result["result"]) == {"sky": "sunny", "celsius": 21}
+        stored = await services.store.list_messages(session_id)
+        assert [m.role for m in stored][-4:] == ["user", "assistant", "tool", "assistant"]
+        await client.close()

@@ -14,12 +14,14 @@ in the history as ``decided_by: "user_message"``) and the conversation moves on.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from parley.brain import errors
+from parley.brain.client_tools import ClientTools
 from parley.brain.context import STATE_KEY as CONTEXT_STATE_KEY
 from parley.brain.context import ContextWindow
 from parley.brain.history import INITIAL_TURN_PROMPT, to_model_messages, unanswered_tool_calls
@@ -34,6 +36,7 @@ from parley.events import (
     ApprovalResolved,
     AssistantDelta,
     AssistantMessage,
+    ClientToolCall,
     Error,
     Event,
     ToolCallCompleted,
@@ -109,7 +112,12 @@ class Brain:
 
     # --- public entry points ---------------------------------------------------------
 
-    def user_turn(self, session_id: str, user: UserInput) -> TurnStream:
+    def user_turn(
+        self, session_id: str, user: UserInput, client_tools: ClientTools | None = None
+    ) -> TurnStream:
+        """``client_tools``: tools the client declared; a call of one ends the turn
+        with ``ClientToolCall`` (answered later with ``tool_outputs``)."""
+
         async def body(state: TurnProgress) -> AsyncIterator[Event]:
             async for ev in self._settle(state, deny_pending=True):
                 yield ev
@@ -118,10 +126,40 @@ class Brain:
                 blocks = [{"type": "ui_action", **user.ui_action}]
             await state.recorder.close_dangling_user_message()
             await state.recorder.add("user", user.text, blocks)
-            async for ev in self._model_loop(state):
+            async for ev in self._model_loop(state, client_tools=client_tools):
                 yield ev
 
         return self._turn(session_id, user.channel, body, (self._channel_check(user.channel),))
+
+    def tool_outputs(
+        self,
+        session_id: str,
+        outputs: list[tuple[str, str]],
+        *,
+        channel: str,
+        client_tools: ClientTools | None = None,
+        user_text: str = "",
+    ) -> TurnStream:
+        """The client's outputs ``(tool_call_id, output)`` of its own tools that the
+        model called in an earlier turn, stored as their results; then the user's new
+        text (if any) and the model goes on. An id that is not an unanswered call
+        (answered meanwhile, e.g. by a newer user message) is left out."""
+
+        async def body(state: TurnProgress) -> AsyncIterator[Event]:
+            history = await state.recorder.load_history()
+            names = {c["id"]: c["name"] for c in unanswered_tool_calls(history)}
+            for call_id, output in outputs:
+                if call_id in names:
+                    await self._store_result(state, call_id, names[call_id], "ok", output)
+            async for ev in self._settle(state, deny_pending=True):
+                yield ev
+            if user_text:
+                await state.recorder.close_dangling_user_message()
+                await state.recorder.add("user", user_text, [{"type": "text", "text": user_text}])
+            async for ev in self._model_loop(state, client_tools=client_tools):
+                yield ev
+
+        return self._turn(session_id, channel, body, (self._channel_check(channel),))
 
     def initial_turn(self, session_id: str, channel: str = "chat") -> TurnStream:
         async def not_started(session: Session) -> None:
@@ -238,12 +276,19 @@ class Brain:
     # --- the model loop ------------------------------------------------------------------
 
     async def _model_loop(
-        self, state: TurnProgress, *, initial: bool = False
+        self,
+        state: TurnProgress,
+        *,
+        initial: bool = False,
+        client_tools: ClientTools | None = None,
     ) -> AsyncIterator[Event]:
         runtime = self.runtime_for(state.session)
         recorder = state.recorder
         system_prompt = runtime.agent.render_instructions(state.session.template_vars)
         tools = [] if initial else runtime.tool_schemas()
+        client = client_tools or ClientTools()
+        if not initial:
+            tools += client.offered(runtime.tools)
         for _ in range(self.max_tool_rounds):
             messages = await self._model_view(state, runtime, system_prompt)
             if initial:
@@ -276,14 +321,23 @@ class Brain:
             if not calls:
                 yield TurnEnd("completed", state.session.status)
                 return
-            awaiting = False
+            awaiting = for_client = False
             for call in calls:
+                if call.name in client.names and call.name not in runtime.tools:
+                    for_client = True  # the client runs it and answers with its output
+                    yield ClientToolCall(
+                        call.id, call.name, call.raw_arguments or json.dumps(call.arguments)
+                    )
+                    continue
                 async for ev in self._handle_call(state, runtime, call):
                     if isinstance(ev, ApprovalRequested):
                         awaiting = True
                     yield ev
             if awaiting:
                 yield TurnEnd("awaiting_approval", state.session.status)
+                return
+            if for_client:
+                yield TurnEnd("completed", state.session.status)
                 return
         yield Error("tool_rounds_exceeded", f"stopped after {self.max_tool_rounds} tool rounds")
         yield TurnEnd("error", state.session.status)

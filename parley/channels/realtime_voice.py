@@ -26,7 +26,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from parley.brain.core import UserInput
+from parley.brain.client_tools import ClientTools
+from parley.brain.core import Brain, UserInput
+from parley.brain.turn_stream import TurnStream
 from parley.channels.services import Services
 from parley.config import AgentSpec
 from parley.events import Error, Event
@@ -85,6 +87,26 @@ def tuned_agent(agent: AgentSpec, shape: VoiceShape) -> AgentSpec:
     return agent.model_copy(update={"voice": agent.voice.model_copy(update=update)})
 
 
+class RealtimeTurns(VoiceTurns):
+    """``VoiceTurns`` that offer the client's function tools to the model."""
+
+    def __init__(self, brain: Brain, session_id: str) -> None:
+        super().__init__(brain, session_id, CHANNEL)
+        self.client_tools = ClientTools()
+
+    def user_turn(self, user: UserInput) -> TurnStream:
+        return self.brain.user_turn(self.session_id, user, self.client_tools)
+
+    def tool_outputs(self, outputs: list[tuple[str, str]], text: str) -> TurnStream:
+        return self.brain.tool_outputs(
+            self.session_id,
+            outputs,
+            channel=CHANNEL,
+            client_tools=self.client_tools,
+            user_text=text,
+        )
+
+
 class RealtimeVoiceSession(VoiceSession):
     """A ``VoiceSession`` that can hold a finished utterance for ``response.create``
     (push-to-talk, ``create_response: false``) instead of answering it at once."""
@@ -103,6 +125,12 @@ class RealtimeVoiceSession(VoiceSession):
     def answer(self, user: UserInput) -> None:
         """Speak the answer to ``user`` now, whatever ``hold`` says."""
         super().user_turn(user)
+
+    def answer_outputs(self, outputs: list[tuple[str, str]], text: str) -> None:
+        """Speak the model's answer to the outputs of the client's tools."""
+        turns = self.turns
+        assert isinstance(turns, RealtimeTurns)
+        self.responder.respond(lambda: turns.tool_outputs(outputs, text))
 
     def release(self) -> None:
         """``response.create`` for committed speech: answer what is held, or the next
@@ -147,6 +175,7 @@ class RealtimeVoice:
         self.agent = agent
         self.edges = _Edges(on_event, on_audio)
         self.session: RealtimeVoiceSession | None = None
+        self.turns = RealtimeTurns(services.brain, session_id)
         self.output: UnpacedOutput | None = None
         self.shape: VoiceShape | None = None
         self.ptt_down = False
@@ -174,6 +203,7 @@ class RealtimeVoice:
             session = await self._build(shape)
         td = config.turn_detection
         session.hold = td is None or not td.create_response
+        self.turns.client_tools = ClientTools.from_realtime(config.tools, config.tool_choice)
         return session
 
     async def _build(self, shape: VoiceShape) -> RealtimeVoiceSession:
@@ -185,8 +215,9 @@ class RealtimeVoice:
             channel=CHANNEL,
         )
         self.output = UnpacedOutput(shape.output_rate, self.edges, services.clock)
+        self.turns = RealtimeTurns(services.brain, self.session_id)
         session = RealtimeVoiceSession(
-            turns=VoiceTurns(services.brain, self.session_id, CHANNEL),
+            turns=self.turns,
             agent=tuned_agent(services.agents[self.agent], shape),
             engines=await services.engine_hub.engines_for(self.agent),
             events=self.edges,
@@ -212,13 +243,25 @@ class RealtimeVoice:
             self.ptt_down = False
             await session.ptt(False)
 
-    async def respond(self, config: SessionConfig, text: str) -> None:
+    async def respond(self, config: SessionConfig, text: str, tools: ClientTools) -> None:
         """A typed turn whose answer is spoken."""
-        (await self.configure(config)).answer(UserInput(text, CHANNEL))
+        session = await self.configure(config)
+        self.turns.client_tools = tools
+        session.answer(UserInput(text, CHANNEL))
 
-    async def release(self, config: SessionConfig) -> None:
+    async def release(self, config: SessionConfig, tools: ClientTools) -> None:
         """``response.create`` for committed speech."""
-        (await self.configure(config)).release()
+        session = await self.configure(config)
+        self.turns.client_tools = tools
+        session.release()
+
+    async def tool_outputs(
+        self, config: SessionConfig, outputs: list[tuple[str, str]], text: str, tools: ClientTools
+    ) -> None:
+        """``response.create`` after ``function_call_output`` items: spoken."""
+        session = await self.configure(config)
+        self.turns.client_tools = tools
+        session.answer_outputs(outputs, text)
 
     async def decide(self, config: SessionConfig, tool_call_id: str, approved: bool) -> None:
         (await self.configure(config)).decide(tool_call_id, approved, "user")

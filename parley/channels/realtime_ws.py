@@ -35,6 +35,7 @@ from urllib.parse import parse_qs
 
 from fastapi import WebSocketDisconnect
 
+from parley.brain.client_tools import ClientTools
 from parley.brain.core import UserInput
 from parley.brain.errors import TurnRejected
 from parley.brain.turn_stream import TurnStream
@@ -172,18 +173,38 @@ class RealtimeConnection:
             for i in start.input
         )
         config = self.rt.config
-        if spoken and self.voice_session is not None:
+        tools = ClientTools.from_realtime(start.tools, start.tool_choice)
+        outputs = [
+            (i.call_id, i.output) for i in start.input if isinstance(i, FunctionCallOutputItem)
+        ]
+        speaks = "audio" in start.output_modalities
+        text = _user_text(start)
+        if outputs:  # the client answered its tools: the model goes on
+            if speaks:
+                self.voice.submit(lambda: self.voice.tool_outputs(config, outputs, text, tools))
+            else:
+                self._start(
+                    self.services.brain.tool_outputs(
+                        self.session.id,
+                        outputs,
+                        channel=CHANNEL,
+                        client_tools=tools,
+                        user_text=text,
+                    )
+                )
+        elif spoken and self.voice_session is not None:
             # committed speech: the voice session answers what it holds (or the
             # utterance whose transcript is still coming)
-            self.voice.submit(lambda: self.voice.release(config))
-            return
-        text = self._user_text(start)
-        if isinstance(text, tuple):
-            self.carry_out(self.rt.fail(*text))
-        elif "audio" in start.output_modalities:  # the voice session speaks the answer
-            self.voice.submit(lambda: self.voice.respond(config, text))
+            self.voice.submit(lambda: self.voice.release(config, tools))
+        elif not text:
+            self.carry_out(
+                self.rt.fail("no_user_input", "response.create needs a new user item to answer")
+            )
+        elif speaks:  # the voice session speaks the answer
+            self.voice.submit(lambda: self.voice.respond(config, text, tools))
         else:
-            self._start(self.services.brain.user_turn(self.session.id, UserInput(text, CHANNEL)))
+            user = UserInput(text, CHANNEL)
+            self._start(self.services.brain.user_turn(self.session.id, user, tools))
 
     def _cancel(self) -> None:
         self.cancel_requested = True  # also stops a turn still taking its lock
@@ -196,17 +217,6 @@ class RealtimeConnection:
             self.carry_out(self.rt.turn_stopped())  # nothing runs: stopped already
 
     # --- turns ---------------------------------------------------------------------
-
-    @staticmethod
-    def _user_text(start: StartResponse) -> str | tuple[str, str]:
-        """The new user text to answer, or why the response cannot run (code, message)."""
-        if any(isinstance(i, FunctionCallOutputItem) for i in start.input):
-            return ("unsupported", "function_call_output is not wired to the brain yet")
-        texts = [i.text for i in start.input if isinstance(i, MessageItem) and i.role == "user"]
-        text = " ".join(t for t in texts if t)
-        if not text:
-            return ("no_user_input", "response.create needs a new user item to answer")
-        return text
 
     def _start(self, turn: TurnStream) -> None:
         self.cancel_requested = False
@@ -302,6 +312,12 @@ class RealtimeConnection:
                 self.carry_out(self.rt.reject(err))
                 continue
             self.carry_out(self.rt.receive(event))
+
+
+def _user_text(start: StartResponse) -> str:
+    """The new user text a response answers (typed, or a transcript)."""
+    texts = [i.text for i in start.input if isinstance(i, MessageItem) and i.role == "user"]
+    return " ".join(t for t in texts if t)
 
 
 def _initial_config(agent: str, grant: RealtimeGrant) -> SessionConfig:

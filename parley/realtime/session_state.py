@@ -150,7 +150,7 @@ class RealtimeSession:
         self.expires_at = expires_at
         self.conversation = Conversation()
         self.pending_input: list[Entry] = []  # items added since the last response
-        self.input = InputAudio(self.conversation, self.ids, self._send, self.pending_input.append)
+        self.input = InputAudio(self.conversation, self.ids, self._send, self._committed)
         self.responses = ResponseLifecycle(
             session_id, self.conversation, self.ids, self._send, lambda: self.config
         )
@@ -226,6 +226,13 @@ class RealtimeSession:
         else:
             assert isinstance(event, ApprovalDecision)
             self._out.append(DecideApproval(event.tool_call_id, event.approved, event.reason))
+
+    def _committed(self, entry: Entry) -> None:
+        """A spoken user item: the server answers it itself with server VAD and
+        ``create_response``; else it waits for the client's ``response.create``."""
+        td = self.config.turn_detection
+        if td is None or not td.create_response:
+            self.pending_input.append(entry)
 
     def _entry(self, item_id: str, param: str) -> Entry:
         entry = self.conversation.get(item_id)
@@ -376,6 +383,8 @@ class RealtimeSession:
             self.responses.text_delta(event.text)
         elif isinstance(event, pe.AssistantMessage):
             self.responses.message(event)
+        elif isinstance(event, pe.ClientToolCall):
+            self.responses.function_call(event.tool_call_id, event.name, event.arguments)
         elif isinstance(event, pe.Interrupted):
             self.responses.interrupted()  # the voice session has stopped the turn itself
         elif isinstance(event, pe.Done):
