@@ -253,3 +253,31 @@ async def test_a_client_function_tool_round_trip(
         stored = await services.store.list_messages(session_id)
         assert [m.role for m in stored][-4:] == ["user", "assistant", "tool", "assistant"]
         await client.close()
+
+
+@pytest.mark.parametrize("silence_s", [0.15, 1.0])
+async def test_push_to_talk_with_nothing_said_fails_the_response(
+    tmp_path: Path, silence_s: float
+) -> None:
+    """Committed silence (too short for an utterance, or long and empty) leaves
+    nothing to answer: the response fails with ``no_user_input``, the session goes on."""
+    rate = 24000
+    silence = bytes(int(rate * silence_s) * 2)
+    async with realtime_server(tmp_path) as (base_url, _, _services):
+        client = openai.AsyncOpenAI(api_key="anything", base_url=f"{base_url}/v1")
+        async with client.realtime.connect(model="demo") as conn:
+            await next_raw(conn)
+            ptt = {"type": "realtime", "output_modalities": ["text"]}
+            await conn.session.update(session={**ptt, "audio": {"input": {"turn_detection": None}}})
+            await until(conn, "session.updated")
+            await stream_audio(conn, silence, rate // 50 * 2)
+            await conn.input_audio_buffer.commit()
+            await until(conn, "input_audio_buffer.committed")
+            await conn.response.create()
+            events = await until(conn, "response.done")
+            assert events[-1]["response"]["status"] == "failed"
+            errors = [e["error"]["code"] for e in events if e["type"] == "error"]
+            assert errors == ["no_user_input"]
+            events = await spoken_answer(conn, "When are you open?")
+            assert events[-1]["response"]["status"] == "completed"
+        await client.close()

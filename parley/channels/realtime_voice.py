@@ -31,7 +31,7 @@ from parley.brain.core import Brain, UserInput
 from parley.brain.turn_stream import TurnStream
 from parley.channels.services import Services
 from parley.config import AgentSpec
-from parley.events import Error, Event
+from parley.events import Error, Event, Transcript
 from parley.realtime.actions import TruncateItem
 from parley.realtime.session_config import SessionConfig
 from parley.voice.io import VoiceOptions
@@ -109,11 +109,28 @@ class RealtimeTurns(VoiceTurns):
 
 class RealtimeVoiceSession(VoiceSession):
     """A ``VoiceSession`` that can hold a finished utterance for ``response.create``
-    (push-to-talk, ``create_response: false``) instead of answering it at once."""
+    (push-to-talk, ``create_response: false``) instead of answering it at once.
+
+    A ``response.create`` with nothing to answer (the committed audio was too short,
+    or silent) calls ``nothing_heard``, so that the response fails instead of waiting
+    for ever."""
 
     hold = False
     held: list[tuple[UserInput, Timings | None]]
     wanted = False  # a response.create came before the utterance's transcript
+    finishing = 0  # ended utterances whose final transcript has not come yet
+    nothing_heard: Callable[[], None] = staticmethod(lambda: None)
+
+    def utterance_ended(self, final: asyncio.Future[str]) -> None:
+        self.finishing += 1
+        super().utterance_ended(final)
+
+    def transcribed(self, text: str) -> None:
+        """A final transcript went out (an empty one is not answered)."""
+        self.finishing = max(0, self.finishing - 1)
+        if not text.strip() and self.wanted and not self.finishing:
+            self.wanted = False
+            self.nothing_heard()
 
     def user_turn(self, user: UserInput, timings: Timings | None = None) -> None:
         if not self.hold or self.wanted:
@@ -136,7 +153,10 @@ class RealtimeVoiceSession(VoiceSession):
         """``response.create`` for committed speech: answer what is held, or the next
         utterance when its transcript is not there yet."""
         if not self.held:
-            self.wanted = True
+            if self.finishing:
+                self.wanted = True
+            else:
+                self.nothing_heard()
             return
         held, self.held = self.held, []
         text = " ".join(user.text for user, _ in held)
@@ -151,9 +171,12 @@ class _Edges:
     ) -> None:
         self.on_event = on_event
         self.on_audio = on_audio
+        self.session: RealtimeVoiceSession | None = None
 
     async def emit(self, event: Event) -> None:
         self.on_event(event)
+        if isinstance(event, Transcript) and event.final and self.session is not None:
+            self.session.transcribed(event.text)
 
     async def send_audio(self, pcm: bytes) -> None:
         self.on_audio(pcm)
@@ -169,8 +192,10 @@ class RealtimeVoice:
         agent: str,
         on_event: Callable[[Event], None],
         on_audio: Callable[[bytes], None],
+        nothing_heard: Callable[[], None] = lambda: None,
     ) -> None:
         self.services = services
+        self.nothing_heard = nothing_heard
         self.session_id = session_id
         self.agent = agent
         self.edges = _Edges(on_event, on_audio)
@@ -226,6 +251,8 @@ class RealtimeVoice:
             clock=services.clock,
         )
         session.held = []
+        session.nothing_heard = self.nothing_heard
+        self.edges.session = session
         self.session, self.shape, self.ptt_down = session, shape, False
         await session.start()
         return session

@@ -77,6 +77,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "realtime"
 MAX_FRAME_BYTES = 15 * 1024 * 1024  # as OpenAI: 15 MiB per event
+NOTHING_HEARD = "no speech was recognized in the committed audio"
 
 
 class RealtimeConnection:
@@ -104,6 +105,7 @@ class RealtimeConnection:
                 self.session.agent,
                 lambda event: self.carry_out(self.rt.on_event(event)),
                 lambda pcm: self.carry_out(self.rt.on_audio(pcm)),
+                lambda: self.carry_out(self.rt.fail("no_user_input", NOTHING_HEARD)),
             )
         return self.voice_session
 
