@@ -19,6 +19,7 @@ from fastapi import APIRouter, FastAPI, Request
 
 from parley.channels.chat import ServicesDep, TokenDep
 from parley.channels.http_errors import ApiError
+from parley.channels.http_models import error_responses
 from parley.channels.services import Services
 from parley.realtime.access import (
     DEFAULT_TTL_S,
@@ -32,7 +33,7 @@ from parley.realtime.auth import ApiKeys
 from parley.realtime.session_config import SessionConfig, parse_session
 from parley.realtime.validate import ProtocolError, Reader
 
-router = APIRouter(prefix="/v1/realtime")
+router = APIRouter(prefix="/v1/realtime", tags=["realtime"])
 DEFAULT_AGENT = "demo"
 
 
@@ -68,7 +69,7 @@ def _parse_body(raw: bytes) -> tuple[int, str, dict[str, Any]]:
     return ttl, agent, raw_session
 
 
-@router.post("/client_secrets")
+@router.post("/client_secrets", responses=error_responses(400, 401, 404, 429))
 async def create_client_secret(
     request: Request, services: ServicesDep, token: TokenDep
 ) -> dict[str, Any]:
