@@ -20,7 +20,8 @@ from parley.channels.realtime_voice import VoiceShape, tuned_agent, voice_shape
 from parley.config import AgentSpec
 from parley.realtime.session_config import SessionConfig, parse_session
 from parley.realtime.validate import Reader
-from parley.testing.fake_openai import FakeOpenAIServer, Reply
+from parley.testing import FakeClock
+from parley.testing.fake_openai import FakeOpenAIServer, Reply, Text, Wait
 from parley.testing.openai_script import ToolCallScript
 from parley.testing.speech import pad_silence, speak_pcm
 from tests.test_realtime_ws import PHRASE, next_raw, realtime_server, stream_audio, until
@@ -280,4 +281,49 @@ async def test_push_to_talk_with_nothing_said_fails_the_response(
             assert errors == ["no_user_input"]
             events = await spoken_answer(conn, "When are you open?")
             assert events[-1]["response"]["status"] == "completed"
+        await client.close()
+
+
+async def test_truncate_while_the_response_runs_stops_it_where_the_client_is(
+    tmp_path: Path, fake_openai: FakeOpenAIServer
+) -> None:
+    """The model stalls mid-answer (its first sentence spoken, 3.3 s). 3 s later the
+    client says it played 1 s (its buffer lags): the response stops, and the stored
+    message is what the client played, not what Parley's clock guesses."""
+    gate = asyncio.Event()  # never set
+    first = "Once upon a time there was a king who had three clever daughters. "
+    fake_openai.script(Reply.of(Text(first), Text("The eldest"), Wait(gate)))
+    sentence_ms = len(speak_pcm(first.strip(), "en-us", 175, 24000)) // 48
+    assert 3000 < sentence_ms < 4000  # so 1 s of it is its first 3 of 12 words
+    clock = FakeClock()
+    async with realtime_server(
+        tmp_path, clock, llm_base_url=fake_openai.base_url, llm_model="fake-model"
+    ) as (base_url, _, services):
+        client = openai.AsyncOpenAI(api_key="anything", base_url=f"{base_url}/v1")
+        async with client.realtime.connect(model="demo") as conn:
+            session_id = (await next_raw(conn))["session"]["id"]
+            await conn.conversation.item.create(
+                item={
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "A story"}],
+                }
+            )
+            await until(conn, "conversation.item.done")
+            await conn.response.create()
+            received_ms = 0
+            while received_ms < sentence_ms - 100:  # all of it (TTS streams it in pieces)
+                delta = (await until(conn, "response.output_audio.delta"))[-1]
+                received_ms += len(base64.b64decode(delta["delta"])) // 48
+            clock.advance(3.0)  # by Parley's clock, 3 s of it have been played
+            await conn.conversation.item.truncate(
+                item_id=delta["item_id"], content_index=0, audio_end_ms=1000
+            )
+            events = await until(conn, "response.done")
+            assert "conversation.item.truncated" in [e["type"] for e in events]
+            assert events[-1]["response"]["status"] == "cancelled"
+        stored = await services.store.list_messages(session_id)
+        assistant = [m for m in stored if m.role == "assistant"][-1]
+        # 1 s of the 3.3 s sentence: 12 words * 1 / 3.3 -> the first 3
+        assert (assistant.text, assistant.interrupted) == ("Once upon a", True)
         await client.close()

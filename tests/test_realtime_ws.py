@@ -18,6 +18,7 @@ import websockets
 from parley.app import create_app
 from parley.audio.g711 import decode_ulaw, encode_ulaw
 from parley.channels.services import Services
+from parley.clock import Clock
 from parley.config import Settings
 from parley.testing.fake_openai import FakeOpenAIServer, Reply, Text, Wait
 from parley.testing.servers import serve_app
@@ -31,14 +32,14 @@ PHRASE = "I would like to book a table for two tonight"
 
 @asynccontextmanager
 async def realtime_server(
-    tmp_path: Path, **overrides: Any
+    tmp_path: Path, clock: Clock | None = None, **overrides: Any
 ) -> AsyncIterator[tuple[str, list[dict[str, Any]], Services]]:
     """The app (``create_app`` mounts the Realtime channel); yields its URL and the WebSocket scopes
     it saw (to check what the SDK sends on connect)."""
     settings = Settings(
         data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'p.db'}", **overrides
     )
-    app = create_app(settings)
+    app = create_app(settings, clock=clock)
     services = app.state.services
     scopes: list[dict[str, Any]] = []
 
