@@ -24,7 +24,14 @@ from parley.testing import FakeClock
 from parley.testing.fake_openai import FakeOpenAIServer, Reply, Text, Wait
 from parley.testing.openai_script import ToolCallScript
 from parley.testing.speech import pad_silence, speak_pcm
-from tests.test_realtime_ws import PHRASE, next_raw, realtime_server, stream_audio, until
+from tests.test_realtime_ws import (
+    PHRASE,
+    next_raw,
+    realtime_server,
+    stream_audio,
+    until,
+    until_ended,
+)
 
 openai = pytest.importorskip("openai")
 
@@ -67,6 +74,7 @@ async def test_truncate_after_the_response_cuts_the_stored_message_to_audio_end_
             heard = item["content"][0]["transcript"]
             assert 0 < len(heard.split()) < len(words)
             assert said["transcript"].startswith(heard)
+        await until_ended(services, session_id)
         stored = await services.store.list_messages(session_id)
         assistant = [m for m in stored if m.role == "assistant"][-1]
         assert (assistant.text, assistant.interrupted) == (heard, True)
@@ -116,6 +124,7 @@ async def test_create_response_false_holds_the_turn_until_response_create(
             assert not [e for e in events if e["type"] == "error"]
             assert events[-1]["response"]["status"] == "completed"
             assert any(e["type"] == "response.output_audio.delta" for e in events)
+        await until_ended(services, session_id)
         stored = await services.store.list_messages(session_id)
         user = [m for m in stored if m.role == "user"]
         assert len(user) == 1, [m.text for m in user]  # both utterances, one turn
@@ -145,25 +154,11 @@ async def test_the_socket_is_a_live_channel_of_the_session(tmp_path: Path) -> No
             event = await next_raw(conn)
             assert (event["type"], event["reason"]) == ("parley.go_away", "server_shutdown")
             assert event["resume_token"]
-        await until_ended(services, session_id)  # the server's close path
+        await until_ended(services, session_id)
         session = await services.store.get_session(session_id)
         assert session is not None and session.end_reason == "USER_ENDED"
         assert len(services.voice_registry) == 0
         await client.close()
-
-
-async def until_ended(services: Any, session_id: str) -> None:
-    """Wait for the server to have ended the session (its ``session_ended`` publish)."""
-    events = await services.lifecycle.subscribe(session_id)
-    try:
-        async with asyncio.timeout(30):
-            session = await services.store.get_session(session_id)
-            if session is not None and session.status == "active":
-                async for message in events:
-                    if message.get("type") == "session_ended":
-                        return
-    finally:
-        await events.close()
 
 
 def config_of(session: dict[str, Any]) -> SessionConfig:
@@ -251,6 +246,7 @@ async def test_a_client_function_tool_round_trip(
         result = json.loads(tool_message["content"])  # Parley's tool result shape
         assert result["status"] == "ok"
         assert json.loads(result["result"]) == {"sky": "sunny", "celsius": 21}
+        await until_ended(services, session_id)
         stored = await services.store.list_messages(session_id)
         assert [m.role for m in stored][-4:] == ["user", "assistant", "tool", "assistant"]
         await client.close()
@@ -322,6 +318,7 @@ async def test_truncate_while_the_response_runs_stops_it_where_the_client_is(
             events = await until(conn, "response.done")
             assert "conversation.item.truncated" in [e["type"] for e in events]
             assert events[-1]["response"]["status"] == "cancelled"
+        await until_ended(services, session_id)
         stored = await services.store.list_messages(session_id)
         assistant = [m for m in stored if m.role == "assistant"][-1]
         # 1 s of the 3.3 s sentence: 12 words * 1 / 3.3 -> the first 3

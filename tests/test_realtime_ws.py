@@ -59,6 +59,21 @@ async def next_raw(conn: Any) -> dict[str, Any]:
     return event
 
 
+async def until_ended(services: Services, session_id: str) -> None:
+    """Wait until the server has finished a closed socket: the session ends last
+    (``USER_ENDED``), after the voice session stopped and stored what it keeps."""
+    events = await services.lifecycle.subscribe(session_id)
+    try:
+        async with asyncio.timeout(30):
+            session = await services.store.get_session(session_id)
+            if session is not None and session.status == "active":
+                async for message in events:
+                    if message.get("type") == "session_ended":
+                        return
+    finally:
+        await events.close()
+
+
 async def until(conn: Any, kind: str) -> list[dict[str, Any]]:
     """Events up to and including the first of type ``kind``."""
     seen = []
@@ -430,6 +445,8 @@ async def test_barge_in_cancels_the_response_and_truncate_cuts_the_item(tmp_path
             )
             truncated = (await until(conn, "conversation.item.truncated"))[-1]
             assert (truncated["item_id"], truncated["audio_end_ms"]) == (first["item_id"], heard_ms)
+            await conn.conversation.item.retrieve(item_id=first["item_id"])
+            item = (await until(conn, "conversation.item.retrieved"))[-1]["item"]
             await conn.conversation.item.truncate(
                 item_id=first["item_id"], content_index=0, audio_end_ms=10**6
             )
@@ -438,8 +455,11 @@ async def test_barge_in_cancels_the_response_and_truncate_cuts_the_item(tmp_path
                 "invalid_value",
                 "audio_end_ms",
             )
+        await until_ended(services, session_id)
         stored = await services.store.list_messages(session_id)
-        assert any(m.role == "assistant" and m.interrupted for m in stored)
+        cut = [m for m in stored if m.role == "assistant" and m.interrupted]
+        heard = item["content"][0]["transcript"]
+        assert heard and heard in [m.text for m in cut]  # cut to what was heard
         await client.close()
 
 

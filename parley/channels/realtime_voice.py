@@ -5,7 +5,8 @@ response at a time, barge-in. Its edges point at the Realtime state machine: eve
 ``parley.events`` event goes to an ``EventSink`` that feeds ``rt.on_event``, and agent
 audio leaves through an ``UnpacedOutput`` (as fast as TTS makes it, as OpenAI's server
 does; the client paces playback and reports what it played with
-``conversation.item.truncate``).
+``conversation.item.truncate``: a running response stops where the client is, a
+stored message is cut to the words played).
 
 What the session config decides (``VoiceShape``): input and output rates, hands-free or
 push-to-talk (``turn_detection: null``), the stop silence (``silence_duration_ms``, or
@@ -32,7 +33,6 @@ from parley.brain.turn_stream import TurnStream
 from parley.channels.services import Services
 from parley.config import AgentSpec
 from parley.events import Error, Event, Transcript
-from parley.realtime.actions import TruncateItem
 from parley.realtime.session_config import SessionConfig
 from parley.voice.io import VoiceOptions
 from parley.voice.response import Timings
@@ -306,21 +306,23 @@ class RealtimeVoice:
             await self.session.interrupt(notify=False)
         then()
 
-    async def truncate(self, cut: TruncateItem) -> None:
-        """The client played ``audio_end_ms`` of the item: a response still running
-        stops there (its stored message holds what was played); one already stored
-        is cut to the words played."""
-        session, output = self.session, self.output
-        if session is not None and session.responder.response is not None:
-            session.client_played(cut.audio_end_ms)
+    async def stop_at(self, audio_end_ms: int) -> None:
+        """The running response was played to ``audio_end_ms`` (a truncate): it stops
+        there, and its stored message holds what was played."""
+        session = self.session
+        if session is not None:
+            session.client_played(audio_end_ms)
             await session.interrupt()
-            return
-        if output is not None:
-            output.clear(self.services.clock.monotonic())
-        if cut.message_id is not None:
-            await self.services.store.update_message(
-                cut.message_id, text=cut.heard_text, interrupted=True
-            )
+
+    async def played_out(self) -> None:
+        """The client stopped playing an earlier response (a truncate after it ended
+        or was interrupted): nothing of it is heard any more. Returns once a stop under
+        way has stored its message."""
+        session = self.session
+        if session is not None and session.responder.response is None:  # never a newer one
+            await session.interrupt(notify=False)
+            if self.output is not None:
+                self.output.clear(self.services.clock.monotonic())
 
     async def close(self) -> None:
         self.jobs.put_nowait(None)

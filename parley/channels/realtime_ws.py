@@ -51,7 +51,14 @@ from parley.channels.raw_ws import ParleyApp, RawWebSocket
 from parley.channels.realtime_http import DEFAULT_AGENT, realtime_access
 from parley.channels.realtime_voice import RealtimeVoice
 from parley.channels.services import Services
-from parley.events import ApprovalResolved, GoAway, SessionEnded, SessionWarning
+from parley.events import (
+    ApprovalResolved,
+    AssistantMessage,
+    Event,
+    GoAway,
+    SessionEnded,
+    SessionWarning,
+)
 from parley.logs import bind_session
 from parley.realtime.access import AccessDenied, RealtimeGrant
 from parley.realtime.actions import (
@@ -67,7 +74,7 @@ from parley.realtime.actions import (
 )
 from parley.realtime.auth import credential_from_upgrade
 from parley.realtime.session_config import SessionConfig, parse_session
-from parley.realtime.session_state import RealtimeSession
+from parley.realtime.session_state import Phase, RealtimeSession
 from parley.realtime.validate import ProtocolError, Reader
 from parley.realtime.wire import FunctionCallOutputItem, MessageItem, parse_client_event
 from parley.sessions.coordinator import Subscription
@@ -94,6 +101,8 @@ class RealtimeConnection:
         self.ended = False  # the session ended (here or elsewhere): no reconnect
         self.rt: RealtimeSession
         self.voice_session: RealtimeVoice | None = None
+        self.cuts: dict[str, str] = {}  # truncated item → the words played, to store
+        self.cut_tasks: set[asyncio.Future[None]] = set()
 
     @property
     def voice(self) -> RealtimeVoice:
@@ -103,7 +112,7 @@ class RealtimeConnection:
                 self.services,
                 self.session.id,
                 self.session.agent,
-                lambda event: self.carry_out(self.rt.on_event(event)),
+                self._on_voice_event,
                 lambda pcm: self.carry_out(self.rt.on_audio(pcm)),
                 lambda: self.carry_out(self.rt.fail("no_user_input", NOTHING_HEARD)),
             )
@@ -151,7 +160,46 @@ class RealtimeConnection:
         elif isinstance(out, ConfigureSession) and self.voice_session is not None:
             self.voice.submit(lambda: self.voice.configure(out.config))
         elif isinstance(out, TruncateItem):
-            self.voice.submit(lambda: self.voice.truncate(out))
+            if self._in_running_response(out.item_id):
+                self.voice.submit(lambda: self.voice.stop_at(out.audio_end_ms))
+            else:
+                self.cuts[out.item_id] = out.heard_text
+                self.voice.submit(self._cut_stored)
+
+    async def _cut_stored(self) -> None:
+        await self.voice.played_out()
+        self._apply_cuts()
+
+    def _apply_cuts(self) -> None:
+        """Cut the stored messages of truncated items to the words played, each once
+        its message is known (an interrupted turn links it when it has stored it)."""
+        for item_id, heard in list(self.cuts.items()):
+            message_id = self._message_id(item_id)
+            if message_id is None:
+                continue
+            del self.cuts[item_id]
+            update = self.services.store.update_message(message_id, text=heard, interrupted=True)
+            task = asyncio.ensure_future(update)
+            self.cut_tasks.add(task)
+            task.add_done_callback(self.cut_tasks.discard)
+
+    def _on_voice_event(self, event: Event) -> None:
+        self.carry_out(self.rt.on_event(event))
+        if isinstance(event, AssistantMessage) and self.cuts:
+            self._apply_cuts()
+
+    def _in_running_response(self, item_id: str) -> bool:
+        response = self.rt.response
+        return (
+            response is not None
+            and self.rt.phase is Phase.ACTIVE
+            and any(entry.item_id == item_id for entry in response.output)
+        )
+
+    def _message_id(self, item_id: str) -> str | None:
+        """The stored message of an item (known once its turn has stored it)."""
+        entry = self.rt.conversation.get(item_id)
+        return entry.message_id if entry is not None else None
 
     def _decide(self, decision: DecideApproval) -> None:
         """The continuation speaks when the session does: then the voice session runs it."""
@@ -401,6 +449,8 @@ async def _serve(
         await events.close()
         if conn.voice_session is not None:
             await conn.voice_session.close()
+        if conn.cut_tasks:
+            await asyncio.gather(*conn.cut_tasks, return_exceptions=True)
         if conn.turn is not None and not conn.turn.done():
             if conn.stream is not None:
                 conn.stream.abandon()

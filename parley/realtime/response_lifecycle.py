@@ -33,7 +33,7 @@ from typing import Any
 from parley import events as pe
 from parley.audio.g711 import encode_alaw, encode_ulaw
 from parley.realtime import server_events as se
-from parley.realtime.conversation import Conversation
+from parley.realtime.conversation import Conversation, Entry
 from parley.realtime.ids import IdSource
 from parley.realtime.response import Response
 from parley.realtime.session_config import Modality, SessionConfig, format_rate
@@ -84,6 +84,9 @@ class ResponseLifecycle:
         self.response: Response | None = None
         self.voiced = False
         self.ended_status: pe.TurnEnd | None = None  # a voiced response's TurnEnd, until Done
+        # the item of the last cancelled response: its turn reports later (an
+        # interrupted ``AssistantMessage``) which stored message it kept
+        self.stopped_entry: Entry | None = None
 
     def _move(self, trigger: str) -> None:
         nxt = TRANSITIONS.get((self.phase, trigger))
@@ -145,6 +148,7 @@ class ResponseLifecycle:
     def cancel(self, reason: str) -> str:
         """End the running response as cancelled; returns its id."""
         assert self.response is not None
+        self.stopped_entry = self.response.last_entry
         self._done("cancelled", reason)
         self._move("cancel")
         return self.response.id
@@ -199,6 +203,11 @@ class ResponseLifecycle:
                 self.emit(ev)
 
     def message(self, event: pe.AssistantMessage) -> None:
+        if event.interrupted and self.stopped_entry is not None:
+            # what a cancelled turn kept, even once a newer response runs
+            self.stopped_entry.message_id = event.message_id
+            self.stopped_entry = None
+            return
         if self.phase is Phase.CANCELLING or (self.phase is Phase.IDLE and event.interrupted):
             if self.response and self.response.last_entry:
                 self.response.last_entry.message_id = event.message_id
