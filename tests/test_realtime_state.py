@@ -707,3 +707,37 @@ def test_transcripts_during_speech_wait_for_the_commit() -> None:
         "conversation.item.added",
     ]
     assert h.parley(pe.Vad("speech_stopped")) == []
+
+
+def test_what_a_stopped_turn_kept_links_to_its_item_even_after_a_newer_response() -> None:
+    """The kept (interrupted) message of a barge-in can come after the next response
+    began (the voice session sends text in step with audio): it names the stopped
+    item, not the new one."""
+    h = Harness()
+    h.rt = RealtimeSession("sess_1", ids=SequentialIds(), voiced=True)
+    h.take(h.rt.start())
+    h.parley(pe.Vad("speech_started"), pe.Vad("speech_stopped"), pe.Transcript("hi", final=True))
+    h.parley(pe.AssistantDelta("A long answer"))
+    h.take(h.rt.on_audio(tone_pcm(300, 24000)))
+    stopped = h.rt.response.output[-1].item_id  # type: ignore[union-attr]
+    h.parley(pe.Vad("speech_started"), pe.Interrupted())
+    h.parley(pe.Vad("speech_stopped"), pe.Transcript("stop", final=True), pe.AssistantDelta("OK"))
+    newer = h.rt.response.output[-1].item_id  # type: ignore[union-attr]
+    assert newer != stopped and h.rt.phase is Phase.ACTIVE
+    assert h.parley(pe.AssistantMessage("m_kept", "A long", interrupted=True)) == []
+    assert h.rt.conversation.get(stopped).message_id == "m_kept"  # type: ignore[union-attr]
+    assert h.rt.conversation.get(newer).message_id is None  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("create_response", [True, False])
+def test_spoken_items_wait_for_response_create_only_when_the_server_does_not_answer(
+    create_response: bool,
+) -> None:
+    h = Harness()
+    vad = {"type": "server_vad", "create_response": create_response}
+    h.client({"type": "session.update", "session": {"audio": {"input": {"turn_detection": vad}}}})
+    h.parley(pe.Vad("speech_started"), pe.Vad("speech_stopped"), pe.Transcript("hi", final=True))
+    h.actions.clear()
+    h.client({"type": "response.create"})
+    (start,) = [a for a in h.actions if isinstance(a, StartResponse)]
+    assert len(start.input) == (0 if create_response else 1)
