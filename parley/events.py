@@ -146,7 +146,23 @@ class AssistantText(Event):
 
 @dataclass(frozen=True, slots=True)
 class Interrupted(Event):
+    """A real interruption: drop all queued playback (it may follow ``playback_paused``)."""
+
     type: ClassVar[str] = "interrupted"
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackPaused(Event):
+    """The caller made a sound over the agent: hold playback, keeping its place."""
+
+    type: ClassVar[str] = "playback_paused"
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackResumed(Event):
+    """The sound was not an interruption: play on from where playback paused."""
+
+    type: ClassVar[str] = "playback_resumed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,15 +7,26 @@ the recogniser (``SttFeed``: calls in order, off the audio path); before it, the
 ``start_secs + PREROLL_EXTRA_SECS`` of frames are kept so a hands-free utterance
 starts just before the onset the VAD found (push-to-talk starts exactly at key-down).
 
+False interruptions (``voice.false_interruption_secs`` > 0, hands-free): the same
+frames and partials also go to a ``FalseInterruption`` (pure), which turns a sound
+over the agent into a pause of its playback, then a resume (noise, a cough, "mm-hm")
+or a cut (words: the barge-in). ``TurnTaking``'s own barge-in is then off in
+hands-free mode (its ``barge_in_min_secs`` is infinite), so only one of them cuts; a
+push-to-talk key-down still interrupts at once. A sound that is resumed over ends as
+an utterance spoken over the agent without barging in, which ``TurnTaking``
+discards, so a backchannel never becomes a turn.
+
 What comes out goes to an ``InputListener`` (the session): ``vad`` and partial
-``transcript`` events, a barge-in, an ended utterance (a future of its final
-transcript). Whole 16 kHz frames pass the aligner, resampler and splitter without a
-copy, and a frame that changes nothing awaits nothing but the VAD.
+``transcript`` events, a barge-in, a pause and a resume of playback, an ended
+utterance (a future of its final transcript). Whole 16 kHz frames pass the aligner,
+resampler and splitter without a copy, and a frame that changes nothing awaits
+nothing but the VAD.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from collections import deque
 from typing import Protocol
@@ -25,6 +36,14 @@ from parley.audio.resample import Resampler
 from parley.engines.base import EngineSet, STTMode
 from parley.events import Event, Transcript, Vad
 from parley.voice.barge_in import BargeIn
+from parley.voice.false_interruption import (
+    FalseInterruption,
+    FalseInterruptionConfig,
+    PlaybackCut,
+    PlaybackEvent,
+    PlaybackPaused,
+    PlaybackResumed,
+)
 from parley.voice.io import VoiceOptions
 from parley.voice.stt_feed import SttFeed
 from parley.voice.turn_taking import (
@@ -59,6 +78,14 @@ class InputListener(Protocol):
         """The user's turn ended; ``final`` will hold its transcript."""
         ...
 
+    async def playback_paused(self) -> None:
+        """A sound over the agent: hold its playback, keeping the place."""
+        ...
+
+    async def playback_resumed(self) -> None:
+        """The sound was not an interruption: play on from where it paused."""
+        ...
+
 
 class VoiceInput:
     """One session's input side (see the module docstring)."""
@@ -69,9 +96,16 @@ class VoiceInput:
         options: VoiceOptions,
         engines: EngineSet,
         listener: InputListener,
+        *,
+        recovery: FalseInterruptionConfig | None = None,
     ) -> None:
         self.options = options
         self.listener = listener
+        self.recovery: FalseInterruption | None = None
+        if recovery is not None and recovery.window_secs > 0:
+            self.recovery = FalseInterruption(recovery)
+            # hands-free barge-in is the recovery's to decide (a key-down still cuts)
+            config = dataclasses.replace(config, barge_in_min_secs=math.inf)
         self.turn_taking = TurnTaking(config, options.mode)
         self.vad = engines.vad.open_stream()
         # a VAD that batches windows across sessions offers an async entry point
@@ -102,8 +136,16 @@ class VoiceInput:
             self.stt_feed.push(frame)
         else:
             self.preroll.append(frame)
+        if (recovery := self._recovery()) is not None:
+            playback = recovery.on_frame(prob, now, FRAME_SECS)
+            if playback:
+                await self._playback(playback)
         if events:
             await self._handle(events)
+
+    def _recovery(self) -> FalseInterruption | None:
+        """The false-interruption machine, when it listens (hands-free mode)."""
+        return self.recovery if self.turn_taking.mode is Mode.HANDS_FREE else None
 
     async def ptt(self, down: bool) -> None:
         """Push-to-talk key; the first one switches the session to push-to-talk.
@@ -119,10 +161,18 @@ class VoiceInput:
 
     def set_agent_speaking(self, speaking: bool) -> None:
         self.turn_taking.set_agent_speaking(speaking, self.audio_t)
+        if self.recovery is not None:
+            if speaking:
+                self.recovery.agent_started(self.audio_t)
+            else:
+                self.recovery.agent_stopped(self.audio_t)
 
     def set_stt_mode(self, mode: STTMode) -> None:
-        """``yes_no`` while a spoken approval answer is awaited, else ``default``."""
+        """``yes_no`` while a spoken approval answer is awaited, else ``default``
+        (then a yes/no over the agent is an answer, not a backchannel)."""
         self.stt_feed.set_mode(mode)
+        if self.recovery is not None:
+            self.recovery.set_expecting_answer(mode == "yes_no")
 
     async def close(self) -> None:
         await self.stt_feed.close()
@@ -130,7 +180,21 @@ class VoiceInput:
     async def _on_partial(self, text: str) -> None:
         if self.options.transcripts:
             await self.listener.emit(Transcript(text))
-        await self._handle(self.turn_taking.on_partial(text, self.audio_t))
+        events = self.turn_taking.on_partial(text, self.audio_t)
+        if (recovery := self._recovery()) is not None:
+            playback = recovery.on_partial(text, self.audio_t)
+            if playback:
+                await self._playback(playback)
+        await self._handle(events)
+
+    async def _playback(self, events: list[PlaybackEvent]) -> None:
+        for ev in events:
+            if isinstance(ev, PlaybackPaused):
+                await self.listener.playback_paused()
+            elif isinstance(ev, PlaybackResumed):
+                await self.listener.playback_resumed()
+            elif isinstance(ev, PlaybackCut):
+                await self.listener.barge_in()
 
     async def _handle(self, events: list[TurnTakingEvent]) -> None:
         for ev in events:

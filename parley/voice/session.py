@@ -14,7 +14,10 @@ Audio and control calls in; ``Event``s (to an ``EventSink``) and agent audio (to
 A final transcript answers a pending approval ("yes"/"no") or becomes a user turn of
 the same ``Brain`` chat uses. User speech while the agent talks (barge-in) stops the
 agent, tells the client ``interrupted`` and stores the assistant message truncated
-to what was heard.
+to what was heard. With false-interruption recovery (``voice.false_interruption_secs``
+> 0, the default) a sound over the agent first pauses its audio (``playback_paused``)
+and then either resumes it from the same place (``playback_resumed``: noise, a cough,
+a backchannel) or cuts it as a barge-in does.
 
 Time: turn-taking runs on the input audio's own timeline; pacing, latency and "what
 was heard" use ``clock.monotonic()``; every wait goes through ``clock.sleep`` so tests
@@ -33,7 +36,8 @@ from parley.brain.core import UserInput
 from parley.clock import Clock
 from parley.config import AgentSpec
 from parley.engines.base import EngineError, EngineSet
-from parley.events import Error, Event, Transcript
+from parley.events import Error, Event, PlaybackPaused, PlaybackResumed, Transcript
+from parley.voice.false_interruption import FalseInterruptionConfig
 from parley.voice.input import FRAME_SECS, VoiceInput
 from parley.voice.io import AudioOutput, EventSink, VoiceOptions
 from parley.voice.responder import Responder, yes_or_no
@@ -71,7 +75,11 @@ class VoiceSession:
         self.audio = audio
         self.events = TextInStep(events, lambda: self.responder.speaking)
         self.input = VoiceInput(
-            TurnTakingConfig.from_voice_spec(agent.voice), options, engines, self
+            TurnTakingConfig.from_voice_spec(agent.voice),
+            options,
+            engines,
+            self,
+            recovery=FalseInterruptionConfig.from_voice_spec(agent.voice),
         )
         self.responder = Responder(
             turns=turns,
@@ -197,6 +205,16 @@ class VoiceSession:
 
     async def barge_in(self) -> None:
         await self.responder.interrupt()
+
+    async def playback_paused(self) -> None:
+        if self.audio.speaking:
+            self.audio.pause(self.clock.monotonic())  # first: nothing more goes out
+            await self.events.emit(PlaybackPaused())
+
+    async def playback_resumed(self) -> None:
+        if self.audio.speaking:
+            await self.events.emit(PlaybackResumed())  # before the audio that follows
+            self.audio.resume(self.clock.monotonic())
 
     def utterance_ended(self, final: asyncio.Future[str]) -> None:
         self._spawn(self._finish_utterance(final, self.clock.monotonic()))
