@@ -12,9 +12,10 @@ frames and partials also go to a ``FalseInterruption`` (pure), which turns a sou
 over the agent into a pause of its playback, then a resume (noise, a cough, "mm-hm")
 or a cut (words: the barge-in). ``TurnTaking``'s own barge-in is then off in
 hands-free mode (its ``barge_in_min_secs`` is infinite), so only one of them cuts; a
-push-to-talk key-down still interrupts at once. A sound that is resumed over ends as
-an utterance spoken over the agent without barging in, which ``TurnTaking``
-discards, so a backchannel never becomes a turn.
+push-to-talk key-down still interrupts at once. An utterance the agent resumed over
+(a cough, "mm-hm") is dropped when it ends, even if the agent has finished by then
+(a trailing "mm-hm" makes the end-of-turn detector wait), so a backchannel never
+becomes a turn; a cut later in the same utterance keeps it.
 
 What comes out goes to an ``InputListener`` (the session): ``vad`` and partial
 ``transcript`` events, a barge-in, a pause and a resume of playback, an ended
@@ -119,6 +120,7 @@ class VoiceInput:
         preroll = math.ceil((config.start_secs + PREROLL_EXTRA_SECS) / FRAME_SECS)
         self.preroll: deque[bytes] = deque(maxlen=preroll)
         self.in_utterance = False
+        self._resumed_over = False  # the open utterance was a false interruption
 
     async def feed_audio(self, data: bytes) -> None:
         """PCM16 LE mono at the input rate, any length (odd lengths too)."""
@@ -192,13 +194,16 @@ class VoiceInput:
             if isinstance(ev, PlaybackPaused):
                 await self.listener.playback_paused()
             elif isinstance(ev, PlaybackResumed):
+                self._resumed_over = self.in_utterance
                 await self.listener.playback_resumed()
             elif isinstance(ev, PlaybackCut):
+                self._resumed_over = False
                 await self.listener.barge_in()
 
     async def _handle(self, events: list[TurnTakingEvent]) -> None:
         for ev in events:
             if isinstance(ev, SpeechStarted):
+                self._resumed_over = False
                 self._open_utterance()
                 await self.listener.emit(Vad("speech_started"))
             elif isinstance(ev, SpeechStopped):
@@ -208,6 +213,9 @@ class VoiceInput:
             elif isinstance(ev, UtteranceDiscarded):
                 self.in_utterance = False
                 self.stt_feed.cancel()
+            elif isinstance(ev, UtteranceEnded) and self._resumed_over:
+                self.in_utterance = self._resumed_over = False
+                self.stt_feed.cancel()  # a backchannel or a noise: not a turn
             elif isinstance(ev, UtteranceEnded):
                 self.in_utterance = False
                 # queued now, before any later audio
