@@ -20,7 +20,9 @@ from parley.testing.voice import (
     ScriptedSTT,
     ToneTTS,
     VoiceHarness,
+    book_call,
     scripted_agent,
+    tokens,
     voice_harness,
 )
 from parley.voice.false_interruption import Playback
@@ -144,3 +146,52 @@ async def test_with_recovery_off_speech_cuts_at_once_as_before(db: str) -> None:
         await h.mic.speak(0.3)
         assert h.transport.count("interrupted") == 1
         assert "playback_paused" not in h.transport.types()
+
+
+@pytest.mark.parametrize("pending", [True, False])
+async def test_a_yes_over_a_pending_approval_is_an_answer(db: str, pending: bool) -> None:
+    # the scripted recogniser hears "yes" every 3 frames of every utterance
+    stt = ScriptedSTT(["book it for sam", "yes"], partial="yes", partial_after=3, partial_every=3)
+    first = [*tokens("I can do that. "), book_call()] if pending else REPLY
+    llm = ScriptedLLM(first, "Booked.")
+    async with voice_harness(db, stt=stt, llm=llm) as h:
+        await h.conn.start()
+        await h.mic.utterance()
+        await until_audio(h)
+        assert (h.conn.responder.pending_approval is not None) is pending
+        await h.mic.silence(0.1)
+        await h.mic.speak(0.3)  # "yes" over the prompt
+        await h.mic.silence(1.0)
+        assert "playback_paused" in h.transport.types()
+        if pending:  # an answer: cut the prompt and decide
+            assert h.transport.count("interrupted") == 1
+            resolved = h.transport.events("approval_resolved")
+            assert [(e["status"], e["decided_by"]) for e in resolved] == [("approved", "voice")]
+        else:  # a backchannel: play on, no turn
+            assert h.transport.count("interrupted") == 0
+            assert "playback_resumed" in h.transport.types()
+            await h.until("done")
+            assert len(llm.calls) == 1
+
+
+# --- one transcript_final per user turn ---------------------------------------------------
+
+
+async def test_a_pause_mid_sentence_sends_partials_and_one_final_for_the_turn(db: str) -> None:
+    stt = ScriptedSTT(["a table for four people"], partial="a table for", partial_after=20)
+    async with voice_harness(db, stt=stt, llm=ScriptedLLM("Done.")) as h:
+        await h.conn.start()
+        await h.mic.silence(0.2)
+        await h.mic.speak(0.6)
+        await h.mic.silence(0.9)  # "a table for..." : longer than stop_secs, not the end
+        assert h.transport.count("transcript_final") == 0
+        assert h.transport.events("transcript_partial") == [
+            {"type": "transcript_partial", "text": "a table for"}
+        ]
+        await h.mic.speak(0.5)
+        await h.mic.silence(2.1)  # still reads incomplete: the long wait (max_stop_secs)
+        await h.until("done")
+        assert h.transport.events("transcript_final") == [
+            {"type": "transcript_final", "text": "a table for four people"}
+        ]
+        assert len(stt.utterances) == 1 and len(h.llm.calls) == 1

@@ -68,7 +68,8 @@ class HeardUtterance:
 
 class ScriptedSTT:
     """Final transcripts from a script ("" when it runs out). ``fail_next`` makes the
-    next ``finish`` raise it; ``partial`` is returned once after ``partial_after`` frames."""
+    next ``finish`` raise it; ``partial`` is returned once after ``partial_after`` frames
+    (and again every ``partial_every`` frames after that, if set)."""
 
     capabilities = STTCapabilities(sample_rate=RATE, streaming=True)
 
@@ -80,12 +81,14 @@ class ScriptedSTT:
         clock: Clock | None = None,
         partial: str = "",
         partial_after: int = 0,
+        partial_every: int = 0,
     ) -> None:
         self.transcripts = deque(transcripts)
         self.delay = delay
         self.clock = clock
         self.partial = partial
         self.partial_after = partial_after
+        self.partial_every = partial_every
         self.fail_next: EngineError | None = None
         self.utterances: list[HeardUtterance] = []
         self.cancelled = 0
@@ -105,8 +108,12 @@ class ScriptedSTTStream:
 
     async def push(self, pcm: bytes) -> str | None:
         self.frames += 1
-        if self.engine.partial and self.frames == self.engine.partial_after:
-            return self.engine.partial
+        engine = self.engine
+        if not engine.partial or self.frames < engine.partial_after:
+            return None
+        since = self.frames - engine.partial_after
+        if since == 0 or (engine.partial_every and since % engine.partial_every == 0):
+            return engine.partial
         return None
 
     async def finish(self) -> str:
