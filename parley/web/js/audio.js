@@ -130,6 +130,11 @@ export class AudioEngine {
     this.player?.port.postMessage({ type: 'clear' });
   }
 
+  /** Hold playback where it is, keeping the queue (`playback_paused`); `resume` plays on. */
+  pausePlayback(paused) {
+    this.player?.port.postMessage({ type: paused ? 'pause' : 'resume' });
+  }
+
   /** Peak absolute sample value leaving the player right now (0..1). */
   outputLevel() {
     if (!this.analyser) return 0;

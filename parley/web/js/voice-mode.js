@@ -306,6 +306,8 @@ export class VoiceMode {
       this.responseOpen = false;
       this.audio.clearPlayback();
       this.paint('interrupted');
+    } else if (type === 'playback_paused' || type === 'playback_resumed') {
+      this.audio.pausePlayback(type === 'playback_paused'); // a sound over the agent
     } else if (type === 'done') {
       this.audio.endResponse(this.response);
       this.responseOpen = false;
