@@ -145,7 +145,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         lifecycle=lifecycle,
         http_client=client,
         tool_registry=registry,
-        engine_hub=EngineHub(agents),
+        engine_hub=EngineHub(agents, smart_turn_model=settings.smart_turn_model),
         reply_audio=ReplyAudioStore(coordinator, clock),
         voice_capacity=Capacity(settings.max_voice_connections),
         metrics=metrics,

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from parley.testing.voice import (
+    ScriptedEndOfTurn,
     ScriptedLLM,
     ScriptedSTT,
     ToneTTS,
@@ -195,3 +196,28 @@ async def test_a_pause_mid_sentence_sends_partials_and_one_final_for_the_turn(db
             {"type": "transcript_final", "text": "a table for four people"}
         ]
         assert len(stt.utterances) == 1 and len(h.llm.calls) == 1
+
+
+# --- the audio end-of-turn model ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("score", "ends_after"), [(0.9, 0.2), (0.1, 1.5)])
+async def test_the_audio_model_decides_a_wordless_pause(
+    db: str, score: float, ends_after: float
+) -> None:
+    # no partial transcript: the audio model's score decides (0.2 s done, 1.5 s not)
+    model = ScriptedEndOfTurn(score, delay=0.03)
+    async with voice_harness(db, stt=ScriptedSTT(["hello"]), end_of_turn=model) as h:
+        await h.conn.start()
+        await h.mic.silence(0.2)
+        await h.mic.speak(1.0)
+        silence_onset = h.time.monotonic()
+        await h.mic.silence(2.0)
+        stopped = h.transport.sent[h.transport.index("vad", 1)].at
+        final = h.transport.sent[h.transport.index("transcript_final")].at
+        assert stopped == pytest.approx(final)
+        ended = max(ends_after, 0.2 + 0.03)  # a "done" waits for the model's answer
+        assert final - silence_onset == pytest.approx(ended, abs=0.021)
+        # asked once, about the whole utterance (with the pre-roll before its onset)
+        assert len(model.clips) == 1
+        assert 1.0 <= model.clips[0] <= 1.0 + 0.5 + 0.2

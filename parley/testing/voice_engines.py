@@ -7,6 +7,7 @@
 * ``ToneTTS``: ``ms_per_word`` of a square wave per word; the wave's amplitude says
   which ``synthesize`` call made it (``ToneTTS.call_of(frame)``).
 * ``ScriptedLLM``: replies made of text deltas, tool calls, ``Pause`` and errors.
+* ``ScriptedEndOfTurn``: an audio end-of-turn model with a fixed score.
 
 Each takes an optional ``clock`` (the virtual one in tests) to wait on for its delays.
 """
@@ -57,6 +58,23 @@ class ScriptedVAD:
 
     def open_stream(self) -> ScriptedVADStream:
         return ScriptedVADStream()
+
+
+class ScriptedEndOfTurn:
+    """An audio end-of-turn model that answers ``score`` after ``delay`` (on ``clock``)
+    and records the length in seconds of every clip it was asked about."""
+
+    def __init__(self, score: float, *, delay: float = 0.0, clock: Clock | None = None) -> None:
+        self.score_value = score
+        self.delay = delay
+        self.clock = clock
+        self.clips: list[float] = []
+
+    async def score(self, audio: np.ndarray[Any, Any]) -> float:
+        self.clips.append(len(audio) / RATE)
+        if self.delay and self.clock is not None:
+            await self.clock.sleep(self.delay)
+        return self.score_value
 
 
 @dataclass

@@ -17,6 +17,12 @@ push-to-talk key-down still interrupts at once. An utterance the agent resumed o
 (a trailing "mm-hm" makes the end-of-turn detector wait), so a backchannel never
 becomes a turn; a cut later in the same utterance keeps it.
 
+Audio end of turn (``turn_detection: smart`` with an ``EndOfTurnModel`` installed,
+Smart Turn v3): the utterance's last 8 s of frames are kept; on an ``EndOfTurnCheck``
+they are scored off the event loop (the model's batcher, shared by every session) and
+the answer goes back to ``TurnTaking.on_end_of_turn_score`` (an answer for a pause
+that is over is ignored there; a failed scoring leaves the transcript to decide).
+
 What comes out goes to an ``InputListener`` (the session): ``vad`` and partial
 ``transcript`` events, a barge-in, a pause and a resume of playback, an ended
 utterance (a future of its final transcript). Whole 16 kHz frames pass the aligner,
@@ -28,13 +34,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import math
 from collections import deque
-from typing import Protocol
+from typing import Any, Protocol
+
+import numpy as np
 
 from parley.audio.pcm import FrameSplitter, SampleAligner
 from parley.audio.resample import Resampler
-from parley.engines.base import EngineSet, STTMode
+from parley.engines.base import EndOfTurnModel, EngineError, EngineSet, STTMode
 from parley.events import Event, Transcript, Vad
 from parley.voice.barge_in import BargeIn
 from parley.voice.false_interruption import (
@@ -48,6 +57,7 @@ from parley.voice.false_interruption import (
 from parley.voice.io import VoiceOptions
 from parley.voice.stt_feed import SttFeed
 from parley.voice.turn_taking import (
+    EndOfTurnCheck,
     Mode,
     SpeechStarted,
     SpeechStopped,
@@ -62,6 +72,9 @@ from parley.voice.turn_taking import (
 FRAME_SECS = 0.02
 FRAME_BYTES_16K = 640
 PREROLL_EXTRA_SECS = 0.3  # audio kept from before the speech onset the VAD found
+SCORED_FRAMES = 400  # the audio end-of-turn model looks at the last 8 s
+
+log = logging.getLogger(__name__)
 
 __all__ = ["FRAME_SECS", "InputListener", "VoiceInput"]
 
@@ -107,7 +120,12 @@ class VoiceInput:
             self.recovery = FalseInterruption(recovery)
             # hands-free barge-in is the recovery's to decide (a key-down still cuts)
             config = dataclasses.replace(config, barge_in_min_secs=math.inf)
-        self.turn_taking = TurnTaking(config, options.mode)
+        self.end_of_turn: EndOfTurnModel | None = engines.end_of_turn
+        self.turn_taking = TurnTaking(
+            config, options.mode, audio_scores=self.end_of_turn is not None
+        )
+        self._spoken: deque[bytes] = deque(maxlen=SCORED_FRAMES)  # the utterance's audio
+        self._scoring: set[asyncio.Task[Any]] = set()
         self.vad = engines.vad.open_stream()
         # a VAD that batches windows across sessions offers an async entry point
         self._vad_async = getattr(self.vad, "process_async", None)
@@ -136,6 +154,7 @@ class VoiceInput:
         events = self.turn_taking.on_frame(prob, now, FRAME_SECS)
         if self.in_utterance:
             self.stt_feed.push(frame)
+            self._spoken.append(frame)
         else:
             self.preroll.append(frame)
         if (recovery := self._recovery()) is not None:
@@ -177,7 +196,25 @@ class VoiceInput:
             self.recovery.set_expecting_answer(mode == "yes_no")
 
     async def close(self) -> None:
+        for task in list(self._scoring):
+            task.cancel()
         await self.stt_feed.close()
+
+    def _score_end_of_turn(self, model: EndOfTurnModel) -> None:
+        """Score the utterance so far off the event loop; the answer goes to turn-taking."""
+        pcm = np.frombuffer(b"".join(self._spoken), dtype="<i2")
+        task = asyncio.ensure_future(self._scored(model, pcm.astype(np.float32) / 32768.0))
+        self._scoring.add(task)
+        task.add_done_callback(self._scoring.discard)
+
+    async def _scored(self, model: EndOfTurnModel, audio: np.ndarray[Any, Any]) -> None:
+        try:
+            score = await model.score(audio)
+        except (EngineError, RuntimeError, ValueError) as exc:
+            log.warning("end-of-turn model failed, the transcript decides: %s", exc)
+            return
+        score = min(1.0, max(0.0, float(score)))
+        await self._handle(self.turn_taking.on_end_of_turn_score(score, self.audio_t))
 
     async def _on_partial(self, text: str) -> None:
         if self.options.transcripts:
@@ -210,6 +247,8 @@ class VoiceInput:
                 await self.listener.emit(Vad("speech_stopped"))
             elif isinstance(ev, BargeIn):
                 await self.listener.barge_in()
+            elif isinstance(ev, EndOfTurnCheck) and self.end_of_turn is not None:
+                self._score_end_of_turn(self.end_of_turn)
             elif isinstance(ev, UtteranceDiscarded):
                 self.in_utterance = False
                 self.stt_feed.cancel()
@@ -225,7 +264,9 @@ class VoiceInput:
         """Speech confirmed: the recogniser gets the audio from just before its onset
         (hands-free); push-to-talk starts exactly at key-down."""
         self.in_utterance = True
+        self._spoken.clear()
         if self.turn_taking.mode is Mode.HANDS_FREE:
             for frame in self.preroll:
                 self.stt_feed.push(frame)
+                self._spoken.append(frame)
         self.preroll.clear()
