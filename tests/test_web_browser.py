@@ -481,6 +481,29 @@ async def test_holding_the_mic_stops_the_agent_and_chat_continues_after_voice(
     assert ("chat", "what are your opening hours") in users
 
 
+async def test_a_backchannel_over_the_greeting_pauses_and_resumes_its_playback(
+    voice_channel: None, browse: Browse, tmp_path: Path
+) -> None:
+    # "okay" 2.5 s after the mic opens: while the ~7 s greeting plays
+    wav = speech.write_speech_wav(tmp_path, "okay", before_s=2.5, after_s=20.0)
+    async with browse(mic_wav=wav) as page:
+        await page.wait_for_selector(".msg-assistant")
+        await page.click("#mic")  # hands-free
+        await page.wait_for_function(
+            "window.parley.events().some(e => e.type === 'playback_resumed')", timeout=30_000
+        )
+        assert (await snapshot(page))["pauses"] == 1  # the page held its player
+        await page.wait_for_function(
+            "window.parley.events().some(e => e.type === 'done')", timeout=30_000
+        )
+        # the player went on after the pause and played the greeting to its end
+        await page.wait_for_function("!window.parley.snapshot().playing", timeout=10_000)
+        types = [e["type"] for e in await page.evaluate("window.parley.events()")]
+        assert types.index("playback_paused") < types.index("playback_resumed")
+        assert "interrupted" not in types and "transcript_final" not in types
+        assert (await snapshot(page))["interruptions"] == 0
+
+
 async def test_approval_card_works_over_voice(
     voice_channel: None, browse: Browse, base_url: str, tmp_path: Path
 ) -> None:
