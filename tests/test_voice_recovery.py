@@ -221,3 +221,39 @@ async def test_the_audio_model_decides_a_wordless_pause(
         # asked once, about the whole utterance (with the pre-roll before its onset)
         assert len(model.clips) == 1
         assert 1.0 <= model.clips[0] <= 1.0 + 0.5 + 0.2
+
+
+async def test_a_pause_the_audio_never_decides_ends_in_a_resume(db: str) -> None:
+    tts = ToneTTS()
+    async with voice_harness(
+        db, stt=ScriptedSTT(["tell me"]), llm=ScriptedLLM(REPLY), tts=tts
+    ) as h:
+        await h.conn.start()
+        await h.mic.utterance()
+        await h.mic.silence(0.2)
+        await h.mic.speak(0.1)  # paused; then the client stops sending audio
+        paused_at = h.transport.sent[h.transport.index("playback_paused")].at
+        await h.until("playback_resumed")
+        resumed_at = h.transport.sent[h.transport.index("playback_resumed")].at
+        assert resumed_at - paused_at == pytest.approx(1.0 + 1.0)  # the window + the grace
+        await h.until("done")
+        assert h.transport.audio_bytes() == reply_audio(tts)
+
+
+async def test_switching_to_push_to_talk_during_a_pause_plays_on(db: str) -> None:
+    async with voice_harness(db, stt=ScriptedSTT(["tell me"]), llm=ScriptedLLM(REPLY)) as h:
+        await h.conn.start()
+        await h.mic.utterance()
+        await h.mic.silence(0.2)
+        await h.mic.speak(0.1)
+        assert h.transport.count("playback_paused") == 1
+        await h.conn.ptt(True)  # an explicit interruption: resumed, then cut
+        await h.time.settle()
+        types = h.transport.types()
+        assert types[types.index("playback_paused") :] == [
+            "playback_paused",
+            "playback_resumed",
+            "vad",
+            "interrupted",
+            "assistant_message",  # what was kept: heard before the pause
+        ]
