@@ -7,8 +7,10 @@ dangling), then ask the model (an LLM or the rules brain, both behind the ``LLM`
 protocol), stream its text, run its tool calls — or park them behind a human
 approval — and go round again until the model answers with text only.
 
-Policy: a user message sent while an approval is pending **denies** it (recorded
-in the history as ``decided_by: "user_message"``) and the conversation moves on.
+Policy: a user message sent while an approval is pending is read as an answer
+where it is one ("sure", "go ahead" approve; "no", "don't" deny — ``answers.py``),
+recorded as ``decided_by: "user"``; any other message **denies** it (recorded in the
+history as ``decided_by: "user_message"``) and the conversation moves on.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from parley.brain import errors
+from parley.brain import answers, errors
 from parley.brain.history import INITIAL_TURN_PROMPT, to_model_messages, unanswered_tool_calls
 from parley.brain.runtime import AgentRuntime
 from parley.brain.tools import ToolContext
@@ -82,11 +84,18 @@ class Brain:
 
     def user_turn(self, session_id: str, user: UserInput) -> TurnStream:
         async def body(state: TurnState) -> AsyncIterator[Event]:
+            answered = await self._answer_in_words(state, user)
+            for resolved in answered:
+                yield resolved
             async for ev in self._settle(state, deny_pending=True):
                 yield ev
             blocks: list[dict[str, Any]] = [{"type": "text", "text": user.text}]
             if user.ui_action is not None:
                 blocks = [{"type": "ui_action", **user.ui_action}]
+            elif answered:  # the words were the decision, not a new request for the model
+                blocks = [
+                    {"type": "approval_answer", "text": user.text, "status": answered[0].status}
+                ]
             state.note(
                 await _persist(
                     self.store.add_message(
@@ -186,6 +195,32 @@ class Brain:
                 raise errors.wrong_channel(current)
 
         return check
+
+    # --- approvals answered in words -------------------------------------------------------
+
+    async def _answer_in_words(self, state: TurnState, user: UserInput) -> list[ApprovalResolved]:
+        """A message that *is* an answer to the pending approvals ("sure", "go ahead",
+        "no, don't") decides them, so it is not read as a new request; the claims are
+        atomic, as for ``decide``. Anything else leaves them to ``_settle`` (denied)."""
+        if user.ui_action is not None:
+            return []
+        pending = await self.store.list_approvals(state.session.id, "pending")
+        if not pending:
+            return []
+        runtime = self.runtime_for(state.session)
+        words = [w for a in pending for w in answers.action_words(a.name, runtime.label(a.name))]
+        verdict = answers.classify(user.text, words)
+        if verdict == "other":
+            return []
+        status: Literal["approved", "denied"] = "approved" if verdict == "approve" else "denied"
+        resolved: list[ApprovalResolved] = []
+        for approval in pending:
+            won, _ = await self.store.claim_approval(
+                state.session.id, approval.tool_call_id, status, "user", f"answered: {user.text}"
+            )
+            if won:
+                resolved.append(ApprovalResolved(approval.tool_call_id, status, "user"))
+        return resolved
 
     # --- settle: decided approvals and dangling tool calls -------------------------------
 

@@ -21,11 +21,17 @@ from the user messages since then, a later message overriding an earlier one.
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from parley.brain import rules_knowledge as knowledge
+from parley.brain.dates import minutes, on_day, resolve_day, say_date, say_time
 from parley.brain.rulebook import RuleBook
-from parley.brain.slots import extract_slots, on_date, say_time
+from parley.brain.slots import extract_slots, ordinal_value
+from parley.brain.typos import TypingFixer
+from parley.brain.venue import Venue
 
 CHECK_TOOL = "check_availability"
 BOOK_TOOL = "book_table"
@@ -35,6 +41,7 @@ SLOT_AWAITS = frozenset({"party_size", "date", "time", "name"})
 YES_NO_AWAITS = frozenset({"confirm_booking", "pick_alternative", "offer_booking", "anything_else"})
 WEAK_INTENTS = frozenset({"yes", "no", "greet", "thanks", "bye"})  # yield to the context
 FLOW_INTENTS = frozenset({"book", "cancel"}) | WEAK_INTENTS
+RULE_REASONS = frozenset({"past", "closed_day", "outside_hours", "too_many", "too_far"})
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,7 @@ class Check:
     key: tuple[int, str, str]
     available: bool
     alternatives: tuple[str, ...]
+    dates: tuple[str, ...] = ()  # other days (ISO) when the day itself is not possible
 
 
 def _key(values: dict[str, Any]) -> tuple[int, str, str] | None:
@@ -67,9 +75,21 @@ class Dialogue:
     """One replay of a conversation. ``tools`` maps offered tool names to their JSON
     schema (``parameters``); the dialogue never calls a tool that is not offered."""
 
-    def __init__(self, book: RuleBook, tools: dict[str, dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        book: RuleBook,
+        tools: dict[str, dict[str, Any]],
+        today: dt.date | None = None,
+        fixer: TypingFixer | None = None,
+    ) -> None:
         self.book = book
         self.tools = tools
+        self.today = today
+        self.fixer = fixer or TypingFixer()
+        venue = book.agent.venue
+        self.venue = Venue(venue) if venue is not None else None
+        self.bookings: list[dict[str, Any]] = []  # made in this conversation
+        self.dropped: str | None = None  # a pending action a new message set aside
         self.slots: dict[str, Any] = {}
         self.booking = False  # the user asked for a table since the last fresh start
         self.awaiting: str | None = None
@@ -83,18 +103,75 @@ class Dialogue:
         self.interrupted = True
 
     def on_user(self, text: str) -> Reply:
+        text = self.fixer.fix(text)
         prev = self.awaiting
         expecting = "time" if prev == "pick_alternative" else prev
-        found = extract_slots(text, expecting if expecting in SLOT_AWAITS else None)
+        found = extract_slots(text, expecting if expecting in SLOT_AWAITS else None, self._bookable)
+        self._to_calendar(found)
         intents = self.book.intents(text)
-        if prev == "pick_alternative" and "yes" in intents and "time" not in found:
-            if self.check is not None and self.check.alternatives:
-                found["time"] = self.check.alternatives[0]
+        if prev == "pick_alternative":
+            found.update(self._picked(text, intents, found))
         self.slots.update(found)
         reply = self._route(text, intents, found, prev)
+        if self.dropped is not None:
+            note = self.book.fill(self.book.reply("pending_dropped"), {"action": self.dropped})
+            reply = Reply(
+                f"{note} {reply.text}".strip(), reply.tool, reply.arguments, reply.awaiting
+            )
+            self.dropped = None
         self.awaiting = reply.awaiting
         self.interrupted = False
         return reply
+
+    def _bookable(self, hhmm: str) -> bool:
+        at = minutes(hhmm)
+        return self.venue is not None and at is not None and self.venue.open_any_day(at)
+
+    def _to_calendar(self, found: dict[str, Any]) -> None:
+        """Readable days ("next Friday") become ISO dates, seen from today."""
+        if "date" not in found or self.today is None:
+            return
+        day = resolve_day(str(found["date"]), self.today)
+        if day is None:
+            del found["date"]
+        else:
+            found["date"] = day.isoformat()
+
+    def _picked(self, text: str, intents: list[str], found: dict[str, Any]) -> dict[str, Any]:
+        """Which of the alternatives just offered the user chose: "the first one", "the
+        later one", "6:30 works", "yes" (the first), or a day offered instead."""
+        check = self.check
+        if check is None:
+            return {}
+        low = text.lower()
+        options: list[str] = list(check.alternatives or check.dates)
+        key = "time" if check.alternatives else "date"
+        if not options:
+            return {}
+        if key == "time" and "time" in found:
+            said = str(found["time"])
+            twelve = {o: minutes(o) for o in options}
+            at = minutes(said)
+            for option, offered in twelve.items():
+                if at is not None and offered is not None and offered % 720 == at % 720:
+                    return {"time": option}  # "6:30" means the 6:30 pm just offered
+            return {}
+        if key == "date" and "date" in found:
+            return {}
+        index: int | None = None
+        if re.search(r"(later|latest|last)", low):
+            index = len(options) - 1
+        elif re.search(r"(earlier|earliest|sooner|soonest)", low):
+            index = 0
+        else:
+            m = re.search(r"(first|second|third|1st|2nd|3rd)", low)
+            if m:
+                index = (ordinal_value(m[1]) or 1) - 1
+            elif "yes" in intents and "no" not in intents:
+                index = 0
+        if index is None or not 0 <= index < len(options):
+            return {}
+        return {key: options[index]}
 
     def on_tool_result(
         self, name: str, arguments: dict[str, Any], status: str, result: Any, *, heard: bool
@@ -102,6 +179,8 @@ class Dialogue:
         """A tool's outcome. ``heard`` is False when the user spoke before the assistant
         could answer it (the reply was never said, so nothing is awaited)."""
         values = {**self.slots, **arguments}
+        if status == "denied" and not heard:
+            self.dropped = self._label(name)  # said with the reply to the new message
         if name == CHECK_TOOL:
             reply = self._after_check(values, status, result)
         elif name == BOOK_TOOL:
@@ -109,7 +188,7 @@ class Dialogue:
         elif name == MENU_TOOL:
             reply = self._after_menu(status, result)
         else:
-            reply = self._after_other(name, status, result)
+            reply = self._after_other(name, status, result, arguments)
         self.awaiting = reply.awaiting if heard else None
         return reply
 
@@ -120,6 +199,9 @@ class Dialogue:
     ) -> Reply:
         strong = [i for i in intents if i not in FLOW_INTENTS]
         weak = [i for i in intents if i in WEAK_INTENTS]
+        known = self._known_answer(text, found)
+        if known is not None:
+            return known
         if "cancel" in intents:
             return self._cancel()
         dish = self._dish_in(text) if "book" not in intents else None
@@ -145,6 +227,29 @@ class Dialogue:
         if self.interrupted:
             return Reply(self.book.reply("interrupted"))
         return self._with_question(self.book.fallback(), prev if self.booking else None)
+
+    def _known_answer(self, text: str, found: dict[str, Any]) -> Reply | None:
+        """Answers from data: existing bookings, small talk, the menu, the FAQ."""
+        agent = self.book.agent
+        carry = self.awaiting if self.booking and self.awaiting in SLOT_AWAITS else None
+        asked = knowledge.booking_question(text, self.bookings)
+        if asked is not None:
+            key, booking = asked
+            return Reply(self.book.fill(self.book.reply(key), self._values(booking)))
+        talk = knowledge.small_talk(text)
+        if talk is not None and not found:
+            return self._with_question(self.book.fill(self.book.reply(talk), self._values()), carry)
+        answer = knowledge.menu_answer(text, agent.menu)
+        if answer is not None:
+            return self._with_question(answer, carry)
+        entry = knowledge.faq_answer(text, agent.faq)
+        if entry is not None and not (found and self.booking):
+            return self._with_question(self.book.fill(entry.answer, self._values()), carry)
+        return None
+
+    def _label(self, tool: str) -> str:
+        spec = self.book.agent.tool(tool)
+        return (spec.label if spec is not None else None) or tool.replace("_", " ")
 
     def _rule_reply(self, intent: str, text: str, prev: str | None) -> Reply:
         rule = self.book.rule(intent)
@@ -236,8 +341,12 @@ class Dialogue:
             return Reply(self.book.reply("check_failed"))
         offered = (str(a) for a in result.get("alternatives") or ())
         alternatives = tuple(a for a in offered if a != key[2])  # never the time just refused
-        self.check = Check(key, bool(result.get("available")), alternatives)
+        dates = tuple(str(d) for d in result.get("alternative_dates") or ())
+        self.check = Check(key, bool(result.get("available")), alternatives, dates)
         shown = self._values(values)
+        reason = str(result.get("reason") or "")
+        if not self.check.available and reason in RULE_REASONS:
+            return self._not_possible(reason, shown, result)
         if not self.check.available:
             return self._unavailable(shown)
         if "name" not in self.slots:
@@ -258,12 +367,52 @@ class Dialogue:
             self.book.fill(self.book.reply("unavailable"), shown), awaiting="pick_alternative"
         )
 
+    def _not_possible(self, reason: str, shown: dict[str, Any], result: dict[str, Any]) -> Reply:
+        """The venue's own rules refuse the request: say why, offer what would work."""
+        check = self.check
+        day = self._day(str(shown.get("date", "")))
+        values = {
+            **shown,
+            "weekday": say_date(day).split()[0] if day else "that day",
+            "hours": self.venue.describe() if self.venue else "",
+            "max": self.venue.spec.max_party_size if self.venue else "",
+            "days": self.venue.spec.book_ahead_days if self.venue else "",
+            "message": result.get("message") or "",
+        }
+        options = ""
+        awaiting: str | None = None
+        if check is not None and check.alternatives:
+            options, awaiting = (
+                _join([say_time(a) for a in check.alternatives], "or"),
+                "pick_alternative",
+            )
+        elif check is not None and check.dates:
+            options = _join([say_date(d, self.today) for d in check.dates], "or")
+            awaiting = "pick_alternative"
+        text = self.book.fill(self.book.reply(f"rule_{reason}"), values)
+        if options:
+            text += " " + self.book.fill(self.book.reply("would_work"), {"alternatives": options})
+        elif reason in ("past", "outside_hours", "closed_day"):
+            awaiting = "time" if reason == "outside_hours" else "date"
+            text += " " + self.book.ask(awaiting, values)
+        if reason in ("closed_day", "past") and check is not None and check.dates:
+            self.slots.pop("date", None)
+        return Reply(text, awaiting=awaiting)
+
+    def _day(self, value: str) -> dt.date | None:
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            return None
+
     def _after_booking(self, values: dict[str, Any], status: str, result: Any) -> Reply:
         if status == "denied":
             return Reply(self.book.reply("booking_denied"), awaiting="anything_else")
         if status != "ok":
             return Reply(self.book.reply("booking_failed"))
         booked = {**values, **(result if isinstance(result, dict) else {})}
+        if booked.get("confirmation"):
+            self.bookings.append(booked)
         text = self.book.fill(self.book.reply("booked"), self._values(booked))
         self._fresh_start()
         return Reply(text, awaiting="anything_else")
@@ -276,12 +425,21 @@ class Dialogue:
         names = [_dish_name(d) for d in dishes[:3]]
         return Reply(self.book.fill(self.book.reply("menu"), {"dishes": _join(names, "and")}))
 
-    def _after_other(self, name: str, status: str, result: Any) -> Reply:
+    def _after_other(self, name: str, status: str, result: Any, arguments: dict[str, Any]) -> Reply:
+        label = self._label(name)
+        if status == "denied":
+            return Reply(self.book.fill(self.book.reply("tool_denied"), {"action": label}))
         if status != "ok":
-            return Reply(self.book.reply("tool_failed"))
+            return Reply(self.book.fill(self.book.reply("tool_failed"), {"action": label}))
+        fields = {**arguments, **(result if isinstance(result, dict) else {"result": result})}
+        spec = self.book.agent.tool(name)
+        rule_say = next((r.say for r in self.book.agent.rules if r.tool == name and r.say), None)
+        template = (spec.say if spec is not None else None) or rule_say
+        if template:
+            return Reply(self.book.fill(template, self._values(fields)))
         message = result.get("message") if isinstance(result, dict) else None
         if not message:
-            return Reply(self.book.reply("tool_done"))
+            return Reply(self.book.fill(self.book.reply("tool_done"), {"action": label}))
         state = str(result.get("status", "")).lower() if isinstance(result, dict) else ""
         if state in ("unavailable", "failed", "busy", "no_answer", "error"):
             key, awaiting = "tool_unavailable", "anything_else"
@@ -296,7 +454,11 @@ class Dialogue:
         """The dish of the last menu that ``text`` names (a clicked card or a question)."""
         low = text.lower()
         best: tuple[int, dict[str, Any]] | None = None
-        for dish in self.menu:
+        menu = self.menu or [
+            {"title": d.name, "description": d.description, "price": d.price}
+            for d in self.book.agent.menu
+        ]
+        for dish in menu:
             name = _dish_name(dish).lower()
             words = [w for w in name.split() if len(w) >= 4]
             score = 100 if name and name in low else sum(1 for w in words if w in low)
@@ -318,10 +480,18 @@ class Dialogue:
 
     def _values(self, values: dict[str, Any] | None = None) -> dict[str, Any]:
         shown = dict(self.slots if values is None else values)
+        agent = self.book.agent
         if "time" in shown:
             shown["time"] = say_time(str(shown["time"]))
         if "date" in shown:
-            shown["on_date"] = on_date(str(shown["date"]))
+            shown["on_date"] = on_day(str(shown["date"]), self.today)
+            shown["date"] = say_date(str(shown["date"]), self.today)
+        if self.today is not None:
+            shown.setdefault("today", say_date(self.today))
+        shown.setdefault("name_of_place", agent.display_name or agent.name)
+        if self.venue is not None:
+            shown.setdefault("hours", self.venue.describe())
+            shown.setdefault("address", self.venue.spec.address or "")
         return shown
 
 

@@ -20,6 +20,12 @@ class AgentRuntime:
     def tool_schemas(self) -> list[dict[str, Any]]:
         return [b.tool.openai_schema() for b in self.tools.values()]
 
+    def label(self, name: str) -> str:
+        """What customers see for a tool: its ``label``, else its name in words."""
+        bound = self.tools.get(name)
+        label = bound.spec.label if bound is not None else None
+        return label or name.replace("_", " ")
+
     def approval_prompt(self, name: str, arguments: dict[str, Any]) -> str:
         bound = self.tools.get(name)
         template = bound.spec.approval_prompt if bound is not None else None

@@ -8,8 +8,9 @@ get stable arguments:
 - ``date``: a readable day: ``"tonight"``, ``"today"``, ``"tomorrow"``, ``"Friday"``,
   ``"next Friday"``, ``"the 5th"``, ``"5 March"``, ``"Friday 14 March 2025"`` (ISO input)
 - ``time``: 24-hour ``"HH:MM"`` ("7pm", "seven thirty", "at 19:30", "noon");
-  ``say_time`` renders it for people (``"7:30 pm"``). A bare hour from 1 to 10 is
-  taken as evening: this is a restaurant.
+  ``say_time`` renders it for people (``"7:30 pm"``). An hour without am/pm takes
+  the half of the day the venue's hours allow (``bookable``); failing that, "9:00"
+  is 9 am as written and a spoken or bare hour from 1 to 10 is the evening.
 - ``name``: as written, title-cased when written all in lower case
 
 ``expecting`` names the slot the assistant just asked for, so a bare answer
@@ -21,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 # --- numbers ----------------------------------------------------------------------------
@@ -151,19 +153,42 @@ def _latest(found: list[Match]) -> Any:
 # --- time -----------------------------------------------------------------------------------
 
 
-def _clock(hour: int | None, minute: int | None, meridiem: str | None) -> str | None:
+@dataclass(frozen=True)
+class _Ambiguous:
+    """An hour said without am/pm ("at seven", "9:00"): which half of the day depends
+    on the venue's hours; without them, ``default``."""
+
+    am: str
+    pm: str
+    default: str
+
+    def pick(self, bookable: Callable[[str], bool] | None) -> str:
+        if bookable is not None:
+            am_ok, pm_ok = bookable(self.am), bookable(self.pm)
+            if am_ok != pm_ok:
+                return self.am if am_ok else self.pm
+        return self.default
+
+
+def _clock(
+    hour: int | None, minute: int | None, meridiem: str | None, *, digits: bool = False
+) -> str | _Ambiguous | None:
+    """``digits``: written as "9:00" (read as written, 9 am, unless the hours say
+    otherwise); a spoken or bare hour from 1 to 10 defaults to the evening."""
     if hour is None or minute is None or hour > 23 or minute > 59:
         return None
     if meridiem in ("am", "pm"):
         if not 1 <= hour <= 12:
             return None
         hour = hour % 12 + (12 if meridiem == "pm" else 0)
-    elif 1 <= hour <= 10:
-        hour += 12  # "at seven" at a restaurant means the evening
+    elif 1 <= hour <= 11:
+        am, pm = f"{hour:02d}:{minute:02d}", f"{hour + 12:02d}:{minute:02d}"
+        default = am if digits or hour == 11 else pm  # "at seven" at a restaurant: evening
+        return _Ambiguous(am, pm, default)
     return f"{hour:02d}:{minute:02d}"
 
 
-def _relative(m: re.Match[str]) -> str | None:
+def _relative(m: re.Match[str]) -> str | _Ambiguous | None:
     hour = number_value(m[2])
     if hour is None:
         return None
@@ -177,7 +202,7 @@ _MER = r"(?:\s?(am|pm|oclock))?"
 _TIME_PATTERNS: list[tuple[re.Pattern[str], Handler]] = [
     (
         re.compile(rf"\b(\d{{1,2}})[:.](\d{{2}}){_MER}\b"),
-        lambda m: _clock(int(m[1]), int(m[2]), m[3]),
+        lambda m: _clock(int(m[1]), int(m[2]), m[3], digits=True),
     ),
     (re.compile(rf"\b(half past|quarter past|quarter to)\s({NUM}){_MER}\b"), _relative),
     (
@@ -380,8 +405,11 @@ def _bare_name(text: str) -> str | None:
 # --- the one entry point ------------------------------------------------------------------------
 
 
-def extract_slots(text: str, expecting: str | None = None) -> dict[str, Any]:
-    """The slots one user message gives; ``expecting`` lets a bare answer fill that slot."""
+def extract_slots(
+    text: str, expecting: str | None = None, bookable: Callable[[str], bool] | None = None
+) -> dict[str, Any]:
+    """The slots one user message gives; ``expecting`` lets a bare answer fill that slot.
+    ``bookable("HH:MM")`` (the venue's hours) decides whether "9:00" is am or pm."""
     slots: dict[str, Any] = {}
     raw = " " + text.lower() + " "
     raw, iso = _scan(raw, _ISO_DATE)
@@ -396,6 +424,7 @@ def extract_slots(text: str, expecting: str | None = None) -> dict[str, Any]:
     if expecting == "date" and not (dates or iso):
         t, dates = _scan(t, _BARE_ORDINAL)
     date = _latest(dates) if dates else _latest(iso)
+    times = [(pos, t.pick(bookable) if isinstance(t, _Ambiguous) else t) for pos, t in times]
     for key, value in (("date", date), ("time", _latest(times)), ("party_size", _latest(parties))):
         if value is not None:
             slots[key] = value
