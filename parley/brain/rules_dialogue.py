@@ -148,27 +148,24 @@ class Dialogue:
         key = "time" if check.alternatives else "date"
         if not options:
             return {}
-        if key == "time" and "time" in found:
-            said = str(found["time"])
-            twelve = {o: minutes(o) for o in options}
-            at = minutes(said)
-            for option, offered in twelve.items():
+        index: int | None = None
+        if re.search(r"\b(later|latest|last)\b", low):
+            index = len(options) - 1
+        elif re.search(r"\b(earlier|earliest|sooner|soonest)\b", low):
+            index = 0
+        elif m := re.search(r"\b(first|second|third|1st|2nd|3rd)\b", low):
+            index = (ordinal_value(m[1]) or 1) - 1
+        elif key == "time" and "time" in found:
+            at = minutes(str(found["time"]))
+            for option in options:
+                offered = minutes(option)
                 if at is not None and offered is not None and offered % 720 == at % 720:
                     return {"time": option}  # "6:30" means the 6:30 pm just offered
             return {}
-        if key == "date" and "date" in found:
+        elif key == "date" and "date" in found:
             return {}
-        index: int | None = None
-        if re.search(r"(later|latest|last)", low):
-            index = len(options) - 1
-        elif re.search(r"(earlier|earliest|sooner|soonest)", low):
+        elif "yes" in intents and "no" not in intents:
             index = 0
-        else:
-            m = re.search(r"(first|second|third|1st|2nd|3rd)", low)
-            if m:
-                index = (ordinal_value(m[1]) or 1) - 1
-            elif "yes" in intents and "no" not in intents:
-                index = 0
         if index is None or not 0 <= index < len(options):
             return {}
         return {key: options[index]}
@@ -180,7 +177,8 @@ class Dialogue:
         could answer it (the reply was never said, so nothing is awaited)."""
         values = {**self.slots, **arguments}
         if status == "denied" and not heard:
-            self.dropped = self._label(name)  # said with the reply to the new message
+            label = self._label(name)  # said with the reply to the new message
+            self.dropped = label[:1].lower() + label[1:]
         if name == CHECK_TOOL:
             reply = self._after_check(values, status, result)
         elif name == BOOK_TOOL:
@@ -243,7 +241,7 @@ class Dialogue:
         if answer is not None:
             return self._with_question(answer, carry)
         entry = knowledge.faq_answer(text, agent.faq)
-        if entry is not None and not (found and self.booking):
+        if entry is not None:
             return self._with_question(self.book.fill(entry.answer, self._values()), carry)
         return None
 
@@ -370,7 +368,7 @@ class Dialogue:
     def _not_possible(self, reason: str, shown: dict[str, Any], result: dict[str, Any]) -> Reply:
         """The venue's own rules refuse the request: say why, offer what would work."""
         check = self.check
-        day = self._day(str(shown.get("date", "")))
+        day = self._day(str(result.get("date") or self.slots.get("date", "")))
         values = {
             **shown,
             "weekday": say_date(day).split()[0] if day else "that day",

@@ -32,7 +32,7 @@ class Turn:
     status: str = ""
 
     def ran(self, name: str) -> dict[str, Any] | None:
-        return next((t for t in self.tools if t["name"] == name), None)
+        return next((t for t in self.tools if t["name"] == name and t["status"] == "ok"), None)
 
     @property
     def low(self) -> str:
