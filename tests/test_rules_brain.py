@@ -248,7 +248,10 @@ async def test_all_slots_in_one_message_and_name_known_asks_to_confirm(convo: Co
     assert step.call is not None
     assert step.call.arguments == {"date": FRIDAY, "time": "20:00", "party_size": 2}
     step = await convo.result(available("Friday", "20:00", 2))
-    assert step.text.endswith("Shall I book it under Alex?") and "on Friday 9 January at 8 pm" in step.text
+    assert (
+        step.text.endswith("Shall I book it under Alex?")
+        and "on Friday 9 January at 8 pm" in step.text
+    )
     step = await convo.user("yes please")
     assert step.call is not None and step.call.name == "book_table"
     assert step.call.arguments["name"] == "Alex"
@@ -306,7 +309,10 @@ async def test_a_new_message_instead_of_a_decision_is_read_without_the_unsaid_re
     assert step.call is not None
     convo.add_result(status="denied", why="The user sent a new message instead of deciding.")
     step = await convo.user("no")  # not "goodbye": "Anything else?" was never said
-    assert step.text == "(Not done: book a table.) Alright. Is there anything else I can help with?"
+    assert (
+        step.text
+        == "(I haven't done the earlier request: book a table.) Alright. Is there anything else I can help with?"
+    )
 
 
 async def test_booking_error_apologises(convo: Convo) -> None:

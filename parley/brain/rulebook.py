@@ -67,7 +67,7 @@ DEFAULT_REPLIES = {
     "tool_failed": "Sorry, that didn't work ({action}). Could you try again?",
     "tool_missing": "Sorry, I can't help with that here.",
     # a message that was not an answer set a pending approval aside
-    "pending_dropped": "(Not done: {action}.)",
+    "pending_dropped": "(I haven't done the earlier request: {action}.)",
     # the venue's rules (agent file: venue)
     "rule_past": "Sorry, that time has already passed.",
     "rule_closed_day": "Sorry, we're closed on {weekday}s.",

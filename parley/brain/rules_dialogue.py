@@ -41,6 +41,10 @@ SLOT_AWAITS = frozenset({"party_size", "date", "time", "name"})
 YES_NO_AWAITS = frozenset({"confirm_booking", "pick_alternative", "offer_booking", "anything_else"})
 WEAK_INTENTS = frozenset({"yes", "no", "greet", "thanks", "bye"})  # yield to the context
 FLOW_INTENTS = frozenset({"book", "cancel"}) | WEAK_INTENTS
+_QUESTION = re.compile(
+    r"\?|^\s*(are|is|do|does|can|could|what|what's|when|where|how|which|will|would)\b",
+    re.IGNORECASE,
+)
 RULE_REASONS = frozenset({"past", "closed_day", "outside_hours", "too_many", "too_far"})
 
 
@@ -234,8 +238,10 @@ class Dialogue:
         if asked is not None:
             key, booking = asked
             return Reply(self.book.fill(self.book.reply(key), self._values(booking)))
+        if self.awaiting in SLOT_AWAITS and self.awaiting in found and not _QUESTION.search(text):
+            return None  # the answer to the question just asked: the flow goes on
         talk = knowledge.small_talk(text)
-        if talk is not None and not found:
+        if talk is not None and (talk == "what_day" or not found):
             return self._with_question(self.book.fill(self.book.reply(talk), self._values()), carry)
         answer = knowledge.menu_answer(text, agent.menu)
         if answer is not None:

@@ -181,8 +181,8 @@ _HOW_ARE_YOU = re.compile(
     r"\b(how are you|how're you|how are u|how's it going|how do you do|you ok)\b"
 )
 _WHAT_DAY = re.compile(
-    r"\b(what day is it|what's the date|what is the date|what date is it|what's today|"
-    r"what is today|which day is it|today's date)\b"
+    r"\bwhat(?:'s| is)? (?:the )?(?:date|day)\b|\bwhat(?:'s| is) today\b|\btoday's date\b"
+    r"|\bwhich day is it\b"
 )
 _WHO = re.compile(
     r"\b(are you a (bot|robot|human|person|real person|machine|ai)|who are you|what are you)\b"
@@ -202,8 +202,8 @@ def small_talk(text: str) -> str | None:
 
 
 _LATE = re.compile(
-    r"\b(running late|run late|be late|we're late|we are late|i'm late|i am late|"
-    r"running behind|stuck in traffic|few minutes late|bit late|delayed)\b"
+    r"\b(?:running|run|be|being|are|we're|i'm|am|is|minutes?|mins?|bit|little)\s+"
+    r"(?:\w+\s+){0,2}late\b|\brunning behind\b|\bstuck in traffic\b|\bdelayed\b"
 )
 _CONFIRMATION = re.compile(
     r"\b(confirmation|reference|booking (number|code|id)|reservation (number|code|id))\b"

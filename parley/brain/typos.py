@@ -149,6 +149,12 @@ class TypingFixer:
         t = re.sub(r"@\s*(?=\d)", "at ", t)
         t = re.sub(rf"\b(?:too|to)\s+(?={_PARTY_NOUN}\b)", "two ", t, flags=re.IGNORECASE)
         t = re.sub(rf"\bfor\s+(?:too|to)\b(?=\s*(?:$|[.,!?]|{_PARTY_NOUN}))", "for two", t)
+        t = re.sub(  # "table for too tomorrow": nobody books a table "for to"
+            r"\b(table|booking|reservation|book|reserve|seats?)\s+for\s+(?:too|to)\b",
+            r"\1 for two",
+            t,
+            flags=re.IGNORECASE,
+        )
         t = re.sub(r"(\d)\s*(ppl|pax)\b", r"\1 people", t, flags=re.IGNORECASE)
         words = re.split(r"(\s+|[.,!?;:()\"]+)", t)
         fixed = [self._correct(w) if w and w.strip() and w[0].isalnum() else w for w in words]
