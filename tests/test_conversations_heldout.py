@@ -19,8 +19,10 @@ Check = Callable[[Chat, Turn], Awaitable[bool]]
 
 async def _approval_on(chat: Chat, turn: Turn, date: str, time: str | None = None) -> bool:
     a = turn.approval
-    return a is not None and a["arguments"]["date"] == date and (
-        time is None or a["arguments"]["time"] == time
+    return (
+        a is not None
+        and a["arguments"]["date"] == date
+        and (time is None or a["arguments"]["time"] == time)
     )
 
 
