@@ -5,7 +5,8 @@ approval is pending (typed chat, speech, the terminal prompt).
 
 A message is an *answer* only when everything in it is an answer: yes/no words
 ("sure", "go ahead", "nope", "don't"), polite filler ("please", "thanks", "ok then")
-and words naming the pending action itself ("book it", "transfer me"). A message
+and words naming the pending action itself ("book it", "transfer me"; asking for
+the pending action in its own words is consent too). A message
 that carries anything new — "yes but at 8 pm", "actually, four people", "what's on
 the menu?" — is ``"other"``: the caller keeps its policy for new messages (the pending
 call is denied and the message is handled as a request). Mixed signals ("yes no",
@@ -32,7 +33,7 @@ i confirm|approve|approved|i approve|allow|allowed|accept|accepted|agree|agreed|
 absolutely|definitely|certainly|of course|indeed|affirmative|why not|by all means|
 yes please|sure thing|no problem|no worries|make it so|make the booking|
 make the reservation|i'd like that|i would like that|i do|i want that|want it|
-i think so|that one|sounds lovely|you bet|deal|done|go ahead with it
+i think so|fine by me|fine with me|ok by me|ok with me|okay with me|good with me|that one|sounds lovely|you bet|deal|done|go ahead with it
 """
 _DENY = """
 no|nope|nah|na|naw|n|no thanks|no thank you|not|not really|not now|not yet|
@@ -96,6 +97,7 @@ def classify(text: str, action_words: Iterable[str] = ()) -> Answer:
         return "other"
     action = {w.lower() for w in action_words}
     seen: set[Answer] = set()
+    named_action = False
     i = 0
     while i < len(words):
         for phrase, verdict in _PHRASES:
@@ -107,11 +109,12 @@ def classify(text: str, action_words: Iterable[str] = ()) -> Answer:
                 break
         else:
             if words[i] in _FILLER or words[i] in action:
+                named_action = named_action or (words[i] in action and words[i] not in _FILLER)
                 i += 1
                 continue
             return "other"
-    if seen == {"approve"}:
-        return "approve"
+    if seen == {"approve"} or (not seen and named_action and "?" not in text):
+        return "approve"  # "please transfer me": asking for the very action pending
     if seen == {"deny"}:
         return "deny"
     return "other"
