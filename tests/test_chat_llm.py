@@ -16,9 +16,7 @@ from tests.test_chat_api import collect, names, one
 
 
 @pytest.fixture
-async def llm_app(
-    make_app: AppFactory, fake_openai: FakeOpenAIServer
-) -> AsyncIterator[RunningApp]:
+async def llm_app(make_app: AppFactory, fake_openai: FakeOpenAIServer) -> AsyncIterator[RunningApp]:
     async with make_app(llm_base_url=fake_openai.base_url, llm_model="fake-model") as app:
         yield app
 
@@ -40,8 +38,9 @@ async def test_streamed_tool_calls_are_run_and_fed_back(
 ) -> None:
     fake_openai.script(
         Reply.tool_calls(
-            ToolCallScript("check_availability",
-                           {"date": "friday", "time": "19:00", "party_size": 2}, id="c1"),
+            ToolCallScript(
+                "check_availability", {"date": "friday", "time": "19:00", "party_size": 2}, id="c1"
+            ),
             ToolCallScript("show_menu", {}, id="c2"),
             text=("Let me ", "check. "),
             interleave=True,
@@ -49,9 +48,15 @@ async def test_streamed_tool_calls_are_run_and_fed_back(
         Reply.text("Friday at seven ", "is free."),
     )
     events = await collect(llm_client.send("table for two on friday at 7?"))
-    assert [d.data["text"] for d in events if d.event == "assistant_delta"][:2] == ["Let me ", "check. "]
+    assert [d.data["text"] for d in events if d.event == "assistant_delta"][:2] == [
+        "Let me ",
+        "check. ",
+    ]
     done = [e.data for e in events if e.event == "tool_call_completed"]
-    assert [(d["name"], d["status"]) for d in done] == [("check_availability", "ok"), ("show_menu", "ok")]
+    assert [(d["name"], d["status"]) for d in done] == [
+        ("check_availability", "ok"),
+        ("show_menu", "ok"),
+    ]
     assert one(events, "ui_op")["op"]["kind"] == "carousel"
     assert events[-1].event == "turn_end" and events[-1].data["status"] == "completed"
     second = fake_openai.requests[-1].body
@@ -60,7 +65,14 @@ async def test_streamed_tool_calls_are_run_and_fed_back(
     assert json.loads(fed[0]["content"])["result"]["available"] is True
     assert second["tools"] and second["stream"] is True
     history = await llm_client.messages()
-    assert [m["role"] for m in history] == ["assistant", "user", "assistant", "tool", "tool", "assistant"]
+    assert [m["role"] for m in history] == [
+        "assistant",
+        "user",
+        "assistant",
+        "tool",
+        "tool",
+        "assistant",
+    ]
 
 
 async def test_approval_then_model_continues(
@@ -166,7 +178,11 @@ async def test_disconnect_mid_stream_stores_partial_and_frees_lock(
     owner = await llm_app.services.coordinator.lock_owner(f"turn:{llm_client.session_id}")
     assert owner is None
     last = (await llm_client.messages())[-1]
-    assert (last["role"], last["text"], last["interrupted"]) == ("assistant", "Once upon a time", True)
+    assert (last["role"], last["text"], last["interrupted"]) == (
+        "assistant",
+        "Once upon a time",
+        True,
+    )
     fake_openai.script(Reply.text("Where was I?"))
     events = await collect(llm_client.send("go on"))
     assert one(events, "assistant_message")["text"] == "Where was I?"
@@ -179,7 +195,9 @@ async def test_dangling_tool_call_is_repaired(
 ) -> None:
     store = llm_app.services.store
     await store.add_message(
-        llm_client.session_id, "assistant", "",
+        llm_client.session_id,
+        "assistant",
+        "",
         blocks=[{"type": "tool_call", "id": "crash1", "name": "show_menu", "arguments": {}}],
     )
     fake_openai.script(Reply.text("Hello again."))
@@ -214,3 +232,42 @@ async def test_initial_turn_written_by_the_llm(
         assert err.value.code == "already_started"
         assert len(fake_openai.requests) == 1
         await client.aclose()
+
+
+async def test_an_answer_in_words_decides_before_the_model_sees_it(
+    llm_client: ParleyClient, fake_openai: FakeOpenAIServer
+) -> None:
+    args = {"name": "Ann", "date": "friday", "time": "19:00", "party_size": 2}
+    fake_openai.script(
+        Reply.tool_calls(ToolCallScript("book_table", args, id="b1")),
+        Reply.text("Booked!"),
+    )
+    await collect(llm_client.send("book it for Ann"))
+    events = await collect(llm_client.send("sure, go ahead"))
+    resolved = one(events, "approval_resolved")
+    assert (resolved["status"], resolved["decided_by"]) == ("approved", "user")
+    assert [e.data["status"] for e in events if e.event == "tool_call_completed"] == ["ok"]
+    sent = fake_openai.requests[-1].body["messages"]
+    assert json.loads(sent[-1]["content"])["status"] == "ok"  # the tool result is last
+    assert "sure, go ahead" not in [m.get("content") for m in sent if m["role"] == "user"]
+    history = await llm_client.messages()
+    answer = [m for m in history if m["role"] == "user"][-1]
+    assert answer["text"] == "sure, go ahead"  # kept in the transcript
+    assert answer["blocks"][0]["type"] == "approval_answer"
+
+
+async def test_a_new_request_still_denies_for_the_llm(
+    llm_client: ParleyClient, fake_openai: FakeOpenAIServer
+) -> None:
+    args = {"name": "Ann", "date": "friday", "time": "19:00", "party_size": 2}
+    fake_openai.script(
+        Reply.tool_calls(ToolCallScript("book_table", args, id="b1")),
+        Reply.text("Okay, I haven't booked it. We open at noon."),
+    )
+    await collect(llm_client.send("book it for Ann"))
+    events = await collect(llm_client.send("when do you open?"))
+    resolved = one(events, "approval_resolved")
+    assert (resolved["status"], resolved["decided_by"]) == ("denied", "user_message")
+    sent = fake_openai.requests[-1].body["messages"]
+    assert sent[-1] == {"role": "user", "content": "when do you open?"}
+    assert json.loads(sent[-2]["content"])["status"] == "denied"

@@ -432,7 +432,8 @@ class Dialogue:
     def _after_other(self, name: str, status: str, result: Any, arguments: dict[str, Any]) -> Reply:
         label = self._label(name)
         if status == "denied":
-            return Reply(self.book.fill(self.book.reply("tool_denied"), {"action": label}))
+            lowered = label[:1].lower() + label[1:]
+            return Reply(self.book.fill(self.book.reply("tool_denied"), {"action": lowered}))
         if status != "ok":
             return Reply(self.book.fill(self.book.reply("tool_failed"), {"action": label}))
         fields = {**arguments, **(result if isinstance(result, dict) else {"result": result})}
