@@ -33,7 +33,8 @@ i confirm|approve|approved|i approve|allow|allowed|accept|accepted|agree|agreed|
 absolutely|definitely|certainly|of course|indeed|affirmative|why not|by all means|
 yes please|sure thing|no problem|no worries|make it so|make the booking|
 make the reservation|i'd like that|i would like that|i do|i want that|want it|
-i think so|fine by me|fine with me|ok by me|ok with me|okay with me|good with me|that one|sounds lovely|you bet|deal|done|go ahead with it
+i think so|fine by me|fine with me|ok by me|ok with me|okay with me|good with me|
+that one|sounds lovely|you bet|deal|done|go ahead with it
 """
 _DENY = """
 no|nope|nah|na|naw|n|no thanks|no thank you|not|not really|not now|not yet|

@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from parley.brain import rules_knowledge as knowledge
-from parley.brain.dates import minutes, on_day, resolve_day, say_date, say_time
+from parley.brain.choices import pick_offered
+from parley.brain.dates import minutes, on_day, parse_iso, resolve_day, say_date, say_time
 from parley.brain.rulebook import RuleBook
-from parley.brain.slots import extract_slots, ordinal_value
+from parley.brain.slots import extract_slots
 from parley.brain.typos import TypingFixer
 from parley.brain.venue import Venue
 
@@ -113,8 +114,10 @@ class Dialogue:
         found = extract_slots(text, expecting if expecting in SLOT_AWAITS else None, self._bookable)
         self._to_calendar(found)
         intents = self.book.intents(text)
-        if prev == "pick_alternative":
-            found.update(self._picked(text, intents, found))
+        if prev == "pick_alternative" and self.check is not None:
+            offered = self.check.alternatives or self.check.dates
+            key = "time" if self.check.alternatives else "date"
+            found.update(pick_offered(text, intents, found, key, offered))
         self.slots.update(found)
         reply = self._route(text, intents, found, prev)
         if self.dropped is not None:
@@ -140,39 +143,6 @@ class Dialogue:
             del found["date"]
         else:
             found["date"] = day.isoformat()
-
-    def _picked(self, text: str, intents: list[str], found: dict[str, Any]) -> dict[str, Any]:
-        """Which of the alternatives just offered the user chose: "the first one", "the
-        later one", "6:30 works", "yes" (the first), or a day offered instead."""
-        check = self.check
-        if check is None:
-            return {}
-        low = text.lower()
-        options: list[str] = list(check.alternatives or check.dates)
-        key = "time" if check.alternatives else "date"
-        if not options:
-            return {}
-        index: int | None = None
-        if re.search(r"\b(later|latest|last)\b", low):
-            index = len(options) - 1
-        elif re.search(r"\b(earlier|earliest|sooner|soonest)\b", low):
-            index = 0
-        elif m := re.search(r"\b(first|second|third|1st|2nd|3rd)\b", low):
-            index = (ordinal_value(m[1]) or 1) - 1
-        elif key == "time" and "time" in found:
-            at = minutes(str(found["time"]))
-            for option in options:
-                offered = minutes(option)
-                if at is not None and offered is not None and offered % 720 == at % 720:
-                    return {"time": option}  # "6:30" means the 6:30 pm just offered
-            return {}
-        elif key == "date" and "date" in found:
-            return {}
-        elif "yes" in intents and "no" not in intents:
-            index = 0
-        if index is None or not 0 <= index < len(options):
-            return {}
-        return {key: options[index]}
 
     def on_tool_result(
         self, name: str, arguments: dict[str, Any], status: str, result: Any, *, heard: bool
@@ -374,7 +344,7 @@ class Dialogue:
     def _not_possible(self, reason: str, shown: dict[str, Any], result: dict[str, Any]) -> Reply:
         """The venue's own rules refuse the request: say why, offer what would work."""
         check = self.check
-        day = self._day(str(result.get("date") or self.slots.get("date", "")))
+        day = parse_iso(str(result.get("date") or self.slots.get("date", "")))
         values = {
             **shown,
             "weekday": say_date(day).split()[0] if day else "that day",
@@ -402,12 +372,6 @@ class Dialogue:
         if reason in ("closed_day", "past") and check is not None and check.dates:
             self.slots.pop("date", None)
         return Reply(text, awaiting=awaiting)
-
-    def _day(self, value: str) -> dt.date | None:
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            return None
 
     def _after_booking(self, values: dict[str, Any], status: str, result: Any) -> Reply:
         if status == "denied":
