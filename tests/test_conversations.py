@@ -215,3 +215,11 @@ async def test_abbreviations_and_misspellings(chat: Chat) -> None:
 async def test_too_people_and_emoji(chat: Chat) -> None:
     turn = await chat.script("TABLE FOR TOO PEOPLE TOMOROW 7PM 🙂", "Jay")
     assert turn.approval is not None and turn.approval["arguments"]["party_size"] == 2
+
+
+async def test_an_offered_person_is_fetched_on_yes(chat: Chat) -> None:
+    turn = await chat.say("I want to change my booking")
+    assert "confirmation code" in turn.text
+    turn = await chat.say("yes please")
+    assert turn.ran("transfer_to_human") and "Nobody from the team" in turn.text
+    assert "transfer_to_human" not in turn.text

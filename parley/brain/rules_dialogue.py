@@ -13,6 +13,7 @@ assistant asked back then (``awaiting``), which is how a bare "four" or "yes" is
     confirm_booking              "Shall I book it under Sam?"      yes → book_table
     pick_alternative             alternatives offered              yes → the first one; "8" → 20:00
     offer_booking                "Would you like to book a table?" yes → start a booking
+    offer_person                 "… or I can get you a person."    yes → the human rule's tool
     anything_else                a booking, a denied booking       no → goodbye
 
 A completed booking (``book_table`` ok) or a "cancel" starts a fresh booking: slots come
@@ -39,7 +40,12 @@ BOOK_TOOL = "book_table"
 MENU_TOOL = "show_menu"
 BOOKING_SLOTS = ("party_size", "date", "time")
 SLOT_AWAITS = frozenset({"party_size", "date", "time", "name"})
-YES_NO_AWAITS = frozenset({"confirm_booking", "pick_alternative", "offer_booking", "anything_else"})
+YES_NO_AWAITS = frozenset(
+    {"confirm_booking", "pick_alternative", "offer_booking", "offer_person", "anything_else"}
+)
+OFFERS_PERSON = frozenset(
+    {"no_booking", "booking_change", "booking_unknown", "booking_which", "rule_too_many"}
+)
 WEAK_INTENTS = frozenset({"yes", "no", "greet", "thanks", "bye"})  # yield to the context
 FLOW_INTENTS = frozenset({"book", "cancel"}) | WEAK_INTENTS
 _QUESTION = re.compile(
@@ -207,7 +213,9 @@ class Dialogue:
         asked = knowledge.booking_question(text, self.bookings)
         if asked is not None:
             key, booking = asked
-            return Reply(self.book.fill(self.book.reply(key), self._values(booking)))
+            awaiting = "offer_person" if key in OFFERS_PERSON else None
+            text = self.book.fill(self.book.reply(key), self._values(booking))
+            return Reply(text, awaiting=awaiting)
         if self.awaiting in SLOT_AWAITS and self.awaiting in found and not _QUESTION.search(text):
             return None  # the answer to the question just asked: the flow goes on
         talk = knowledge.small_talk(text)
@@ -249,6 +257,11 @@ class Dialogue:
         return None
 
     def _yes_no(self, prev: str, yes: bool) -> Reply:
+        if prev == "offer_person":
+            human = self.book.rule("human")
+            if yes and human is not None and human.tool:
+                return self._call(human.tool, {"reason": "asked for a person"})
+            return Reply(self.book.reply("offer_declined"), awaiting="anything_else")
         if prev == "confirm_booking":
             return self._booking_step() if yes else Reply(self.book.reply("confirm_declined"))
         if prev == "pick_alternative":
@@ -364,6 +377,8 @@ class Dialogue:
             options = _join([say_date(d, self.today) for d in check.dates], "or")
             awaiting = "pick_alternative"
         text = self.book.fill(self.book.reply(f"rule_{reason}"), values)
+        if reason == "too_many":
+            return Reply(text, awaiting="offer_person")
         if options:
             text += " " + self.book.fill(self.book.reply("would_work"), {"alternatives": options})
         elif reason in ("past", "outside_hours", "closed_day"):

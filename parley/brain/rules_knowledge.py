@@ -207,6 +207,7 @@ _LATE = re.compile(
 )
 _CONFIRMATION = re.compile(
     r"\b(confirmation|reference|booking (number|code|id)|reservation (number|code|id))\b"
+    r"|\bmy (code|number|booking number|reference)\b"
 )
 _MY_BOOKING = re.compile(
     r"\b(my|our|existing|the) (booking|reservation|table)\b"
