@@ -171,6 +171,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         return [
             {
                 "name": a.name,
+                "display_name": a.display_name or a.name,
                 "description": a.description,
                 "greeting_mode": a.greeting_mode,
                 "brain": services.brain.runtimes[a.name].brain_kind,

@@ -39,7 +39,9 @@ async def test_streamed_tool_calls_are_run_and_fed_back(
     fake_openai.script(
         Reply.tool_calls(
             ToolCallScript(
-                "check_availability", {"date": "friday", "time": "19:00", "party_size": 2}, id="c1"
+                "check_availability",
+                {"date": "next wednesday", "time": "19:00", "party_size": 2},
+                id="c1",
             ),
             ToolCallScript("show_menu", {}, id="c2"),
             text=("Let me ", "check. "),
@@ -78,7 +80,7 @@ async def test_streamed_tool_calls_are_run_and_fed_back(
 async def test_approval_then_model_continues(
     llm_client: ParleyClient, fake_openai: FakeOpenAIServer
 ) -> None:
-    args = {"name": "Ann", "date": "friday", "time": "19:00", "party_size": 2}
+    args = {"name": "Ann", "date": "next wednesday", "time": "19:00", "party_size": 2}
     fake_openai.script(
         Reply.tool_calls(ToolCallScript("book_table", args, id="b1")),
         Reply.text("Booked!"),
@@ -237,7 +239,7 @@ async def test_initial_turn_written_by_the_llm(
 async def test_an_answer_in_words_decides_before_the_model_sees_it(
     llm_client: ParleyClient, fake_openai: FakeOpenAIServer
 ) -> None:
-    args = {"name": "Ann", "date": "friday", "time": "19:00", "party_size": 2}
+    args = {"name": "Ann", "date": "next wednesday", "time": "19:00", "party_size": 2}
     fake_openai.script(
         Reply.tool_calls(ToolCallScript("book_table", args, id="b1")),
         Reply.text("Booked!"),
@@ -259,7 +261,7 @@ async def test_an_answer_in_words_decides_before_the_model_sees_it(
 async def test_a_new_request_still_denies_for_the_llm(
     llm_client: ParleyClient, fake_openai: FakeOpenAIServer
 ) -> None:
-    args = {"name": "Ann", "date": "friday", "time": "19:00", "party_size": 2}
+    args = {"name": "Ann", "date": "next wednesday", "time": "19:00", "party_size": 2}
     fake_openai.script(
         Reply.tool_calls(ToolCallScript("book_table", args, id="b1")),
         Reply.text("Okay, I haven't booked it. We open at noon."),
