@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from parley.brain.answers import action_words, classify
+from parley.brain.answers import action_words, classify, yes_or_no
 
 BOOK = action_words("book_table", "Book a table")
 
@@ -96,3 +96,9 @@ def test_anything_else_is_no_answer(text: str) -> None:
 def test_the_actions_own_words_count_only_for_that_action() -> None:
     assert classify("please transfer me", action_words("transfer_to_human")) == "approve"
     assert classify("please transfer me", BOOK) == "other"
+
+
+def test_yes_or_no_is_the_voice_shaped_verdict() -> None:
+    assert yes_or_no("yeah go ahead") is True
+    assert yes_or_no("nope") is False
+    assert yes_or_no("what time is it") is None

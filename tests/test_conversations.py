@@ -223,3 +223,9 @@ async def test_an_offered_person_is_fetched_on_yes(chat: Chat) -> None:
     turn = await chat.say("yes please")
     assert turn.ran("transfer_to_human") and "Nobody from the team" in turn.text
     assert "transfer_to_human" not in turn.text
+
+
+async def test_a_name_that_looks_like_a_typo_is_kept(chat: Chat) -> None:
+    await chat.say("table for 2 tomorrow at 7pm")
+    turn = await chat.say("fridah")
+    assert turn.approval is not None and turn.approval["arguments"]["name"] == "Fridah"

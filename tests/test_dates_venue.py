@@ -133,3 +133,9 @@ def test_nine_oclock_follows_the_hours() -> None:
 )
 def test_typing_fixes(typed: str, reads: str) -> None:
     assert TypingFixer(["mushroom risotto"]).fix(typed) == reads
+
+
+def test_names_are_not_corrected() -> None:
+    fixer = TypingFixer()
+    assert fixer.fix("my name is Fridah") == "my name is Fridah"
+    assert fixer.fix("fridah") == "friday"  # lower case and alone: taken for the day

@@ -131,3 +131,10 @@ def action_words(tool_name: str, label: str | None = None) -> list[str]:
     if "transfer" in out:
         out += ["me", "through", "connect", "put"]
     return out
+
+
+def yes_or_no(text: str, words: Iterable[str] = ()) -> bool | None:
+    """``classify`` in the shape of ``parley.voice.connection.yes_or_no``: True, False,
+    or None when the words are no answer (a drop-in for spoken approvals)."""
+    verdict = classify(text, words)
+    return None if verdict == "other" else verdict == "approve"

@@ -114,8 +114,8 @@ class Dialogue:
         self.interrupted = True
 
     def on_user(self, text: str) -> Reply:
-        text = self.fixer.fix(text)
         prev = self.awaiting
+        text = text if prev == "name" else self.fixer.fix(text)  # names are as typed
         expecting = "time" if prev == "pick_alternative" else prev
         found = extract_slots(text, expecting if expecting in SLOT_AWAITS else None, self._bookable)
         self._to_calendar(found)

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from parley.config import AgentSpec, DishSpec, FaqSpec
+from parley.config import DishSpec, FaqSpec
 
 ALLERGENS = {
     "nuts": r"nuts?|peanuts?|almonds?|walnuts?|hazelnuts?|cashews?|pistachios?|pecans?",
@@ -241,7 +241,3 @@ def booking_question(
             return "booking_which", {}
         return ("booking_change" if _CHANGE.search(low) else "booking_found"), last
     return None
-
-
-def menu_of(agent: AgentSpec) -> list[DishSpec]:
-    return list(agent.menu)

@@ -9,7 +9,9 @@ Pure text → text, applied to a user message before intents and slots are read:
   "reservaton", "vegatarian") becomes that word; known words come from a built-in list
   plus the agent's own keywords, so an agent file's vocabulary is covered too
 
-Short words are never "corrected" (too many real words are one letter apart).
+Short words are never "corrected" (too many real words are one letter apart), nor
+are capitalised words inside a sentence (names: "my name is Fridah"). The rules
+brain does not fix an answer to "what name should I put it under?" at all.
 """
 
 from __future__ import annotations
@@ -157,5 +159,17 @@ class TypingFixer:
         )
         t = re.sub(r"(\d)\s*(ppl|pax)\b", r"\1 people", t, flags=re.IGNORECASE)
         words = re.split(r"(\s+|[.,!?;:()\"]+)", t)
-        fixed = [self._correct(w) if w and w.strip() and w[0].isalnum() else w for w in words]
+        fixed = [
+            self._correct(w) if w and w.strip() and w[0].isalnum() and not _proper(words, i) else w
+            for i, w in enumerate(words)
+        ]
         return re.sub(r"\s+", " ", "".join(fixed)).strip()
+
+
+def _proper(parts: list[str], i: int) -> bool:
+    """A capitalised word inside a sentence ("my name is Fridah") is a name: left alone."""
+    word = parts[i]
+    if not word[:1].isupper() or word.isupper():
+        return False
+    before = "".join(parts[:i]).rstrip()
+    return bool(before) and before[-1] not in ".!?"
