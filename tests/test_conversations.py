@@ -229,3 +229,43 @@ async def test_a_name_that_looks_like_a_typo_is_kept(chat: Chat) -> None:
     await chat.say("table for 2 tomorrow at 7pm")
     turn = await chat.say("fridah")
     assert turn.approval is not None and turn.approval["arguments"]["name"] == "Fridah"
+
+
+async def test_a_closed_day_is_said_before_asking_the_time(chat: Chat) -> None:
+    turn = await chat.say("table for 2 on monday")
+    assert "closed on Mondays" in turn.text and "time" not in turn.low
+    turn = await chat.script("the second one", "7pm", "Kai")
+    assert turn.approval is not None and turn.approval["arguments"]["date"] == "2026-01-14"
+
+
+async def test_a_day_that_does_not_exist_is_said(chat: Chat) -> None:
+    turn = await chat.say("table for 2 on 31 february at 7pm")
+    assert "no 31 February" in turn.text and turn.approval is None
+
+
+async def test_in_three_days_and_a_bare_hour_after_the_day(chat: Chat) -> None:
+    turn = await chat.script("table for 2 in 3 days at 7", "Lou")
+    assert turn.approval is not None
+    assert (turn.approval["arguments"]["date"], turn.approval["arguments"]["time"]) == (
+        "2026-01-10",
+        "19:00",
+    )
+    await chat.say("no")
+    turn = await chat.say("2 ppl tmrw 7")  # the name is known by now
+    assert turn.approval is not None
+    assert (turn.approval["arguments"]["date"], turn.approval["arguments"]["time"]) == (
+        "2026-01-08",
+        "19:00",
+    )
+
+
+async def test_cancel_after_booking_is_about_that_booking(chat: Chat) -> None:
+    await _until_approval(chat)
+    await chat.say("yes")
+    code = (await chat.bookings())[0]["confirmation"]
+    turn = await chat.say("cancel it")
+    assert code in turn.text and "person" in turn.text
+
+
+async def test_what_time_is_it(chat: Chat) -> None:
+    assert "11 am" in (await chat.say("what time is it?")).text

@@ -353,16 +353,21 @@ async def test_full_slot_user_picks_another_alternative(convo: Convo) -> None:
 async def test_a_message_with_booking_details_starts_a_booking(convo: Convo) -> None:
     step = await convo.user("do you have anything free on saturday at eight")
     assert step.text == "How many people will be joining?"
-    step = await convo.user("we are nine")
+    step = await convo.user("we are four")  # (over 8 is refused before any check now)
     assert step.call is not None
-    assert step.call.arguments == {"date": SATURDAY, "time": "20:00", "party_size": 9}
-    step = await convo.result(full(SATURDAY, "20:00", 9, ["18:00", "20:00"]))
+    assert step.call.arguments == {"date": SATURDAY, "time": "20:00", "party_size": 4}
+    step = await convo.result(full(SATURDAY, "20:00", 4, ["18:00", "20:00"]))
     assert "I could do 6 pm instead." in step.text  # never the time just refused
 
 
+async def test_a_party_over_the_maximum_is_refused_before_any_check(convo: Convo) -> None:
+    step = await convo.user("table for 12 tomorrow at 8pm")
+    assert step.call is None and "up to 8" in step.text
+
+
 async def test_full_slot_without_alternatives_asks_for_another_time(convo: Convo) -> None:
-    await convo.user("table for 12 tomorrow at 8pm")
-    step = await convo.result(full(TOMORROW, "20:00", 12, []))
+    await convo.user("table for 6 tomorrow at 8pm")
+    step = await convo.result(full(TOMORROW, "20:00", 6, []))
     assert step.text.endswith("What other time would suit you?")
     step = await convo.user("nine")
     assert step.call is not None and step.call.arguments["time"] == "21:00"

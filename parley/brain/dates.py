@@ -8,6 +8,7 @@ How the readable days of ``slots.py`` resolve (``today`` is a Wednesday 31 Dec):
     today, tonight              → today
     tomorrow                    → today + 1
     the day after tomorrow      → today + 2
+    in 3 days, in a week        → today + 3, today + 7
     Friday, this Friday         → the next Friday on or after today
     next Friday                 → the Friday of next week (Monday-based weeks)
     the 12th                    → the 12th of this month, else of the next month
@@ -61,6 +62,9 @@ def resolve_day(readable: str, today: dt.date) -> dt.date | None:
         return today + dt.timedelta(days=1)
     if text == "the day after tomorrow":
         return today + dt.timedelta(days=2)
+    in_days = re.fullmatch(r"in (\d{1,3}) days?", text)
+    if in_days:
+        return today + dt.timedelta(days=int(in_days[1]))
     weekday = re.fullmatch(rf"(this |next )?({'|'.join(WEEKDAYS)})", text)
     if weekday:
         target = WEEKDAYS.index(weekday[2])

@@ -81,6 +81,8 @@ DEFAULT_REPLIES = {
     # small talk
     "how_are_you": "I'm doing well, thanks for asking! How can I help?",
     "what_day": "Today is {today}.",
+    "what_time": "It's {now} here, on {today}.",
+    "no_such_date": "Sorry, there's no {date}.",
     "who_are_you": "I'm the automated assistant of {name_of_place}. I can get you a person too.",
     # bookings made in this conversation
     "confirmation": (

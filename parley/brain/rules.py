@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from parley.brain.dates import say_time
 from parley.brain.history import INITIAL_TURN_MARKER, INTERRUPTED_NOTE
 from parley.brain.rulebook import RuleBook
 from parley.brain.rules_dialogue import Dialogue, Reply
@@ -71,7 +72,9 @@ class RulesBrain:
         """The whole reply at once (what ``stream`` sends, in one piece)."""
         if _is_initial_turn(messages):
             return Reply(self.book.greeting())
-        dialogue = Dialogue(self.book, tool_parameters(tools), self.today(), self.fixer)
+        now = self.clock.now().astimezone(self.zone)
+        dialogue = Dialogue(self.book, tool_parameters(tools), now.date(), self.fixer)
+        dialogue.now_time = say_time(f"{now.hour:02d}:{now.minute:02d}")
         reply = _replay(dialogue, messages)
         log.debug("rules brain: tool=%s awaiting=%s", reply.tool, reply.awaiting)
         return reply

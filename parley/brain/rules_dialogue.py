@@ -101,6 +101,8 @@ class Dialogue:
         self.venue = Venue(venue) if venue is not None else None
         self.bookings: list[dict[str, Any]] = []  # made in this conversation
         self.dropped: str | None = None  # a pending action a new message set aside
+        self.bad_date: str | None = None  # a day that does not exist ("31 February")
+        self.now_time: str | None = None  # the local time, "3:05 pm", for "what time is it?"
         self.slots: dict[str, Any] = {}
         self.booking = False  # the user asked for a table since the last fresh start
         self.awaiting: str | None = None
@@ -126,6 +128,12 @@ class Dialogue:
             found.update(pick_offered(text, intents, found, key, offered))
         self.slots.update(found)
         reply = self._route(text, intents, found, prev)
+        if self.bad_date is not None:
+            note = self.book.fill(self.book.reply("no_such_date"), {"date": self.bad_date})
+            reply = Reply(
+                f"{note} {reply.text}".strip(), reply.tool, reply.arguments, reply.awaiting
+            )
+            self.bad_date = None
         if self.dropped is not None:
             note = self.book.fill(self.book.reply("pending_dropped"), {"action": self.dropped})
             reply = Reply(
@@ -146,7 +154,7 @@ class Dialogue:
             return
         day = resolve_day(str(found["date"]), self.today)
         if day is None:
-            del found["date"]
+            self.bad_date = str(found.pop("date"))
         else:
             found["date"] = day.isoformat()
 
@@ -219,7 +227,7 @@ class Dialogue:
         if self.awaiting in SLOT_AWAITS and self.awaiting in found and not _QUESTION.search(text):
             return None  # the answer to the question just asked: the flow goes on
         talk = knowledge.small_talk(text)
-        if talk is not None and (talk == "what_day" or not found):
+        if talk is not None and (talk in ("what_day", "what_time") or not found):
             return self._with_question(self.book.fill(self.book.reply(talk), self._values()), carry)
         answer = knowledge.menu_answer(text, agent.menu)
         if answer is not None:
@@ -278,6 +286,11 @@ class Dialogue:
         return Reply(self.book.say("bye") or self.book.reply("goodbye"))
 
     def _cancel(self) -> Reply:
+        if not (self.booking or self.slots) and self.bookings:
+            text = self.book.fill(
+                self.book.reply("booking_change"), self._values(self.bookings[-1])
+            )
+            return Reply(text, awaiting="offer_person")
         if not (self.booking or self.slots):
             return Reply(self.book.reply("nothing_to_cancel"))
         self._fresh_start()
@@ -292,6 +305,9 @@ class Dialogue:
         """Ask for the next missing slot, check availability, ask for a name, or book."""
         rule = self.book.rule("book")
         needs = tuple(rule.needs) if rule is not None and rule.needs else BOOKING_SLOTS
+        early = self._early_refusal()
+        if early is not None:
+            return early
         missing = [s for s in needs if s not in self.slots]
         if missing:
             return self._ask(missing[0])
@@ -305,6 +321,34 @@ class Dialogue:
         if "name" not in self.slots:
             return self._ask("name")
         return self._call(BOOK_TOOL)
+
+    def _early_refusal(self) -> Reply | None:
+        """What the venue's rules refuse before the other slots are even asked for: a
+        party over the maximum, a day it is closed."""
+        if self.venue is None:
+            return None
+        size = self.slots.get("party_size")
+        if isinstance(size, int) and size > self.venue.spec.max_party_size:
+            values = {**self._values(), "max": self.venue.spec.max_party_size}
+            self.slots.pop("party_size")
+            return Reply(
+                self.book.fill(self.book.reply("rule_too_many"), values), awaiting="offer_person"
+            )
+        day = parse_iso(str(self.slots.get("date", "")))
+        if day is None or self.venue.hours[day.weekday()]:
+            return None
+        options = [
+            d
+            for d in (day + dt.timedelta(days=n) for n in range(1, 8))
+            if self.venue.hours[d.weekday()]
+        ]
+        self.slots.pop("date")
+        self.check = Check((0, "", ""), False, (), tuple(d.isoformat() for d in options[:2]))
+        values = {"weekday": say_date(day).split()[0]}
+        text = self.book.fill(self.book.reply("rule_closed_day"), values)
+        shown = _join([say_date(d, self.today) for d in options[:2]], "or")
+        text += " " + self.book.fill(self.book.reply("would_work"), {"alternatives": shown})
+        return Reply(text, awaiting="pick_alternative")
 
     def _ask(self, slot: str) -> Reply:
         return Reply(self.book.ask(slot, self._values()), awaiting=slot)
@@ -472,6 +516,8 @@ class Dialogue:
             shown["date"] = say_date(str(shown["date"]), self.today)
         if self.today is not None:
             shown.setdefault("today", say_date(self.today))
+        if self.now_time is not None:
+            shown.setdefault("now", self.now_time)
         shown.setdefault("name_of_place", agent.display_name or agent.name)
         if self.venue is not None:
             shown.setdefault("hours", self.venue.describe())

@@ -184,6 +184,7 @@ _WHAT_DAY = re.compile(
     r"\bwhat(?:'s| is)? (?:the )?(?:date|day)\b|\bwhat(?:'s| is) today\b|\btoday's date\b"
     r"|\bwhich day is it\b"
 )
+_WHAT_TIME = re.compile(r"\bwhat(?:'s| is)? the time\b|\bwhat time is it\b")
 _WHO = re.compile(
     r"\b(are you a (bot|robot|human|person|real person|machine|ai)|who are you|what are you)\b"
 )
@@ -194,6 +195,8 @@ def small_talk(text: str) -> str | None:
     low = text.lower().replace("\u2019", "'")
     if _WHAT_DAY.search(low):
         return "what_day"
+    if _WHAT_TIME.search(low):
+        return "what_time"
     if _HOW_ARE_YOU.search(low):
         return "how_are_you"
     if _WHO.search(low):

@@ -260,8 +260,17 @@ _RELATIVE_DAYS = {
     "this afternoon": "today",
     "tomorrow": "tomorrow",
 }
+
+
+def _in_days(m: re.Match[str]) -> str | None:
+    n = 7 if m[1] in ("a week", "one week") else number_value(m[1])
+    return f"in {n} days" if n is not None and 0 < n <= 366 else None
+
+
 _DATE_PATTERNS: list[tuple[re.Pattern[str], Handler]] = [
     (re.compile(r"\b(?:the\s)?day after tomorrow\b"), lambda m: "the day after tomorrow"),
+    (re.compile(rf"\bin\s(a week|one week|{NUM})\s?(?:days?)?\b(?<!\d)"), _in_days),
+    (re.compile(r"\ba week (?:from )?today\b"), lambda m: "in 7 days"),
     (
         re.compile(r"\b(tonight|this evening|today|this afternoon|tomorrow)\b"),
         lambda m: _RELATIVE_DAYS[m[1]],
@@ -281,6 +290,10 @@ _DATE_PATTERNS: list[tuple[re.Pattern[str], Handler]] = [
     ),
     (re.compile(r"\bon\s(\d{1,2}(?:st|nd|rd|th))\b"), lambda m: _nth(m[1])),
 ]
+_DAY_THEN_HOUR = re.compile(
+    rf"\b(tonight|today|tomorrow|{'|'.join(_WEEKDAYS)})\s(?=(?:{NUM})\b"
+    r"(?!\s?(?:people|persons?|guests|adults|of us|st|nd|rd|th)\b)(?![:.]?\d))"
+)
 _BARE_ORDINAL = [(re.compile(rf"\b({_ORD})\b"), lambda m: _nth(m[1]))]
 _ISO_DATE = [(re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b"), _iso)]
 
@@ -414,6 +427,7 @@ def extract_slots(
     raw = " " + text.lower() + " "
     raw, iso = _scan(raw, _ISO_DATE)
     t = _normalise(raw)
+    t = _DAY_THEN_HOUR.sub(r"\1 at ", t)  # "tomorrow 7" means at seven
     t, dates = _scan(t, _DATE_PATTERNS)
     t, times = _scan(t, _TIME_PATTERNS)
     t, parties = _scan(t, _PARTY_PATTERNS)
