@@ -252,11 +252,10 @@ async def test_in_three_days_and_a_bare_hour_after_the_day(chat: Chat) -> None:
     )
     await chat.say("no")
     turn = await chat.say("2 ppl tmrw 7")  # the name is known by now
-    assert turn.approval is not None
-    assert (turn.approval["arguments"]["date"], turn.approval["arguments"]["time"]) == (
-        "2026-01-08",
-        "19:00",
-    )
+    checked = turn.ran("check_availability")
+    assert checked is not None
+    assert (checked["result"]["date"], checked["result"]["time"]) == ("2026-01-08", "19:00")
+    assert "Shall I book it under Lou?" in turn.text
 
 
 async def test_cancel_after_booking_is_about_that_booking(chat: Chat) -> None:
