@@ -106,7 +106,7 @@ async def test_too_big_a_party(chat: Chat) -> None:
 
 async def test_outside_opening_hours(chat: Chat) -> None:
     turn = await chat.say("table for two tomorrow at 11pm")
-    assert "12 pm to 10 pm" in turn.text and turn.approval is None
+    assert "from 12 pm to 9:30 pm" in turn.text and turn.approval is None
 
 
 async def test_earlier_today_has_passed(chat: Chat) -> None:

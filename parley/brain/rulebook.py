@@ -71,7 +71,7 @@ DEFAULT_REPLIES = {
     # the venue's rules (agent file: venue)
     "rule_past": "Sorry, that time has already passed.",
     "rule_closed_day": "Sorry, we're closed on {weekday}s.",
-    "rule_outside_hours": "Sorry, we take bookings {hours}.",
+    "rule_outside_hours": "Sorry, on {weekday}s we take bookings from {first} to {last}.",
     "rule_too_many": (
         "Sorry, we can book parties of up to {max} here. For a bigger group, please call "
         "us, or I can get you a person."

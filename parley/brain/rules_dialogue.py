@@ -29,7 +29,7 @@ from typing import Any
 
 from parley.brain import rules_knowledge as knowledge
 from parley.brain.choices import pick_offered
-from parley.brain.dates import minutes, on_day, parse_iso, resolve_day, say_date, say_time
+from parley.brain.dates import hhmm, minutes, on_day, parse_iso, resolve_day, say_date, say_time
 from parley.brain.rulebook import RuleBook
 from parley.brain.slots import extract_slots
 from parley.brain.typos import TypingFixer
@@ -102,6 +102,7 @@ class Dialogue:
         self.bookings: list[dict[str, Any]] = []  # made in this conversation
         self.dropped: str | None = None  # a pending action a new message set aside
         self.bad_date: str | None = None  # a day that does not exist ("31 February")
+        self.aside: str | None = None  # an answer given on the way to a booking step
         self.now_time: str | None = None  # the local time, "3:05 pm", for "what time is it?"
         self.slots: dict[str, Any] = {}
         self.booking = False  # the user asked for a table since the last fresh start
@@ -128,6 +129,11 @@ class Dialogue:
             found.update(pick_offered(text, intents, found, key, offered))
         self.slots.update(found)
         reply = self._route(text, intents, found, prev)
+        if self.aside is not None:
+            reply = Reply(
+                f"{self.aside} {reply.text}".strip(), reply.tool, reply.arguments, reply.awaiting
+            )
+            self.aside = None
         if self.bad_date is not None:
             note = self.book.fill(self.book.reply("no_such_date"), {"date": self.bad_date})
             reply = Reply(
@@ -200,7 +206,7 @@ class Dialogue:
             return self._booking_step()
         if prev in YES_NO_AWAITS and not found and ({"yes", "no"} & set(intents)):
             return self._yes_no(prev, "yes" in intents and "no" not in intents)
-        if found.keys() & set(BOOKING_SLOTS) and self.book.rule("book") is not None:
+        if len(found.keys() & set(BOOKING_SLOTS)) >= 2 and self.book.rule("book") is not None:
             self.booking = True  # "anything free on Saturday at 8?" is a booking too
         if self.booking and found:
             return self._booking_step()
@@ -230,12 +236,15 @@ class Dialogue:
         if talk is not None and (talk in ("what_day", "what_time") or not found):
             return self._with_question(self.book.fill(self.book.reply(talk), self._values()), carry)
         answer = knowledge.menu_answer(text, agent.menu)
-        if answer is not None:
-            return self._with_question(answer, carry)
-        entry = knowledge.faq_answer(text, agent.faq)
+        entry = knowledge.faq_answer(text, agent.faq) if answer is None else None
         if entry is not None:
-            return self._with_question(self.book.fill(entry.answer, self._values()), carry)
-        return None
+            answer = self.book.fill(entry.answer, self._values())
+        if answer is None:
+            return None
+        if len(found.keys() & set(BOOKING_SLOTS)) >= 2:
+            self.aside = answer  # "tomorrow at 7 with the kids, 4 of us": answer, then book
+            return None
+        return self._with_question(answer, carry)
 
     def _label(self, tool: str) -> str:
         spec = self.book.agent.tool(tool)
@@ -420,6 +429,11 @@ class Dialogue:
         elif check is not None and check.dates:
             options = _join([say_date(d, self.today) for d in check.dates], "or")
             awaiting = "pick_alternative"
+        if self.venue is not None and day is not None:
+            windows = self.venue.bookable(day.weekday())
+            if windows:
+                values["first"] = say_time(hhmm(windows[0][0] % 1440))
+                values["last"] = say_time(hhmm(windows[-1][1] % 1440))
         text = self.book.fill(self.book.reply(f"rule_{reason}"), values)
         if reason == "too_many":
             return Reply(text, awaiting="offer_person")

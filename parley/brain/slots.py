@@ -220,7 +220,11 @@ _TIME_PATTERNS: list[tuple[re.Pattern[str], Handler]] = [
         ),
         lambda m: _clock(number_value(m[1]), 0, None),
     ),
-    (re.compile(r"\b(?:noon|midday|lunchtime)\b"), lambda m: "12:00"),
+    (re.compile(r"\b(?:noon|midday|lunchtime|(?:at|for) lunch)\b"), lambda m: "12:00"),
+    (  # "half seven" (British): half past seven
+        re.compile(rf"\bhalf\s({NUM}){_MER}\b(?!\s(?:people|persons?|guests|of us))"),
+        lambda m: _clock(number_value(m[1]), 30, m[2]),
+    ),
 ]
 _BARE_HOUR = [(re.compile(rf"\b({NUM})\b"), lambda m: _clock(number_value(m[1]), 0, None))]
 
@@ -253,6 +257,18 @@ def _weekday(m: re.Match[str]) -> str:
     return f"next {day}" if m[1] == "next" else day
 
 
+_HOLIDAYS = {
+    "christmas eve": "24 December",
+    "christmas day": "25 December",
+    "christmas": "25 December",
+    "boxing day": "26 December",
+    "new year's eve": "31 December",
+    "new years eve": "31 December",
+    "new year's day": "1 January",
+    "new years day": "1 January",
+    "valentine's day": "14 February",
+    "valentines day": "14 February",
+}
 _RELATIVE_DAYS = {
     "tonight": "tonight",
     "this evening": "tonight",
@@ -269,6 +285,7 @@ def _in_days(m: re.Match[str]) -> str | None:
 
 _DATE_PATTERNS: list[tuple[re.Pattern[str], Handler]] = [
     (re.compile(r"\b(?:the\s)?day after tomorrow\b"), lambda m: "the day after tomorrow"),
+    (re.compile(rf"\b(?:on\s)?({'|'.join(_HOLIDAYS)})\b"), lambda m: _HOLIDAYS[m[1]]),
     (re.compile(rf"\bin\s(a week|one week|{NUM})\s?(?:days?)?\b(?<!\d)"), _in_days),
     (re.compile(r"\ba week (?:from )?today\b"), lambda m: "in 7 days"),
     (
