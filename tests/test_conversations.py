@@ -268,3 +268,13 @@ async def test_cancel_after_booking_is_about_that_booking(chat: Chat) -> None:
 
 async def test_what_time_is_it(chat: Chat) -> None:
     assert "11 am" in (await chat.say("what time is it?")).text
+
+
+async def test_small_talk_with_a_day_in_it(chat: Chat) -> None:
+    turn = await chat.say("how are you doing today?")
+    assert "well" in turn.low and "how many" not in turn.low
+
+
+async def test_kids_count_as_guests_and_the_question_is_answered_too(chat: Chat) -> None:
+    turn = await chat.say("2 adults and 2 kids tomorrow at 6pm")
+    assert "high chairs" in turn.text and "table for 4" in turn.text

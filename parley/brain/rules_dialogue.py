@@ -233,7 +233,7 @@ class Dialogue:
         if self.awaiting in SLOT_AWAITS and self.awaiting in found and not _QUESTION.search(text):
             return None  # the answer to the question just asked: the flow goes on
         talk = knowledge.small_talk(text)
-        if talk is not None and (talk in ("what_day", "what_time") or not found):
+        if talk is not None and len(found.keys() & set(BOOKING_SLOTS)) < 2:
             return self._with_question(self.book.fill(self.book.reply(talk), self._values()), carry)
         answer = knowledge.menu_answer(text, agent.menu)
         entry = knowledge.faq_answer(text, agent.faq) if answer is None else None

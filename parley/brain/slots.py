@@ -91,17 +91,6 @@ def ordinal(n: int) -> str:
 # --- rendering ----------------------------------------------------------------------------
 
 
-def say_time(hhmm: str) -> str:
-    """``"19:30"`` → ``"7:30 pm"``, ``"12:00"`` → ``"12 pm"``; other text as it is."""
-    m = re.fullmatch(r"(\d{1,2}):(\d{2})", hhmm.strip())
-    if not m:
-        return hhmm
-    hour, minute = int(m[1]), int(m[2])
-    meridiem = "am" if hour < 12 else "pm"
-    hour12 = hour % 12 or 12
-    return f"{hour12} {meridiem}" if minute == 0 else f"{hour12}:{minute:02d} {meridiem}"
-
-
 _NO_ON = ("today", "tonight", "tomorrow", "the day after tomorrow")
 
 
@@ -323,7 +312,20 @@ def _party(token: str) -> int | None:
     return n if n is not None and 1 <= n <= 50 else None
 
 
+_KIDS = r"(?:kids?|children|child|babies|baby|toddlers?|teens?|teenagers?|little ones?)"
+_GROWN = r"(?:adults?|grown ?ups?|grownups?|people|persons?)"
+
+
+def _sum_party(m: re.Match[str]) -> int | None:
+    a, b = number_value(m[1]), number_value(m[2])
+    return _party(str(a + b)) if a is not None and b is not None else None
+
+
 _PARTY_PATTERNS: list[tuple[re.Pattern[str], Handler]] = [
+    (  # "2 adults and 2 kids": everyone needs a seat
+        re.compile(rf"\b({NUM})\s{_GROWN}\s?(?:and|\+|&|with|plus)\s({NUM})\s{_KIDS}\b"),
+        _sum_party,
+    ),
     (
         re.compile(rf"\b({NUM})\s(?:people|persons?|guests|adults|diners|pax|of us)\b"),
         lambda m: _party(m[1]),
@@ -376,11 +378,12 @@ _NOT_NAME = (
 )
 
 _MAYBE_NAMES = set(_MONTHS) | {"will", "hope", "joy", "grace", "faith", "summer"}
-_NAME_WORD = r"[A-Za-z][A-Za-z'\-]*"
+_NAME_WORD = r"[^\W\d_][^\W\d_'\-]*(?:['\-][^\W\d_]+)*"  # any alphabet: Müller, Zoë
 _NAME_WORDS = rf"({_NAME_WORD}(?:\s+{_NAME_WORD}){{0,2}})"
 _SURE_INTRO = re.compile(  # what follows is meant as a name
-    r"\b(?:my name is|my name's|the name is|name is|name's|under the name(?: of)?"
-    rf"|in the name of|call me)\s+{_NAME_WORDS}",
+    r"(?:\b(?:my name is|my name's|the name is|name is|name's|under the name(?: of)?"
+    r"|in the name of|call me)|(?:^|(?<=[,;]))\s*name:?)\s+"
+    rf"{_NAME_WORDS}",
     re.IGNORECASE,
 )
 _MAYBE_INTRO = re.compile(  # what follows may be a name ("I'm Sam") or not ("I'm hungry")
