@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from parley.brain.dates import minutes, resolve_day
+from parley.brain.dates import minutes, resolve_day, say_date, say_time
 from parley.brain.slots import extract_slots
 from parley.brain.tools import ToolContext, ToolRegistry
 from parley.brain.venue import Venue
@@ -106,6 +106,7 @@ def make_demo_tools(clock: Clock) -> list[Callable[..., Awaitable[Any]]]:
             "available": verdict.ok,
             "date": day.isoformat(),
             "time": time,
+            "when": f"{say_date(day)} at {say_time(time)}",  # as customers read it
             "party_size": party_size,
             "alternatives": list(verdict.times),
             "alternative_dates": [d.isoformat() for d in verdict.dates],
@@ -147,6 +148,7 @@ def make_demo_tools(clock: Clock) -> list[Callable[..., Awaitable[Any]]]:
             "party_size": party_size,
         }
         ctx.state.setdefault("bookings", []).append(booking)
+        booking = {**booking, "when": f"{say_date(day)} at {say_time(time)}"}
         return booking
 
     return [check_availability, book_table, show_menu, transfer_to_human]
