@@ -21,7 +21,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from parley.brain import answers, errors
+from parley.brain import errors
+from parley.brain.approval_words import decide_in_words
 from parley.brain.history import INITIAL_TURN_PROMPT, to_model_messages, unanswered_tool_calls
 from parley.brain.runtime import AgentRuntime
 from parley.brain.tools import ToolContext
@@ -84,7 +85,10 @@ class Brain:
 
     def user_turn(self, session_id: str, user: UserInput) -> TurnStream:
         async def body(state: TurnState) -> AsyncIterator[Event]:
-            answered = await self._answer_in_words(state, user)
+            answered = []
+            if user.ui_action is None:  # a clicked card is never an answer
+                runtime = self.runtime_for(state.session)
+                answered = await decide_in_words(self.store, runtime, state.session.id, user.text)
             for resolved in answered:
                 yield resolved
             async for ev in self._settle(state, deny_pending=True):
@@ -195,32 +199,6 @@ class Brain:
                 raise errors.wrong_channel(current)
 
         return check
-
-    # --- approvals answered in words -------------------------------------------------------
-
-    async def _answer_in_words(self, state: TurnState, user: UserInput) -> list[ApprovalResolved]:
-        """A message that *is* an answer to the pending approvals ("sure", "go ahead",
-        "no, don't") decides them, so it is not read as a new request; the claims are
-        atomic, as for ``decide``. Anything else leaves them to ``_settle`` (denied)."""
-        if user.ui_action is not None:
-            return []
-        pending = await self.store.list_approvals(state.session.id, "pending")
-        if not pending:
-            return []
-        runtime = self.runtime_for(state.session)
-        words = [w for a in pending for w in answers.action_words(a.name, runtime.label(a.name))]
-        verdict = answers.classify(user.text, words)
-        if verdict == "other":
-            return []
-        status: Literal["approved", "denied"] = "approved" if verdict == "approve" else "denied"
-        resolved: list[ApprovalResolved] = []
-        for approval in pending:
-            won, _ = await self.store.claim_approval(
-                state.session.id, approval.tool_call_id, status, "user", f"answered: {user.text}"
-            )
-            if won:
-                resolved.append(ApprovalResolved(approval.tool_call_id, status, "user"))
-        return resolved
 
     # --- settle: decided approvals and dangling tool calls -------------------------------
 
