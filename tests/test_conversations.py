@@ -278,3 +278,12 @@ async def test_small_talk_with_a_day_in_it(chat: Chat) -> None:
 async def test_kids_count_as_guests_and_the_question_is_answered_too(chat: Chat) -> None:
     turn = await chat.say("2 adults and 2 kids tomorrow at 6pm")
     assert "high chairs" in turn.text and "table for 4" in turn.text
+
+
+async def test_more_menu_questions_from_data(chat: Chat) -> None:
+    turn = await chat.say("any nut free desserts?")
+    assert "Mushroom risotto contains nuts" in turn.text and "can't promise" in turn.text
+    assert "Chocolate fondant" not in turn.text  # its allergens are not known: never promised
+    assert "Garden salad" in (await chat.say("anything for someone who doesn't eat meat?")).text
+    assert "€9" in (await chat.say("what's the cheapest thing on the menu")).text
+    assert "assistant" in (await chat.say("who am I speaking with?")).text

@@ -29,10 +29,13 @@ ALLERGENS = {
 }
 DIETS = {
     "vegan": r"vegan|plant[ -]based",
-    "vegetarian": r"vegetarian|meat[ -]?free|no meat",
+    "vegetarian": r"vegetarian|veggie|meat[ -]?free|no meat|without meat"
+    r"|(?:doesn't|don't|do not|does not|can't) eat meat",
     "gluten_free": r"gluten[ -]free|without gluten|no gluten|coeliac|celiac",
 }
-_PRICE = re.compile(r"\b(how much|price|prices|cost|costs|expensive|cheap)\b|€|\$|£")
+_PRICE = re.compile(
+    r"\b(how much|price|prices|cost|costs|expensive|cheap|cheapest|pricey)\b|€|\$|£"
+)
 _DESCRIBE = re.compile(
     r"\b(what('s| is) in|what is the|what's the|tell me about|describe|what comes with|"
     r"how is|is the|does the|what kind)\b"
@@ -97,7 +100,9 @@ def menu_answer(text: str, menu: list[DishSpec]) -> str | None:
     dish = find_dish(low, menu)
     diets = _find(DIETS, low)
     allergens = [a for a in _find(ALLERGENS, low) if not (a == "gluten" and "gluten_free" in diets)]
-    allergic = re.search(r"\b(allerg\w*|intoleran\w*|free from|contain\w*|traces?)\b", low)
+    allergic = re.search(
+        r"\b(allerg\w*|intoleran\w*|free from|contain\w*|traces?)\b|\w[ -]free\b", low
+    )
     if dish is not None:
         if allergens:
             return _dish_allergens(dish, allergens)
@@ -185,6 +190,7 @@ _WHAT_DAY = re.compile(
     r"|\bwhich day is it\b"
 )
 _WHAT_TIME = re.compile(r"\bwhat(?:'s| is)? the time\b|\bwhat time is it\b")
+_WHO_AM_I = re.compile(r"\bwho am i (?:speaking|talking|chatting) (?:with|to)\b")
 _WHO = re.compile(
     r"\b(are you a (bot|robot|human|person|real person|machine|ai)|who are you|what are you)\b"
 )
@@ -199,7 +205,7 @@ def small_talk(text: str) -> str | None:
         return "what_time"
     if _HOW_ARE_YOU.search(low):
         return "how_are_you"
-    if _WHO.search(low):
+    if _WHO.search(low) or _WHO_AM_I.search(low):
         return "who_are_you"
     return None
 
