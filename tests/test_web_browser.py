@@ -163,7 +163,7 @@ async def stored_messages(base_url: str, saved: dict[str, str]) -> list[dict[str
 
 
 async def book_until_approval(page: Page) -> None:
-    await say(page, "I'd like a table for two tonight at 7pm")
+    await say(page, "I'd like a table for two next Wednesday at 7pm")
     await say(page, "my name is Ann")
     await page.wait_for_selector(".card.approval[data-status=pending]")
 
@@ -491,7 +491,7 @@ async def test_approval_card_works_over_voice(
         await page.click("#mic")
         await page.wait_for_function("window.parley.snapshot().channel === 'voice'")
         await page.click("#mic")  # hands-free off: only typed input from here on
-        for text in ("I'd like a table for two tonight at 7pm", "my name is Ann"):
+        for text in ("I'd like a table for two next Wednesday at 7pm", "my name is Ann"):
             turns = len(await events_of(page, "turn_end"))
             await page.fill("#composer-input", text)
             await page.press("#composer-input", "Enter")
