@@ -175,6 +175,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 "description": a.description,
                 "greeting_mode": a.greeting_mode,
                 "brain": services.brain.runtimes[a.name].brain_kind,
+                "tool_labels": {
+                    t.name: services.brain.runtimes[a.name].label(t.name) for t in a.tools
+                },
             }
             for a in services.agents.values()
         ]
