@@ -94,3 +94,17 @@ def test_menu_and_faq_fields_are_checked() -> None:
         parse_agent("name: x\nmenu: [{price: '€3'}]\n", "x.yaml")
     with pytest.raises(ConfigError, match="faq"):
         parse_agent("name: x\nfaq: [{topic: dogs}]\n", "x.yaml")
+
+
+async def test_agents_list_display_names_and_tool_labels(shop: Chat) -> None:
+    http = shop.client.http
+    agents = (await http.get(f"{shop.client.base_url}/v1/agents")).json()
+    found = next(a for a in agents if a["name"] == "shop")
+    assert found["display_name"] == "Corner Shop"
+    assert found["tool_labels"] == {
+        "order_status": "Look up your order",
+        "ping": "Ping the team",
+        "nudge": "Nudge the kitchen",
+    }
+    demo = next(a for a in agents if a["name"] == "demo")
+    assert demo["display_name"] == "Bistro" and demo["tool_labels"]["book_table"] == "Book a table"
