@@ -29,8 +29,9 @@ from typing import Any
 
 from parley.brain import rules_knowledge as knowledge
 from parley.brain.choices import pick_offered
-from parley.brain.dates import hhmm, minutes, on_day, parse_iso, resolve_day, say_date, say_time
+from parley.brain.dates import minutes, on_day, parse_iso, resolve_day, say_date, say_time
 from parley.brain.rulebook import RuleBook
+from parley.brain.rules_refusals import next_open_days, refusal, refusal_values
 from parley.brain.slots import extract_slots
 from parley.brain.typos import TypingFixer
 from parley.brain.venue import Venue
@@ -338,26 +339,19 @@ class Dialogue:
             return None
         size = self.slots.get("party_size")
         if isinstance(size, int) and size > self.venue.spec.max_party_size:
-            values = {**self._values(), "max": self.venue.spec.max_party_size}
             self.slots.pop("party_size")
-            return Reply(
-                self.book.fill(self.book.reply("rule_too_many"), values), awaiting="offer_person"
-            )
+            values = {**self._values(), **refusal_values(self.venue, None)}
+            text, awaiting = refusal(self.book, "too_many", values)
+            return Reply(text, awaiting=awaiting)
         day = parse_iso(str(self.slots.get("date", "")))
         if day is None or self.venue.hours[day.weekday()]:
             return None
-        options = [
-            d
-            for d in (day + dt.timedelta(days=n) for n in range(1, 8))
-            if self.venue.hours[d.weekday()]
-        ]
         self.slots.pop("date")
-        self.check = Check((0, "", ""), False, (), tuple(d.isoformat() for d in options[:2]))
-        values = {"weekday": say_date(day).split()[0]}
-        text = self.book.fill(self.book.reply("rule_closed_day"), values)
-        shown = _join([say_date(d, self.today) for d in options[:2]], "or")
-        text += " " + self.book.fill(self.book.reply("would_work"), {"alternatives": shown})
-        return Reply(text, awaiting="pick_alternative")
+        offered = tuple(d.isoformat() for d in next_open_days(self.venue, day))
+        self.check = Check((0, "", ""), False, (), offered)
+        values = refusal_values(self.venue, day)
+        text, awaiting = refusal(self.book, "closed_day", values, (), offered, self.today)
+        return Reply(text, awaiting=awaiting)
 
     def _ask(self, slot: str) -> Reply:
         return Reply(self.book.ask(slot, self._values()), awaiting=slot)
@@ -402,48 +396,21 @@ class Dialogue:
                 awaiting="time",
             )
         times = [say_time(a) for a in self.check.alternatives]
-        shown = {**shown, "alternatives": _join(times, "or")}
+        shown = {**shown, "alternatives": knowledge.join(times, "or")}
         return Reply(
             self.book.fill(self.book.reply("unavailable"), shown), awaiting="pick_alternative"
         )
 
     def _not_possible(self, reason: str, shown: dict[str, Any], result: dict[str, Any]) -> Reply:
         """The venue's own rules refuse the request: say why, offer what would work."""
-        check = self.check
+        check = self.check or Check((0, "", ""), False, ())
         day = parse_iso(str(result.get("date") or self.slots.get("date", "")))
-        values = {
-            **shown,
-            "weekday": say_date(day).split()[0] if day else "that day",
-            "hours": self.venue.describe() if self.venue else "",
-            "max": self.venue.spec.max_party_size if self.venue else "",
-            "days": self.venue.spec.book_ahead_days if self.venue else "",
-            "message": result.get("message") or "",
-        }
-        options = ""
-        awaiting: str | None = None
-        if check is not None and check.alternatives:
-            options, awaiting = (
-                _join([say_time(a) for a in check.alternatives], "or"),
-                "pick_alternative",
-            )
-        elif check is not None and check.dates:
-            options = _join([say_date(d, self.today) for d in check.dates], "or")
-            awaiting = "pick_alternative"
-        if self.venue is not None and day is not None:
-            windows = self.venue.bookable(day.weekday())
-            if windows:
-                values["first"] = say_time(hhmm(windows[0][0] % 1440))
-                values["last"] = say_time(hhmm(windows[-1][1] % 1440))
-        text = self.book.fill(self.book.reply(f"rule_{reason}"), values)
-        if reason == "too_many":
-            return Reply(text, awaiting="offer_person")
-        if options:
-            text += " " + self.book.fill(self.book.reply("would_work"), {"alternatives": options})
-        elif reason in ("past", "outside_hours", "closed_day"):
-            awaiting = "time" if reason == "outside_hours" else "date"
-            text += " " + self.book.ask(awaiting, values)
-        if reason in ("closed_day", "past") and check is not None and check.dates:
-            self.slots.pop("date", None)
+        values = {**shown, **refusal_values(self.venue, day), "message": result.get("message")}
+        text, awaiting = refusal(
+            self.book, reason, values, check.alternatives, check.dates, self.today
+        )
+        if reason in ("closed_day", "past") and check.dates:
+            self.slots.pop("date", None)  # a day offered instead replaces it
         return Reply(text, awaiting=awaiting)
 
     def _after_booking(self, values: dict[str, Any], status: str, result: Any) -> Reply:
@@ -459,12 +426,14 @@ class Dialogue:
         return Reply(text, awaiting="anything_else")
 
     def _after_menu(self, status: str, result: Any) -> Reply:
-        dishes = _dishes(result) if status == "ok" else []
+        dishes = knowledge.dishes_of(result) if status == "ok" else []
         if not dishes:
             return Reply(self.book.reply("menu_failed"))
         self.menu = dishes
-        names = [_dish_name(d) for d in dishes[:3]]
-        return Reply(self.book.fill(self.book.reply("menu"), {"dishes": _join(names, "and")}))
+        names = [knowledge.dish_name(d) for d in dishes[:3]]
+        return Reply(
+            self.book.fill(self.book.reply("menu"), {"dishes": knowledge.join(names, "and")})
+        )
 
     def _after_other(self, name: str, status: str, result: Any, arguments: dict[str, Any]) -> Reply:
         label = self._label(name)
@@ -493,25 +462,17 @@ class Dialogue:
     # --- the menu ----------------------------------------------------------------------------
 
     def _dish_in(self, text: str) -> dict[str, Any] | None:
-        """The dish of the last menu that ``text`` names (a clicked card or a question)."""
-        low = text.lower()
-        best: tuple[int, dict[str, Any]] | None = None
+        """The dish of the last menu (else the agent's menu) that ``text`` names."""
         menu = self.menu or [
             {"title": d.name, "description": d.description, "price": d.price}
             for d in self.book.agent.menu
         ]
-        for dish in menu:
-            name = _dish_name(dish).lower()
-            words = [w for w in name.split() if len(w) >= 4]
-            score = 100 if name and name in low else sum(1 for w in words if w in low)
-            if score and (best is None or score > best[0]):
-                best = (score, dish)
-        return best[1] if best else None
+        return knowledge.dish_named(text, menu)
 
     def _describe(self, dish: dict[str, Any]) -> Reply:
         price = dish.get("price")
         values = {
-            "dish": _dish_name(dish),
+            "dish": knowledge.dish_name(dish),
             "description": str(dish.get("description") or dish.get("subtitle") or "").strip(),
             "price": price if price is not None else "",
             "price_sentence": f" It's {price}." if price not in (None, "") else "",
@@ -537,19 +498,3 @@ class Dialogue:
             shown.setdefault("hours", self.venue.describe())
             shown.setdefault("address", self.venue.spec.address or "")
         return shown
-
-
-def _join(items: list[str], word: str) -> str:
-    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {word} {items[-1]}"
-
-
-def _dishes(result: Any) -> list[dict[str, Any]]:
-    if isinstance(result, dict):
-        result = result.get("dishes") or result.get("items") or result.get("menu")
-    if not isinstance(result, list):
-        return []
-    return [d for d in result if isinstance(d, dict) and _dish_name(d)]
-
-
-def _dish_name(dish: dict[str, Any]) -> str:
-    return str(dish.get("title") or dish.get("name") or "")

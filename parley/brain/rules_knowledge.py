@@ -70,10 +70,37 @@ def find_dish(text: str, menu: list[DishSpec]) -> DishSpec | None:
     return best[1] if best else None
 
 
-def _join(items: list[str], word: str = "and") -> str:
+def join(items: list[str], word: str = "and") -> str:
+    """``["a", "b", "c"]`` → ``"a, b and c"``."""
     if not items:
         return ""
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {word} {items[-1]}"
+
+
+def dish_name(dish: dict[str, Any]) -> str:
+    return str(dish.get("title") or dish.get("name") or "")
+
+
+def dishes_of(result: Any) -> list[dict[str, Any]]:
+    """The dishes of a menu tool's result (``{"dishes": [...]}`` or a list)."""
+    if isinstance(result, dict):
+        result = result.get("dishes") or result.get("items") or result.get("menu")
+    if not isinstance(result, list):
+        return []
+    return [d for d in result if isinstance(d, dict) and dish_name(d)]
+
+
+def dish_named(text: str, dishes: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The dish ``text`` names: its whole name, else most of its longer words."""
+    low = text.lower()
+    best: tuple[int, dict[str, Any]] | None = None
+    for dish in dishes:
+        name = dish_name(dish).lower()
+        words = [w for w in name.split() if len(w) >= 4]
+        score = 100 if name and name in low else sum(1 for w in words if w in low)
+        if score and (best is None or score > best[0]):
+            best = (score, dish)
+    return best[1] if best else None
 
 
 def _priced(dish: DishSpec) -> str:
@@ -112,7 +139,7 @@ def menu_answer(text: str, menu: list[DishSpec]) -> str | None:
             if _has_diet(dish, diet):
                 return f"Yes, the {dish.name.lower()} is {word}."
             others = [d.name for d in menu if _has_diet(d, diet)]
-            alt = f" Our {word} options: {_join(others)}." if others else ""
+            alt = f" Our {word} options: {join(others)}." if others else ""
             return f"No, the {dish.name.lower()} isn't {word}.{alt}"
         if _PRICE.search(low):
             return f"The {dish.name.lower()} is {dish.price}." if dish.price else None
@@ -126,13 +153,13 @@ def menu_answer(text: str, menu: list[DishSpec]) -> str | None:
         if not found:
             return f"I'm sorry, there's nothing {word} on our menu at the moment."
         note = " If it's for an allergy, " + TELL_STAFF + "." if diet == "gluten_free" else ""
-        return f"Yes: our {word} dishes are {_join(found)}.{note}"
+        return f"Yes: our {word} dishes are {join(found)}.{note}"
     if allergens and (allergic or re.search(r"\b(eat|have|safe|avoid|without|no)\b", low)):
         return _safe_dishes(allergens, menu)
     if _PRICE.search(low) and re.search(
         r"\b(food|menu|dishes|mains?|meal|dinner|lunch|prices)\b", low
     ):
-        return f"Our prices: {_join([_priced(d) for d in menu])}."
+        return f"Our prices: {join([_priced(d) for d in menu])}."
     return None
 
 
@@ -140,33 +167,30 @@ def _dish_allergens(dish: DishSpec, asked: list[str]) -> str:
     name = dish.name.lower()
     listed = [a for a in asked if a in dish.allergens]
     if listed:
-        return (
-            f"Yes, the {name} contains {_join(listed)}; please tell the staff about your allergy."
-        )
+        return f"Yes, the {name} contains {join(listed)}; please tell the staff about your allergy."
     if not dish.allergens_listed:
         return f"I can't promise anything about allergens in the {name}; {TELL_STAFF}."
     if asked:
         return (
-            f"Our menu doesn't list {_join(asked, 'or')} in the {name}, but I can't promise "
+            f"Our menu doesn't list {join(asked, 'or')} in the {name}, but I can't promise "
             f"it's free of traces; {TELL_STAFF}."
         )
-    contains = _join(dish.allergens) or "none of the common allergens"
+    contains = join(dish.allergens) or "none of the common allergens"
     return f"The menu lists {contains} for the {name}; {TELL_STAFF}."
 
 
 def _safe_dishes(allergens: list[str], menu: list[DishSpec]) -> str:
     containing = [d.name for d in menu if set(allergens) & set(d.allergens)]
     without = [d.name for d in menu if d.allergens_listed and not set(allergens) & set(d.allergens)]
-    what = _join(allergens, "or")
+    what = join(allergens, "or")
     parts = []
     if containing:
         parts.append(
-            f"{_join(containing)} {'contains' if len(containing) == 1 else 'contain'} {what}."
+            f"{join(containing)} {'contains' if len(containing) == 1 else 'contain'} {what}."
         )
     if without:
         parts.append(
-            f"The menu lists no {what} in {_join(without)}, "
-            "but I can't promise there are no traces."
+            f"The menu lists no {what} in {join(without)}, but I can't promise there are no traces."
         )
     parts.append(TELL_STAFF[0].upper() + TELL_STAFF[1:] + ".")
     return " ".join(parts)
