@@ -16,7 +16,9 @@ from tests.test_chat_api import collect, names, one
 
 
 @pytest.fixture
-async def llm_app(make_app: AppFactory, fake_openai: FakeOpenAIServer) -> AsyncIterator[RunningApp]:
+async def llm_app(
+    make_app: AppFactory, fake_openai: FakeOpenAIServer
+) -> AsyncIterator[RunningApp]:
     async with make_app(llm_base_url=fake_openai.base_url, llm_model="fake-model") as app:
         yield app
 
@@ -38,11 +40,8 @@ async def test_streamed_tool_calls_are_run_and_fed_back(
 ) -> None:
     fake_openai.script(
         Reply.tool_calls(
-            ToolCallScript(
-                "check_availability",
-                {"date": "next wednesday", "time": "19:00", "party_size": 2},
-                id="c1",
-            ),
+            ToolCallScript("check_availability",
+                           {"date": "next wednesday", "time": "19:00", "party_size": 2}, id="c1"),
             ToolCallScript("show_menu", {}, id="c2"),
             text=("Let me ", "check. "),
             interleave=True,
@@ -50,15 +49,9 @@ async def test_streamed_tool_calls_are_run_and_fed_back(
         Reply.text("Friday at seven ", "is free."),
     )
     events = await collect(llm_client.send("table for two on friday at 7?"))
-    assert [d.data["text"] for d in events if d.event == "assistant_delta"][:2] == [
-        "Let me ",
-        "check. ",
-    ]
+    assert [d.data["text"] for d in events if d.event == "assistant_delta"][:2] == ["Let me ", "check. "]
     done = [e.data for e in events if e.event == "tool_call_completed"]
-    assert [(d["name"], d["status"]) for d in done] == [
-        ("check_availability", "ok"),
-        ("show_menu", "ok"),
-    ]
+    assert [(d["name"], d["status"]) for d in done] == [("check_availability", "ok"), ("show_menu", "ok")]
     assert one(events, "ui_op")["op"]["kind"] == "carousel"
     assert events[-1].event == "turn_end" and events[-1].data["status"] == "completed"
     second = fake_openai.requests[-1].body
@@ -67,14 +60,7 @@ async def test_streamed_tool_calls_are_run_and_fed_back(
     assert json.loads(fed[0]["content"])["result"]["available"] is True
     assert second["tools"] and second["stream"] is True
     history = await llm_client.messages()
-    assert [m["role"] for m in history] == [
-        "assistant",
-        "user",
-        "assistant",
-        "tool",
-        "tool",
-        "assistant",
-    ]
+    assert [m["role"] for m in history] == ["assistant", "user", "assistant", "tool", "tool", "assistant"]
 
 
 async def test_approval_then_model_continues(
@@ -180,11 +166,7 @@ async def test_disconnect_mid_stream_stores_partial_and_frees_lock(
     owner = await llm_app.services.coordinator.lock_owner(f"turn:{llm_client.session_id}")
     assert owner is None
     last = (await llm_client.messages())[-1]
-    assert (last["role"], last["text"], last["interrupted"]) == (
-        "assistant",
-        "Once upon a time",
-        True,
-    )
+    assert (last["role"], last["text"], last["interrupted"]) == ("assistant", "Once upon a time", True)
     fake_openai.script(Reply.text("Where was I?"))
     events = await collect(llm_client.send("go on"))
     assert one(events, "assistant_message")["text"] == "Where was I?"
@@ -197,9 +179,7 @@ async def test_dangling_tool_call_is_repaired(
 ) -> None:
     store = llm_app.services.store
     await store.add_message(
-        llm_client.session_id,
-        "assistant",
-        "",
+        llm_client.session_id, "assistant", "",
         blocks=[{"type": "tool_call", "id": "crash1", "name": "show_menu", "arguments": {}}],
     )
     fake_openai.script(Reply.text("Hello again."))
