@@ -45,7 +45,9 @@ log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).parent / "web"
 
 
-def make_llm(agent: AgentSpec, settings: Settings, client: httpx.AsyncClient) -> tuple[LLM, str]:
+def make_llm(
+    agent: AgentSpec, settings: Settings, client: httpx.AsyncClient, clock: Clock | None = None
+) -> tuple[LLM, str]:
     """Pick the agent's model: fake (benchmarks), the rules brain, or an LLM."""
     engines: dict[str, str] = getattr(agent, "engines", {}) or {}
     if engines.get("llm") == "fake":
@@ -56,7 +58,7 @@ def make_llm(agent: AgentSpec, settings: Settings, client: httpx.AsyncClient) ->
     if not wants_llm:
         from parley.brain.rules import RulesBrain
 
-        return RulesBrain(agent), "rules"
+        return RulesBrain(agent, clock), "rules"
     if not settings.llm_base_url:
         raise ConfigError(
             f"agent {agent.name!r} uses brain: llm but PARLEY_LLM_BASE_URL is not set"
@@ -86,7 +88,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     clock = clock or SystemClock()
     agents = load_agents(settings.agents_dir)
     registry = ToolRegistry()
-    register_demo_tools(registry)
+    register_demo_tools(registry, clock)
     for module_name in settings.tools_modules:
         try:
             module = importlib.import_module(module_name)
@@ -99,7 +101,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     client = httpx.AsyncClient(timeout=httpx.Timeout(settings.llm_timeout_s, connect=10.0))
     runtimes: dict[str, AgentRuntime] = {}
     for agent in agents.values():
-        llm, kind = make_llm(agent, settings, client)
+        llm, kind = make_llm(agent, settings, client, clock)
         runtimes[agent.name] = AgentRuntime(agent, registry.bind(agent, client), llm, kind)
     store = SqlStore(settings.effective_database_url, clock)
     coordinator = make_coordinator(settings, clock)
@@ -215,9 +217,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         return [
             {
                 "name": a.name,
+                "display_name": a.display_name or a.name,
                 "description": a.description,
                 "greeting_mode": a.greeting_mode,
                 "brain": services.brain.runtimes[a.name].brain_kind,
+                "tool_labels": {
+                    t.name: services.brain.runtimes[a.name].label(t.name) for t in a.tools
+                },
             }
             for a in services.agents.values()
         ]

@@ -97,8 +97,7 @@ async def _chat_loop(base_url: str, agent: str, read: Callable[[str], str]) -> i
                 approvals = await _render(_events(client.send(line)), out)
                 while approvals:
                     ask = approvals.pop(0)
-                    answer = await asyncio.to_thread(read, f"  ? {ask['prompt']} [y/n] ")
-                    ok = answer.strip().lower().startswith("y")
+                    ok = await _ask_approval(ask, read, out)
                     approvals += await _render(_events(client.decide(ask["tool_call_id"], ok)), out)
             except ApiFailure as exc:
                 out(f"  ! {exc.code}: {exc.message}\n")
@@ -107,6 +106,25 @@ async def _chat_loop(base_url: str, agent: str, read: Callable[[str], str]) -> i
     finally:
         await client.aclose()
     return 0
+
+
+async def _ask_approval(
+    ask: dict[str, Any], read: Callable[[str], str], out: Callable[[str], None]
+) -> bool:
+    """The y/n prompt, read like a typed answer ("sure", "go ahead", "nope"); it asks
+    again until the answer is one. End of input denies."""
+    from parley.brain.answers import action_words, classify
+
+    words = action_words(str(ask.get("name", "")))
+    while True:
+        try:
+            answer = await asyncio.to_thread(read, f"  ? {ask['prompt']} [y/n] ")
+        except EOFError:
+            return False
+        verdict = classify(answer, words)
+        if verdict != "other":
+            return verdict == "approve"
+        out("  · please answer yes or no\n")
 
 
 async def _events(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:

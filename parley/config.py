@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -215,6 +222,81 @@ class ToolSpec(_Strict):
     description: str | None = None
     parameters: dict[str, Any] | None = None
     headers: dict[str, str] = Field(default_factory=dict)
+    # what customers see instead of the internal name ("Book a table"); default: the name
+    label: str | None = None
+    # the rules brain's reply after the tool ran: {field}s from the result and arguments
+    say: str | None = None
+
+
+_DAY_KEY = r"(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*"
+_HOURS_VALUE = r"\d{1,2}:\d{2}\s*-\s*\d{1,2}:\d{2}(?:\s*,\s*\d{1,2}:\d{2}\s*-\s*\d{1,2}:\d{2})*"
+
+
+class VenueSpec(_Strict):
+    """The place an agent books for: time zone, opening hours and booking rules.
+
+    ``hours`` maps a weekday (``monday`` or ``mon``), or a range of them
+    (``tue-sun``), to ``"12:00-22:00"`` (several ranges: ``"12:00-15:00, 18:00-22:00"``)
+    or ``closed``; a day left out is closed. Bookings are taken from opening time until
+    ``last_booking_min`` minutes before closing, at least ``min_notice_min`` minutes
+    ahead and at most ``book_ahead_days`` days ahead, for 1 to ``max_party_size``.
+    """
+
+    timezone: str = "UTC"
+    hours: dict[str, str] = Field(default_factory=dict)
+    last_booking_min: int = Field(default=60, ge=0, le=24 * 60)
+    min_notice_min: int = Field(default=0, ge=0)
+    book_ahead_days: int = Field(default=90, ge=1, le=3650)
+    max_party_size: int = Field(default=20, ge=1, le=1000)
+    address: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (e.g. Europe/Amsterdam, UTC)") from None
+        return value
+
+    @field_validator("hours")
+    @classmethod
+    def _check_hours(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, hours in value.items():
+            days = key.strip().lower()
+            if not re.fullmatch(rf"{_DAY_KEY}(?:\s*-\s*{_DAY_KEY})?", days):
+                raise ValueError(f"hours: {key!r} is not a weekday or a range like tue-sun")
+            text = str(hours).strip().lower()
+            if text != "closed" and not re.fullmatch(_HOURS_VALUE, text):
+                raise ValueError(f"hours.{key}: {hours!r} is not like 12:00-22:00 or closed")
+        return value
+
+
+class DishSpec(_Strict):
+    """One dish of the menu. ``allergens`` lists what it contains (e.g. nuts, dairy,
+    gluten); ``allergens_listed: false`` says the list is not known to be complete."""
+
+    name: str
+    price: str | None = None
+    subtitle: str = ""
+    description: str = ""
+    vegetarian: bool = False
+    vegan: bool = False
+    gluten_free: bool = False
+    allergens: list[str] = Field(default_factory=list)
+    allergens_listed: bool = True
+    image: str | None = None
+
+
+class FaqSpec(_Strict):
+    """A question the rules brain answers from data: matched by keywords or patterns."""
+
+    topic: str
+    keywords: list[str] = Field(default_factory=list)
+    patterns: list[str] = Field(default_factory=list)
+    answer: str
 
 
 class RuleSpec(_Strict):
@@ -345,6 +427,10 @@ class AgentSpec(_Strict):
     context: ContextSpec = Field(default_factory=ContextSpec)
     on_end: OnEndSpec = Field(default_factory=OnEndSpec)
     template_vars: dict[str, str] = Field(default_factory=dict)
+    display_name: str | None = None  # shown to customers ("Bistro"); default: name
+    venue: VenueSpec | None = None
+    menu: list[DishSpec] = Field(default_factory=list)
+    faq: list[FaqSpec] = Field(default_factory=list)
     # Engine name per kind for this agent, e.g. {llm: fake}. For stt/tts/vad a name
     # here wins over voice.stt/tts/vad; without "llm" the server's LLM is used.
     engines: dict[Literal["llm", "stt", "tts", "vad"], str] = Field(default_factory=dict)
@@ -355,6 +441,18 @@ class AgentSpec(_Strict):
         if isinstance(value, list):
             return [{"name": v} if isinstance(v, str) else v for v in value]
         return value
+
+    @model_validator(mode="after")
+    def _rules_name_known_tools(self) -> AgentSpec:
+        names = {t.name for t in self.tools}
+        for i, rule in enumerate(self.rules):
+            if rule.tool and rule.tool not in names:
+                known = ", ".join(sorted(names)) or "none"
+                raise ValueError(
+                    f"rules.{i} ({rule.intent}): tool {rule.tool!r} is not in this agent's "
+                    f"tools (declared: {known})"
+                )
+        return self
 
     @property
     def greeting_mode(self) -> Literal["static", "llm", "none"]:

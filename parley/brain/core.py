@@ -7,8 +7,10 @@ dangling), then ask the model (an LLM or the rules brain, both behind the ``LLM`
 protocol), stream its text, run its tool calls — or park them behind a human
 approval — and go round again until the model answers with text only.
 
-Policy: a user message sent while an approval is pending **denies** it (recorded
-in the history as ``decided_by: "user_message"``) and the conversation moves on.
+Policy: a user message sent while an approval is pending is read as an answer
+where it is one ("sure", "go ahead" approve; "no", "don't" deny — ``answers.py``),
+recorded as ``decided_by: "user"``; any other message **denies** it (recorded in the
+history as ``decided_by: "user_message"``) and the conversation moves on.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from parley.brain import errors
+from parley.brain.approval_words import decide_in_words
 from parley.brain.context import STATE_KEY as CONTEXT_STATE_KEY
 from parley.brain.context import ContextWindow
 from parley.brain.history import INITIAL_TURN_PROMPT, to_model_messages, unanswered_tool_calls
@@ -111,11 +114,21 @@ class Brain:
 
     def user_turn(self, session_id: str, user: UserInput) -> TurnStream:
         async def body(state: TurnProgress) -> AsyncIterator[Event]:
+            answered = []
+            if user.ui_action is None:  # a clicked card is never an answer
+                runtime = self.runtime_for(state.session)
+                answered = await decide_in_words(self.store, runtime, state.session.id, user.text)
+            for resolved in answered:
+                yield resolved
             async for ev in self._settle(state, deny_pending=True):
                 yield ev
             blocks: list[dict[str, Any]] = [{"type": "text", "text": user.text}]
             if user.ui_action is not None:
                 blocks = [{"type": "ui_action", **user.ui_action}]
+            elif answered:  # the words were the decision, not a new request for the model
+                blocks = [
+                    {"type": "approval_answer", "text": user.text, "status": answered[0].status}
+                ]
             await state.recorder.close_dangling_user_message()
             await state.recorder.add("user", user.text, blocks)
             async for ev in self._model_loop(state):
