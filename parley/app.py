@@ -205,7 +205,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, "agents": sorted(services.agents)}
 
-    @app.get("/readyz", tags=["ops"], response_model=None)
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        response_model=None,
+        responses={503: {"description": "this worker is draining"}},
+    )
     async def readyz() -> dict[str, Any] | JSONResponse:
         """503 while this worker drains (after SIGTERM): take it out of rotation."""
         if services.lifecycle.draining:

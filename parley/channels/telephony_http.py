@@ -29,10 +29,12 @@ from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from parley.channels.http_errors import ApiError
+from parley.channels.http_models import CreateSession, error_responses
 from parley.channels.services import Services
+from parley.channels.strict_route import StrictRoute
 from parley.config import Settings
 from parley.telephony import twiml
 from parley.telephony.signatures import (
@@ -167,12 +169,18 @@ def operator_token(authorization: Annotated[str | None, Header()] = None) -> str
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-class PlaceCall(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+XML_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "TwiML / TeXML that connects the call's media stream",
+        "content": {"application/xml": {"schema": {"type": "string"}}},
+    }
+}
+
+
+class PlaceCall(CreateSession):
+    """``POST /v1/calls``: the session's fields (strict, storable) plus the number."""
 
     to: str = Field(pattern=r"^\+[1-9][0-9]{1,14}$", description="E.164 number")
-    agent: str = Field(default="demo", max_length=64)
-    template_vars: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
 
 def twilio_client(services: Services) -> TwilioRestClient | None:
@@ -205,7 +213,7 @@ async def place_call(
         body.agent,
         client="operator",
         template_vars=template_vars,
-        metadata={"phone": {"direction": "outbound", "to": body.to}},
+        metadata={**body.metadata, "phone": {"direction": "outbound", "to": body.to}},
         channel="phone",
     )
     session, token, resume = new.session, new.token, new.resume_token
@@ -260,7 +268,11 @@ def install(app: Any, services: Services, *, on_status: StatusSink | None = None
     sinks = [on_status or default_sink]
     app.state.phone_status_sinks = sinks
     rest = twilio_client(services)
-    router = APIRouter(tags=["telephony"])
+    router = APIRouter(
+        tags=["telephony"],
+        route_class=StrictRoute,
+        responses=error_responses(400, 401, 403, 404, 413, 422, 429, 502, 503),
+    )
 
     @router.post("/v1/calls", status_code=201)
     async def calls(
@@ -285,7 +297,7 @@ def install(app: Any, services: Services, *, on_status: StatusSink | None = None
                 raise ApiError(403, "bad_signature", "X-Twilio-Signature does not match")
         return dict(items)
 
-    @router.post(TWILIO_VOICE_PATH)
+    @router.post(TWILIO_VOICE_PATH, response_class=Response, responses=XML_ANSWER)
     async def twilio_voice(request: Request) -> Response:
         form = await twilio_form(request)
         base = public_url(settings)
@@ -306,7 +318,7 @@ def install(app: Any, services: Services, *, on_status: StatusSink | None = None
         url = twiml.stream_url(base, TWILIO_STREAM_PATH)
         return xml_response(twiml.connect_stream(url, params))
 
-    @router.post(TWILIO_STATUS_PATH)
+    @router.post(TWILIO_STATUS_PATH, status_code=204, response_class=Response)
     async def twilio_status(request: Request) -> Response:
         form = await twilio_form(request)
         call_sid, status = form.get("CallSid", ""), form.get("CallStatus", "")
@@ -315,7 +327,7 @@ def install(app: Any, services: Services, *, on_status: StatusSink | None = None
         await sinks[0](CallStatus(call_sid, status, request.query_params.get("session_id"), form))
         return Response(status_code=204)
 
-    @router.post(TELNYX_VOICE_PATH)
+    @router.post(TELNYX_VOICE_PATH, response_class=Response, responses=XML_ANSWER)
     async def telnyx_voice(request: Request) -> Response:
         body = await request.body()
         key = settings.telnyx_public_key
