@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -15,32 +14,9 @@ from parley.config import ConfigError, load_settings
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from parley.serve_command import serve
 
-    from parley.channels.ws_protocol import uvicorn_ws_options
-
-    try:
-        settings = load_settings()
-        from parley.app import create_app
-
-        app = create_app(settings)
-    except ConfigError as exc:
-        print(f"parley: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    print(f"Parley on http://{args.host}:{args.port}/  (API docs: /docs)", flush=True)
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        ws_max_size=1 << 20,
-        timeout_graceful_shutdown=10,
-        **uvicorn_ws_options(),
-    )
-    return 0
+    return serve(args.host, args.port)
 
 
 # --- chat ---------------------------------------------------------------------------
@@ -164,20 +140,9 @@ def _chat(args: argparse.Namespace) -> int:
 
 
 def _doctor(_: argparse.Namespace) -> int:
-    try:
-        settings = load_settings()
-        from parley.config import load_agents
+    from parley.doctor import doctor
 
-        agents = load_agents(settings.agents_dir)
-    except ConfigError as exc:
-        print(f"parley: {exc}", file=sys.stderr)
-        return 2
-    print(f"data dir:  {settings.data_dir.resolve()}")
-    print(f"database:  {settings.effective_database_url.split('@')[-1]}")
-    print(f"redis:     {settings.redis_url or 'in-process coordination'}")
-    print(f"llm:       {settings.llm_base_url or 'none (rules brain)'}")
-    print(f"agents:    {', '.join(sorted(agents))}")
-    return 0
+    return doctor()
 
 
 def build_parser() -> argparse.ArgumentParser:
