@@ -54,6 +54,7 @@ def make_llm(agent: AgentSpec, settings: Settings, client: httpx.AsyncClient) ->
         raise ConfigError(
             f"agent {agent.name!r} uses brain: llm but PARLEY_LLM_BASE_URL is not set"
         )
+    from parley.engines.customer_safe_llm import CustomerSafeLLM
     from parley.engines.openai_llm import OpenAICompatibleLLM
 
     llm = OpenAICompatibleLLM(
@@ -63,7 +64,7 @@ def make_llm(agent: AgentSpec, settings: Settings, client: httpx.AsyncClient) ->
         settings.llm_timeout_s,
         client=client,
     )
-    return llm, "llm"
+    return CustomerSafeLLM(llm), "llm"
 
 
 def make_coordinator(settings: Settings, clock: Clock) -> Coordinator:

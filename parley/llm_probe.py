@@ -14,6 +14,7 @@ The provider's own error text is never quoted for a refused key: OpenAI echoes p
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import httpx
@@ -145,6 +146,8 @@ def _json(response: httpx.Response) -> Any:
 def _reason(exc: BaseException) -> str:
     cause: BaseException | None = exc
     while cause is not None:
+        if isinstance(cause, OSError) and cause.errno:
+            return os.strerror(cause.errno).lower()
         if isinstance(cause, OSError) and cause.strerror:
             return cause.strerror.lower()
         cause = cause.__cause__ or cause.__context__
