@@ -37,9 +37,6 @@ def serve(host: str, port: int) -> int:
     except (ConfigError, StartupError) as exc:
         print(f"parley: {exc}", file=sys.stderr)
         return EXIT_STARTUP
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     try:
         return asyncio.run(_run(app, sock, host, port))
     except KeyboardInterrupt:
@@ -77,6 +74,10 @@ async def _run(app: Any, sock: socket.socket, host: str, port: int) -> int:
     if problem:
         print(f"parley: {problem}", file=sys.stderr)
         return EXIT_STARTUP
+    logging.basicConfig(
+        level=services.settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     config = uvicorn.Config(
         app,
         log_level="warning",

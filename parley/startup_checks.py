@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import socket
 import tempfile
 from collections.abc import Mapping
@@ -141,7 +142,10 @@ async def run_server_checks(settings: Settings, agents: Mapping[str, AgentSpec])
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return f"no answer within {CONNECT_TIMEOUT_S:g} s"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
+    cause: BaseException | None = exc
+    while cause is not None:  # the OS's reason, e.g. "connection refused", if there is one
+        if isinstance(cause, OSError) and cause.errno:
+            return os.strerror(cause.errno).lower()
+        cause = cause.__cause__ or cause.__context__
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:200]
