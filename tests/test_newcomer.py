@@ -121,8 +121,7 @@ def test_the_readme_curl_tour_runs_as_written(clone: Path, served: int) -> None:
     after = out[out.index("awaiting_approval") :]
     assert "event: approval_resolved" in after and '"status": "approved"' in after
     assert "event: tool_call_completed" in after and "BX-" in after
-    last = out.strip().splitlines()[-1]
-    ended = json.loads(last[last.index("{") :])
+    ended = json.loads(out[out.rindex('{"session_id"') :])
     assert ended["status"] == "ended" and ended["end_reason"] == "USER_ENDED"
 
 
