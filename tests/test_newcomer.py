@@ -94,11 +94,14 @@ def served(clone: Path, newcomer_env: dict[str, str]) -> Iterator[int]:
     finally:
         proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(timeout=30)
+            _, err = proc.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait()
-    assert proc.returncode == 0
+            _, err = proc.communicate()
+    assert proc.returncode == 0, err
+    # the first run says what it is doing before anything else
+    setup = "using the existing environment" if not FRESH else "installing Parley"
+    assert err.startswith("parley-setup: ") and setup in err.splitlines()[0 if not FRESH else 1]
 
 
 def test_the_readme_curl_tour_runs_as_written(clone: Path, served: int) -> None:
