@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     redis_url: str | None = None
     llm_base_url: str | None = None
-    llm_model: str = "gpt-4o-mini"
+    llm_model: str = Field(default="gpt-4o-mini", min_length=1)
     llm_api_key: str | None = None
     llm_timeout_s: float = Field(default=60.0, gt=0)
     llm_max_tool_rounds: int = Field(default=6, ge=1, le=50)

@@ -42,3 +42,9 @@ def test_an_llm_url_needs_a_scheme(url: str, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.chdir(Path(__file__).parent)  # no parley.toml here
     with pytest.raises(ConfigError, match=r"PARLEY_LLM_BASE_URL: .*must start with http://"):
         load_settings(llm_base_url=url)
+
+
+def test_an_empty_model_name_is_a_setting_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(Path(__file__).parent)
+    with pytest.raises(ConfigError, match="PARLEY_LLM_MODEL: "):
+        load_settings(llm_model="")
