@@ -38,7 +38,7 @@ from parley.testing.servers import serve_app
 from parley.testing.speech import speak_pcm16k
 
 sys.path.insert(0, str(Path(__file__).parent))
-from stt_accuracy import word_errors  # noqa: E402
+from stt_accuracy import word_errors
 
 CHROMIUM = "/usr/bin/chromium"
 RATE = 16000
@@ -61,6 +61,7 @@ COMBINATIONS = {
     "neither": {"noiseSuppression": False, "autoGainControl": False},
 }
 CONDITIONS = {"floor": 30.0, "noisy": 600.0}
+TRACK_SETTINGS = ("echoCancellation", "noiseSuppression", "autoGainControl")
 FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -129,11 +130,11 @@ async def one_run(base_url: str, wav: Path, combo: dict[str, bool]) -> dict[str,
         "errors": word_errors(ref, hyp),
         "words": len(ref),
         "finals": finals,
-        "track": {k: settings.get(k) for k in ("echoCancellation", "noiseSuppression", "autoGainControl")},
+        "track": {k: settings.get(k) for k in TRACK_SETTINGS},
     }
 
 
-async def main(runs: int, out: Path | None) -> None:
+async def measure(runs: int) -> list[dict[str, Any]]:
     tmp = Path(tempfile.mkdtemp(prefix="mic-bench-"))
     app = create_app(Settings(data_dir=tmp / "data", database_url=f"sqlite:///{tmp}/db.sqlite"))
     results: list[dict[str, Any]] = []
@@ -146,18 +147,20 @@ async def main(runs: int, out: Path | None) -> None:
                     result.update(condition=condition, combination=name, seed=seed)
                     results.append(result)
                     wer = result["errors"] / result["words"]
-                    print(f"{condition:6} {name:16} WER {wer:6.1%}  track {result['track']}",
-                          flush=True)
+                    print(
+                        f"{condition:6} {name:16} WER {wer:6.1%}  track {result['track']}",
+                        flush=True,
+                    )
                     print(f"       heard: {result['finals']}", flush=True)
     print("\n| condition | combination | WER |\n|---|---|---|")
     for condition in CONDITIONS:
         for name in COMBINATIONS:
             mine = [r for r in results if r["condition"] == condition and r["combination"] == name]
             wer = sum(r["errors"] for r in mine) / sum(r["words"] for r in mine)
-            spread = statistics.pstdev([r["errors"] / r["words"] for r in mine]) if runs > 1 else 0
-            print(f"| {condition} | {name} | {wer:.1%}" + (f" ± {spread:.1%}" if runs > 1 else "") + " |")
-    if out:
-        out.write_text(json.dumps(results, indent=1))
+            spread = statistics.pstdev([r["errors"] / r["words"] for r in mine])
+            shown = f"{wer:.1%}" + (f" ± {spread:.1%}" if runs > 1 else "")
+            print(f"| {condition} | {name} | {shown} |")
+    return results
 
 
 if __name__ == "__main__":
@@ -165,4 +168,6 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=1, help="WAVs (noise seeds) per condition")
     parser.add_argument("--json", type=Path, help="write every run here")
     args = parser.parse_args()
-    asyncio.run(main(args.runs, args.json))
+    everything = asyncio.run(measure(args.runs))
+    if args.json:
+        args.json.write_text(json.dumps(everything, indent=1))
