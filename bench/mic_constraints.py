@@ -9,12 +9,13 @@ cancellation stays on in all of them) and records the settings the track really 
 The word error rate compares all reference words with all final transcripts of a run
 (concatenated, so a split or merged utterance costs only its real word errors).
 
-Two conditions: ``floor`` adds Gaussian noise at rms 30 (-60 dBFS, a quiet room's mic
+Three conditions: ``floor`` adds Gaussian noise at rms 30 (-60 dBFS, a quiet room's mic
 floor) to the whole file; ``noisy`` adds rms 600 (about -35 dBFS, a fan or a street
-behind the speaker).
+behind the speaker); ``quiet`` is a distant or quiet speaker (speech at -20 dB) over the
+same floor, which is what automatic gain is for.
 
 Usage: ``.venv/bin/python bench/mic_constraints.py [--json out.json] [--runs 1]``
-(about 50 s of real-time audio per run; 4 combinations x 2 conditions).
+(about 50 s of real-time audio per run; 4 combinations x 3 conditions;\n``--conditions`` and ``--combinations`` pick a subset).
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ COMBINATIONS = {
     "agc only": {"noiseSuppression": False, "autoGainControl": True},
     "neither": {"noiseSuppression": False, "autoGainControl": False},
 }
-CONDITIONS = {"floor": 30.0, "noisy": 600.0}
+# condition: (speech gain, noise rms)
+CONDITIONS = {"floor": (1.0, 30.0), "noisy": (1.0, 600.0), "quiet": (0.1, 30.0)}
 TRACK_SETTINGS = ("echoCancellation", "noiseSuppression", "autoGainControl")
 FLAGS = [
     "--headless",
@@ -92,9 +94,10 @@ def make_wav(directory: Path, condition: str, seed: int) -> Path:
     for phrase in PHRASES:
         parts.append(np.frombuffer(speak_pcm16k(phrase), dtype=np.int16))
         parts.append(np.zeros(int(GAP_S * RATE), dtype=np.int16))
-    clean = np.concatenate(parts).astype(np.float64)
-    noise = np.random.default_rng(seed).normal(0.0, CONDITIONS[condition], clean.size)
-    mixed = np.clip(clean + noise, -32768, 32767).astype(np.int16)
+    gain, noise_rms = CONDITIONS[condition]
+    speech = np.concatenate(parts).astype(np.float64) * gain
+    noise = np.random.default_rng(seed).normal(0.0, noise_rms, speech.size)
+    mixed = np.clip(speech + noise, -32768, 32767).astype(np.int16)
     path = directory / f"{condition}-{seed}.wav"
     write_wav(path, mixed.tobytes(), RATE)
     return path
@@ -134,15 +137,18 @@ async def one_run(base_url: str, wav: Path, combo: dict[str, bool]) -> dict[str,
     }
 
 
-async def measure(runs: int) -> list[dict[str, Any]]:
+async def measure(
+    runs: int, conditions: list[str], combinations: list[str]
+) -> list[dict[str, Any]]:
     tmp = Path(tempfile.mkdtemp(prefix="mic-bench-"))
     app = create_app(Settings(data_dir=tmp / "data", database_url=f"sqlite:///{tmp}/db.sqlite"))
     results: list[dict[str, Any]] = []
     async with serve_app(app) as base_url:
-        for condition in CONDITIONS:
+        for condition in conditions:
             for seed in range(runs):
                 wav = make_wav(tmp, condition, seed)
-                for name, combo in COMBINATIONS.items():
+                for name in combinations:
+                    combo = COMBINATIONS[name]
                     result = await one_run(base_url, wav, combo)
                     result.update(condition=condition, combination=name, seed=seed)
                     results.append(result)
@@ -153,8 +159,8 @@ async def measure(runs: int) -> list[dict[str, Any]]:
                     )
                     print(f"       heard: {result['finals']}", flush=True)
     print("\n| condition | combination | WER |\n|---|---|---|")
-    for condition in CONDITIONS:
-        for name in COMBINATIONS:
+    for condition in conditions:
+        for name in combinations:
             mine = [r for r in results if r["condition"] == condition and r["combination"] == name]
             wer = sum(r["errors"] for r in mine) / sum(r["words"] for r in mine)
             spread = statistics.pstdev([r["errors"] / r["words"] for r in mine])
@@ -167,7 +173,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=1, help="WAVs (noise seeds) per condition")
     parser.add_argument("--json", type=Path, help="write every run here")
+    parser.add_argument("--conditions", nargs="+", choices=CONDITIONS, default=list(CONDITIONS))
+    parser.add_argument(
+        "--combinations", nargs="+", choices=COMBINATIONS, default=list(COMBINATIONS)
+    )
     args = parser.parse_args()
-    everything = asyncio.run(measure(args.runs))
+    everything = asyncio.run(measure(args.runs, args.conditions, args.combinations))
     if args.json:
         args.json.write_text(json.dumps(everything, indent=1))
