@@ -15,7 +15,8 @@ behind the speaker); ``quiet`` is a distant or quiet speaker (speech at -20 dB) 
 same floor, which is what automatic gain is for.
 
 Usage: ``.venv/bin/python bench/mic_constraints.py [--json out.json] [--runs 1]``
-(about 50 s of real-time audio per run; 4 combinations x 3 conditions;\n``--conditions`` and ``--combinations`` pick a subset).
+(about 50 s of real-time audio per run; 4 combinations x 3 conditions;
+``--conditions`` and ``--combinations`` pick a subset).
 """
 
 from __future__ import annotations
