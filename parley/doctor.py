@@ -124,7 +124,7 @@ async def _speech_row(agent: AgentSpec) -> Row:
         pcm = b"".join([chunk async for chunk in tts.synthesize(SPOKEN)])
         pcm = resample(pcm, tts.capabilities.sample_rate, stt.capabilities.sample_rate)
         heard = (await stt.transcribe(pcm)).strip()
-    except (EngineError, ValueError, OSError) as exc:
+    except (EngineError, ValueError, OSError, RuntimeError) as exc:
         return Row("speech", False, f"agent {agent.name}: {label} failed: {exc}")
     finally:
         close = getattr(stt, "close", None)
