@@ -279,7 +279,7 @@ async def measure_latency(turns: int) -> list[TurnLatency]:
         )  # fmt: skip
         app = create_app(settings)
         async with serve_app(app) as base_url:
-            await app.state.services.extras["engine_hub"].engines_for("demo")  # warm up
+            await app.state.services.engine_hub.engines_for("demo")  # warm up
             async with websockets.connect(base_url.replace("http", "ws", 1) + "/v1/voice") as ws:
                 await ws.send(json.dumps({"type": "start", "agent": "demo", "sample_rate": 16000}))
                 ear, mic = Listener(ws), Microphone(ws)

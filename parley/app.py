@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import importlib
@@ -24,32 +25,40 @@ from parley.brain.tools import ToolRegistry
 from parley.channels import api_docs, chat
 from parley.channels.body_limit import BodyLimitMiddleware
 from parley.channels.http_errors import install_error_handlers
+from parley.channels.lifecycle import SessionLifecycle
 from parley.channels.rate_limit import RateLimiter
 from parley.channels.raw_ws import ParleyApp
-from parley.channels.services import Services
+from parley.channels.reply_audio import ReplyAudioStore
+from parley.channels.services import Capacity, Services
 from parley.clock import Clock, SystemClock
 from parley.config import AgentSpec, ConfigError, Settings, load_agents, load_settings
 from parley.engines.base import LLM
+from parley.engines.factory import EngineHub
+from parley.metrics import Metrics
+from parley.reports import ReportSender
 from parley.sessions.coordinator import Coordinator
 from parley.sessions.local import LocalCoordinator
 from parley.sessions.sql import SqlStore
+from parley.sessions.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).parent / "web"
 
 
-def make_llm(agent: AgentSpec, settings: Settings, client: httpx.AsyncClient) -> tuple[LLM, str]:
+def make_llm(
+    agent: AgentSpec, settings: Settings, client: httpx.AsyncClient, clock: Clock | None = None
+) -> tuple[LLM, str]:
     """Pick the agent's model: fake (benchmarks), the rules brain, or an LLM."""
     engines: dict[str, str] = getattr(agent, "engines", {}) or {}
     if engines.get("llm") == "fake":
-        from parley.testing.fake_engines import FakeLLM
+        from parley.engines.fake import FakeLLM
 
         return FakeLLM(), "fake"
     wants_llm = agent.brain == "llm" or (agent.brain == "auto" and settings.llm_base_url)
     if not wants_llm:
         from parley.brain.rules import RulesBrain
 
-        return RulesBrain(agent), "rules"
+        return RulesBrain(agent, clock), "rules"
     if not settings.llm_base_url:
         raise ConfigError(
             f"agent {agent.name!r} uses brain: llm but PARLEY_LLM_BASE_URL is not set"
@@ -80,7 +89,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     clock = clock or SystemClock()
     agents = load_agents(settings.agents_dir)
     registry = ToolRegistry()
-    register_demo_tools(registry)
+    register_demo_tools(registry, clock)
     for module_name in settings.tools_modules:
         try:
             module = importlib.import_module(module_name)
@@ -93,17 +102,40 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     client = httpx.AsyncClient(timeout=httpx.Timeout(settings.llm_timeout_s, connect=10.0))
     runtimes: dict[str, AgentRuntime] = {}
     for agent in agents.values():
-        llm, kind = make_llm(agent, settings, client)
+        llm, kind = make_llm(agent, settings, client, clock)
         runtimes[agent.name] = AgentRuntime(agent, registry.bind(agent, client), llm, kind)
     store = SqlStore(settings.effective_database_url, clock)
     coordinator = make_coordinator(settings, clock)
+    # Leases are renewed on the clock their TTLs run on: Redis keeps real time,
+    # the in-process coordinator runs on ``clock`` (a test's virtual clock too).
+    lease_sleep = asyncio.sleep if settings.redis_url else clock.sleep
     brain = Brain(
         store,
         coordinator,
         runtimes,
         clock=clock,
-        lock_ttl_s=settings.turn_lock_ttl_s,
+        sleep=lease_sleep,
+        turn_lock_ttl_s=settings.turn_lock_ttl_s,
         max_tool_rounds=settings.llm_max_tool_rounds,
+    )
+    limiter = RateLimiter(settings.session_rate_limit, 60.0, clock)
+    metrics = Metrics()
+    reports = (
+        ReportSender(client, settings.webhook_secret, now=lambda: clock.now().timestamp())
+        if settings.webhook_secret
+        else None
+    )
+    lifecycle = SessionLifecycle(
+        store,
+        coordinator,
+        agents,
+        clock,
+        limiter,
+        operator_key=settings.operator_key,
+        attach_ttl_s=settings.attach_lease_ttl_s,
+        sleep=lease_sleep,
+        metrics=metrics,
+        reports=reports,
     )
     return Services(
         settings=settings,
@@ -112,8 +144,15 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         brain=brain,
         agents=agents,
         clock=clock,
-        session_limiter=RateLimiter(settings.session_rate_limit, 60.0, clock),
-        extras={"http_client": client, "tool_registry": registry},
+        session_limiter=limiter,
+        lifecycle=lifecycle,
+        http_client=client,
+        tool_registry=registry,
+        engine_hub=EngineHub(agents),
+        reply_audio=ReplyAudioStore(coordinator, clock),
+        voice_capacity=Capacity(settings.max_voice_connections),
+        metrics=metrics,
+        reports=reports,
     )
 
 
@@ -126,21 +165,23 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await services.store.start()
         await services.coordinator.start()
-        for hook in services.extras.get("startup", []):
-            await hook()
         # Start-up objects (modules, settings, models) leave the collector's view, so the
         # full collections that would pause audio streams have less to walk.
         gc.collect()
         gc.freeze()
+        sweeper = asyncio.create_task(_sweeper(services).run())
         log.info("parley %s ready: agents %s", __version__, ", ".join(sorted(services.agents)))
         try:
             yield
         finally:
-            for hook in services.extras.get("shutdown", []):
-                await hook()
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            if services.reports is not None:
+                await services.reports.close()
             await services.coordinator.close()
             await services.store.close()
-            await services.extras["http_client"].aclose()
+            await services.http_client.aclose()
 
     app = ParleyApp(
         title="Parley",
@@ -168,14 +209,25 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, "agents": sorted(services.agents)}
 
+    @app.get("/readyz", tags=["ops"], response_model=None)
+    async def readyz() -> dict[str, Any] | JSONResponse:
+        """503 while this worker drains (after SIGTERM): take it out of rotation."""
+        if services.lifecycle.draining:
+            return JSONResponse({"status": "draining"}, status_code=503)
+        return {"status": "ready"}
+
     @app.get("/v1/agents", tags=["sessions"])
     async def list_agents() -> list[dict[str, Any]]:
         return [
             {
                 "name": a.name,
+                "display_name": a.display_name or a.name,
                 "description": a.description,
                 "greeting_mode": a.greeting_mode,
                 "brain": services.brain.runtimes[a.name].brain_kind,
+                "tool_labels": {
+                    t.name: services.brain.runtimes[a.name].label(t.name) for t in a.tools
+                },
             }
             for a in services.agents.values()
         ]
@@ -193,12 +245,35 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     return app
 
 
+def _sweeper(services: Services) -> Sweeper:
+    """The per-worker deadline sweeper, ending sessions through the termination path."""
+
+    return Sweeper(
+        services.store,
+        services.coordinator,
+        services.agents,
+        services.clock,
+        services.lifecycle.end,
+    )
+
+
 def _mount_optional_channels(app: ParleyApp, services: Services) -> None:
     """Channels added by later modules (voice, telephony, operator) register here."""
-    from parley.channels import voice_turn, voice_ws
+    from parley.channels import (
+        metrics_http,
+        session_events,
+        telephony_http,
+        transcript_http,
+        voice_turn,
+        voice_ws,
+    )
 
     voice_ws.install(app, services)
+    telephony_http.install(app, services)
     app.include_router(voice_turn.router)
+    app.include_router(transcript_http.router)
+    app.include_router(session_events.router)
+    metrics_http.install(app, services)
 
 
 def app_factory() -> FastAPI:

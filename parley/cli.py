@@ -86,8 +86,7 @@ async def _chat_loop(base_url: str, agent: str, read: Callable[[str], str]) -> i
                 approvals = await _render(_events(client.send(line)), out)
                 while approvals:
                     ask = approvals.pop(0)
-                    answer = await asyncio.to_thread(read, f"  ? {ask['prompt']} [y/n] ")
-                    ok = answer.strip().lower().startswith("y")
+                    ok = await _ask_approval(ask, read, out)
                     approvals += await _render(_events(client.decide(ask["tool_call_id"], ok)), out)
             except ApiFailure as exc:
                 out(f"  ! {exc.code}: {exc.message}\n")
@@ -98,6 +97,25 @@ async def _chat_loop(base_url: str, agent: str, read: Callable[[str], str]) -> i
     return 0
 
 
+async def _ask_approval(
+    ask: dict[str, Any], read: Callable[[str], str], out: Callable[[str], None]
+) -> bool:
+    """The y/n prompt, read like a typed answer ("sure", "go ahead", "nope"); it asks
+    again until the answer is one. End of input denies."""
+    from parley.brain.answers import action_words, classify
+
+    words = action_words(str(ask.get("name", "")))
+    while True:
+        try:
+            answer = await asyncio.to_thread(read, f"  ? {ask['prompt']} [y/n] ")
+        except EOFError:
+            return False
+        verdict = classify(answer, words)
+        if verdict != "other":
+            return verdict == "approve"
+        out("  · please answer yes or no\n")
+
+
 async def _events(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
     async for ev in stream:
         yield ev
@@ -105,7 +123,7 @@ async def _events(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
 
 async def _chat_local(agent: str, read: Callable[[str], str]) -> int:
     from parley.app import create_app
-    from parley.testing.servers import serve_app
+    from parley.server import serve_app
 
     app = create_app(load_settings())
     async with serve_app(app) as base_url:

@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -69,6 +76,7 @@ class Settings(BaseSettings):
         description="modules with a register(registry) function adding Python tools",
     )
     operator_key: str | None = None
+    webhook_secret: str | None = None  # signs end-of-session reports (agent on_end.url)
     # NoDecode: the environment gives a comma list ("https://a,https://b") or JSON.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     session_rate_limit: int = Field(default=30, ge=0, description="sessions per IP per minute")
@@ -76,8 +84,40 @@ class Settings(BaseSettings):
     max_voice_connections: int = Field(
         default=0, ge=0, description="open voice WebSockets per worker; 0 = no limit"
     )
-    turn_lock_ttl_s: float = Field(default=120.0, gt=0)
+    turn_lock_ttl_s: float = Field(
+        default=5.0, gt=0, description="turn lock TTL, renewed by the running turn"
+    )
+    drain_s: float = Field(
+        default=10.0, gt=0, description="on shutdown, how long running turns may finish"
+    )
+    attach_lease_ttl_s: float = Field(
+        default=5.0, gt=0, description="TTL of a live voice attachment, renewed while it lives"
+    )
+    smart_turn_model: Path | None = Field(
+        default=None,
+        description="Smart Turn v3 .onnx for smart turn detection (onnx extra); "
+        "default: the one inside an installed pipecat-ai package, if any",
+    )
     log_level: str = "INFO"
+
+    # --- telephony (parley.channels.telephony_http) ---
+    public_url: str | None = Field(
+        default=None, description="this server's public base URL, e.g. https://parley.example.com"
+    )
+    twilio_auth_token: str | None = None
+    twilio_account_sid: str | None = None
+    twilio_from: str | None = Field(default=None, description="caller id of outbound calls")
+    twilio_default_agent: str = "demo"
+    twilio_api_base: str = "https://api.twilio.com"
+    # called number (E.164) -> agent name; the environment gives JSON
+    phone_agents: dict[str, str] = Field(default_factory=dict)
+    telephony_stream_secret: str | None = Field(
+        default=None, description="signs stream tokens; defaults to the carrier's auth token"
+    )
+    telnyx_public_key: str | None = Field(
+        default=None, description="base64 Ed25519 public key that signs Telnyx webhooks"
+    )
+    telnyx_default_agent: str | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -131,6 +171,15 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"must start with http:// or https:// (got {value!r})")
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("https://", "http://")) or "://" == value[-3:]:
+            raise ValueError("must be an absolute http(s) URL, e.g. https://parley.example.com")
+        return value.rstrip("/")
 
     @field_validator("log_level")
     @classmethod
@@ -227,6 +276,81 @@ class ToolSpec(_Strict):
     description: str | None = None
     parameters: dict[str, Any] | None = None
     headers: dict[str, str] = Field(default_factory=dict)
+    # what customers see instead of the internal name ("Book a table"); default: the name
+    label: str | None = None
+    # the rules brain's reply after the tool ran: {field}s from the result and arguments
+    say: str | None = None
+
+
+_DAY_KEY = r"(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*"
+_HOURS_VALUE = r"\d{1,2}:\d{2}\s*-\s*\d{1,2}:\d{2}(?:\s*,\s*\d{1,2}:\d{2}\s*-\s*\d{1,2}:\d{2})*"
+
+
+class VenueSpec(_Strict):
+    """The place an agent books for: time zone, opening hours and booking rules.
+
+    ``hours`` maps a weekday (``monday`` or ``mon``), or a range of them
+    (``tue-sun``), to ``"12:00-22:00"`` (several ranges: ``"12:00-15:00, 18:00-22:00"``)
+    or ``closed``; a day left out is closed. Bookings are taken from opening time until
+    ``last_booking_min`` minutes before closing, at least ``min_notice_min`` minutes
+    ahead and at most ``book_ahead_days`` days ahead, for 1 to ``max_party_size``.
+    """
+
+    timezone: str = "UTC"
+    hours: dict[str, str] = Field(default_factory=dict)
+    last_booking_min: int = Field(default=60, ge=0, le=24 * 60)
+    min_notice_min: int = Field(default=0, ge=0)
+    book_ahead_days: int = Field(default=90, ge=1, le=3650)
+    max_party_size: int = Field(default=20, ge=1, le=1000)
+    address: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (e.g. Europe/Amsterdam, UTC)") from None
+        return value
+
+    @field_validator("hours")
+    @classmethod
+    def _check_hours(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, hours in value.items():
+            days = key.strip().lower()
+            if not re.fullmatch(rf"{_DAY_KEY}(?:\s*-\s*{_DAY_KEY})?", days):
+                raise ValueError(f"hours: {key!r} is not a weekday or a range like tue-sun")
+            text = str(hours).strip().lower()
+            if text != "closed" and not re.fullmatch(_HOURS_VALUE, text):
+                raise ValueError(f"hours.{key}: {hours!r} is not like 12:00-22:00 or closed")
+        return value
+
+
+class DishSpec(_Strict):
+    """One dish of the menu. ``allergens`` lists what it contains (e.g. nuts, dairy,
+    gluten); ``allergens_listed: false`` says the list is not known to be complete."""
+
+    name: str
+    price: str | None = None
+    subtitle: str = ""
+    description: str = ""
+    vegetarian: bool = False
+    vegan: bool = False
+    gluten_free: bool = False
+    allergens: list[str] = Field(default_factory=list)
+    allergens_listed: bool = True
+    image: str | None = None
+
+
+class FaqSpec(_Strict):
+    """A question the rules brain answers from data: matched by keywords or patterns."""
+
+    topic: str
+    keywords: list[str] = Field(default_factory=list)
+    patterns: list[str] = Field(default_factory=list)
+    answer: str
 
 
 class RuleSpec(_Strict):
@@ -272,13 +396,75 @@ class VoiceSpec(_Strict):
     min_utterance_secs: float = Field(default=0.25, ge=0, le=5)
     barge_in_min_secs: float = Field(default=0.3, ge=0, le=5)
     barge_in_min_words: int = Field(default=0, ge=0, le=10)
+    # Natural turn-taking (parley.voice.end_of_turn, parley.voice.false_interruption):
+    # smart = the end-of-turn detector decides when a pause ends the turn, never later
+    # than max_stop_secs; silence = a fixed stop_secs of silence.
+    turn_detection: Literal["silence", "smart"] = "smart"
+    max_stop_secs: float = Field(default=2.0, gt=0, le=10)
+    # Speech while the agent talks pauses it; within this window noise or a backchannel
+    # resumes it, words cut it. 0 = no pause, cut at once as before.
+    false_interruption_secs: float = Field(default=1.0, ge=0, le=5)
 
 
 class LimitsSpec(_Strict):
+    """Session limits (``limits:`` in the agent file); see ``sessions/deadlines.py``.
+
+    ``max_duration_s`` is wall clock from the session's start, kept across reconnects
+    and workers; ``warning_before_s`` is one mark or several (seconds before the end);
+    ``idle_timeout_s`` (off by default) ends a session with no user speech or message
+    for that long; ``resume_grace_s`` is how long a dropped voice connection can be
+    resumed; ``heartbeat_s`` is the server's WebSocket ping interval."""
+
     model_config = ConfigDict(extra="allow", frozen=True)
 
     max_duration_s: float | None = Field(default=None, gt=0)
-    warning_before_s: float = Field(default=60.0, ge=0)
+    warning_before_s: float | list[float] = Field(default=60.0)
+    warning_message: str | None = "Just so you know, we have about {minutes} left."
+    idle_timeout_s: float | None = Field(default=None, gt=0)
+    resume_grace_s: float = Field(default=60.0, ge=0, le=3600)
+    heartbeat_s: float = Field(default=20.0, gt=0, le=600)
+
+    @field_validator("warning_before_s")
+    @classmethod
+    def _marks(cls, value: float | list[float]) -> float | list[float]:
+        marks = value if isinstance(value, list) else [value]
+        if any(m < 0 for m in marks):
+            raise ValueError("warning marks must be >= 0 seconds")
+        return value
+
+    @property
+    def warning_marks(self) -> tuple[float, ...]:
+        """The warning marks, largest (earliest) first, without duplicates or zeros."""
+        marks = self.warning_before_s
+        raw = marks if isinstance(marks, list) else [marks]
+        return tuple(sorted({m for m in raw if m > 0}, reverse=True))
+
+
+class ContextSpec(_Strict):
+    """Context compression for the LLM brain (``context:`` in the agent file).
+
+    When the conversation the model would see passes ``max_tokens`` (estimated; the
+    system prompt does not count), older turns are replaced by a running summary and
+    the model sees the summary plus the most recent ``keep_recent_tokens``."""
+
+    max_tokens: int | None = Field(default=8000, ge=200)
+    keep_recent_tokens: int = Field(default=2000, ge=50)
+    summary_max_tokens: int = Field(default=400, ge=20)
+
+    @model_validator(mode="after")
+    def _recent_fits(self) -> ContextSpec:
+        if self.max_tokens is not None and self.keep_recent_tokens + self.summary_max_tokens > (
+            self.max_tokens
+        ):
+            raise ValueError("keep_recent_tokens + summary_max_tokens must not exceed max_tokens")
+        return self
+
+
+class OnEndSpec(_Strict):
+    """``on_end:`` in the agent file: where the end-of-session report is POSTed."""
+
+    url: str | None = Field(default=None, pattern=r"^https?://")
+    transcript: bool = True  # include the transcript in the report
 
 
 class AgentSpec(_Strict):
@@ -292,7 +478,13 @@ class AgentSpec(_Strict):
     fallback: str = "Sorry, I didn't catch that. Could you say it another way?"
     voice: VoiceSpec = Field(default_factory=VoiceSpec)
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
+    context: ContextSpec = Field(default_factory=ContextSpec)
+    on_end: OnEndSpec = Field(default_factory=OnEndSpec)
     template_vars: dict[str, str] = Field(default_factory=dict)
+    display_name: str | None = None  # shown to customers ("Bistro"); default: name
+    venue: VenueSpec | None = None
+    menu: list[DishSpec] = Field(default_factory=list)
+    faq: list[FaqSpec] = Field(default_factory=list)
     # Engine name per kind for this agent, e.g. {llm: fake}. For stt/tts/vad a name
     # here wins over voice.stt/tts/vad; without "llm" the server's LLM is used.
     engines: dict[Literal["llm", "stt", "tts", "vad"], str] = Field(default_factory=dict)
@@ -303,6 +495,18 @@ class AgentSpec(_Strict):
         if isinstance(value, list):
             return [{"name": v} if isinstance(v, str) else v for v in value]
         return value
+
+    @model_validator(mode="after")
+    def _rules_name_known_tools(self) -> AgentSpec:
+        names = {t.name for t in self.tools}
+        for i, rule in enumerate(self.rules):
+            if rule.tool and rule.tool not in names:
+                known = ", ".join(sorted(names)) or "none"
+                raise ValueError(
+                    f"rules.{i} ({rule.intent}): tool {rule.tool!r} is not in this agent's "
+                    f"tools (declared: {known})"
+                )
+        return self
 
     @property
     def greeting_mode(self) -> Literal["static", "llm", "none"]:

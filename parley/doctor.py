@@ -89,9 +89,7 @@ async def _load_as_serve_does(settings: Settings) -> dict[str, AgentSpec]:
     except ValueError as exc:  # an engine refused its options
         raise ConfigError(str(exc)) from None
     agents: dict[str, AgentSpec] = dict(services.agents)
-    client = services.extras.get("http_client")
-    if client is not None:
-        await client.aclose()
+    await services.http_client.aclose()
     return agents
 
 

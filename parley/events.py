@@ -16,7 +16,9 @@ ToolStatus = Literal["ok", "error", "denied"]
 ApprovalStatus = Literal["approved", "denied"]
 TurnStatus = Literal["completed", "interrupted", "awaiting_approval", "error"]
 TransferStatus = Literal["dialing", "joined", "ended", "failed"]
-EndReason = Literal["USER_ENDED", "DISCONNECTED", "TIME_LIMIT", "SERVER_SHUTDOWN", "ERROR"]
+EndReason = Literal[
+    "USER_ENDED", "OPERATOR_ENDED", "DISCONNECTED", "TIME_LIMIT", "SERVER_SHUTDOWN", "ERROR"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +156,9 @@ class Done(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class Warning(Event):
+class SessionWarning(Event):
+    """The session nears a limit (wire name ``warning``; not the builtin ``Warning``)."""
+
     type: ClassVar[str] = "warning"
     reason: str
     seconds_left: float

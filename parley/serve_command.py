@@ -10,7 +10,6 @@ here (so a test or a script can wait for it).
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 import sys
 from typing import Any
@@ -45,47 +44,19 @@ def serve(host: str, port: int) -> int:
         sock.close()
 
 
-def _server_class() -> type[Any]:
-    import uvicorn
-
-    class ListeningServer(uvicorn.Server):
-        """uvicorn's server with an event set once it accepts connections."""
-
-        def __init__(self, config: uvicorn.Config) -> None:
-            super().__init__(config)
-            self.listening = asyncio.Event()
-
-        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-            await super().startup(sockets)
-            if self.started:
-                self.listening.set()
-
-    return ListeningServer
-
-
 async def _run(app: Any, sock: socket.socket, host: str, port: int) -> int:
-    import uvicorn
+    from parley import logs
+    from parley.server import ParleyServer, app_drain, make_config
 
-    from parley.channels.ws_protocol import uvicorn_ws_options
-
-    _Server = _server_class()
     services = app.state.services
-    problem = await run_server_checks(services.settings, services.agents)
+    settings = services.settings
+    problem = await run_server_checks(settings, services.agents)
     if problem:
         print(f"parley: {problem}", file=sys.stderr)
         return EXIT_STARTUP
-    logging.basicConfig(
-        level=services.settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        ws_max_size=1 << 20,
-        timeout_graceful_shutdown=10,
-        **uvicorn_ws_options(),
-    )
-    server = _Server(config)
+    logs.configure(settings.log_level)
+    config = make_config(app, timeout_graceful_shutdown=settings.drain_s + 5)
+    server = ParleyServer(config, drain=app_drain(app), drain_s=settings.drain_s)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     ready = asyncio.create_task(server.listening.wait())
     await asyncio.wait([task, ready], return_when=asyncio.FIRST_COMPLETED)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -276,3 +277,14 @@ async def test_redis_errors_are_clear() -> None:
         port = probe.getsockname()[1]
     with pytest.raises(ConnectionError, match=f"cannot reach Redis at redis://127.0.0.1:{port}"):
         await RedisCoordinator(f"redis://127.0.0.1:{port}").start()
+
+
+async def test_compare_and_set_acts_only_on_the_expected_value(coordinator: Coordinator) -> None:
+    key = f"cas:{uuid.uuid4().hex}"
+    assert await coordinator.compare_and_set(key, "x", "a") is False  # absent, not "x"
+    assert await coordinator.compare_and_set(key, None, "a", ttl_s=30) is True
+    assert await coordinator.compare_and_set(key, None, "b") is False  # present now
+    assert await coordinator.compare_and_set(key, "b", "c") is False
+    assert await coordinator.compare_and_set(key, "a", "c", ttl_s=30) is True
+    assert await coordinator.get(key) == "c"
+    await coordinator.delete(key)

@@ -31,24 +31,10 @@ from parley.testing.fake_engines import (
 BENCH_AGENTS = Path(__file__).resolve().parents[1] / "bench" / "agents"
 
 
-class VirtualTime:
-    """A fake clock plus a sleep that moves it; records every sleep."""
-
-    def __init__(self) -> None:
-        self.clock = FakeClock(start=50.0)
-        self.sleeps: list[float] = []
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.clock.advance(seconds)
-
-    def now(self) -> float:
-        return self.clock.monotonic()
-
-
 @pytest.fixture
-def vt() -> VirtualTime:
-    return VirtualTime()
+def vt() -> FakeClock:
+    """One actor sleeping on the virtual clock: each sleep moves it (and is recorded)."""
+    return FakeClock(start=50.0, autojump=True)
 
 
 def ms(seconds: float) -> float:
@@ -62,13 +48,13 @@ def constant_frame(value: int, samples: int = FRAME_BYTES // 2) -> bytes:
 # --- LLM --------------------------------------------------------------------------------
 
 
-async def test_llm_first_token_at_200ms_then_one_word_every_10ms(vt: VirtualTime) -> None:
-    llm = FakeLLM(clock=vt.clock, sleep=vt.sleep)
-    t0 = vt.now()
+async def test_llm_first_token_at_200ms_then_one_word_every_10ms(vt: FakeClock) -> None:
+    llm = FakeLLM(clock=vt)
+    t0 = vt.monotonic()
     arrivals: list[tuple[float, str]] = []
     async for chunk in llm.stream([{"role": "user", "content": TRANSCRIPT}], []):
         assert isinstance(chunk, TextDelta)
-        arrivals.append((ms(vt.now() - t0), chunk.text))
+        arrivals.append((ms(vt.monotonic() - t0), chunk.text))
 
     assert arrivals[0] == (200.0, "Sure,")
     assert [t for t, _ in arrivals] == [200.0 + 10 * i for i in range(60)]
@@ -86,43 +72,43 @@ def test_reply_is_60_words_in_4_sentences_first_of_6_tokens() -> None:
 
 
 async def test_llm_keeps_an_absolute_schedule_when_the_consumer_is_slow(
-    vt: VirtualTime,
+    vt: FakeClock,
 ) -> None:
-    llm = FakeLLM(clock=vt.clock, sleep=vt.sleep)
-    t0 = vt.now()
+    llm = FakeLLM(clock=vt)
+    t0 = vt.monotonic()
     arrivals: list[float] = []
     async for _ in llm.stream([], []):
-        arrivals.append(ms(vt.now() - t0))
+        arrivals.append(ms(vt.monotonic() - t0))
         if len(arrivals) == 1:
-            vt.clock.advance(0.035)  # the consumer spends 35 ms on the first token
+            vt.advance(0.035)  # the consumer spends 35 ms on the first token
         if len(arrivals) == 6:
             break
     # tokens 2..4 were due at 210, 220, 230 ms: already late, so they come at once
     assert arrivals == [200.0, 235.0, 235.0, 235.0, 240.0, 250.0]
 
 
-async def test_llm_stream_starts_its_clock_on_first_iteration(vt: VirtualTime) -> None:
-    llm = FakeLLM(clock=vt.clock, sleep=vt.sleep)
+async def test_llm_stream_starts_its_clock_on_first_iteration(vt: FakeClock) -> None:
+    llm = FakeLLM(clock=vt)
     stream = llm.stream([], [])
-    vt.clock.advance(1.0)
-    t0 = vt.now()
+    vt.advance(1.0)
+    t0 = vt.monotonic()
     first = await anext(stream)
     assert first == TextDelta("Sure,")
-    assert ms(vt.now() - t0) == 200.0
+    assert ms(vt.monotonic() - t0) == 200.0
     await stream.aclose()
 
 
 # --- STT --------------------------------------------------------------------------------
 
 
-async def test_stt_finish_returns_the_transcript_after_100ms(vt: VirtualTime) -> None:
-    stt = FakeSTT(clock=vt.clock, sleep=vt.sleep)
+async def test_stt_finish_returns_the_transcript_after_100ms(vt: FakeClock) -> None:
+    stt = FakeSTT(clock=vt)
     stream = stt.open_stream()
     assert await stream.push(constant_frame(3000)) is None
-    vt.clock.advance(2.0)
-    t0 = vt.now()
+    vt.advance(2.0)
+    t0 = vt.monotonic()
     assert await stream.finish() == TRANSCRIPT
-    assert ms(vt.now() - t0) == 100.0
+    assert ms(vt.monotonic() - t0) == 100.0
     assert vt.sleeps == [pytest.approx(0.1)]
     stream.cancel()
     stream.set_mode("yes_no")
@@ -130,15 +116,15 @@ async def test_stt_finish_returns_the_transcript_after_100ms(vt: VirtualTime) ->
     assert stt.capabilities.sample_rate == 16000
 
 
-async def test_stt_transcribe_takes_the_same_100ms(vt: VirtualTime) -> None:
-    stt = FakeSTT(clock=vt.clock, sleep=vt.sleep)
-    t0 = vt.now()
+async def test_stt_transcribe_takes_the_same_100ms(vt: FakeClock) -> None:
+    stt = FakeSTT(clock=vt)
+    t0 = vt.monotonic()
     assert await stt.transcribe(b"\x00" * 3200) == TRANSCRIPT
-    assert ms(vt.now() - t0) == 100.0
+    assert ms(vt.monotonic() - t0) == 100.0
 
 
-def test_stt_rejects_an_unknown_mode(vt: VirtualTime) -> None:
-    stream = FakeSTT(clock=vt.clock, sleep=vt.sleep).open_stream()
+def test_stt_rejects_an_unknown_mode(vt: FakeClock) -> None:
+    stream = FakeSTT(clock=vt).open_stream()
     with pytest.raises(ValueError, match="unknown STT mode 'shouting'"):
         stream.set_mode("shouting")  # type: ignore[arg-type]
 
@@ -146,13 +132,13 @@ def test_stt_rejects_an_unknown_mode(vt: VirtualTime) -> None:
 # --- TTS --------------------------------------------------------------------------------
 
 
-async def synthesize_timed(tts: FakeTTS, vt: VirtualTime, text: str) -> list[tuple[float, bytes]]:
-    t0 = vt.now()
-    return [(ms(vt.now() - t0), chunk) async for chunk in tts.synthesize(text)]
+async def synthesize_timed(tts: FakeTTS, vt: FakeClock, text: str) -> list[tuple[float, bytes]]:
+    t0 = vt.monotonic()
+    return [(ms(vt.monotonic() - t0), chunk) async for chunk in tts.synthesize(text)]
 
 
-async def test_tts_first_40ms_chunk_at_80ms_then_one_every_10ms(vt: VirtualTime) -> None:
-    tts = FakeTTS(clock=vt.clock, sleep=vt.sleep)
+async def test_tts_first_40ms_chunk_at_80ms_then_one_every_10ms(vt: FakeClock) -> None:
+    tts = FakeTTS(clock=vt)
     chunks = await synthesize_timed(tts, vt, "Sure, I can help with that.")
     # 6 words = 600 ms of audio = 15 chunks of 40 ms (1280 bytes)
     assert [t for t, _ in chunks] == [80.0 + 10 * i for i in range(15)]
@@ -160,8 +146,8 @@ async def test_tts_first_40ms_chunk_at_80ms_then_one_every_10ms(vt: VirtualTime)
     assert tts.capabilities.sample_rate == 16000
 
 
-async def test_tts_audio_is_100ms_per_word_with_a_short_last_chunk(vt: VirtualTime) -> None:
-    tts = FakeTTS(clock=vt.clock, sleep=vt.sleep)
+async def test_tts_audio_is_100ms_per_word_with_a_short_last_chunk(vt: FakeClock) -> None:
+    tts = FakeTTS(clock=vt)
     chunks = await synthesize_timed(tts, vt, "one two three")
     # 300 ms = 4800 samples = 7 chunks of 640 samples + 320
     assert [len(c) for _, c in chunks] == [1280] * 7 + [640]
@@ -169,8 +155,8 @@ async def test_tts_audio_is_100ms_per_word_with_a_short_last_chunk(vt: VirtualTi
     assert await synthesize_timed(tts, vt, "   ") == []
 
 
-async def test_tts_reply_is_6_seconds_of_continuous_440hz_sine(vt: VirtualTime) -> None:
-    tts = FakeTTS(clock=vt.clock, sleep=vt.sleep)
+async def test_tts_reply_is_6_seconds_of_continuous_440hz_sine(vt: FakeClock) -> None:
+    tts = FakeTTS(clock=vt)
     pcm = b"".join([c async for c in tts.synthesize(REPLY_TEXT)])
     samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
     assert samples.size == 6 * 16000
@@ -181,14 +167,14 @@ async def test_tts_reply_is_6_seconds_of_continuous_440hz_sine(vt: VirtualTime) 
     assert np.argmax(spectrum) * 16000 / samples.size == pytest.approx(440, abs=1)
 
 
-async def test_tts_stops_when_the_consumer_closes_it(vt: VirtualTime) -> None:
-    tts = FakeTTS(clock=vt.clock, sleep=vt.sleep)
+async def test_tts_stops_when_the_consumer_closes_it(vt: FakeClock) -> None:
+    tts = FakeTTS(clock=vt)
     stream = tts.synthesize(REPLY_TEXT)
-    t0 = vt.now()
+    t0 = vt.monotonic()
     await anext(stream)
     await anext(stream)
     await stream.aclose()
-    assert ms(vt.now() - t0) == 90.0
+    assert ms(vt.monotonic() - t0) == 90.0
     assert len(vt.sleeps) == 2
 
 
@@ -233,8 +219,8 @@ def test_vad_reset_drops_the_partial_frame_and_the_last_decision() -> None:
 # --- selection by name ------------------------------------------------------------------
 
 
-def test_fake_engine_builds_each_kind_by_name(vt: VirtualTime) -> None:
-    assert isinstance(fake_engine("llm", "fake", clock=vt.clock, sleep=vt.sleep), FakeLLM)
+def test_fake_engine_builds_each_kind_by_name(vt: FakeClock) -> None:
+    assert isinstance(fake_engine("llm", "fake", clock=vt), FakeLLM)
     assert isinstance(fake_engine("stt", "fake"), FakeSTT)
     assert isinstance(fake_engine("tts", "fake"), FakeTTS)
     assert isinstance(fake_engine("vad", "fake_energy"), FakeEnergyVAD)
@@ -256,14 +242,14 @@ def test_fake_engine_names_the_problem_for_unknown_names() -> None:
         fake_engine("asr", "fake")
 
 
-async def test_make_fake_engines_share_the_injected_time(vt: VirtualTime) -> None:
-    engines = make_fake_engines(clock=vt.clock, sleep=vt.sleep)
+async def test_make_fake_engines_share_the_injected_time(vt: FakeClock) -> None:
+    engines = make_fake_engines(clock=vt)
     voice = engines.engine_set()
     assert (voice.stt, voice.tts, voice.vad) == (engines.stt, engines.tts, engines.vad)
-    t0 = vt.now()
+    t0 = vt.monotonic()
     assert await engines.stt.open_stream().finish() == TRANSCRIPT
     assert isinstance(await anext(engines.llm.stream([], [])), TextDelta)
-    assert ms(vt.now() - t0) == 300.0
+    assert ms(vt.monotonic() - t0) == 300.0
 
 
 # --- the bench agent file ---------------------------------------------------------------

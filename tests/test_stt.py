@@ -43,6 +43,7 @@ from parley.engines.pocketsphinx_stt import (
 )
 from parley.engines.whisper_stt import WhisperSTT
 from parley.engines.wrappers_stt import FallbackSTT, RetrySTT, VADChunkedSTT
+from parley.testing import FakeClock
 from parley.testing.servers import serve_app
 from parley.testing.speech import speak_pcm16k
 
@@ -555,12 +556,9 @@ async def test_fallback_raises_the_last_error_with_notes(
 async def test_retry_retries_retryable_errors_only(
     http_stt: HttpSTT, transcription_server: TranscriptionServer
 ) -> None:
-    waits: list[float] = []
-
-    async def fake_sleep(seconds: float) -> None:
-        waits.append(seconds)
-
-    stt = RetrySTT(http_stt, attempts=3, backoff_s=0.1, sleep=fake_sleep)
+    clock = FakeClock(autojump=True)
+    waits = clock.sleeps
+    stt = RetrySTT(http_stt, attempts=3, backoff_s=0.1, clock=clock)
     transcription_server.replies.extend([503, 429])
     stream = stt.open_stream()
     await stream.push(b"\0\0" * 1600)

@@ -26,6 +26,7 @@ from parley.engines.espeak import EspeakTTS, SynthReport, close_runtime, get_run
 from parley.engines.http_tts import HttpTTS
 from parley.engines.piper_tts import PiperTTS
 from parley.engines.wrappers_tts import FallbackTTS, RetryTTS
+from parley.testing import FakeClock
 from parley.testing.servers import serve_app
 from parley.testing.speech import speak_pcm
 
@@ -488,23 +489,15 @@ async def test_all_engines_failing_raises_the_last_with_notes(
         FallbackTTS([])
 
 
-class FakeSleep:
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-
-
 async def test_retry_recovers_from_transient_errors(
     speech_server: tuple[SpeechServer, str], http_tts: Callable[..., HttpTTS]
 ) -> None:
     server, url = speech_server
     server.flaky_failures = 2
-    sleep = FakeSleep()
-    audio = await audio_of(RetryTTS(http_tts(url, "flaky"), attempts=3, sleep=sleep), SENTENCE)
+    clock = FakeClock(autojump=True)
+    audio = await audio_of(RetryTTS(http_tts(url, "flaky"), attempts=3, clock=clock), SENTENCE)
     assert audio == speak_pcm(SENTENCE, "en-us", 175, 24000)
-    assert sleep.delays == [0.2, 0.4] and len(server.requests) == 3
+    assert clock.sleeps == [0.2, 0.4] and len(server.requests) == 3
 
 
 async def test_retry_gives_up_and_skips_non_retryable(
@@ -512,13 +505,13 @@ async def test_retry_gives_up_and_skips_non_retryable(
 ) -> None:
     server, url = speech_server
     server.flaky_failures = 5
-    sleep = FakeSleep()
+    clock = FakeClock(autojump=True)
     with pytest.raises(ProviderError, match=r"503"):
-        await audio_of(RetryTTS(http_tts(url, "flaky"), attempts=2, sleep=sleep), "hi")
-    assert sleep.delays == [0.2] and len(server.requests) == 2
+        await audio_of(RetryTTS(http_tts(url, "flaky"), attempts=2, clock=clock), "hi")
+    assert clock.sleeps == [0.2] and len(server.requests) == 2
     with pytest.raises(ProviderError) as caught:
-        await audio_of(RetryTTS(http_tts(url, "missing"), attempts=3, sleep=sleep), "hi")
+        await audio_of(RetryTTS(http_tts(url, "missing"), attempts=3, clock=clock), "hi")
     assert caught.value.code == "tts_bad_request"
-    assert len(server.requests) == 3 and sleep.delays == [0.2]
+    assert len(server.requests) == 3 and clock.sleeps == [0.2]
     with pytest.raises(ValueError, match=r"attempts must be >= 1"):
         RetryTTS(EspeakTTS(), attempts=0)

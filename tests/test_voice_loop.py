@@ -8,6 +8,7 @@ are virtual seconds.
 
 from __future__ import annotations
 
+import json
 import asyncio
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 from parley.brain.core import UserInput
 from parley.brain.history import INTERRUPTED_NOTE
 from parley.brain.turn_stream import TurnStream
-from parley.channels.voice_ws import dispatch
+from parley.channels.voice_ws import handle_text
 from parley.testing.voice import (
     Pause,
     ScriptedLLM,
@@ -27,7 +28,7 @@ from parley.testing.voice import (
     vad_frame,
     voice_harness,
 )
-from parley.voice.connection import VoiceOptions
+from parley.voice.io import VoiceOptions
 from tests.plugins.stores import sqlite_url
 
 REPLY = "One two three four five. Six seven eight nine ten."
@@ -38,17 +39,22 @@ def db(tmp_path: Path) -> str:
     return sqlite_url(tmp_path)
 
 
+async def control(h: VoiceHarness, msg: dict[str, object]) -> bool:
+    """A control frame as the browser sends it, through the codec; True for ``end``."""
+    return await handle_text(h.conn, json.dumps(msg), h.transport)
+
+
 def spy_on_clear(h: VoiceHarness) -> list[tuple[float, str]]:
-    """Record what ``Playout.clear`` returns (the heard text) and when."""
+    """Record what the audio output's ``clear`` returns (the heard text) and when."""
     calls: list[tuple[float, str]] = []
-    clear = h.conn.playout.clear
+    clear = h.conn.audio.clear
 
     def spy(now: float) -> str:
         heard = clear(now)
         calls.append((now, heard))
         return heard
 
-    h.conn.playout.clear = spy  # type: ignore[method-assign]
+    h.conn.audio.clear = spy  # type: ignore[method-assign]
     return calls
 
 
@@ -148,7 +154,7 @@ async def test_barge_in_stores_exactly_what_was_heard(db: str) -> None:
         cleared = spy_on_clear(h)
         await h.mic.utterance()
         t0 = h.transport.first_audio_at()
-        assert t0 == pytest.approx(h.time.now())  # the answer plays at once
+        assert t0 == pytest.approx(h.time.monotonic())  # the answer plays at once
         await h.mic.silence(0.3)
         await h.mic.speak(0.3)  # barge-in once 0.3 s of speech is confirmed
         interrupted_at = h.transport.sent[h.transport.index("interrupted")].at
@@ -228,7 +234,7 @@ async def test_short_noise_and_echo_do_not_interrupt(db: str) -> None:
 async def test_voice_turn_waits_for_a_chat_turn_holding_the_lock(db: str) -> None:
     llm = ScriptedLLM([Pause(5.0), *tokens("Chat answer.")], "Voice answer.")
     async with voice_harness(db, stt=ScriptedSTT(["by voice"]), llm=llm, channel="chat") as h:
-        chat_started = h.time.now()
+        chat_started = h.time.monotonic()
         chat = h.brain.user_turn(h.session_id, UserInput("by chat", "chat"))
         await chat.start()
         chat_events = asyncio.ensure_future(collect(chat))
@@ -259,11 +265,11 @@ async def test_two_turns_started_together_run_one_after_the_other(db: str) -> No
     llm = ScriptedLLM([*tokens("First "), Pause(5.0), *tokens("answer.")], "Second answer.")
     async with voice_harness(db, llm=llm) as h:
         await h.conn.start()
-        start = h.time.now()
-        await dispatch(h.conn, {"type": "text", "text": "first"})
-        await dispatch(h.conn, {"type": "text", "text": "second"})
+        start = h.time.monotonic()
+        await control(h, {"type": "text", "text": "first"})
+        await control(h, {"type": "text", "text": "second"})
         await h.until("done")
-        assert h.time.now() - start < 1.0  # the second did not wait for the first answer
+        assert h.time.monotonic() - start < 1.0  # the second did not wait for the first answer
         assert h.transport.count("error") == 0  # never busy with our own lock
         assert h.transport.count("interrupted") == 1  # the second input cut the first answer
         # the first input was stored before its answer was cut: nothing the user said is lost
@@ -278,8 +284,8 @@ async def test_cancel_during_the_assistant_message_write_still_truncates(db: str
     llm = ScriptedLLM("First answer.", "Second answer.")
     async with voice_harness(db, llm=llm) as h:
         await h.conn.start()
-        await dispatch(h.conn, {"type": "text", "text": "first"})
-        await dispatch(h.conn, {"type": "text", "text": "second"})
+        await control(h, {"type": "text", "text": "first"})
+        await control(h, {"type": "text", "text": "second"})
         await h.until("done")
         assert h.transport.count("interrupted") == 1
         first = (await h.messages("assistant"))[0]
@@ -291,7 +297,7 @@ async def test_close_while_speaking_stores_what_was_heard_and_frees_the_lock(db:
     async with voice_harness(db, stt=ScriptedSTT(["go"]), llm=ScriptedLLM(REPLY)) as h:
         await h.conn.start()
         await h.mic.utterance()
-        await h.time.advance(0.3)
+        await h.time.run_for(0.3)
         await h.conn.close()
         stored = (await h.messages("assistant"))[-1]
         assert (stored.text, stored.interrupted) == ("One two three", True)
@@ -304,7 +310,7 @@ async def test_close_while_the_model_is_thinking_stores_nothing_unheard(db: str)
     async with voice_harness(db, stt=ScriptedSTT(["go"]), llm=llm) as h:
         await h.conn.start()
         await h.mic.utterance()
-        await h.time.advance(1.0)
+        await h.time.run_for(1.0)
         await h.conn.close()
         assert await h.brain.coordinator.lock_owner(f"turn:{h.session_id}") is None
         assistant = await h.messages("assistant")

@@ -1,4 +1,4 @@
-"""``AudioPump`` batching in virtual time, and the inbound fast path of ``VoiceConnection``.
+"""``AudioPump`` batching in virtual time, and the inbound fast path of ``VoiceInput``.
 
 Outbound: one message per wake-up holding every due frame; during playback a batch of
 ``batch_ms`` per message, never more than ``lead_ms`` ahead of real time, the first
@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from parley.testing.voice import MemoryTransport, ScriptedSTT, VirtualTime, voice_harness
-from parley.voice.connection import VoiceOptions
+from parley.testing import FakeClock
+from parley.testing.voice import MemoryTransport, ScriptedSTT, voice_harness
+from parley.voice.io import VoiceOptions
 from parley.voice.pump import AudioPump
 from tests.plugins.stores import sqlite_url
 
@@ -36,7 +37,7 @@ def tone(secs: float, seed: int = 0) -> bytes:
 
 @dataclass
 class Rig:
-    time: VirtualTime
+    time: FakeClock
     pump: AudioPump
     transport: MemoryTransport
     speaking: list[tuple[float, bool]] = field(default_factory=list)
@@ -55,34 +56,36 @@ class Rig:
         )
 
 
+@dataclass
+class Listener:
+    """The pump's ``OutputListener``: records when the agent is audible."""
+
+    rig: Rig
+    on_first: Callable[[float], None] | None
+    batches: int = 0
+
+    def speaking_changed(self, speaking: bool) -> None:
+        self.rig.speaking.append((self.rig.time.monotonic(), speaking))
+
+    def first_audio(self, now: float) -> None:
+        if self.on_first is not None:
+            self.on_first(now)
+
+    async def before_audio(self) -> None:
+        self.batches += 1
+
+
 @asynccontextmanager
 async def rig(
     lead_ms: float = 200, batch_ms: float = 60, on_first: Callable[[float], None] | None = None
 ) -> AsyncIterator[Rig]:
-    time = VirtualTime()
+    time = FakeClock()
     transport = MemoryTransport(time)
-    naps: list[float] = []
+    naps = time.sleeps
 
-    async def sleep(secs: float) -> None:
-        naps.append(secs)
-        await time.sleep(secs)
-
-    def on_speaking(speaking: bool) -> None:
-        pump.speaking = speaking
-        state.speaking.append((time.now(), speaking))
-
-    pump = AudioPump(
-        RATE,
-        lead_ms,
-        transport,
-        time.clock,
-        sleep,
-        on_speaking=on_speaking,
-        on_first_audio=on_first,
-        batch_ms=batch_ms,
-    )
+    pump = AudioPump(RATE, lead_ms, transport, time, batch_ms=batch_ms)
     state = Rig(time, pump, transport, naps=naps)
-    pump.start()
+    pump.start(Listener(state, on_first))
     try:
         yield state
     finally:
@@ -126,7 +129,7 @@ async def test_steady_playback_sends_one_message_per_batch(
 async def test_the_default_batch_is_60_ms_about_17_messages_per_second() -> None:
     async with rig() as r:
         r.say(tone(10.0))
-        await r.time.advance(10.0)
+        await r.time.run_for(10.0)
         sends = r.sends()
         per_second = (len(sends) - 1) / (sends[-1][0] - sends[0][0])
         assert per_second == pytest.approx(1000 / 60, rel=0.02)
@@ -140,7 +143,7 @@ async def test_never_more_than_the_lead_ahead_and_never_starved(
     async with rig(lead_ms, batch_ms) as r:
         r.say(tone(0.1, 1))
         for i in range(40):  # a TTS streaming 100 ms chunks twice as fast as real time
-            await r.time.advance(0.05)
+            await r.time.run_for(0.05)
             r.pump.playout.enqueue(tone(0.1, i + 2), "", extend=True)
             r.pump.wake()
         await r.until_quiet()
@@ -155,25 +158,25 @@ async def test_never_more_than_the_lead_ahead_and_never_starved(
 async def test_first_audio_goes_out_at_once() -> None:
     firsts: list[float] = []
     async with rig(on_first=firsts.append) as r:
-        await r.time.advance(1.234)
+        await r.time.run_for(1.234)
         r.say(tone(1.0))
         await r.time.settle()
-        assert r.sends()[0][0] == r.time.now()
+        assert r.sends()[0][0] == r.time.monotonic()
         assert len(r.sends()[0][1]) == 200 * 32  # the whole lead in one message
-        assert firsts[0] == r.time.now()
-        assert r.speaking == [(r.time.now(), True)]
+        assert firsts[0] == r.time.monotonic()
+        assert r.speaking == [(r.time.monotonic(), True)]
 
 
 async def test_a_new_response_interrupts_the_pumps_sleep() -> None:
     async with rig() as r:
         r.say(tone(1.0))
-        await r.time.advance(0.25)  # sends at 0, .06, .12, .18, .24: asleep until .30
-        r.pump.playout.clear(r.time.now())
+        await r.time.run_for(0.25)  # sends at 0, .06, .12, .18, .24: asleep until .30
+        r.pump.playout.clear(r.time.monotonic())
         r.pump.playout.new_generation()
         r.say(tone(0.5, 9), "next")
         await r.time.settle()
         at, data = r.sends()[-1]
-        assert at == r.time.now() and data == tone(0.5, 9)[: 200 * 32]
+        assert at == r.time.monotonic() and data == tone(0.5, 9)[: 200 * 32]
         await r.until_quiet()
         assert r.transport.audio_bytes().endswith(tone(0.5, 9))
 
@@ -181,7 +184,7 @@ async def test_a_new_response_interrupts_the_pumps_sleep() -> None:
 async def test_close_works_right_after_a_wake_cut_a_sleep_short() -> None:
     async with rig() as r:
         r.say(tone(1.0))
-        await r.time.advance(0.1)
+        await r.time.run_for(0.1)
         r.pump.playout.new_generation()
         r.say(tone(0.2))
         await r.pump.close()  # both cancellations pending: the pump still stops
@@ -211,7 +214,7 @@ async def test_nothing_is_sent_when_cleared_between_taking_and_sending() -> None
     async with rig(on_first=barge_in) as r:
         pump_ref.append(r.pump)
         r.say(tone(1.0), "never heard")
-        await r.time.advance(1.0)
+        await r.time.run_for(1.0)
         assert cleared == [""] and r.sends() == []
 
 
@@ -219,11 +222,11 @@ async def test_nothing_of_an_interrupted_generation_after_a_blocked_send() -> No
     async with rig() as r:
         gate = r.transport.audio_gate = asyncio.Event()
         r.say(tone(1.0, 1))
-        await r.time.advance(0.5)  # stuck in the first send
+        await r.time.run_for(0.5)  # stuck in the first send
         assert len(r.sends()) == 1
-        r.pump.playout.clear(r.time.now())
+        r.pump.playout.clear(r.time.monotonic())
         gate.set()
-        await r.time.advance(1.0)
+        await r.time.run_for(1.0)
         assert len(r.sends()) == 1
         r.pump.playout.new_generation()
         r.say(tone(0.3, 2))
@@ -238,7 +241,7 @@ async def test_the_bytes_received_are_the_bytes_synthesised() -> None:
     async with rig() as r:
         for segment in segments:
             r.say(segment, "words")
-            await r.time.advance(rng.choice([0.0, 0.01, 0.05, 0.3]))
+            await r.time.run_for(rng.choice([0.0, 0.01, 0.05, 0.3]))
         await r.until_quiet()
         messages = r.transport.audio_messages()
         assert all(len(m) % 2 == 0 for m in messages)
@@ -286,7 +289,7 @@ async def frames_seen(tmp_path: Path, how: str) -> tuple[list[bytes], list[bytes
     vad_frames: list[bytes] = []
     stt_frames: list[bytes] = []
     async with voice_harness(sqlite_url(tmp_path / how), stt=ScriptedSTT(["hi"])) as h:
-        vad_process, stt_push = h.conn.vad.process, h.conn.stt_feed.push
+        vad_process, stt_push = h.conn.input.vad.process, h.conn.input.stt_feed.push
 
         def vad_spy(frame: bytes) -> float:
             vad_frames.append(frame)
@@ -296,8 +299,8 @@ async def frames_seen(tmp_path: Path, how: str) -> tuple[list[bytes], list[bytes
             stt_frames.append(frame)
             stt_push(frame)
 
-        h.conn.vad.process = vad_spy  # type: ignore[method-assign]
-        h.conn.stt_feed.push = stt_spy  # type: ignore[method-assign]
+        h.conn.input.vad.process = vad_spy  # type: ignore[method-assign]
+        h.conn.input.stt_feed.push = stt_spy  # type: ignore[method-assign]
         for piece in pieces(mic_audio(), how):
             await h.conn.feed_audio(piece)
         await h.time.settle()

@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 
 from parley.audio import encode_wav, read_wav
-from parley.channels.voice_turn import ReplyAudioStore
+from parley.channels.reply_audio import ReplyAudioStore
 from parley.client import ParleyClient
 from parley.sessions.local import LocalCoordinator
 from parley.testing import FakeClock
@@ -153,7 +153,8 @@ async def test_wrong_content_and_formats_get_clear_errors(client: ParleyClient) 
 async def test_auth_and_unknown_session(client: ParleyClient) -> None:
     await client.create_session("demo")
     wav = raw(speech_wav("hello"))
-    assert error_of(await post_turn(client, token="wrong-token", **wav)) == (403, "forbidden")
+    wrong = await post_turn(client, token="wrong-token", **wav)
+    assert error_of(wrong) == (404, "session_not_found")
     anonymous = await client.http.post(
         f"{client.base_url}/v1/sessions/{client.session_id}/voice-turn", **wav
     )
@@ -168,13 +169,13 @@ async def test_busy_wrong_channel_and_ended_sessions_are_refused(
     await client.create_session("demo")
     sid = client.session_id
     wav = raw(speech_wav("where are you"))
-    coordinator, store = running.services.coordinator, running.services.store
+    coordinator, lifecycle = running.services.coordinator, running.services.lifecycle
     assert await coordinator.acquire_lock(f"turn:{sid}", "a-chat-turn", 60)
     assert error_of(await post_turn(client, **wav)) == (409, "session_busy")
     await coordinator.release_lock(f"turn:{sid}", "a-chat-turn")
-    await store.update_session(sid, current_channel="voice")  # as a voice WebSocket does
+    voice = await lifecycle.attach(sid, "voice")  # as a voice WebSocket does
     assert error_of(await post_turn(client, **wav)) == (409, "wrong_channel")
-    await store.update_session(sid, current_channel="chat")
+    await lifecycle.detach(voice)
     await client.end()
     assert error_of(await post_turn(client, **wav)) == (410, "session_ended")
     assert [m["role"] for m in await client.messages()] == ["assistant"]
@@ -196,7 +197,7 @@ async def test_spoken_yes_approves_the_pending_booking(client: ParleyClient) -> 
 
 async def test_a_turn_awaiting_approval_speaks_the_prompt(client: ParleyClient) -> None:
     await client.create_session("demo")
-    async for _ in client.send("I'd like a table for 2 tomorrow at 7pm"):
+    async for _ in client.send("I'd like a table for 2 next Wednesday at 7pm"):
         pass
     resp = await post_turn(client, **raw(speech_wav("i'm michael")))
     assert resp.status_code == 200, resp.text

@@ -4,25 +4,27 @@ the latency breakdown on ``done``."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from parley.brain.history import INITIAL_TURN_MARKER
-from parley.channels.voice_ws import dispatch
+from parley.channels.voice_ws import handle_text
 from parley.engines.base import EngineError, ProviderError, ToolCallRequest
+from parley.testing import FakeClock
 from parley.testing.voice import (
     Pause,
     ScriptedLLM,
     ScriptedSTT,
     ToneTTS,
-    VirtualTime,
+    VoiceHarness,
     book_call,
     scripted_agent,
     tokens,
     voice_harness,
 )
-from parley.voice.connection import VoiceOptions
+from parley.voice.io import VoiceOptions
 from parley.voice.response import APOLOGY, SLOW_TOOL_FILLER, SLOW_TOOL_SECS
 from tests.plugins.stores import sqlite_url
 
@@ -32,12 +34,19 @@ def db(tmp_path: Path) -> str:
     return sqlite_url(tmp_path)
 
 
+async def control(h: VoiceHarness, msg: dict[str, object]) -> bool:
+    """A control frame as the browser sends it, through the codec; True for ``end``."""
+    return await handle_text(h.conn, json.dumps(msg), h.transport)
+
+
 # --- tools, fillers, approvals ----------------------------------------------------------
 
 
 async def test_filler_is_spoken_before_the_tool_and_not_stored(db: str) -> None:
     check = ToolCallRequest(
-        "call_check", "check_availability", {"date": "friday", "time": "19:00", "party_size": 2}
+        "call_check",
+        "check_availability",
+        {"date": "next wednesday", "time": "19:00", "party_size": 2},
     )
     tts = ToneTTS()
     llm = ScriptedLLM([check], "We have a table.")
@@ -55,7 +64,7 @@ async def test_filler_is_spoken_before_the_tool_and_not_stored(db: str) -> None:
 
 
 async def test_a_slow_tool_without_a_filler_gets_a_generic_one(db: str) -> None:
-    time = VirtualTime()
+    time = FakeClock()
 
     async def slow_lookup() -> str:
         """Look something up, slowly."""
@@ -74,8 +83,8 @@ async def test_a_slow_tool_without_a_filler_gets_a_generic_one(db: str) -> None:
         db, agent=agent, llm=llm, tts=tts, time=time, tools=[slow_lookup, quick_lookup]
     ) as h:
         await h.conn.start()
-        await dispatch(h.conn, {"type": "text", "text": "look it up"})
-        started = h.time.now()
+        await control(h, {"type": "text", "text": "look it up"})
+        started = h.time.monotonic()
         await h.until("done")
         assert tts.spoken == [SLOW_TOOL_FILLER, "Here it is."]
         filler_at = h.transport.first_audio_at()
@@ -97,11 +106,11 @@ async def test_voice_approval(db: str, answer: str, status: str, reply: str) -> 
         asked = h.transport.events("approval_requested")[0]
         assert asked["prompt"] == "Book it?" and "Book it?" in tts.spoken
         assert h.transport.events("turn_end")[0]["status"] == "awaiting_approval"
-        assert h.conn.stt.mode == "yes_no"  # type: ignore[attr-defined]
+        assert h.conn.input.stt.mode == "yes_no"  # type: ignore[attr-defined]
         await h.mic.utterance(0.4)
         await h.until("done", 2)
         assert stt.utterances[1].mode == "yes_no"
-        assert h.conn.stt.mode == "default"  # type: ignore[attr-defined]
+        assert h.conn.input.stt.mode == "default"  # type: ignore[attr-defined]
         resolved = h.transport.events("approval_resolved")[0]
         assert resolved == {
             "type": "approval_resolved",
@@ -123,10 +132,10 @@ async def test_voice_approval(db: str, answer: str, status: str, reply: str) -> 
 async def test_typed_text_and_ui_actions_run_turns(db: str) -> None:
     async with voice_harness(db, llm=ScriptedLLM("Hello.", "Risotto is rice.")) as h:
         await h.conn.start()
-        await dispatch(h.conn, {"type": "text", "text": "  hello  "})
+        await control(h, {"type": "text", "text": "  hello  "})
         await h.until("done")
         action = {"type": "ui_action", "msg": "Tell me about the risotto", "display": "Risotto"}
-        await dispatch(h.conn, action)
+        await control(h, action)
         await h.until("done", 2)
         users = await h.messages("user")
         assert [(m.text, m.channel) for m in users] == [
@@ -157,11 +166,11 @@ async def test_typed_text_and_ui_actions_run_turns(db: str) -> None:
 async def test_bad_control_messages_get_bad_message(db: str, msg: dict[str, object]) -> None:
     async with voice_harness(db) as h:
         await h.conn.start()
-        assert await dispatch(h.conn, msg) is None
-        await h.time.advance(1.0)
+        assert await control(h, msg) is False
+        await h.time.run_for(1.0)
         assert [e["code"] for e in h.transport.events("error")] == ["bad_message"]
         assert await h.messages() == []
-        assert await dispatch(h.conn, {"type": "ping"}) is None
+        assert await control(h, {"type": "ping"}) is False
         assert h.transport.types()[-1] == "pong"
 
 

@@ -168,9 +168,18 @@ async def test_start_creates_a_session_and_speaks_the_greeting(app: RunningApp) 
         ({"type": "start", "agent": "fakevoice", "sample_rate": "16000"}, "bad_message"),
         ({"type": "start", "agent": "fakevoice", "output_sample_rate": 96000}, "bad_message"),
         ({"type": "start", "agent": "fakevoice", "mode": "walkie_talkie"}, "bad_message"),
+        ({"type": "start", "agent": "fakevoice", "template_vars": "name=Ann"}, "bad_message"),
+        ({"type": "start", "agent": "fakevoice", "template_vars": ["Ann"]}, "bad_message"),
+        ({"type": "start", "agent": "fakevoice", "template_vars": {"n": "\x00"}}, "bad_message"),
+        ({"type": "start", "session_id": "s", "session_token": {"a": 1}}, "bad_message"),
+        ({"type": "start", "session_id": 12}, "bad_message"),
+        (
+            '{"type": "start", "agent": "fakevoice", "x": ' + "[" * 2000 + "]" * 2000 + "}",
+            "bad_message",
+        ),
         ({"type": "start", "agent": "nobody"}, "agent_not_found"),
         ({"type": "start", "session_id": "nope", "session_token": "x"}, "session_not_found"),
-        ({"type": "start", "resume_token": "not-a-token"}, "unknown_resume_token"),
+        ({"type": "start", "resume_token": "not-a-token"}, "resume_token_invalid"),
     ],
 )
 async def test_bad_start_frames_are_refused_with_1008(
@@ -185,7 +194,7 @@ async def test_bad_start_frames_are_refused_with_1008(
 async def test_start_needs_the_sessions_token(app: RunningApp) -> None:
     client = app.client()
     session = await client.create_session("fakevoice")
-    for token, code in [("wrong", "forbidden"), (None, "unauthorized")]:
+    for token, code in [("wrong", "session_not_found"), (None, "unauthorized")]:
         voice = Voice(await websockets.connect(url(app)))
         await voice.send(
             {"type": "start", "session_id": session["session_id"], "session_token": token}
@@ -231,6 +240,10 @@ async def test_malformed_frames_get_bad_message_and_the_connection_goes_on(
         '"text"',
         {"type": "teleport"},
         {"state": "down"},
+        "[" * 2000 + "]" * 2000,
+        '{"a": ' * 2000 + "1" + "}" * 2000,
+        {"type": "text", "text": "a\x00b"},
+        {"type": "approval", "tool_call_id": "call_1", "approved": "yes"},
     ]
     for frame in frames:
         await voice.send(frame)
@@ -372,7 +385,7 @@ async def test_a_worker_at_capacity_refuses_new_voice_connections(
     for name, text in AGENTS.items():
         (agents / name).write_text(text)
     async with make_app(agents_dir=agents, max_voice_connections=1) as app:
-        capacity = app.services.extras["voice_capacity"]
+        capacity = app.services.voice_capacity
         first, _ = await open_voice(app, agent="fakevoice")
         second = Voice(await websockets.connect(url(app)))
         error = await second.until("error")

@@ -7,8 +7,10 @@ dangling), then ask the model (an LLM or the rules brain, both behind the ``LLM`
 protocol), stream its text, run its tool calls — or park them behind a human
 approval — and go round again until the model answers with text only.
 
-Policy: a user message sent while an approval is pending **denies** it (recorded
-in the history as ``decided_by: "user_message"``) and the conversation moves on.
+Policy: a user message sent while an approval is pending is read as an answer
+where it is one ("sure", "go ahead" approve; "no", "don't" deny — ``answers.py``),
+recorded as ``decided_by: "user"``; any other message **denies** it (recorded in the
+history as ``decided_by: "user_message"``) and the conversation moves on.
 """
 
 from __future__ import annotations
@@ -17,13 +19,17 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from parley.brain import errors
+from parley.brain.approval_words import decide_in_words
+from parley.brain.context import STATE_KEY as CONTEXT_STATE_KEY
+from parley.brain.context import ContextWindow
 from parley.brain.history import INITIAL_TURN_PROMPT, to_model_messages, unanswered_tool_calls
+from parley.brain.recorder import persist
 from parley.brain.runtime import AgentRuntime
 from parley.brain.tools import ToolContext
-from parley.brain.turn_stream import TurnState, TurnStream
+from parley.brain.turn_stream import RunningTurns, TurnProgress, TurnStream
 from parley.clock import Clock, SystemClock
 from parley.engines.base import EngineError, TextDelta, ToolCallRequest
 from parley.events import (
@@ -39,7 +45,8 @@ from parley.events import (
     UiOp,
 )
 from parley.sessions.coordinator import Coordinator
-from parley.sessions.records import Approval, Message, Session
+from parley.sessions.lease import Sleep, TurnLock, attached_channel
+from parley.sessions.records import Approval, Session
 from parley.sessions.store import Store
 
 log = logging.getLogger(__name__)
@@ -62,56 +69,84 @@ class Brain:
         runtimes: dict[str, AgentRuntime],
         *,
         clock: Clock | None = None,
-        lock_ttl_s: float = 120.0,
+        turn_lock_ttl_s: float = 120.0,
+        busy_wait_s: float = 120.0,
+        sleep: Sleep = asyncio.sleep,
         max_tool_rounds: int = 6,
     ) -> None:
+        """``turn_lock_ttl_s`` is how long a turn lock outlives a dead worker; it is
+        renewed on ``sleep``, so pass a short TTL (``PARLEY_TURN_LOCK_TTL_S``, 5 s)
+        together with a ``sleep`` on the same clock as the coordinator's TTLs."""
         self.store = store
         self.coordinator = coordinator
         self.runtimes = runtimes
         self.clock = clock or SystemClock()
-        self.lock_ttl_s = lock_ttl_s
+        self.turn_lock_ttl_s = turn_lock_ttl_s
+        self.busy_wait_s = busy_wait_s
+        self.sleep = sleep
         self.max_tool_rounds = max_tool_rounds
-        self.active: dict[str, TurnStream] = {}  # running turns of this worker, by session
+        self.active: RunningTurns = {}  # running turns of this worker, by session
+
+    @property
+    def lock_ttl_s(self) -> float:
+        """How long a voice turn waits for a busy session (the voice code's spelling)."""
+        return self.busy_wait_s
 
     async def drain(self) -> None:
-        """Wait for the running turns of this worker to finish."""
+        """Wait for the running turns of this worker to finish (server shutdown)."""
         for turn in list(self.active.values()):
             await turn.wait()
+
+    def _turn(
+        self,
+        session_id: str,
+        channel: str,
+        body: Callable[[TurnProgress], AsyncIterator[Event]],
+        checks: tuple[Callable[[Session], Awaitable[None]], ...] = (),
+        **options: Any,
+    ) -> TurnStream:
+        lock = TurnLock(self.coordinator, session_id, self.turn_lock_ttl_s, sleep=self.sleep)
+        return TurnStream(
+            self.store, lock, self.active, session_id, channel, body, checks, **options
+        )
 
     # --- public entry points ---------------------------------------------------------
 
     def user_turn(self, session_id: str, user: UserInput) -> TurnStream:
-        async def body(state: TurnState) -> AsyncIterator[Event]:
+        async def body(state: TurnProgress) -> AsyncIterator[Event]:
+            answered = []
+            if user.ui_action is None:  # a clicked card is never an answer
+                runtime = self.runtime_for(state.session)
+                answered = await decide_in_words(self.store, runtime, state.session.id, user.text)
+            for resolved in answered:
+                yield resolved
             async for ev in self._settle(state, deny_pending=True):
                 yield ev
             blocks: list[dict[str, Any]] = [{"type": "text", "text": user.text}]
             if user.ui_action is not None:
                 blocks = [{"type": "ui_action", **user.ui_action}]
-            state.note(
-                await _persist(
-                    self.store.add_message(
-                        state.session.id, "user", user.text, blocks=blocks, channel=state.channel
-                    )
-                )
-            )
+            elif answered:  # the words were the decision, not a new request for the model
+                blocks = [
+                    {"type": "approval_answer", "text": user.text, "status": answered[0].status}
+                ]
+            await state.recorder.close_dangling_user_message()
+            await state.recorder.add("user", user.text, blocks)
             async for ev in self._model_loop(state):
                 yield ev
 
-        return TurnStream(
-            self, session_id, user.channel, body, (self._channel_check(user.channel),)
-        )
+        return self._turn(session_id, user.channel, body, (self._channel_check(user.channel),))
 
     def initial_turn(self, session_id: str, channel: str = "chat") -> TurnStream:
         async def not_started(session: Session) -> None:
             if await self.store.count_messages(session.id, ("user", "assistant")) > 0:
                 raise errors.already_started()
 
-        async def body(state: TurnState) -> AsyncIterator[Event]:
+        async def body(state: TurnProgress) -> AsyncIterator[Event]:
             async for ev in self._model_loop(state, initial=True):
                 yield ev
 
         checks = (self._channel_check(channel), not_started)
-        return TurnStream(self, session_id, channel, body, checks)
+        return self._turn(session_id, channel, body, checks)
 
     def decide(
         self,
@@ -143,7 +178,7 @@ class Brain:
                 TurnEnd("completed", "active"),
             ]
 
-        async def body(state: TurnState) -> AsyncIterator[Event]:
+        async def body(state: TurnProgress) -> AsyncIterator[Event]:
             yield ApprovalResolved(tool_call_id, "approved" if approved else "denied", decided_by)
             async for ev in self._settle(state, deny_pending=False):
                 yield ev
@@ -162,36 +197,29 @@ class Brain:
                 TurnEnd("completed", "active"),
             ]
 
-        return TurnStream(
-            self, session_id, channel, body, preface=claim, when_busy=recorded_while_busy
-        )
-
-    async def _history(self, state: TurnState) -> list[Message]:
-        """The session's messages, loaded once per turn and kept up to date by the turn
-        (it holds the lock, so nobody else writes them meanwhile)."""
-        if state.history is None:
-            state.history = await self.store.list_messages(state.session.id)
-        return state.history
+        return self._turn(session_id, channel, body, preface=claim, when_busy=recorded_while_busy)
 
     def runtime_for(self, session: Session) -> AgentRuntime:
         return self.runtimes[session.agent]
 
     # --- checks ------------------------------------------------------------------------
 
-    @staticmethod
-    def _channel_check(channel: str) -> Callable[[Session], Awaitable[None]]:
+    def _channel_check(self, channel: str) -> Callable[[Session], Awaitable[None]]:
+        """A turn from ``channel`` is refused while another channel's live attachment
+        (a lease in the coordinator, see ``sessions/lease.py``) holds the session."""
+
         async def check(session: Session) -> None:
-            current = session.current_channel
-            if current != channel and current != "chat":
+            current = await attached_channel(self.coordinator, session.id)
+            if current is not None and current != channel and current != "chat":
                 raise errors.wrong_channel(current)
 
         return check
 
     # --- settle: decided approvals and dangling tool calls -------------------------------
 
-    async def _settle(self, state: TurnState, *, deny_pending: bool) -> AsyncIterator[Event]:
+    async def _settle(self, state: TurnProgress, *, deny_pending: bool) -> AsyncIterator[Event]:
         session = state.session
-        history = await self._history(state)
+        history = await state.recorder.load_history()
         for call in unanswered_tool_calls(history):
             record = await self.store.get_approval(session.id, call["id"])
             if record is not None and record.status == "pending":
@@ -222,36 +250,38 @@ class Brain:
 
     # --- the model loop ------------------------------------------------------------------
 
-    async def _model_loop(self, state: TurnState, *, initial: bool = False) -> AsyncIterator[Event]:
+    async def _model_loop(
+        self, state: TurnProgress, *, initial: bool = False
+    ) -> AsyncIterator[Event]:
         runtime = self.runtime_for(state.session)
+        recorder = state.recorder
         system_prompt = runtime.agent.render_instructions(state.session.template_vars)
         tools = [] if initial else runtime.tool_schemas()
         for _ in range(self.max_tool_rounds):
-            messages = to_model_messages(system_prompt, await self._history(state))
+            messages = await self._model_view(state, runtime, system_prompt)
             if initial:
                 messages.append({"role": "system", "content": INITIAL_TURN_PROMPT})
-            state.partial = []
+            recorder.begin_reply()
             calls: list[ToolCallRequest] = []
             try:
                 async for chunk in runtime.llm.stream(messages, tools):
                     if isinstance(chunk, TextDelta):
                         if chunk.text:
-                            state.partial.append(chunk.text)
+                            recorder.on_delta(chunk.text)
                             yield AssistantDelta(chunk.text)
                     else:
                         calls.append(chunk)
             except asyncio.CancelledError:
-                await self._store_interrupted(state)
+                await recorder.cut_reply(state.heard)
                 raise
             except EngineError as exc:
                 log.warning("model failed in session %s: %s", state.session.id, exc)
-                if state.partial:
-                    yield await self._store_assistant(state, "".join(state.partial), [])
+                if recorder.partial:
+                    yield await self._store_assistant(state, "".join(recorder.partial), [])
                 yield Error(exc.code, str(exc))
                 yield TurnEnd("error", state.session.status)
                 return
-            text = "".join(state.partial)
-            state.partial = []
+            text = "".join(recorder.partial)
             if text or calls:
                 stored = await self._store_assistant(state, text, calls)
                 if text:
@@ -271,8 +301,24 @@ class Brain:
         yield Error("tool_rounds_exceeded", f"stopped after {self.max_tool_rounds} tool rounds")
         yield TurnEnd("error", state.session.status)
 
+    async def _model_view(
+        self, state: TurnProgress, runtime: AgentRuntime, system_prompt: str
+    ) -> list[dict[str, Any]]:
+        """The chat messages for one model call; an LLM brain's long history is
+        compressed (``context.py``), the new summary kept in the session's state."""
+        history = await state.recorder.load_history()
+        if runtime.brain_kind != "llm":
+            return to_model_messages(system_prompt, history)
+        window = ContextWindow(runtime.agent.context, runtime.llm)
+        session = state.session
+        messages, summary = await window.messages(system_prompt, history, session.agent_state)
+        if summary is not None:
+            session.agent_state = {**session.agent_state, CONTEXT_STATE_KEY: summary.to_state()}
+            await persist(self.store.update_session(session.id, agent_state=session.agent_state))
+        return messages
+
     async def _handle_call(
-        self, state: TurnState, runtime: AgentRuntime, call: ToolCallRequest
+        self, state: TurnProgress, runtime: AgentRuntime, call: ToolCallRequest
     ) -> AsyncIterator[Event]:
         bound = runtime.tools.get(call.name)
         if call.error is not None:
@@ -286,7 +332,7 @@ class Brain:
             )
         elif bound.spec.requires_approval:
             prompt = runtime.approval_prompt(call.name, call.arguments)
-            await _persist(
+            await persist(
                 self.store.create_approval(
                     Approval(
                         session_id=state.session.id,
@@ -305,7 +351,7 @@ class Brain:
 
     async def _run_tool(
         self,
-        state: TurnState,
+        state: TurnProgress,
         call_id: str,
         name: str,
         arguments: dict[str, Any],
@@ -324,7 +370,7 @@ class Brain:
             yield UiOp(op)
         if agent_state != state.session.agent_state:
             state.session.agent_state = agent_state
-            await _persist(self.store.update_session(state.session.id, agent_state=agent_state))
+            await persist(self.store.update_session(state.session.id, agent_state=agent_state))
         yield await self._store_result(
             state,
             call_id,
@@ -338,7 +384,7 @@ class Brain:
     # --- persistence -----------------------------------------------------------------------
 
     async def _store_assistant(
-        self, state: TurnState, text: str, calls: list[ToolCallRequest]
+        self, state: TurnProgress, text: str, calls: list[ToolCallRequest]
     ) -> AssistantMessage:
         runtime = self.runtime_for(state.session)
         blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
@@ -354,45 +400,12 @@ class Brain:
                 block["requires_approval"] = True
                 block["prompt"] = runtime.approval_prompt(call.name, call.arguments)
             blocks.append(block)
-        write = asyncio.ensure_future(
-            self.store.add_message(
-                state.session.id, "assistant", text, blocks=blocks, channel=state.channel
-            )
-        )
-        try:
-            msg = await asyncio.shield(write)
-        except asyncio.CancelledError:
-            msg = await write  # finish the write, so ``TurnStream.cancel`` can truncate it
-            state.note(msg)
-            state.remember(msg.id, text, blocks)
-            raise
-        state.note(msg)
-        state.remember(msg.id, text, blocks)
+        msg = await state.recorder.finish_reply(text, blocks)
         return AssistantMessage(msg.id, text, False)
-
-    async def _store_interrupted(self, state: TurnState) -> None:
-        generated = "".join(state.partial)
-        if not generated:
-            return  # nothing new; ``TurnStream.cancel`` truncates the last stored message
-        text = state.heard if state.heard is not None else generated
-        blocks = [{"type": "text", "text": text}] if text else []
-        msg = await _persist(
-            self.store.add_message(
-                state.session.id,
-                "assistant",
-                text,
-                blocks=blocks,
-                channel=state.channel,
-                interrupted=True,
-            )
-        )
-        state.note(msg)
-        state.remember(msg.id, text, blocks)
-        state.truncated = True
 
     async def _store_result(
         self,
-        state: TurnState,
+        state: TurnProgress,
         call_id: str,
         name: str,
         status: str,
@@ -421,20 +434,5 @@ class Brain:
             }
         )
         blocks.extend({"type": "ui_op", "op": op} for op in ui_ops)
-        text = f"{name}: {status}"
-        state.note(
-            await _persist(
-                self.store.add_message(
-                    state.session.id, "tool", text, blocks=blocks, channel=state.channel
-                )
-            )
-        )
+        await state.recorder.add("tool", f"{name}: {status}", blocks)
         return ToolCallCompleted(call_id, name, status, result)  # type: ignore[arg-type]
-
-
-T = TypeVar("T")
-
-
-async def _persist(coro: Awaitable[T]) -> T:
-    """Run a store write to completion even if the turn is cancelled meanwhile."""
-    return await asyncio.shield(coro)

@@ -5,10 +5,18 @@ Theory of operation. A channel asks the ``Brain`` for a turn and gets a
 lock *before* anything is streamed, so a refusal (busy, ended, wrong channel,
 already started) is an exception the channel can turn into an HTTP status. The
 turn body then runs in its own task and puts events on a queue; the channel
-iterates the stream. The body owns persistence: whatever happens to the consumer
-(a closed browser tab, a barge-in), ``cancel()`` cancels the body task, whose
-handlers store what was generated — or what the user actually heard — and the
-``finally`` releases the lock. Nothing is queued behind a running turn.
+iterates the stream. Nothing is queued behind a running turn.
+
+The stream owns the lock: it renews it while the body runs, and if the lock is
+lost — it expired while this worker stalled, or another worker took it — the body
+is *cancelled* (``error{turn_lock_lost}``, ``turn_end{error}``): a turn never writes
+without the lock. Persistence belongs to the body's ``TurnRecorder``: whatever
+happens to the consumer (a closed browser tab, a barge-in), ``cancel()`` cancels
+the body task, whose handlers store what was generated — or what the user
+actually heard — and the ``finally`` releases the lock.
+
+The stream knows the store (to load the session), the lock and the worker's
+registry of running turns — not the ``Brain`` that made it.
 """
 
 from __future__ import annotations
@@ -16,17 +24,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
 
 from parley.brain import errors
-from parley.events import Event, TurnEnd
-from parley.sessions.records import Message, Session
-
-if TYPE_CHECKING:
-    from parley.brain.core import Brain
+from parley.brain.recorder import TurnRecorder
+from parley.events import Error, Event, TurnEnd
+from parley.sessions.lease import TurnLock
+from parley.sessions.records import Session
+from parley.sessions.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -34,38 +40,39 @@ Check = Callable[[Session], Awaitable[None]]
 
 
 @dataclass
-class TurnState:
+class TurnProgress:
     """Mutable facts about the running turn, shared by the body and ``cancel``."""
 
     session: Session
     channel: str
-    heard: str | None = None
-    partial: list[str] = field(default_factory=list)
-    last_message_id: str | None = None
-    last_message_text: str = ""
-    last_message_blocks: list[dict[str, Any]] = field(default_factory=list)
-    truncated: bool = False  # the body already stored what was heard
-    history: list[Message] | None = None  # loaded once, then appended to by the turn
+    recorder: TurnRecorder
+    heard: str | None = None  # set by ``cancel``: the assistant text the user heard
 
-    def note(self, message: Message) -> None:
-        """A message this turn stored: keep the in-memory history current."""
-        if self.history is not None:
-            self.history.append(message)
+    # what the voice channel reports after a barge-in: the message as it was kept
+    @property
+    def truncated(self) -> bool:
+        return self.recorder.truncated
 
-    def remember(self, message_id: str, text: str, blocks: list[dict[str, Any]]) -> None:
-        self.last_message_id = message_id
-        self.last_message_text = text
-        self.last_message_blocks = blocks
+    @property
+    def last_message_id(self) -> str | None:
+        return self.recorder.last.id if self.recorder.last is not None else None
+
+    @property
+    def last_message_text(self) -> str:
+        return self.recorder.last.text if self.recorder.last is not None else ""
 
 
-Body = Callable[[TurnState], AsyncIterator[Event]]
+Body = Callable[[TurnProgress], AsyncIterator[Event]]
+RunningTurns = dict[str, "TurnStream"]
 _END = object()
 
 
 class TurnStream:
     def __init__(
         self,
-        brain: Brain,
+        store: Store,
+        lock: TurnLock,
+        running: RunningTurns,
         session_id: str,
         channel: str,
         body: Body,
@@ -74,7 +81,9 @@ class TurnStream:
         preface: Callable[[], Awaitable[list[Event] | None]] | None = None,
         when_busy: Callable[[], list[Event]] | None = None,
     ) -> None:
-        self._brain = brain
+        self._store = store
+        self.lock = lock
+        self._running = running
         self.session_id = session_id
         self.channel = channel
         self._body = body
@@ -83,17 +92,14 @@ class TurnStream:
         self._when_busy = when_busy
         self._queue: asyncio.Queue[object] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self._refresher: asyncio.Task[None] | None = None
-        self._owner = uuid.uuid4().hex
-        self._lock_key = f"turn:{session_id}"
-        self.state: TurnState | None = None
+        self._lock_lost = False
+        self.state: TurnProgress | None = None
         self.ended_status: str | None = None
 
     # --- start -------------------------------------------------------------------
 
     async def start(self) -> None:
         """Check the session and take the lock, or raise ``TurnRejected``."""
-        coord = self._brain.coordinator
         if self._preface is not None:
             session = await self._load()
             for check in self._checks:
@@ -102,8 +108,7 @@ class TurnStream:
             if early is not None:  # answered without running a turn (e.g. a lost approval)
                 self._answer(early)
                 return
-        ttl = self._brain.lock_ttl_s
-        if not await coord.acquire_lock(self._lock_key, self._owner, ttl):
+        if not await self.lock.acquire():
             if self._when_busy is not None:
                 self._answer(self._when_busy())
                 return
@@ -113,12 +118,13 @@ class TurnStream:
             for check in self._checks:
                 await check(session)
         except BaseException:
-            await coord.release_lock(self._lock_key, self._owner)
+            await self.lock.release()
             raise
-        self.state = TurnState(session=session, channel=self.channel)
-        self._brain.active[self.session_id] = self
+        recorder = TurnRecorder(self._store, session.id, self.channel)
+        self.state = TurnProgress(session=session, channel=self.channel, recorder=recorder)
+        self._running[self.session_id] = self
         self._task = asyncio.create_task(self._run(self.state), name=f"turn-{self.session_id}")
-        self._refresher = asyncio.create_task(self._refresh_lock(ttl))
+        self.lock.keep_alive(self._on_lock_lost)
 
     def _answer(self, events: list[Event]) -> None:
         for ev in events:
@@ -126,47 +132,46 @@ class TurnStream:
         self._queue.put_nowait(_END)
 
     async def _load(self) -> Session:
-        session = await self._brain.store.get_session(self.session_id)
+        session = await self._store.get_session(self.session_id)
         if session is None:
             raise errors.session_not_found()
         if session.status != "active":
             raise errors.session_ended()
         return session
 
-    async def _refresh_lock(self, ttl: float) -> None:
-        while True:
-            await asyncio.sleep(ttl / 3)
-            if not await self._brain.coordinator.refresh_lock(self._lock_key, self._owner, ttl):
-                log.warning("turn lock of %s was lost", self.session_id)
-                return
+    def _on_lock_lost(self) -> None:
+        """Fencing: a turn that no longer holds the lock stops at once."""
+        log.warning("turn lock of %s was lost; cancelling the turn", self.session_id)
+        self._lock_lost = True
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
 
     # --- run ---------------------------------------------------------------------
 
-    async def _run(self, state: TurnState) -> None:
+    async def _run(self, state: TurnProgress) -> None:
         try:
             async for event in self._body(state):
                 if isinstance(event, TurnEnd):
                     self.ended_status = event.status
                 self._queue.put_nowait(event)
         except asyncio.CancelledError:
-            self.ended_status = self.ended_status or "interrupted"
-            raise
+            if not self._lock_lost:
+                self.ended_status = self.ended_status or "interrupted"
+                raise
+            self.ended_status = "error"
+            self._queue.put_nowait(
+                Error("turn_lock_lost", "the turn lost the session's lock and was stopped")
+            )
+            self._queue.put_nowait(TurnEnd("error"))
         except Exception:
             log.exception("turn of session %s crashed", self.session_id)
-            from parley.events import Error
-
             self._queue.put_nowait(Error("internal_error", "the turn failed unexpectedly"))
             self._queue.put_nowait(TurnEnd("error"))
             self.ended_status = "error"
         finally:
-            if self._refresher is not None:
-                self._refresher.cancel()
-            with contextlib.suppress(Exception):
-                await asyncio.shield(
-                    self._brain.coordinator.release_lock(self._lock_key, self._owner)
-                )
-            if self._brain.active.get(self.session_id) is self:
-                del self._brain.active[self.session_id]
+            await self.lock.release()
+            if self._running.get(self.session_id) is self:
+                del self._running[self.session_id]
             self._queue.put_nowait(_END)
 
     def __aiter__(self) -> AsyncIterator[Event]:
@@ -209,13 +214,5 @@ class TurnStream:
             state.heard = heard
             self._task.cancel()
             await self.wait()
-        if heard is None or state.truncated or state.last_message_id is None:
-            return
-        if heard != state.last_message_text:
-            blocks = [{"type": "text", "text": heard}] if heard else []
-            blocks += [b for b in state.last_message_blocks if b.get("type") != "text"]
-            await self._brain.store.update_message(
-                state.last_message_id, text=heard, blocks=blocks, interrupted=True
-            )
-            state.last_message_text = heard
-            state.truncated = True
+        if heard is not None:
+            await state.recorder.truncate(heard)

@@ -4,24 +4,29 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from parley.brain.core import UserInput
 from parley.brain.turn_stream import TurnStream
-from parley.channels.http_errors import ApiError
-from parley.channels.services import Services, token_hash
+from parley.channels.actors import actor_of, end_reason_for, refuse_operator
+from parley.channels.http_models import (
+    SESSION_ERRORS,
+    SSE_RESPONSE,
+    CreateSession,
+    Decision,
+    SendMessage,
+)
+from parley.channels.services import Services
+from parley.channels.strict_route import StrictRoute
 from parley.events import Event
+from parley.logs import bind_session
 from parley.sessions.records import Message, Session
 
 log = logging.getLogger(__name__)
-
-MAX_TEXT = 8000
 
 
 def get_services(request: Request) -> Services:
@@ -40,42 +45,6 @@ def bearer(authorization: Annotated[str | None, Header()] = None) -> str | None:
 
 
 TokenDep = Annotated[str | None, Depends(bearer)]
-
-
-# --- request bodies --------------------------------------------------------------------
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CreateSession(_Body):
-    agent: str = Field(default="demo", max_length=64)
-    template_vars: dict[str, str | int | float | bool] = Field(default_factory=dict)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-
-
-class UiAction(_Body):
-    msg: str = Field(min_length=1, max_length=MAX_TEXT)
-    display: str | None = Field(default=None, max_length=MAX_TEXT)
-
-
-class SendMessage(_Body):
-    text: str | None = Field(default=None, max_length=MAX_TEXT)
-    ui_action: UiAction | None = None
-
-    @model_validator(mode="after")
-    def _one_of(self) -> SendMessage:
-        if (self.text is None) == (self.ui_action is None):
-            raise ValueError("send exactly one of 'text' or 'ui_action'")
-        if self.text is not None and not self.text.strip():
-            raise ValueError("'text' must not be empty")
-        return self
-
-
-class Decision(_Body):
-    approved: bool
-    reason: str | None = Field(default=None, max_length=1000)
 
 
 # --- rendering ------------------------------------------------------------------------
@@ -103,13 +72,18 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-async def stream_turn(turn: TurnStream) -> StreamingResponse:
-    """Start the turn (raising 409/410 before any byte is sent), then stream it."""
+async def stream_turn(
+    turn: TurnStream, relay: Callable[[Event], Awaitable[None]] | None = None
+) -> StreamingResponse:
+    """Start the turn (raising 409/410 before any byte is sent), then stream it;
+    ``relay`` also hands each event to the session's other live channels."""
     await turn.start()
 
     async def frames() -> AsyncIterator[str]:
         try:
             async for event in turn:
+                if relay is not None:
+                    await relay(event)
                 yield sse_frame(event)
         finally:
             turn.abandon()  # a disconnected client stops the turn; it stores what it has
@@ -120,7 +94,9 @@ async def stream_turn(turn: TurnStream) -> StreamingResponse:
 
 # --- routes ---------------------------------------------------------------------------
 
-router = APIRouter(prefix="/v1", tags=["sessions"])
+router = APIRouter(
+    prefix="/v1", tags=["sessions"], route_class=StrictRoute, responses=SESSION_ERRORS
+)
 
 
 @router.post("/sessions", status_code=201)
@@ -129,37 +105,19 @@ async def create_session(
 ) -> dict[str, Any]:
     """Create a session with an agent; returns its bearer token and resume token."""
     client = request.client.host if request.client else "unknown"
-    wait = services.session_limiter.check(client)
-    if wait is not None:
-        raise ApiError(
-            429,
-            "rate_limited",
-            "too many sessions created; try again later",
-            headers=services.session_limiter.retry_after_header(wait),
-        )
-    agent = services.agent(body.agent)
-    token, resume = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-    session = await services.store.create_session(
-        agent=agent.name,
-        token_hash=token_hash(token),
-        resume_token=token_hash(resume),
-        template_vars=dict(body.template_vars),
-        metadata=body.metadata,
-        expires_at=services.expires_at(agent),
+    agent = services.lifecycle.agent(body.agent)
+    new = await services.lifecycle.create(
+        agent.name, client=client, template_vars=body.template_vars, metadata=body.metadata
     )
-    greeting = agent.render_greeting(body.template_vars)
-    if greeting:
-        await services.store.add_message(
-            session.id, "assistant", greeting, blocks=[{"type": "text", "text": greeting}]
-        )
+    session = new.session
     return {
         "session_id": session.id,
-        "session_token": token,
-        "resume_token": resume,
+        "session_token": new.token,
+        "resume_token": new.resume_token,
         "agent": agent.name,
         "status": session.status,
         "current_channel": session.current_channel,
-        "greeting": greeting,
+        "greeting": new.greeting,
         "greeting_mode": agent.greeting_mode,
         "voice_enabled": True,
         "expires_at": _iso(session.expires_at),
@@ -167,20 +125,24 @@ async def create_session(
 
 
 async def _session(services: Services, session_id: str, token: str | None) -> Session:
-    return await services.authorize(session_id, token)
+    session = await services.lifecycle.authorize(session_id, token)
+    bind_session(session.id)  # this request's log lines (and its turn's) name the session
+    return session
 
 
 @router.get("/sessions/{session_id}")
 async def get_session(session_id: str, services: ServicesDep, token: TokenDep) -> dict[str, Any]:
     """The session's state."""
     session = await _session(services, session_id, token)
-    pending = await services.store.list_approvals(session.id, "pending")
+    # An ended session can decide nothing, so it lists nothing to decide.
+    active = session.status == "active"
+    pending = await services.store.list_approvals(session.id, "pending") if active else []
     return {
         "session_id": session.id,
         "agent": session.agent,
         "status": session.status,
         "end_reason": session.end_reason,
-        "current_channel": session.current_channel,
+        "current_channel": await services.lifecycle.current_channel(session.id),
         "created_at": _iso(session.created_at),
         "expires_at": _iso(session.expires_at),
         "message_count": await services.store.count_messages(session.id),
@@ -205,12 +167,15 @@ async def list_messages(
     return [message_json(m) for m in await services.store.list_messages(session.id)]
 
 
-@router.post("/sessions/{session_id}/messages", response_class=StreamingResponse)
+@router.post(
+    "/sessions/{session_id}/messages", response_class=StreamingResponse, responses=SSE_RESPONSE
+)
 async def send_message(
     session_id: str, body: SendMessage, services: ServicesDep, token: TokenDep
 ) -> StreamingResponse:
     """One user turn, streamed as SSE turn events."""
     session = await _session(services, session_id, token)
+    refuse_operator(services, token, "send messages")
     if body.ui_action is not None:
         action = body.ui_action.model_dump()
         user = UserInput(action["msg"], "chat", action)
@@ -219,35 +184,47 @@ async def send_message(
     return await stream_turn(services.brain.user_turn(session.id, user))
 
 
-@router.post("/sessions/{session_id}/initial-turn", response_class=StreamingResponse)
+@router.post(
+    "/sessions/{session_id}/initial-turn", response_class=StreamingResponse, responses=SSE_RESPONSE
+)
 async def initial_turn(
     session_id: str, services: ServicesDep, token: TokenDep
 ) -> StreamingResponse:
     """The opening turn written by the brain (LLM or rules)."""
     session = await _session(services, session_id, token)
+    refuse_operator(services, token, "start the conversation")
     return await stream_turn(services.brain.initial_turn(session.id))
 
 
-@router.post("/sessions/{session_id}/approvals/{tool_call_id}", response_class=StreamingResponse)
+@router.post(
+    "/sessions/{session_id}/approvals/{tool_call_id}",
+    response_class=StreamingResponse,
+    responses=SSE_RESPONSE,
+)
 async def decide_approval(
     session_id: str, tool_call_id: str, body: Decision, services: ServicesDep, token: TokenDep
 ) -> StreamingResponse:
     """Approve or deny a pending tool call; the first decision wins."""
     session = await _session(services, session_id, token)
-    decided_by = "operator" if token and services.is_operator(token) else "user"
+    decided_by = actor_of(services, token)
     turn = services.brain.decide(
         session.id, tool_call_id, body.approved, decided_by=decided_by, reason=body.reason
     )
-    return await stream_turn(turn)
+    lifecycle = services.lifecycle
+    if await lifecycle.current_channel(session.id) == "chat":
+        return await stream_turn(turn)
+
+    async def relay(event: Event) -> None:  # the live voice connection hears the decision too
+        await lifecycle.relay(session.id, event)
+
+    return await stream_turn(turn, relay)
 
 
 @router.post("/sessions/{session_id}/end")
 async def end_session(session_id: str, services: ServicesDep, token: TokenDep) -> dict[str, Any]:
-    """End the session (``USER_ENDED``). Ending an ended session changes nothing."""
+    """End the session (``USER_ENDED``, or ``OPERATOR_ENDED`` with the operator key).
+    Ending an ended session changes nothing."""
     session = await _session(services, session_id, token)
-    if await services.store.end_session(session.id, "USER_ENDED"):
-        await services.coordinator.publish(
-            f"session:{session.id}", {"type": "session_ended", "reason": "USER_ENDED"}
-        )
+    await services.lifecycle.end(session.id, end_reason_for(actor_of(services, token)))
     ended = await services.store.get_session(session.id) or session
     return {"session_id": ended.id, "status": ended.status, "end_reason": ended.end_reason}

@@ -1,8 +1,9 @@
 """One error shape for every HTTP answer: ``{"code", "message", ...}``.
 
 ``ApiError`` is raised by routes; ``install_error_handlers`` converts it, the
-brain's ``TurnRejected``, request validation errors (422 with the field, 400 for
-malformed JSON) and unknown routes into that shape.
+brain's ``TurnRejected``, request validation errors (422 with the field, 400
+``malformed_json`` saying why) and unknown routes into that shape. Field names and
+messages never echo a character that cannot be encoded (see ``parley.text_guard``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from parley.brain.errors import TurnRejected
+from parley.text_guard import escape_unstorable
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,13 @@ def error_response(
 
 def _field_name(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path")]
-    return ".".join(parts) or "body"
+    return escape_unstorable(".".join(parts)) or "body"
+
+
+def _malformed(errs: list[Any]) -> str:
+    reason = next((e.get("ctx", {}).get("error") for e in errs if e.get("ctx")), None)
+    why = f": {reason}" if isinstance(reason, str) and reason else ""
+    return f"the request body is not valid JSON{escape_unstorable(why)}"
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -64,8 +72,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         errs = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errs):
-            return error_response(400, "malformed_json", "the request body is not valid JSON")
-        fields = [{"field": _field_name(tuple(e["loc"])), "message": e["msg"]} for e in errs]
+            return error_response(400, "malformed_json", _malformed(list(errs)))
+        fields = [
+            {
+                "field": _field_name(tuple(e["loc"])),
+                "message": escape_unstorable(str(e["msg"]).removeprefix("Value error, ")),
+            }
+            for e in errs
+        ]
         first = fields[0] if fields else {"field": "body", "message": "invalid"}
         return error_response(
             422, "invalid_request", f"{first['field']}: {first['message']}", fields=fields

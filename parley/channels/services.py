@@ -1,25 +1,42 @@
-"""What every channel needs, in one object built by ``app.create_app``."""
+"""What every channel needs, in one typed object built by ``app.build_services``."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING
+
+import httpx
 
 from parley.brain.core import Brain
-from parley.channels.http_errors import ApiError
+from parley.brain.tools import ToolRegistry
+from parley.channels.lifecycle import SessionLifecycle, token_hash
 from parley.channels.rate_limit import RateLimiter
+from parley.channels.reply_audio import ReplyAudioStore
+from parley.channels.voice_registry import VoiceRegistry, drain_worker
 from parley.clock import Clock
 from parley.config import AgentSpec, Settings
+from parley.engines.factory import EngineHub
+from parley.metrics import Metrics
+from parley.reports import ReportSender
 from parley.sessions.coordinator import Coordinator
-from parley.sessions.records import Session
 from parley.sessions.store import Store
 
+if TYPE_CHECKING:
+    from parley.channels.telephony_http import PhoneGate
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+__all__ = ["Capacity", "Services", "token_hash"]
+
+
+@dataclass
+class Capacity:
+    """Open voice connections of this worker against ``limit`` (0 = no limit)."""
+
+    limit: int
+    open: int = 0
+
+    @property
+    def full(self) -> bool:
+        return bool(self.limit) and self.open >= self.limit
 
 
 @dataclass
@@ -31,44 +48,35 @@ class Services:
     agents: dict[str, AgentSpec]
     clock: Clock
     session_limiter: RateLimiter
-    extras: dict[str, Any] = field(default_factory=dict)
+    lifecycle: SessionLifecycle
+    http_client: httpx.AsyncClient
+    tool_registry: ToolRegistry
+    engine_hub: EngineHub
+    reply_audio: ReplyAudioStore
+    voice_capacity: Capacity
+    voice_registry: VoiceRegistry = field(default_factory=VoiceRegistry)
+    phone_gate: PhoneGate | None = None  # set when the telephony routes are mounted
+    metrics: Metrics = field(default_factory=Metrics)
+    reports: ReportSender | None = None
 
-    def agent(self, name: str) -> AgentSpec:
-        spec = self.agents.get(name)
-        if spec is None:
-            raise ApiError(
-                404, "agent_not_found", f"no agent named {name!r}", agents=sorted(self.agents)
-            )
-        return spec
 
-    def expires_at(self, agent: AgentSpec) -> Any:
-        if agent.limits.max_duration_s is None:
-            return None
-        return self.clock.now() + timedelta(seconds=agent.limits.max_duration_s)
+async def drain(services: Services, drain_s: float) -> None:
+    """Drain this worker (``parley/server.py`` calls it on SIGTERM): no new sessions,
+    ``go_away`` to every voice connection, running turns finish, and what is still
+    attached here at the deadline ends ``SERVER_SHUTDOWN``."""
+    from parley.channels.browser_wire import render_wire
 
-    def is_operator(self, token: str) -> bool:
-        key = self.settings.operator_key
-        return bool(key) and hmac.compare_digest(token.encode(), (key or "").encode())
+    def stop_new() -> None:
+        services.lifecycle.draining = True
 
-    async def authorize(self, session_id: str, token: str | None) -> Session:
-        """The session, if ``token`` is its bearer token (or the operator key).
+    async def end(session_id: str) -> None:
+        await services.lifecycle.end(session_id, "SERVER_SHUTDOWN", "drain deadline passed")
 
-        401 without a token, 404 for an unknown session, 403 for a wrong token.
-        An active session past its expiry is ended here (``TIME_LIMIT``)."""
-        if not token:
-            raise ApiError(401, "unauthorized", "a bearer token is required")
-        session = await self.store.get_session(session_id)
-        if session is None:
-            raise ApiError(404, "session_not_found", "no such session")
-        if not (
-            hmac.compare_digest(session.token_hash, token_hash(token)) or self.is_operator(token)
-        ):
-            raise ApiError(403, "forbidden", "this token does not grant access to that session")
-        if (
-            session.status == "active"
-            and session.expires_at is not None
-            and self.clock.now() >= session.expires_at
-        ):
-            await self.store.end_session(session.id, "TIME_LIMIT")
-            session = await self.store.get_session(session_id) or session
-        return session
+    await drain_worker(
+        services.voice_registry,
+        stop_new=stop_new,
+        go_away=lambda: services.voice_registry.go_away_all(render_wire),
+        finish_turns=services.brain.drain,
+        end=end,
+        drain_s=drain_s,
+    )

@@ -22,7 +22,8 @@ URL needs no ``Authorization`` header (an ``<audio src>`` cannot send one): its
 ``audio_id`` is a random 128-bit secret, like a pre-signed URL, and it expires.
 With ``?inline=1`` the WAV comes base64-encoded in ``audio`` instead.
 
-Errors (``{"code", "message"}``): 401/403/404 as for every session call;
+Errors (``{"code", "message"}``): 401/404 as for every session call; 403
+``operator_not_allowed`` for the operator key (it never speaks as the user);
 410 ``session_ended``; 409 ``wrong_channel`` while another channel (e.g. a voice
 WebSocket) holds the session, 409 ``session_busy`` while a turn runs;
 415 ``unsupported_media_type`` (body is neither WAV nor multipart),
@@ -37,9 +38,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import re
-import secrets
-from collections import deque
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -53,14 +51,15 @@ from parley.audio.wav import WavAudio, WavFormatError, WavStreamDecoder, encode_
 from parley.brain import errors
 from parley.brain.core import UserInput
 from parley.brain.turn_stream import TurnStream
+from parley.channels.actors import refuse_operator
 from parley.channels.chat import ServicesDep, TokenDep
 from parley.channels.http_errors import ApiError
+from parley.channels.http_models import error_responses
 from parley.channels.services import Services
-from parley.clock import Clock
+from parley.channels.strict_route import StrictRoute
 from parley.engines.base import STT, TTS, EngineError, EngineSet, EngineUnavailable
-from parley.engines.factory import EngineHub
 from parley.events import ApprovalRequested, AssistantMessage, Error, Event, TurnEnd
-from parley.sessions.coordinator import Coordinator
+from parley.logs import bind_session
 from parley.sessions.records import Session
 from parley.voice.chunker import speakable
 from parley.voice.connection import yes_or_no
@@ -69,74 +68,28 @@ from parley.voice.response import APOLOGY
 log = logging.getLogger(__name__)
 
 MAX_AUDIO_S = 60.0
-AUDIO_TTL_S = 300.0
 RATES = range(8000, 192001)  # sample rates accepted in uploads
 OUTPUT_RATES = range(8000, 48001)
 WAV_TYPES = frozenset(
     {"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave", "application/octet-stream"}
 )
-_AUDIO_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
-
-
-# --- reply audio, shared by every worker -------------------------------------------------
-
-
-class ReplyAudioStore:
-    """Reply WAVs in the coordinator's key-value store, base64, with a TTL.
-
-    ``LocalCoordinator`` drops expired entries only when they are read, so the store
-    remembers what it wrote and deletes expired keys itself on every ``put``: audio
-    nobody fetched does not pile up in memory."""
-
-    def __init__(self, coordinator: Coordinator, clock: Clock, ttl_s: float = AUDIO_TTL_S):
-        self._coordinator = coordinator
-        self._clock = clock
-        self.ttl_s = ttl_s
-        self._written: deque[tuple[float, str]] = deque()  # (expiry, key), oldest first
-
-    @staticmethod
-    def _key(session_id: str, audio_id: str) -> str:
-        return f"voice-turn-audio:{session_id}:{audio_id}"
-
-    async def put(self, session_id: str, wav: bytes) -> str:
-        """Keep ``wav``; returns its new random id."""
-        await self._sweep()
-        audio_id = secrets.token_urlsafe(16)
-        key = self._key(session_id, audio_id)
-        await self._coordinator.set(key, base64.b64encode(wav).decode("ascii"), self.ttl_s)
-        self._written.append((self._clock.monotonic() + self.ttl_s, key))
-        return audio_id
-
-    async def get(self, session_id: str, audio_id: str) -> bytes | None:
-        if not _AUDIO_ID.fullmatch(audio_id):
-            return None
-        value = await self._coordinator.get(self._key(session_id, audio_id))
-        return base64.b64decode(value) if value is not None else None
-
-    async def _sweep(self) -> None:
-        now = self._clock.monotonic()
-        while self._written and self._written[0][0] <= now:
-            _, key = self._written.popleft()
-            await self._coordinator.delete(key)
-
-
-def _audio_store(services: Services) -> ReplyAudioStore:
-    store = services.extras.get("voice_turn_audio")
-    if store is None:
-        store = ReplyAudioStore(services.coordinator, services.clock)
-        services.extras["voice_turn_audio"] = store
-    return store
 
 
 async def _engines(services: Services, agent: str) -> EngineSet:
-    hub = services.extras.get("engine_hub")
-    if hub is None:  # the voice WebSocket normally installs it
-        hub = services.extras["engine_hub"] = EngineHub(services.agents)
     try:
-        engines: EngineSet = await hub.engines_for(agent)
+        engines: EngineSet = await services.engine_hub.engines_for(agent)
     except EngineError as exc:
         raise ApiError(503, exc.code, f"the speech engines are not available: {exc}") from None
     return engines
+
+
+async def _stt_for(services: Services, agent: str, sample_rate: int) -> STT:
+    """The agent's recogniser for this input rate (8 kHz WAVs get the phone-grade one)."""
+    hub = services.engine_hub
+    try:
+        return await hub.stt_for_rate(agent, sample_rate)
+    except EngineError as exc:
+        raise ApiError(503, exc.code, f"the speech engines are not available: {exc}") from None
 
 
 # --- the uploaded audio ---------------------------------------------------------------------
@@ -257,14 +210,20 @@ async def synthesize(tts: TTS, text: str, sample_rate: int | None) -> tuple[byte
 
 # --- routes -------------------------------------------------------------------------------------
 
-router = APIRouter(prefix="/v1", tags=["voice"])
+router = APIRouter(
+    prefix="/v1",
+    tags=["voice"],
+    route_class=StrictRoute,
+    responses=error_responses(400, 401, 403, 404, 409, 410, 413, 415, 422, 429, 502, 503),
+)
 
 
-def _check_session(session: Session) -> None:
+async def _check_session(services: Services, session: Session) -> None:
     if session.status != "active":
         raise errors.session_ended()
-    if session.current_channel != "chat":  # e.g. a voice WebSocket holds the session
-        raise errors.wrong_channel(session.current_channel)
+    current = await services.lifecycle.current_channel(session.id)
+    if current != "chat":  # e.g. a voice WebSocket holds the session
+        raise errors.wrong_channel(current)
 
 
 async def _heard(
@@ -292,7 +251,26 @@ def _turn_for(services: Services, session: Session, text: str, pending: str | No
     return services.brain.user_turn(session.id, UserInput(text, "voice"))
 
 
-@router.post("/sessions/{session_id}/voice-turn")
+# The body is read by ``read_upload``, not by a model: the OpenAPI document says what it is.
+UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "a PCM16 WAV file (any rate and channel count, at most 60 s)",
+        "content": {
+            "audio/wav": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            },
+        },
+    }
+}
+
+
+@router.post("/sessions/{session_id}/voice-turn", openapi_extra=UPLOAD_BODY)
 async def voice_turn(
     session_id: str,
     request: Request,
@@ -302,11 +280,14 @@ async def voice_turn(
     sample_rate: Annotated[int | None, Query(ge=8000, le=48000)] = None,
 ) -> dict[str, Any]:
     """One spoken user turn: WAV in; transcript, reply text and reply audio out."""
-    session = await services.authorize(session_id, token)
-    _check_session(session)
+    session = await services.lifecycle.authorize(session_id, token)
+    bind_session(session.id)
+    refuse_operator(services, token, "speak in a session")
+    await _check_session(services, session)
     audio = await asyncio.to_thread(decode_wav_upload, await read_upload(request))
     engines = await _engines(services, session.agent)
-    transcript, pending = await _heard(services, session, engines.stt, audio)
+    stt = await _stt_for(services, session.agent, audio.sample_rate)
+    transcript, pending = await _heard(services, session, stt, audio)
     answer: dict[str, Any] = {"transcript": transcript, "turn": False, "text": ""}
     if not transcript:
         return {**answer, "audio_url": None, "turn_status": None, "events": []}
@@ -326,17 +307,29 @@ async def voice_turn(
     if inline:
         answer["audio"] = base64.b64encode(wav).decode("ascii")
     else:
-        audio_id = await _audio_store(services).put(session.id, wav)
+        audio_id = await services.reply_audio.put(session.id, wav)
         answer["audio_url"] = f"/v1/sessions/{session.id}/voice-turn/{audio_id}.wav"
     return {**answer, "events": wire}
 
 
-@router.get("/sessions/{session_id}/voice-turn/{audio_id}.wav", response_class=Response)
+WAV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the reply audio",
+        "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+@router.get(
+    "/sessions/{session_id}/voice-turn/{audio_id}.wav",
+    response_class=Response,
+    responses=WAV_RESPONSE,
+)
 async def voice_turn_audio(session_id: str, audio_id: str, services: ServicesDep) -> Response:
     """The reply audio of a voice turn (the URL is the credential; it expires)."""
-    wav = await _audio_store(services).get(session_id, audio_id)
+    wav = await services.reply_audio.get(session_id, audio_id)
     if wav is None:
         raise ApiError(404, "audio_not_found", "no such reply audio (it may have expired)")
-    ttl = int(_audio_store(services).ttl_s)
+    ttl = int(services.reply_audio.ttl_s)
     headers = {"Cache-Control": f"private, max-age={ttl}"}
     return Response(wav, media_type="audio/wav", headers=headers)

@@ -215,14 +215,23 @@ def build_domain_lm(
     slots: Mapping[str, Sequence[str]] | None = None,
     vocabulary: Container[str] | None = None,
     discount: float | None = None,
+    background: Mapping[str, float] | None = None,
+    background_weight: float = 0.0,
 ) -> DomainLM:
     """A bigram ARPA model of ``phrases`` restricted to ``vocabulary``.
 
     ``vocabulary`` defaults to the words of the pocketsphinx dictionary. ``discount``
     (0 < D < 1) defaults to Ney's estimate ``n1 / (n1 + 2 n2)`` from the bigram counts.
+
+    ``background`` (word → probability, e.g. the commonest words of general English)
+    lets the model generalise past the phrases: the unigram distribution the bigrams
+    back off to becomes ``(1 - w) P_phrases + w P_background`` over both vocabularies
+    (``w`` = ``background_weight``), so unseen words stay possible but unlikely.
     """
     if discount is not None and not 0 < discount < 1:
         raise ValueError(f"discount must be between 0 and 1, got {discount}")
+    if not 0 <= background_weight < 1 or (background_weight > 0) != bool(background):
+        raise ValueError("background_weight must be in [0, 1) and > 0 exactly with a background")
     known: Container[str] = load_dictionary() if vocabulary is None else vocabulary
     oov: set[str] = set()
     sentences: list[list[str]] = []
@@ -235,7 +244,12 @@ def build_domain_lm(
         raise ValueError("no phrase has a word in the recogniser's dictionary")
     if oov:
         log.warning("dropped %d words missing from the dictionary: %s", len(oov), sorted(oov))
-    arpa, vocab = _bigram_arpa(sentences, discount)
+    mix: dict[str, float] = {}
+    if background:
+        kept_bg = {w: p for w, p in background.items() if w in known and p > 0}
+        total = sum(kept_bg.values())
+        mix = {w: background_weight * p / total for w, p in kept_bg.items()}
+    arpa, vocab = _bigram_arpa(sentences, discount, mix)
     return DomainLM(arpa=arpa, words=vocab, oov=tuple(sorted(oov)), sentences=len(sentences))
 
 
@@ -249,7 +263,10 @@ def build_arpa(
     return build_domain_lm(phrases, slots=slots, vocabulary=vocabulary).arpa
 
 
-def _bigram_arpa(sentences: list[list[str]], discount: float | None) -> tuple[str, tuple[str, ...]]:
+def _bigram_arpa(
+    sentences: list[list[str]], discount: float | None, mix: Mapping[str, float] | None = None
+) -> tuple[str, tuple[str, ...]]:
+    """``mix``: background unigram mass per word (summing to the background weight)."""
     unigrams: Counter[str] = Counter()
     bigrams: Counter[tuple[str, str]] = Counter()
     for words in sentences:
@@ -257,7 +274,11 @@ def _bigram_arpa(sentences: list[list[str]], discount: float | None) -> tuple[st
         unigrams.update(tokens[1:])
         bigrams.update(itertools.pairwise(tokens))
     total = sum(unigrams.values())
-    p_uni = {w: c / total for w, c in unigrams.items()}
+    keep = 1.0 - sum((mix or {}).values())
+    p_uni = {w: keep * c / total for w, c in unigrams.items()}
+    for w, p in (mix or {}).items():
+        if w not in (SENTENCE_START, SENTENCE_END):
+            p_uni[w] = p_uni.get(w, 0.0) + p
     d = discount if discount is not None else _ney_discount(bigrams)
 
     followers: dict[str, list[str]] = defaultdict(list)
@@ -276,8 +297,8 @@ def _bigram_arpa(sentences: list[list[str]], discount: float | None) -> tuple[st
             p_bi[(h, w)] = (bigrams[(h, w)] - d_h) / c_h
         backoff[h] = (d_h * len(seen) / c_h) / rest if d_h else 1.0
 
-    vocab = sorted(w for w in unigrams if w != SENTENCE_END)
-    lines = ["", "\\data\\", f"ngram 1={len(unigrams) + 1}", f"ngram 2={len(p_bi)}", ""]
+    vocab = sorted(w for w in p_uni if w != SENTENCE_END)
+    lines = ["", "\\data\\", f"ngram 1={len(p_uni) + 1}", f"ngram 2={len(p_bi)}", ""]
     lines.append("\\1-grams:")
     for w in [SENTENCE_END, SENTENCE_START, *vocab]:
         prob = "-99.0000" if w == SENTENCE_START else f"{math.log10(p_uni[w]):.4f}"

@@ -75,10 +75,24 @@ def build_stt(agent: AgentSpec) -> STT:
             )
         )
     if name == "fake":
-        from parley.testing.fake_engines import FakeSTT
+        from parley.engines.fake import FakeSTT
 
         return FakeSTT()
     raise EngineUnavailable(f"agent {agent.name}: unknown stt engine {name!r}")
+
+
+NARROWBAND_MAX_RATE = 8000
+
+
+def is_narrowband(sample_rate: int) -> bool:
+    """Telephone-band audio: nothing above 4 kHz to recognise."""
+    return sample_rate <= NARROWBAND_MAX_RATE
+
+
+def build_phone_stt(agent: AgentSpec) -> STT:
+    from parley.engines.pocketsphinx_stt import PocketsphinxSTT
+
+    return PocketsphinxSTT(speech_phrases(agent) or None, phone_grade=True)
 
 
 def build_tts(agent: AgentSpec) -> TTS:
@@ -102,7 +116,7 @@ def build_tts(agent: AgentSpec) -> TTS:
             _option(agent, "tts_api_key"),
         )
     elif name == "fake":
-        from parley.testing.fake_engines import FakeTTS
+        from parley.engines.fake import FakeTTS
 
         return FakeTTS()
     else:
@@ -130,7 +144,7 @@ def build_vad(agent: AgentSpec) -> VAD:
 
         return EnergyVAD(float(_option(agent, "energy_threshold", 100.0)))
     if name == "fake_energy":
-        from parley.testing.fake_engines import FakeEnergyVAD
+        from parley.engines.fake import FakeEnergyVAD
 
         return FakeEnergyVAD()
     raise EngineUnavailable(f"agent {agent.name}: unknown vad engine {name!r}")
@@ -143,6 +157,28 @@ class EngineHub:
         self.agents = agents
         self._sets: dict[str, EngineSet] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._phone: dict[str, STT] = {}
+
+    async def stt_for_rate(self, agent_name: str, sample_rate: int) -> STT:
+        """The recogniser for audio that arrives at ``sample_rate``: narrowband input
+        (≤ 8 kHz: phone calls, 8 kHz WAVs) gets the agent's phone-grade engine."""
+        if is_narrowband(sample_rate):
+            return await self.phone_stt(agent_name)
+        return (await self.engines_for(agent_name)).stt
+
+    async def phone_stt(self, agent_name: str) -> STT:
+        """The embedded recogniser tuned for 8 kHz μ-law speech (pocketsphinx with
+        ``phone_grade``); other engines (whisper, http) serve the phone unchanged."""
+        if agent_name in self._phone:
+            return self._phone[agent_name]
+        agent = self.agents[agent_name]
+        if engine_name(agent, "stt") != "pocketsphinx":
+            return (await self.engines_for(agent_name)).stt
+        lock = self._locks.setdefault(f"phone:{agent_name}", asyncio.Lock())
+        async with lock:
+            if agent_name not in self._phone:
+                self._phone[agent_name] = await asyncio.to_thread(build_phone_stt, agent)
+        return self._phone[agent_name]
 
     async def engines_for(self, agent_name: str) -> EngineSet:
         if agent_name in self._sets:
@@ -158,11 +194,3 @@ class EngineHub:
     @staticmethod
     def _build(agent: AgentSpec) -> EngineSet:
         return EngineSet(stt=build_stt(agent), tts=build_tts(agent), vad=build_vad(agent))
-
-    async def warm(self) -> None:
-        """Build every agent's engines (used at start-up, in the background)."""
-        for name in self.agents:
-            try:
-                await self.engines_for(name)
-            except Exception as exc:  # reported again when a connection needs them
-                log.warning("engines for agent %s are not available: %s", name, exc)

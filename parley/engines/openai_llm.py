@@ -9,6 +9,9 @@ Parsing is sans-I/O: ``ChunkDecoder`` takes SSE lines and returns text; its
 ``ToolCallAccumulator`` assembles streamed tool-call fragments. The adapter only moves
 bytes and converts httpx failures into ``ProviderError`` at one boundary. It never
 retries: retrying is a wrapper's job, and ``retryable`` tells the wrapper whether to.
+What it yields can be stored as is: U+0000 and lone surrogates are removed from text,
+tool-call names, ids and arguments, NaN/infinite arguments become null
+(``parley.text_guard``), since PostgreSQL would refuse them mid-turn.
 
 Error codes (all ``ProviderError``)::
 
@@ -35,6 +38,7 @@ from typing import Any
 import httpx
 
 from parley.engines.base import LLMChunk, ProviderError, TextDelta, ToolCallRequest
+from parley.text_guard import storable_text, storable_value
 
 logger = logging.getLogger(__name__)
 
@@ -111,10 +115,12 @@ def _complete_call(call: _PendingCall, slot: int) -> ToolCallRequest:
     error: str | None = None
     arguments: dict[str, Any] = {}
     if raw.strip():
-        try:
-            parsed = json.loads(raw)
+        try:  # no store keeps U+0000 or NaN: cleaned here, at the adapter's boundary
+            parsed = storable_value(json.loads(raw))
         except json.JSONDecodeError as exc:
             error = f"arguments are not valid JSON ({exc.msg} at position {exc.pos})"
+        except RecursionError:
+            error = "arguments are nested too deeply"
         else:
             if isinstance(parsed, dict):
                 arguments = parsed
@@ -123,7 +129,11 @@ def _complete_call(call: _PendingCall, slot: int) -> ToolCallRequest:
     if not call.name:
         error = "the tool call has no function name"
     return ToolCallRequest(
-        id=call_id, name=call.name, arguments=arguments, raw_arguments=raw, error=error
+        id=storable_text(call_id),
+        name=storable_text(call.name),
+        arguments=arguments,
+        raw_arguments=storable_text(raw),
+        error=error,
     )
 
 
@@ -325,7 +335,8 @@ class OpenAICompatibleLLM:
                 if not response.is_success:
                     raise await _http_error(response)
                 async for text in self._read_text(response, decoder, timing):
-                    yield TextDelta(text)
+                    if text := storable_text(text):  # no store keeps U+0000 (text_guard)
+                        yield TextDelta(text)
         except httpx.HTTPError as exc:
             if not (isinstance(exc, _DROPPED) and decoder.finish_reason is not None):
                 raise self._convert(exc, started=timing.headers is not None) from exc

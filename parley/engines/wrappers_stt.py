@@ -15,13 +15,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
+from parley.clock import Clock
 from parley.engines.base import STT, EngineError, STTCapabilities, STTMode, STTStream
-from parley.engines.retry import RetryPolicy, Sleep
+from parley.engines.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -237,14 +237,14 @@ class FallbackSTTStream:
 
 class RetrySTT:
     """Retries ``inner.transcribe`` on retryable ``ProviderError``s, waiting
-    ``backoff_s`` (doubling) between attempts; ``sleep`` is injectable for tests.
+    ``backoff_s`` (doubling) between attempts; the waits use the injected ``clock``.
     Streams of a batch ``inner`` transcribe through the retry; a streaming ``inner``
     keeps its own streams (local engines, nothing to retry)."""
 
     def __init__(
-        self, inner: STT, attempts: int = 2, backoff_s: float = 0.2, *, sleep: Sleep = asyncio.sleep
+        self, inner: STT, attempts: int = 2, backoff_s: float = 0.2, *, clock: Clock | None = None
     ) -> None:
-        self._policy = RetryPolicy(attempts, backoff_s, sleep)
+        self._policy = RetryPolicy(attempts, backoff_s, clock)
         self.inner = inner
         self.attempts = attempts
         self.backoff_s = backoff_s

@@ -8,14 +8,14 @@ error, so a later failure is re-raised as it is.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
 
 from parley.audio.resample import Resampler
+from parley.clock import Clock
 from parley.engines.base import TTS, EngineError, TTSCapabilities
-from parley.engines.retry import RetryPolicy, Sleep
+from parley.engines.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -96,13 +96,13 @@ async def _resampled(
 
 class RetryTTS:
     """Retries ``inner`` when it fails with a retryable ``ProviderError`` before its
-    first chunk; waits ``backoff_s``, doubling, between attempts (``sleep`` is
-    injectable so tests need not wait)."""
+    first chunk; waits ``backoff_s``, doubling, between attempts (on the injected
+    ``clock``, so tests need not wait)."""
 
     def __init__(
-        self, inner: TTS, attempts: int = 2, backoff_s: float = 0.2, *, sleep: Sleep = asyncio.sleep
+        self, inner: TTS, attempts: int = 2, backoff_s: float = 0.2, *, clock: Clock | None = None
     ) -> None:
-        self._policy = RetryPolicy(attempts, backoff_s, sleep)
+        self._policy = RetryPolicy(attempts, backoff_s, clock)
         self.inner = inner
         self.attempts = attempts
         self.backoff_s = backoff_s

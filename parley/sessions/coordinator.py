@@ -33,6 +33,10 @@ class Coordinator(Protocol):
     async def release_lock(self, key: str, owner: str) -> bool:
         """Release only if ``owner`` holds it."""
 
+    async def take_lock(self, key: str, owner: str, ttl_s: float) -> str | None:
+        """Take the lock whoever holds it (the newest holder wins); returns the
+        previous live owner, or None."""
+
     async def lock_owner(self, key: str) -> str | None: ...
 
     async def get(self, key: str) -> str | None: ...
@@ -40,6 +44,11 @@ class Coordinator(Protocol):
     async def set(self, key: str, value: str, ttl_s: float | None = None) -> None: ...
 
     async def set_if_absent(self, key: str, value: str, ttl_s: float | None = None) -> bool: ...
+
+    async def compare_and_set(
+        self, key: str, expected: str | None, value: str, ttl_s: float | None = None
+    ) -> bool:
+        """Set ``value`` only if the key holds ``expected`` (None: absent or expired)."""
 
     async def delete(self, key: str) -> None: ...
 

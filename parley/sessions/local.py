@@ -110,6 +110,12 @@ class LocalCoordinator:
         entry.expires_at = self._clock.monotonic() + ttl_s
         return True
 
+    async def take_lock(self, key: str, owner: str, ttl_s: float) -> str | None:
+        check_ttl(ttl_s, required=True)
+        entry = self._live(self._locks, key)
+        self._locks[key] = _Entry(owner, self._clock.monotonic() + ttl_s)
+        return entry.value if entry else None
+
     async def release_lock(self, key: str, owner: str) -> bool:
         entry = self._live(self._locks, key)
         if entry is None or entry.value != owner:
@@ -138,6 +144,16 @@ class LocalCoordinator:
     async def set_if_absent(self, key: str, value: str, ttl_s: float | None = None) -> bool:
         entry = self._entry(value, ttl_s)
         if self._live(self._values, key) is not None:
+            return False
+        self._values[key] = entry
+        return True
+
+    async def compare_and_set(
+        self, key: str, expected: str | None, value: str, ttl_s: float | None = None
+    ) -> bool:
+        entry = self._entry(value, ttl_s)
+        current = self._live(self._values, key)
+        if (current.value if current is not None else None) != expected:
             return False
         self._values[key] = entry
         return True

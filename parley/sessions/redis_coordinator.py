@@ -4,7 +4,8 @@ Keys live under one prefix (``parley:`` by default): ``<prefix>lock:<key>``,
 ``<prefix>kv:<key>`` and pub/sub channels ``<prefix>ch:<channel>``.
 
 - Locks are ``SET key owner NX PX ttl``; refresh and release run tiny Lua scripts
-  that act only if the stored owner matches, so a worker whose lock expired and
+  that act only if the stored owner matches (``take_lock`` swaps the owner in one
+  script and returns the previous one), so a worker whose lock expired and
   was taken over cannot release or extend the new owner's lock.
 - TTLs are Redis's own (milliseconds, at least 1).
 - Each subscription has its own connection and a reader task feeding a queue;
@@ -38,9 +39,29 @@ end
 return 0
 """
 
+_TAKE = """
+local previous = redis.call('get', KEYS[1])
+redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return previous
+"""
+
 _REFRESH = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+
+_COMPARE_AND_SET = """
+local current = redis.call('get', KEYS[1])
+if (current == false and ARGV[1] == '') or (ARGV[1] == '1' and current == ARGV[2]) then
+  if ARGV[4] == '' then
+    redis.call('set', KEYS[1], ARGV[3])
+  else
+    redis.call('set', KEYS[1], ARGV[3], 'PX', ARGV[4])
+  end
+  return 1
 end
 return 0
 """
@@ -172,6 +193,11 @@ class RedisCoordinator:
         done = await self._redis().eval(_REFRESH, 1, self._lock_key(key), owner, ttl_ms(ttl_s))
         return bool(done)
 
+    async def take_lock(self, key: str, owner: str, ttl_s: float) -> str | None:
+        check_ttl(ttl_s, required=True)
+        previous = await self._redis().eval(_TAKE, 1, self._lock_key(key), owner, ttl_ms(ttl_s))
+        return _text(previous) if previous else None
+
     async def release_lock(self, key: str, owner: str) -> bool:
         return bool(await self._redis().eval(_RELEASE, 1, self._lock_key(key), owner))
 
@@ -192,6 +218,14 @@ class RedisCoordinator:
         check_ttl(ttl_s, required=False)
         px = None if ttl_s is None else ttl_ms(ttl_s)
         return bool(await self._redis().set(self._kv_key(key), value, nx=True, px=px))
+
+    async def compare_and_set(
+        self, key: str, expected: str | None, value: str, ttl_s: float | None = None
+    ) -> bool:
+        check_ttl(ttl_s, required=False)
+        px = "" if ttl_s is None else str(ttl_ms(ttl_s))
+        args = ["" if expected is None else "1", expected or "", value, px]
+        return bool(await self._redis().eval(_COMPARE_AND_SET, 1, self._kv_key(key), *args))
 
     async def delete(self, key: str) -> None:
         await self._redis().delete(self._kv_key(key))

@@ -201,6 +201,24 @@ class SqlStore:
         )
         return await self._write(lambda conn: conn.execute(update).rowcount == 1)
 
+    async def list_expiring(self, before: datetime, limit: int = 500) -> list[Session]:
+        query = (
+            sa.select(sessions)
+            .where(
+                sessions.c.status == "active",
+                sessions.c.expires_at.is_not(None),
+                sessions.c.expires_at <= before,
+            )
+            .order_by(sessions.c.expires_at)
+            .limit(limit)
+        )
+        check_aware("before", before)
+
+        def run(conn: Connection) -> list[Session]:
+            return [from_row(Session, sessions, row) for row in conn.execute(query)]
+
+        return await self._read(run)
+
     # messages -----------------------------------------------------------------
 
     async def add_message(

@@ -44,6 +44,9 @@ class Store(Protocol):
     async def end_session(self, session_id: str, reason: str) -> bool:
         """Mark ended (only once); True if this call ended it."""
 
+    async def list_expiring(self, before: datetime, limit: int = 500) -> list[Session]:
+        """Active sessions whose ``expires_at`` is at or before ``before``, soonest first."""
+
     # messages
     async def add_message(
         self,

@@ -1,30 +1,13 @@
-"""Public test kit: a fake clock, scripted fake engines, local protocol servers.
+"""Public test kit: the virtual clock, scripted fake engines, local protocol servers.
 
-Submodules: ``fake_openai`` (a local server speaking the OpenAI streaming protocol),
-``fake_engines`` (the benchmark's fake STT/LLM/TTS/VAD), ``speech`` (espeak-made test audio).
+``FakeClock`` (``parley.testing.clock``) is the one virtual clock. Submodules:
+``fake_openai`` (a local server speaking the OpenAI streaming protocol), ``fake_engines``
+(the benchmark's fake STT/LLM/TTS/VAD, from ``parley.engines.fake``), ``voice`` (the
+scripted-timeline voice harness), ``speech`` (espeak-made test audio).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
-
-class FakeClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self, start: float = 1000.0, wall: datetime | None = None) -> None:
-        self._mono = start
-        self._wall = wall or datetime(2026, 1, 1, tzinfo=UTC)
-
-    def monotonic(self) -> float:
-        return self._mono
-
-    def now(self) -> datetime:
-        return self._wall
-
-    def advance(self, seconds: float) -> None:
-        self._mono += seconds
-        self._wall += timedelta(seconds=seconds)
-
+from parley.testing.clock import FakeClock
 
 __all__ = ["FakeClock"]

@@ -1,11 +1,11 @@
 """Scripted-timeline test kit for the voice loop: virtual time, scripted engines, a harness.
 
-``VirtualTime`` is a ``FakeClock`` plus a ``sleep`` that waits on it. Pass
-``time.sleep`` to ``VoiceConnection`` and the scripted engines; then
-``await time.advance(secs)`` moves the clock from one sleeper's deadline to the
-next, letting everything that becomes runnable run in between (``settle``). Real
-I/O (the store) is tracked by ``TrackedStore``, so ``settle`` also waits for store
-calls in flight: a timeline plays out the same way however fast the machine is.
+Time is one ``FakeClock`` (``parley.testing.clock``): the voice session and the
+scripted engines wait on it with ``clock.sleep``, and ``await time.run_for(secs)``
+moves it from one sleeper's deadline to the next, letting everything that becomes
+runnable run in between (``settle``). Real I/O (the store) is tracked by
+``TrackedStore``, so ``settle`` also waits for store calls in flight: a timeline plays
+out the same way however fast the machine is.
 
 The scripted engines (``voice_engines``, re-exported here) make audio easy to read
 back: ``ScriptedVAD`` reads a frame's speech probability from its samples,
@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import inspect
-import itertools
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -38,6 +36,7 @@ from parley.brain.runtime import AgentRuntime
 from parley.brain.tools import ToolFn, ToolRegistry
 from parley.config import AgentSpec
 from parley.engines.base import EngineSet
+from parley.events import Event
 from parley.sessions.local import LocalCoordinator
 from parley.sessions.records import Message
 from parley.sessions.sql import SqlStore
@@ -54,7 +53,10 @@ from parley.testing.voice_engines import (
     tokens,
     vad_frame,
 )
-from parley.voice.connection import FRAME_SECS, VoiceConnection, VoiceOptions
+from parley.voice.io import AudioOutput, VoiceOptions
+from parley.voice.pump import AudioPump
+from parley.voice.session import FRAME_SECS, VoiceSession
+from parley.voice.turns import VoiceTurns
 
 __all__ = [
     "HeardUtterance",
@@ -68,7 +70,6 @@ __all__ = [
     "Step",
     "ToneTTS",
     "TrackedStore",
-    "VirtualTime",
     "VoiceHarness",
     "book_call",
     "scripted_agent",
@@ -77,101 +78,11 @@ __all__ = [
     "voice_harness",
 ]
 
-_SETTLE_ROUNDS = 100_000
-
-
-# --- time ------------------------------------------------------------------------------
-
-
-class VirtualTime:
-    """A fake clock and a sleep on it; see the module docstring."""
-
-    def __init__(self, clock: FakeClock | None = None, *, io_timeout_s: float = 20.0) -> None:
-        self.clock = clock or FakeClock()
-        self.io_timeout_s = io_timeout_s
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._order = itertools.count()
-        self._io = 0
-        self._io_idle = asyncio.Event()
-        self._io_idle.set()
-
-    def now(self) -> float:
-        return self.clock.monotonic()
-
-    async def sleep(self, secs: float) -> None:
-        """Wait until the virtual clock has moved ``secs`` on."""
-        if secs <= 0:
-            await asyncio.sleep(0)
-            return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (self.now() + secs, next(self._order), waiter))
-        await waiter
-
-    def io_started(self) -> None:
-        self._io += 1
-        self._io_idle.clear()
-
-    def io_finished(self) -> None:
-        self._io -= 1
-        if self._io == 0:
-            self._io_idle.set()
-
-    async def settle(self) -> None:
-        """Run everything runnable (and wait for tracked I/O) until all is waiting."""
-        loop = asyncio.get_running_loop()
-        for _ in range(_SETTLE_ROUNDS):
-            await asyncio.sleep(0)
-            if getattr(loop, "_ready", ()):  # other callbacks are scheduled
-                continue
-            if self._io:
-                await asyncio.wait_for(self._io_idle.wait(), self.io_timeout_s)
-                continue
-            return
-        raise RuntimeError("the event loop never settled (a busy loop without sleeping?)")
-
-    async def advance(self, secs: float) -> None:
-        """Move the clock ``secs`` on, waking sleepers in deadline order."""
-        target = self.now() + secs
-        await self._play(target, None)
-        self._jump(target)
-        await self.settle()
-
-    async def run_until(self, condition: Callable[[], bool], limit_s: float = 120.0) -> float:
-        """Advance until ``condition()`` holds; returns the virtual time it took.
-        Fails if it does not hold within ``limit_s`` of virtual time."""
-        start = self.now()
-        if not await self._play(start + limit_s, condition):
-            raise AssertionError(f"condition not met within {limit_s} s of virtual time")
-        return self.now() - start
-
-    async def _play(self, target: float, condition: Callable[[], bool] | None) -> bool:
-        while True:
-            await self.settle()
-            if condition is not None and condition():
-                return True
-            deadline = self._next_deadline()
-            if deadline is None or deadline > target:
-                return False
-            self._jump(deadline)
-            while self._sleepers and self._sleepers[0][0] <= deadline:
-                waiter = heapq.heappop(self._sleepers)[2]
-                if not waiter.done():
-                    waiter.set_result(None)
-
-    def _next_deadline(self) -> float | None:
-        while self._sleepers and self._sleepers[0][2].done():
-            heapq.heappop(self._sleepers)  # a cancelled sleeper
-        return self._sleepers[0][0] if self._sleepers else None
-
-    def _jump(self, when: float) -> None:
-        if when > self.now():
-            self.clock.advance(when - self.now())
-
 
 class TrackedStore:
-    """A ``Store`` whose calls ``VirtualTime.settle`` waits for (they are real I/O)."""
+    """A ``Store`` whose calls ``FakeClock.settle`` waits for (they are real I/O)."""
 
-    def __init__(self, store: Any, time: VirtualTime) -> None:
+    def __init__(self, store: Any, time: FakeClock) -> None:
         self._store = store
         self._time = time
 
@@ -193,6 +104,9 @@ class TrackedStore:
 # --- transport -------------------------------------------------------------------------
 
 
+OutputFactory = Callable[[VoiceOptions, "MemoryTransport", FakeClock], AudioOutput]
+
+
 @dataclass(frozen=True)
 class Sent:
     at: float
@@ -201,25 +115,32 @@ class Sent:
 
 
 class MemoryTransport:
-    """Collects what a connection sends, with the virtual time of each send.
+    """Collects what a voice session sends (its event sink and its pump's audio
+    sink), with the virtual time of each send.
     Set ``audio_gate`` (an ``asyncio.Event``) to hold audio sends until it is set.
 
     The pump sends audio in batches (several frames per message): ``audio()`` counts
     audio by bytes, cut into 20 ms frames (``frame_bytes``, 640 at 16 kHz), while
     ``audio_messages()`` gives the binary messages as sent."""
 
-    def __init__(self, time: VirtualTime, frame_bytes: int = 640) -> None:
+    def __init__(self, time: FakeClock, frame_bytes: int = 640) -> None:
         self.time = time
         self.frame_bytes = frame_bytes
         self.sent: list[Sent] = []
         self.audio_gate: asyncio.Event | None = None
 
+    async def emit(self, event: Event) -> None:
+        await self.send_json(event.to_wire())
+
+    async def send_text(self, text: str) -> None:
+        self.sent.append(Sent(self.time.monotonic(), "json", json.loads(text)))
+
     async def send_json(self, data: dict[str, Any]) -> None:
         wire = json.loads(json.dumps(data))  # must be plain JSON, like on the wire
-        self.sent.append(Sent(self.time.now(), "json", wire))
+        self.sent.append(Sent(self.time.monotonic(), "json", wire))
 
     async def send_audio(self, pcm: bytes) -> None:
-        self.sent.append(Sent(self.time.now(), "audio", bytes(pcm)))
+        self.sent.append(Sent(self.time.monotonic(), "audio", bytes(pcm)))
         if self.audio_gate is not None:
             await self.audio_gate.wait()
 
@@ -260,13 +181,13 @@ class MemoryTransport:
 class Mic:
     """Feeds frames in real time: the clock moves one frame, then the frame arrives."""
 
-    def __init__(self, conn: VoiceConnection, time: VirtualTime) -> None:
+    def __init__(self, conn: VoiceSession, time: FakeClock) -> None:
         self.conn = conn
         self.time = time
 
     async def play(self, secs: float, prob: float) -> None:
         for _ in range(round(secs / FRAME_SECS)):
-            await self.time.advance(FRAME_SECS)
+            await self.time.run_for(FRAME_SECS)
             await self.conn.feed_audio(vad_frame(prob))
         await self.time.settle()
 
@@ -280,7 +201,7 @@ class Mic:
         """Silence, ``speech`` seconds of speech, then silence until the turn ends."""
         await self.silence(before)
         await self.speak(speech)
-        await self.silence(self.conn.turn_taking.config.stop_secs)
+        await self.silence(self.conn.input.turn_taking.config.stop_secs)
 
 
 def scripted_agent(**overrides: Any) -> AgentSpec:
@@ -300,7 +221,7 @@ def scripted_agent(**overrides: Any) -> AgentSpec:
 
 @dataclass
 class VoiceHarness:
-    time: VirtualTime
+    time: FakeClock
     store: Any
     brain: Brain
     session_id: str
@@ -308,22 +229,24 @@ class VoiceHarness:
     engines: EngineSet
     llm: Any
     transport: MemoryTransport = field(init=False)
-    conn: VoiceConnection = field(init=False)
+    conn: VoiceSession = field(init=False)
     mic: Mic = field(init=False)
 
-    def connect(self, options: VoiceOptions | None = None) -> VoiceConnection:
-        """A (new) connection to the session, with a fresh transport and mic."""
+    def connect(
+        self, options: VoiceOptions | None = None, output: OutputFactory | None = None
+    ) -> VoiceSession:
+        """A (new) connection to the session, with a fresh transport and mic; its audio
+        output is ``output(options, transport, clock)`` (default: an ``AudioPump``)."""
         options = options or VoiceOptions()
         self.transport = MemoryTransport(self.time, options.output_rate // 50 * 2)
-        self.conn = VoiceConnection(
-            brain=self.brain,
-            session_id=self.session_id,
+        self.conn = VoiceSession(
+            turns=VoiceTurns(self.brain, self.session_id, options.channel),
             agent=self.agent,
             engines=self.engines,
-            transport=self.transport,
+            events=self.transport,
+            audio=(output or AudioPump.for_options)(options, self.transport, self.time),
             options=options,
-            clock=self.time.clock,
-            sleep=self.time.sleep,
+            clock=self.time,
         )
         self.mic = Mic(self.conn, self.time)
         return self.conn
@@ -346,31 +269,32 @@ async def voice_harness(
     stt: Any = None,
     tts: Any = None,
     options: VoiceOptions | None = None,
+    output: OutputFactory | None = None,
     channel: str = "voice",
-    time: VirtualTime | None = None,
+    time: FakeClock | None = None,
     tools: Sequence[ToolFn] = (),
 ) -> AsyncIterator[VoiceHarness]:
-    """A ``VoiceConnection`` (not started) on a fresh session, all in virtual time.
-    Engines whose ``sleep`` is None get the harness's virtual sleep; ``tools`` are
+    """A ``VoiceSession`` (not started) on a fresh session, all in virtual time.
+    Engines whose ``clock`` is None get the harness's virtual clock; ``tools`` are
     Python tools added to the demo tools (the agent still has to list them)."""
-    time = time or VirtualTime()
+    time = time or FakeClock()
     agent = agent or scripted_agent()
     llm = llm if llm is not None else ScriptedLLM()
     stt = stt if stt is not None else ScriptedSTT()
     tts = tts if tts is not None else ToneTTS()
     for engine in (llm, stt, tts):
-        if getattr(engine, "sleep", False) is None:
-            engine.sleep = time.sleep
-    sql = SqlStore(database_url, time.clock)
+        if getattr(engine, "clock", False) is None:
+            engine.clock = time
+    sql = SqlStore(database_url, time)
     await sql.start()
     store = TrackedStore(sql, time)
     client = httpx.AsyncClient()
     registry = ToolRegistry()
-    register_demo_tools(registry)
+    register_demo_tools(registry, time)
     for tool in tools:
         registry.add(tool)
     runtime = AgentRuntime(agent, registry.bind(agent, client), llm, "scripted")
-    brain = Brain(store, LocalCoordinator(time.clock), {agent.name: runtime}, clock=time.clock)  # type: ignore[arg-type]
+    brain = Brain(store, LocalCoordinator(time), {agent.name: runtime}, clock=time)  # type: ignore[arg-type]
     session = await store.create_session(
         agent=agent.name,
         token_hash="test",
@@ -382,7 +306,7 @@ async def voice_harness(
     )
     engines = EngineSet(stt=stt, tts=tts, vad=ScriptedVAD())
     harness = VoiceHarness(time, store, brain, session.id, agent, engines, llm)
-    harness.connect(options)
+    harness.connect(options, output)
     try:
         yield harness
     finally:

@@ -8,19 +8,20 @@
   which ``synthesize`` call made it (``ToneTTS.call_of(frame)``).
 * ``ScriptedLLM``: replies made of text deltas, tool calls, ``Pause`` and errors.
 
-Each takes an optional ``sleep`` (a virtual one in tests) for its delays.
+Each takes an optional ``clock`` (the virtual one in tests) to wait on for its delays.
 """
 
 from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from parley.clock import Clock
 from parley.engines.base import (
     EngineError,
     LLMChunk,
@@ -32,7 +33,6 @@ from parley.engines.base import (
     VADCapabilities,
 )
 
-Sleep = Callable[[float], Awaitable[None]]
 RATE = 16000
 FRAME_SAMPLES = 320
 PROB_SCALE = 10000
@@ -77,13 +77,13 @@ class ScriptedSTT:
         transcripts: Iterable[str] = (),
         *,
         delay: float = 0.0,
-        sleep: Sleep | None = None,
+        clock: Clock | None = None,
         partial: str = "",
         partial_after: int = 0,
     ) -> None:
         self.transcripts = deque(transcripts)
         self.delay = delay
-        self.sleep = sleep
+        self.clock = clock
         self.partial = partial
         self.partial_after = partial_after
         self.fail_next: EngineError | None = None
@@ -111,8 +111,8 @@ class ScriptedSTTStream:
 
     async def finish(self) -> str:
         engine = self.engine
-        if engine.delay and engine.sleep is not None:
-            await engine.sleep(engine.delay)
+        if engine.delay and engine.clock is not None:
+            await engine.clock.sleep(engine.delay)
         frames, self.frames = self.frames, 0
         if engine.fail_next is not None:
             failure, engine.fail_next = engine.fail_next, None
@@ -142,12 +142,12 @@ class ToneTTS:
         ms_per_word: float = 100,
         *,
         delay: float = 0.0,
-        sleep: Sleep | None = None,
+        clock: Clock | None = None,
         fail_on: str | None = None,
     ) -> None:
         self.word_samples = round(RATE * ms_per_word / 1000)
         self.delay = delay
-        self.sleep = sleep
+        self.clock = clock
         self.fail_on = fail_on
         self.spoken: list[str] = []
 
@@ -156,8 +156,8 @@ class ToneTTS:
         self.spoken.append(text)
         if self.fail_on is not None and self.fail_on in text:
             raise EngineError(f"cannot say {text!r}", code="tts_failed")
-        if self.delay and self.sleep is not None:
-            await self.sleep(self.delay)
+        if self.delay and self.clock is not None:
+            await self.clock.sleep(self.delay)
         wave = np.tile(np.array([1, -1], dtype="<i2"), self.word_samples // 2) * (100 + call)
         for _ in text.split():
             yield wave.astype("<i2").tobytes()
@@ -188,10 +188,10 @@ class ScriptedLLM:
     A reply is a string (streamed word by word) or a list of steps."""
 
     def __init__(
-        self, *replies: str | Sequence[Step], sleep: Sleep | None = None, default: str = "Okay."
+        self, *replies: str | Sequence[Step], clock: Clock | None = None, default: str = "Okay."
     ) -> None:
         self.replies: deque[str | Sequence[Step]] = deque(replies)
-        self.sleep = sleep
+        self.clock = clock
         self.default = default
         self.calls: list[list[dict[str, Any]]] = []
 
@@ -203,8 +203,8 @@ class ScriptedLLM:
         steps: Sequence[Step] = tokens(reply) if isinstance(reply, str) else reply
         for step in steps:
             if isinstance(step, Pause):
-                assert self.sleep is not None, "a Pause needs the LLM's sleep"
-                await self.sleep(step.secs)
+                assert self.clock is not None, "a Pause needs the LLM's clock"
+                await self.clock.sleep(step.secs)
             elif isinstance(step, EngineError):
                 raise step
             elif isinstance(step, str):

@@ -1,9 +1,14 @@
-"""The voice loop: pure (sans-I/O) cores here, the async loop that drives them beside.
+"""The voice loop: pure (sans-I/O) cores here, the async session that drives them beside.
 
 Pure parts, importable without asyncio: ``turn_taking`` (when the user's turn starts
 and ends, push-to-talk), ``barge_in`` (when user speech may interrupt the agent),
 ``chunker`` (LLM deltas → speakable sentences) and ``playout`` (paced output and what
 was actually heard).
+
+The async side: ``session.VoiceSession`` (one voice attachment, transport-neutral)
+built from ``input.VoiceInput``, ``responder.Responder`` (with ``response.Response``)
+and ``turns.VoiceTurns`` (the brain adapter); its edges are in ``io`` (``EventSink``,
+``AudioOutput``), with ``pump.AudioPump`` (push-paced) and ``unpaced.UnpacedOutput``.
 """
 
 from __future__ import annotations

@@ -203,6 +203,10 @@ class Playout:
             break
         return " ".join(p for p in parts if p)
 
+    def ahead_secs(self, now: float) -> float:
+        """Audio sent that the client has not played by ``now``."""
+        return max(0.0, self._ahead(now))
+
     def drained(self, now: float) -> bool:
         """True when nothing is queued and the client has played everything sent."""
         return not self._frames and self.played_secs(now) >= self._sent_secs - _EPS

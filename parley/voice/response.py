@@ -1,8 +1,8 @@
-"""One spoken agent response: turn events → sentences → TTS → the connection's playout.
+"""One spoken agent response: turn events → sentences → TTS → the session's audio output.
 
-A ``Response`` consumes a ``TurnStream``: it forwards every turn event to the client,
+A ``Response`` consumes a ``TurnStream``: it emits every turn event to the client,
 feeds assistant deltas to the sentence chunker, and a speaker task synthesises the
-sentences in order into the ``Playout`` (tagged with the response's generation, so
+sentences in order into the ``AudioOutput`` (tagged with the response's generation, so
 audio of a cancelled response is dropped). Fillers (a tool's own, or a generic one
 when a tool without one runs longer than ``SLOW_TOOL_SECS``) and spoken approval
 prompts are played but are not part of the stored assistant text. ``cancel(heard)`` stops the
@@ -16,7 +16,6 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from parley.audio.resample import Resampler
 from parley.brain.turn_stream import TurnStream
@@ -34,14 +33,14 @@ from parley.events import (
     ToolCallStarted,
 )
 from parley.voice.chunker import SentenceChunker, speakable
-from parley.voice.playout import Playout
+from parley.voice.io import AudioOutput
 
 log = logging.getLogger(__name__)
 
 APOLOGY = "Sorry, something went wrong on my side."
 SLOW_TOOL_SECS = 1.0  # a tool without a filler that runs longer than this gets one
 SLOW_TOOL_FILLER = "One moment, please."
-SendJson = Callable[[dict[str, Any]], Awaitable[None]]
+Emit = Callable[[Event], Awaitable[None]]
 
 
 @dataclass
@@ -107,30 +106,25 @@ class Response:
         *,
         turn: TurnStream | None,
         tts: TTS,
-        playout: Playout,
+        output: AudioOutput,
         generation: int,
         output_rate: int,
-        send_json: SendJson,
+        emit: Emit,
         clock: Clock,
         on_event: Callable[[Event], Awaitable[None]] | None = None,
         timings: Timings | None = None,
-        on_audio: Callable[[], None] | None = None,
-        sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         self.turn = turn
         self.tts = tts
-        self.playout = playout
+        self.output = output
         self.generation = generation
         self.output_rate = output_rate
-        self.send_json = send_json
+        self.emit = emit
         self.clock = clock
         self.on_event = on_event
         self.timings = timings or Timings()
-        self.on_audio = on_audio
-        self.sleep = sleep or asyncio.sleep
         self._slow_tools: dict[str, asyncio.Task[None]] = {}
         self.spoken = SpokenText()
-        self.audio_added = asyncio.Event()
         self.tts_failed = False
         self._sentences: asyncio.Queue[tuple[str, bool] | None] = asyncio.Queue()
         self._speaker: asyncio.Task[None] | None = None
@@ -164,16 +158,11 @@ class Response:
         """Report a TTS failure once and try to say a short apology instead."""
         log.warning("tts failed: %s", exc)
         self.tts_failed = True
-        await self.send_json(Error(exc.code, f"speech output failed: {exc}").to_wire())
+        await self.emit(Error(exc.code, f"speech output failed: {exc}"))
         try:
             await self._speak(APOLOGY, stored=False)
         except EngineError as again:
             log.warning("tts failed again, the apology stays unspoken: %s", again)
-
-    def _audio_queued(self) -> None:
-        self.audio_added.set()
-        if self.on_audio is not None:
-            self.on_audio()
 
     async def _speak(self, text: str, stored: bool) -> None:
         rate = self.tts.capabilities.sample_rate
@@ -185,15 +174,14 @@ class Response:
                 pcm = resampler.process(chunk) if resampler else chunk
                 if pcm:
                     span = text if stored else ""
-                    if not self.playout.enqueue(pcm, span, self.generation, extend=not first):
+                    if not self.output.enqueue(pcm, span, self.generation, extend=not first):
                         return  # this response was cancelled
                     first = False
-                    self._audio_queued()
             if resampler is not None:
                 tail = resampler.flush()
                 span = text if stored and first else ""
-                if tail and self.playout.enqueue(tail, span, self.generation, extend=not first):
-                    self._audio_queued()
+                if tail:
+                    self.output.enqueue(tail, span, self.generation, extend=not first)
         finally:
             aclose = getattr(chunks, "aclose", None)
             if aclose is not None:
@@ -204,7 +192,7 @@ class Response:
     async def run(self) -> None:
         """Forward and speak the turn's events; returns when all audio is queued."""
         try:
-            await self.send_json(AssistantText("start").to_wire())
+            await self.emit(AssistantText("start"))
             chunker = SentenceChunker()
             if self.turn is not None:
                 async for event in self.turn:
@@ -215,7 +203,7 @@ class Response:
                 self.say(sentence)
             self._forget_slow_tools()
             await self.finish_speaking()
-            await self.send_json(AssistantText("end").to_wire())
+            await self.emit(AssistantText("end"))
         finally:
             self._forget_slow_tools()
             self.finished.set()
@@ -242,7 +230,7 @@ class Response:
             if self.timings.first_token is None:
                 self.timings.first_token = self.clock.monotonic()
             self.spoken.delta()
-            await self.send_json(AssistantText("chunk", event.text).to_wire())
+            await self.emit(AssistantText("chunk", event.text))
             for sentence in chunker.push(event.text):
                 self.say(sentence)
         elif isinstance(event, AssistantMessage):
@@ -262,11 +250,11 @@ class Response:
             self.say(APOLOGY, stored=False)
         if self.on_event is not None:
             await self.on_event(event)
-        await self.send_json(event.to_wire())
+        await self.emit(event)
 
     def _watch_slow_tool(self, tool_call_id: str) -> None:
         async def filler_if_slow() -> None:
-            await self.sleep(SLOW_TOOL_SECS)
+            await self.clock.sleep(SLOW_TOOL_SECS)
             self.say(SLOW_TOOL_FILLER, stored=False)
 
         self._slow_tools[tool_call_id] = asyncio.create_task(filler_if_slow())

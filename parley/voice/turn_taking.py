@@ -44,6 +44,18 @@ speech (``barge_in_min_secs`` of one voiced run, and ``barge_in_min_words`` of p
 transcript when set) into one ``BargeIn`` per agent response, emitted by ``on_frame``,
 ``on_partial`` or ``ptt_down``. The user's utterance goes on and ends as usual.
 
+Turn detection. With ``turn_detection=silence`` a pause ends the turn after exactly
+``stop_secs``, as drawn above. With ``smart`` the STOPPING → QUIET edge is taken when
+the silence reaches what an ``EndOfTurnDetector`` (``parley.voice.end_of_turn``) asks
+for, recomputed on every frame, partial transcript (``on_partial``) and audio score:
+0.2 s after a transcript that reads complete, up to ``max_stop_secs`` after "a table
+for...". When the loop has an audio end-of-turn model (``audio_scores=True``), the
+machine emits one ``EndOfTurnCheck`` per pause once the silence reaches the detector's
+``complete_secs``; the loop scores the utterance's audio and answers with
+``on_end_of_turn_score`` (a late answer for a pause that is over is ignored). A pause
+the caller resumes speaking after is reported to the detector's ``CallerPace``. With
+no partials and no model, ``smart`` waits ``stop_secs`` like ``silence``.
+
 Switching mode (``set_mode``) closes an open turn first, by the rules of the old mode,
 at ``now``: a STARTING blip is dropped, an utterance ends at ``now`` (or at the silence
 onset if it was STOPPING), a held key is released at ``now``.
@@ -58,6 +70,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from parley.voice.barge_in import AgentState, BargeIn, BargeInPolicy
+from parley.voice.end_of_turn import EndOfTurnConfig, EndOfTurnDetector
 
 if TYPE_CHECKING:
     from parley.config import VoiceSpec
@@ -106,7 +119,19 @@ class UtteranceDiscarded:
     reason: DiscardReason
 
 
-TurnTakingEvent = SpeechStarted | SpeechStopped | UtteranceEnded | UtteranceDiscarded | BargeIn
+@dataclass(frozen=True, slots=True)
+class EndOfTurnCheck:
+    """Smart mode with an audio model: score the utterance's audio from ``started_at``
+    to ``silence_onset`` and answer with ``TurnTaking.on_end_of_turn_score``."""
+
+    at: float
+    started_at: float
+    silence_onset: float
+
+
+TurnTakingEvent = (
+    SpeechStarted | SpeechStopped | UtteranceEnded | UtteranceDiscarded | BargeIn | EndOfTurnCheck
+)
 
 
 # --- configuration -------------------------------------------------------------------
@@ -115,6 +140,11 @@ TurnTakingEvent = SpeechStarted | SpeechStopped | UtteranceEnded | UtteranceDisc
 class Mode(enum.StrEnum):
     HANDS_FREE = "hands_free"
     PUSH_TO_TALK = "push_to_talk"
+
+
+class TurnDetection(enum.StrEnum):
+    SILENCE = "silence"  # a fixed stop_secs of silence ends the turn
+    SMART = "smart"  # the end-of-turn detector decides (parley.voice.end_of_turn)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +157,12 @@ class TurnTakingConfig:
     echo_activation: float = 0.7
     barge_in_min_secs: float = 0.3
     barge_in_min_words: int = 0
+    turn_detection: TurnDetection = TurnDetection.SMART
+    max_stop_secs: float = 2.0
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "turn_detection", TurnDetection(self.turn_detection))
+        _require(self.max_stop_secs > 0, "max_stop_secs must be > 0")
         for name in ("start_secs", "min_utterance_secs", "barge_in_min_secs"):
             _require(getattr(self, name) >= 0, f"{name} must be >= 0")
         _require(self.stop_secs > 0, "stop_secs must be > 0")
@@ -153,6 +187,19 @@ class TurnTakingConfig:
             activation=_number(extras, "activation", default.activation),
             deactivation=_number(extras, "deactivation", default.deactivation),
             echo_activation=_number(extras, "echo_activation", default.echo_activation),
+            turn_detection=TurnDetection(spec.turn_detection),
+            max_stop_secs=spec.max_stop_secs,
+        )
+
+    def end_of_turn_config(self) -> EndOfTurnConfig:
+        """The detector's waits for this configuration (smart mode)."""
+        base = EndOfTurnConfig()
+        longest = max(self.max_stop_secs, self.stop_secs)  # never shorter than silence mode
+        return EndOfTurnConfig(
+            complete_secs=min(base.complete_secs, self.stop_secs),
+            stop_secs=self.stop_secs,
+            incomplete_secs=min(base.incomplete_secs, longest),
+            max_stop_secs=longest,
         )
 
 
@@ -184,7 +231,7 @@ class _Input(enum.Enum):
     ONSET_REJECTED = "unvoiced before start_secs"
     SILENCE_ONSET = "unvoiced frame"
     VOICE_RESUMED = "voiced again"
-    SILENCE_CONFIRMED = "unvoiced for stop_secs"
+    SILENCE_CONFIRMED = "unvoiced for stop_secs (smart: as long as the detector asks)"
     KEY_DOWN = "ptt_down"
     KEY_UP = "ptt_up"
     CLOSED = "mode switch"
@@ -218,9 +265,20 @@ class TurnTaking:
     """Turn-taking and barge-in for one voice connection (see the module docstring)."""
 
     def __init__(
-        self, config: TurnTakingConfig | None = None, mode: Mode | str = Mode.HANDS_FREE
+        self,
+        config: TurnTakingConfig | None = None,
+        mode: Mode | str = Mode.HANDS_FREE,
+        *,
+        detector: EndOfTurnDetector | None = None,
+        audio_scores: bool = False,
     ) -> None:
         self.config = config or TurnTakingConfig()
+        self._smart = self.config.turn_detection is TurnDetection.SMART
+        self.detector = detector or EndOfTurnDetector(self.config.end_of_turn_config())
+        self._audio_scores = audio_scores
+        self._transcript = ""  # latest partial transcript of the open utterance
+        self._score: float | None = None  # audio end-of-turn score for this pause
+        self._score_asked = False
         self._mode = _parse_mode(mode)
         self._state = TurnState.QUIET
         self._barge = BargeInPolicy(self.config.barge_in_min_secs, self.config.barge_in_min_words)
@@ -258,10 +316,26 @@ class TurnTaking:
         return self._hands_free_frame(speech_prob, now, now + frame_secs)
 
     def on_partial(self, text: str, now: float) -> list[TurnTakingEvent]:
-        """A partial transcript of the current utterance (for word-count barge-in)."""
+        """A partial transcript of the current utterance (barge-in words, smart turns)."""
         self._advance_time(now)
+        if self._state in (TurnState.SPEAKING, TurnState.STOPPING):
+            self._transcript = text
         barge = self._barge.partial(text, now)
-        return [barge] if barge else []
+        events: list[TurnTakingEvent] = [barge] if barge else []
+        if self._smart and self._state is TurnState.STOPPING:
+            events += self._check_silence(now)  # the new words may settle the pause
+        return events
+
+    def on_end_of_turn_score(self, score: float, now: float) -> list[TurnTakingEvent]:
+        """The audio model's answer to the last ``EndOfTurnCheck`` (probability that the
+        turn is complete); ignored when that pause is already over."""
+        if not 0.0 <= score <= 1.0 or math.isnan(score):
+            raise ValueError(f"end-of-turn score must be in [0, 1], got {score}")
+        self._advance_time(now)
+        if self._state is not TurnState.STOPPING or not self._score_asked:
+            return []
+        self._score = score
+        return self._check_silence(now)
 
     def ptt_down(self, now: float) -> list[TurnTakingEvent]:
         self._require_ptt("ptt_down")
@@ -270,6 +344,7 @@ class TurnTaking:
             return []  # auto-repeat of a held key
         self._move(_I.KEY_DOWN)
         self._onset = now
+        self._transcript = ""
         self._ptt_audio = False
         self._barge.utterance_started(now)
         events: list[TurnTakingEvent] = [SpeechStarted(at=now)]
@@ -332,10 +407,12 @@ class TurnTaking:
                 return self._voiced(end)
             self._move(_I.SILENCE_ONSET)
             self._silence_onset = now
+            self._score, self._score_asked = None, False
             return self._check_silence(end)
         # STOPPING
         if voiced_now:
             self._move(_I.VOICE_RESUMED)
+            self.detector.pace.pause_resumed(now - self._silence_onset)
             self._run_onset = now
             return self._voiced(end)
         return self._check_silence(end)
@@ -344,6 +421,7 @@ class TurnTaking:
         if end - self._onset < self.config.start_secs - _EPS:
             return []
         self._move(_I.ONSET_CONFIRMED)
+        self._transcript = ""
         self._barge.utterance_started(self._onset)
         return [SpeechStarted(at=self._onset), *self._voiced(end)]
 
@@ -352,9 +430,21 @@ class TurnTaking:
         return [barge] if barge else []
 
     def _check_silence(self, end: float) -> list[TurnTakingEvent]:
-        if end - self._silence_onset < self.config.stop_secs - _EPS:
-            return []
-        return self._finish(self._silence_onset, _I.SILENCE_CONFIRMED)
+        silence = end - self._silence_onset
+        if not self._smart:
+            if silence < self.config.stop_secs - _EPS:
+                return []
+            return self._finish(self._silence_onset, _I.SILENCE_CONFIRMED)
+        events: list[TurnTakingEvent] = []
+        check_at = self.detector.config.complete_secs
+        if self._audio_scores and not self._score_asked and silence >= check_at - _EPS:
+            self._score_asked = True
+            events.append(EndOfTurnCheck(end, self._onset, self._silence_onset))
+        pending = self._score_asked and self._score is None
+        required = self.detector.required_silence(self._transcript, self._score, pending)
+        if silence < required - _EPS:
+            return events
+        return events + self._finish(self._silence_onset, _I.SILENCE_CONFIRMED)
 
     # --- shared ----------------------------------------------------------------------
 

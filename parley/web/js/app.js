@@ -10,6 +10,7 @@
 
 import { ApiClient } from './api.js';
 import { bindControls } from './controls.js';
+import { useToolLabels } from './describe.js';
 import { endedInWords, explain, isAccessLost, isSessionGone } from './errors.js';
 import { SessionMemory } from './memory.js';
 import { Notices } from './notices.js';
@@ -49,11 +50,14 @@ class App {
     this.ended = false;
     this.turnAbort = null;
     this.eventLog = [];
+    this.displayName = null;
+    this.agentReady = Promise.resolve();
   }
 
   // --- session life ---------------------------------------------------------------------
 
   async boot() {
+    this.agentReady = this.loadAgent(); // a new conversation does not wait for it
     const saved = this.memory.load();
     if (saved && (await this.restore(saved))) return;
     await this.start();
@@ -66,6 +70,7 @@ class App {
       const [info, messages] = await Promise.all([
         this.api.getSession(saved.session_id),
         this.api.getMessages(saved.session_id),
+        this.agentReady, // tool labels before the history's cards are drawn
       ]);
       this.showAgent(info.agent || saved.agent);
       this.presenter.showHistory(messages);
@@ -122,8 +127,23 @@ class App {
     bubble.finish();
   }
 
+  /** The agent's display name and tool labels; the page works without them. */
+  async loadAgent() {
+    try {
+      const agents = await this.api.json('GET', '/v1/agents');
+      const found = (agents || []).find((a) => a.name === this.agent);
+      if (!found) return;
+      this.displayName = found.display_name || null;
+      useToolLabels(found.tool_labels);
+      this.showAgent(this.agent);
+    } catch {
+      // names fall back to the agent's and the tools' own
+    }
+  }
+
   showAgent(agent) {
-    if (agent) this.dom.agentName.textContent = `${agent} agent`;
+    if (this.displayName) this.dom.agentName.textContent = this.displayName;
+    else if (agent) this.dom.agentName.textContent = `${agent} agent`;
   }
 
   failedToLoad(err) {

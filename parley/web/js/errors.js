@@ -51,6 +51,7 @@ export function isAccessLost(err) {
 
 const END_REASONS = {
   USER_ENDED: 'This conversation has ended.',
+  OPERATOR_ENDED: 'An operator ended this conversation.',
   TIME_LIMIT: 'This conversation reached its time limit and has ended.',
   DISCONNECTED: 'This conversation ended after the connection was lost.',
   SERVER_SHUTDOWN: 'This conversation ended because the server is shutting down.',

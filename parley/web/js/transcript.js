@@ -14,7 +14,7 @@
  */
 
 import { renderMarkdown } from './render.js';
-import { argumentsInWords, decisionInWords, humanize, toolActivity } from './describe.js';
+import { argumentsInWords, decisionInWords, toolActivity, toolName } from './describe.js';
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -33,11 +33,11 @@ function definitionList(pairs) {
   return list;
 }
 
-function actionButton(verb, style, toolName) {
+function actionButton(verb, style, tool) {
   const button = el('button', `btn ${style}`, verb);
   button.type = 'button';
   button.dataset.action = verb.toLowerCase();
-  button.setAttribute('aria-label', `${verb} ${humanize(toolName).toLowerCase()}`);
+  button.setAttribute('aria-label', `${verb} ${toolName(tool).toLowerCase()}`);
   return button;
 }
 
@@ -207,7 +207,7 @@ export class Transcript {
     const head = el('header', 'card-head');
     const kicker = el('span', 'card-kicker', 'Needs your approval');
     head.append(kicker);
-    const title = el('h3', 'card-title', humanize(name));
+    const title = el('h3', 'card-title', toolName(name));
     title.id = titleId;
     head.append(title);
     card.append(head);

@@ -31,6 +31,7 @@ export class VoiceConnection {
     this.ready = false;
     this.closedByUs = false;
     this.ended = false;
+    this.replaced = false; // a newer voice connection took the session over
     this.attempt = 0;
     this.retryTimer = 0;
     this.pingTimer = 0;
@@ -47,6 +48,7 @@ export class VoiceConnection {
   /** Open the socket; resolves with the `ready` frame, rejects if it never gets one. */
   connect() {
     this.closedByUs = false;
+    this.replaced = false;
     return new Promise((resolve, reject) => {
       this.pending = { resolve, reject };
       this.open(this.start);
@@ -90,6 +92,9 @@ export class VoiceConnection {
     if (frame.type === 'ready') this.becameReady(frame);
     if (frame.type === 'go_away' && frame.resume_token) this.resumeToken = frame.resume_token;
     if (frame.type === 'session_ended') this.ended = true;
+    // a newer voice connection (another tab) took the session over: do not reconnect,
+    // or the two would take it from each other forever
+    if (frame.type === 'error' && frame.code === 'attachment_replaced') this.replaced = true;
     this.onEvent(frame);
   }
 
@@ -129,7 +134,7 @@ export class VoiceConnection {
     const wasReady = this.ready;
     this.ready = false;
     this.socket = null;
-    if (this.closedByUs || this.ended) {
+    if (this.closedByUs || this.ended || this.replaced) {
       this.onStatus('closed');
       return;
     }

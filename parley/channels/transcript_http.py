@@ -1,0 +1,40 @@
+"""``GET /v1/sessions/{id}/transcript``: the timestamped transcript, JSON or plain text.
+
+Session token or operator key. ``?format=text`` (or ``Accept: text/plain``) gives one
+line per entry; the default is ``{"session_id", "status", "end_reason", "entries"}``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import PlainTextResponse
+
+from parley.channels.chat import ServicesDep, TokenDep
+from parley.sessions.transcript import transcript_entries, transcript_text
+
+router = APIRouter(prefix="/v1")
+
+
+@router.get("/sessions/{session_id}/transcript", response_model=None)
+async def get_transcript(
+    session_id: str,
+    services: ServicesDep,
+    token: TokenDep,
+    format: Annotated[Literal["json", "text"] | None, Query()] = None,
+    accept: Annotated[str | None, Header()] = None,
+) -> dict[str, Any] | PlainTextResponse:
+    session = await services.lifecycle.authorize(session_id, token)
+    entries = transcript_entries(await services.store.list_messages(session.id))
+    wants_text = format == "text" or (
+        format is None and accept is not None and accept.startswith("text/plain")
+    )
+    if wants_text:
+        return PlainTextResponse(transcript_text(entries))
+    return {
+        "session_id": session.id,
+        "status": session.status,
+        "end_reason": session.end_reason,
+        "entries": entries,
+    }

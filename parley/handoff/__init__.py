@@ -1,0 +1,1 @@
+"""Warm transfer to a human: the transfer state machine and its shared board."""

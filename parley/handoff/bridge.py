@@ -1,0 +1,69 @@
+"""The audio bridge of a joined transfer: caller ⇄ human, any leg format to any other.
+
+A ``LegFormat`` says what one leg speaks on its wire (PCM16 at a rate, or G.711
+μ-law at 8 kHz for carriers). ``Bridge`` holds one ``Direction`` each way; a
+direction decodes, resamples and encodes with its own resampler state, so chunk
+boundaries leave no clicks and the two directions never share state. Pure: bytes
+in, bytes out; the legs' socket loops feed it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from parley.audio.g711 import decode_ulaw, encode_ulaw
+from parley.audio.pcm import SampleAligner
+from parley.audio.resample import Resampler
+
+Encoding = Literal["pcm16", "ulaw"]
+
+
+@dataclass(frozen=True, slots=True)
+class LegFormat:
+    encoding: Encoding = "pcm16"
+    rate: int = 16000
+
+    def __post_init__(self) -> None:
+        if self.encoding == "ulaw" and self.rate != 8000:
+            raise ValueError("G.711 μ-law legs run at 8000 Hz")
+
+
+class Direction:
+    """One way of the bridge: ``source`` wire bytes → ``target`` wire bytes."""
+
+    def __init__(self, source: LegFormat, target: LegFormat) -> None:
+        self.source = source
+        self.target = target
+        self._aligner = SampleAligner()
+        self._resampler = Resampler(source.rate, target.rate)
+
+    def convert(self, data: bytes) -> bytes:
+        pcm = decode_ulaw(data) if self.source.encoding == "ulaw" else self._aligner.feed(data)
+        pcm = self._resampler.process(pcm)
+        return encode_ulaw(pcm) if self.target.encoding == "ulaw" else pcm
+
+
+class Bridge:
+    """Caller ⇄ human audio; ``to_human`` and ``to_caller`` keep separate state."""
+
+    def __init__(self, caller: LegFormat, human: LegFormat) -> None:
+        self.caller = caller
+        self.human = human
+        self.to_human = Direction(caller, human)
+        self.to_caller = Direction(human, caller)
+        self.heard_caller = False  # audio has flowed caller → human
+        self.heard_human = False
+
+    def from_caller(self, data: bytes) -> bytes:
+        self.heard_caller = self.heard_caller or bool(data)
+        return self.to_human.convert(data)
+
+    def from_human(self, data: bytes) -> bytes:
+        self.heard_human = self.heard_human or bool(data)
+        return self.to_caller.convert(data)
+
+    @property
+    def flowing(self) -> bool:
+        """Audio has gone both ways: the transfer may be marked ``joined``."""
+        return self.heard_caller and self.heard_human

@@ -1,0 +1,60 @@
+"""The transfer bridge: a tone from each side arrives on the other (frequency, level)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from parley.audio.g711 import encode_ulaw
+from parley.handoff.bridge import Bridge, LegFormat
+
+BROWSER = LegFormat("pcm16", 48000)
+CONSOLE = LegFormat("pcm16", 16000)
+PHONE = LegFormat("ulaw", 8000)
+
+
+def tone(freq: float, rate: int, seconds: float = 1.0, amp: float = 0.3) -> bytes:
+    t = np.arange(int(rate * seconds)) / rate
+    return (np.sin(2 * np.pi * freq * t) * amp * 32767).astype("<i2").tobytes()
+
+
+def wire(fmt: LegFormat, pcm: bytes) -> bytes:
+    return encode_ulaw(pcm) if fmt.encoding == "ulaw" else pcm
+
+
+def analyse(fmt: LegFormat, data: bytes) -> tuple[float, float]:
+    """(dominant frequency, RMS relative to full scale) of a leg's wire bytes."""
+    from parley.audio.g711 import decode_ulaw
+
+    pcm = decode_ulaw(data) if fmt.encoding == "ulaw" else data
+    x = np.frombuffer(pcm, dtype="<i2").astype(np.float64) / 32768
+    x = x[len(x) // 4 :]  # past the resampler's start-up
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return float(np.argmax(spectrum) * fmt.rate / len(x)), float(np.sqrt(np.mean(x**2)))
+
+
+@pytest.mark.parametrize(
+    ("caller", "human"), [(PHONE, CONSOLE), (BROWSER, PHONE), (BROWSER, CONSOLE), (PHONE, PHONE)]
+)
+def test_a_tone_from_each_side_arrives_on_the_other(caller: LegFormat, human: LegFormat) -> None:
+    bridge = Bridge(caller, human)
+    up, down = tone(440, caller.rate), tone(1000, human.rate)
+    chunk_c, chunk_h = caller.rate // 50 * 2, human.rate // 50 * 2  # 20 ms of PCM16
+    to_human = b"".join(
+        bridge.from_caller(wire(caller, up[i : i + chunk_c])) for i in range(0, len(up), chunk_c)
+    )
+    assert not bridge.flowing
+    to_caller = b"".join(
+        bridge.from_human(wire(human, down[i : i + chunk_h])) for i in range(0, len(down), chunk_h)
+    )
+    assert bridge.flowing
+    f_human, level_human = analyse(human, to_human)
+    f_caller, level_caller = analyse(caller, to_caller)
+    assert abs(f_human - 440) < 5 and abs(f_caller - 1000) < 5
+    expected = 0.3 / np.sqrt(2)
+    assert abs(level_human - expected) < 0.03 and abs(level_caller - expected) < 0.03
+
+
+def test_mu_law_runs_only_at_8k() -> None:
+    with pytest.raises(ValueError, match="8000"):
+        LegFormat("ulaw", 16000)
