@@ -22,7 +22,7 @@ from parley.brain.core import Brain
 from parley.brain.demo_tools import register_demo_tools
 from parley.brain.runtime import AgentRuntime
 from parley.brain.tools import ToolRegistry
-from parley.channels import chat
+from parley.channels import api_docs, chat
 from parley.channels.body_limit import BodyLimitMiddleware
 from parley.channels.http_errors import install_error_handlers
 from parley.channels.lifecycle import SessionLifecycle
@@ -63,6 +63,7 @@ def make_llm(
         raise ConfigError(
             f"agent {agent.name!r} uses brain: llm but PARLEY_LLM_BASE_URL is not set"
         )
+    from parley.engines.customer_safe_llm import CustomerSafeLLM
     from parley.engines.openai_llm import OpenAICompatibleLLM
 
     llm = OpenAICompatibleLLM(
@@ -72,7 +73,7 @@ def make_llm(
         settings.llm_timeout_s,
         client=client,
     )
-    return llm, "llm"
+    return CustomerSafeLLM(llm), "llm"
 
 
 def make_coordinator(settings: Settings, clock: Clock) -> Coordinator:
@@ -187,7 +188,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         version=__version__,
         description="One conversational brain over text chat, browser voice and phone.",
         lifespan=lifespan,
+        docs_url=None,  # served offline by channels.api_docs
+        redoc_url=None,
     )
+    api_docs.install(app)
     app.state.services = services
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

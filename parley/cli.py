@@ -14,20 +14,9 @@ from parley.config import ConfigError, load_settings
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from parley import logs, server
+    from parley.serve_command import serve
 
-    try:
-        settings = load_settings()
-        from parley.app import create_app
-
-        app = create_app(settings)
-    except ConfigError as exc:
-        print(f"parley: {exc}", file=sys.stderr)
-        return 2
-    logs.configure(settings.log_level)
-    print(f"Parley on http://{args.host}:{args.port}/  (API docs: /docs)", flush=True)
-    server.run(app, args.host, args.port, drain_s=settings.drain_s)
-    return 0
+    return serve(args.host, args.port)
 
 
 # --- chat ---------------------------------------------------------------------------
@@ -169,20 +158,9 @@ def _chat(args: argparse.Namespace) -> int:
 
 
 def _doctor(_: argparse.Namespace) -> int:
-    try:
-        settings = load_settings()
-        from parley.config import load_agents
+    from parley.doctor import doctor
 
-        agents = load_agents(settings.agents_dir)
-    except ConfigError as exc:
-        print(f"parley: {exc}", file=sys.stderr)
-        return 2
-    print(f"data dir:  {settings.data_dir.resolve()}")
-    print(f"database:  {settings.effective_database_url.split('@')[-1]}")
-    print(f"redis:     {settings.redis_url or 'in-process coordination'}")
-    print(f"llm:       {settings.llm_base_url or 'none (rules brain)'}")
-    print(f"agents:    {', '.join(sorted(agents))}")
-    return 0
+    return doctor()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,9 +7,12 @@ line and the field, e.g. ``agents/demo.yaml:12: tools.1.timeout_s: ...``.
 
 from __future__ import annotations
 
+import difflib
 import json
+import os
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -64,7 +67,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     redis_url: str | None = None
     llm_base_url: str | None = None
-    llm_model: str = "gpt-4o-mini"
+    llm_model: str = Field(default="gpt-4o-mini", min_length=1)
     llm_api_key: str | None = None
     llm_timeout_s: float = Field(default=60.0, gt=0)
     llm_max_tool_rounds: int = Field(default=6, ge=1, le=50)
@@ -160,6 +163,15 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
+    @field_validator("llm_base_url")
+    @classmethod
+    def _check_llm_url(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https:// (got {value!r})")
+        return value
+
     @field_validator("public_url")
     @classmethod
     def _check_public_url(cls, value: str | None) -> str | None:
@@ -198,6 +210,48 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(f"parley.toml: {exc}") from None
     except SettingsError as exc:
         raise ConfigError(f"invalid settings: {exc}") from None
+
+
+def settings_warnings(
+    environ: Mapping[str, str] | None = None, toml_path: Path = Path("parley.toml")
+) -> list[str]:
+    """Unknown ``PARLEY_*`` variables and ``parley.toml`` keys, each with the closest
+    known name ("did you mean PARLEY_LLM_MODEL?"). Settings ignores them; this says so."""
+    known = sorted(Settings.model_fields)
+    env = os.environ if environ is None else environ
+    warnings = []
+    for name in sorted(env):
+        if not name.startswith("PARLEY_") or name[7:].lower() in known:
+            continue
+        if name in _NOT_SETTINGS or name.startswith(_NOT_SETTINGS_PREFIXES):
+            continue
+        guess = _closest(name[7:].lower(), known)
+        hint = f"; did you mean PARLEY_{guess.upper()}?" if guess else ""
+        warnings.append(f"unknown setting {name} is ignored{hint}")
+    if toml_path.is_file():
+        try:
+            data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError):
+            return warnings  # load_settings reports it
+        for key in sorted(data):
+            if key.lower() in known:
+                continue
+            guess = _closest(key.lower().removeprefix("parley_"), known)
+            hint = f"; did you mean {guess}?" if guess else ""
+            warnings.append(f"{toml_path}: unknown key {key!r} is ignored{hint}")
+    return warnings
+
+
+# Variables of the environment that are not server settings (tests, scripts).
+_NOT_SETTINGS = frozenset({"PARLEY_SCREENSHOTS_DIR", "PARLEY_REUSE_VENV"})
+_NOT_SETTINGS_PREFIXES = ("PARLEY_TEST_", "PARLEY_BENCH_")
+
+
+def _closest(name: str, known: list[str]) -> str | None:
+    if name in known:
+        return name
+    matches = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return matches[0] if matches else None
 
 
 # --- agent files ----------------------------------------------------------------------

@@ -172,7 +172,7 @@ def test_chat_without_a_server_says_so(capsys: pytest.CaptureFixture[str]) -> No
     assert capsys.readouterr().err.startswith(f"parley: cannot reach {url}: ")
 
 
-def test_doctor_prints_settings_and_agents(
+def test_doctor_prints_a_table_of_what_serve_needs(
     local_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     agents = local_env.parent / "agents"
@@ -180,21 +180,60 @@ def test_doctor_prints_settings_and_agents(
     (agents / "shop.yaml").write_text("name: shop\n", encoding="utf-8")
     monkeypatch.setenv("PARLEY_AGENTS_DIR", str(agents))
     assert main(["doctor"]) == 0
-    out = capsys.readouterr().out
-    assert f"data dir:  {local_env.resolve()}\n" in out
-    assert f"database:  sqlite:///{(local_env / 'parley.db').resolve()}\n" in out
-    assert "redis:     in-process coordination\n" in out
-    assert "llm:       none (rules brain)\n" in out
-    assert "agents:    demo, shop\n" in out
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "✓ settings  PARLEY_* and parley.toml",
+        f"✓ data dir  {local_env.resolve()}",
+        "✓ agents    demo (rules brain), shop (rules brain)",
+        f"✓ database  SQLite {(local_env / 'parley.db').resolve()}",
+        "✓ redis     PARLEY_REDIS_URL not set: in-process coordination (one worker)",
+        "✓ llm       PARLEY_LLM_BASE_URL not set: agents use the rules brain",
+        "✓ speech    agent demo: said 'book a table for two', heard 'book a table for two'",
+    ]
 
 
 def test_doctor_hides_database_credentials(
     local_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("PARLEY_DATABASE_URL", "postgresql+asyncpg://app:s3cret@db:5432/parley")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"postgresql+asyncpg://app:s3cret@127.0.0.1:{port}/parley"
+    monkeypatch.setenv("PARLEY_DATABASE_URL", url)
+    assert main(["doctor"]) == 2
+    out = capsys.readouterr().out
+    assert "s3cret" not in out
+    assert (
+        f"✗ database  PARLEY_DATABASE_URL: cannot open PostgreSQL at 127.0.0.1:{port}/parley: "
+        "connection refused\n"
+    ) in out
+
+
+def test_doctor_warns_about_unknown_settings_with_the_closest_name(
+    local_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PARLEY_LLM_MDOEL", "llama3.1")
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
-    assert "s3cret" not in out and "database:  db:5432/parley\n" in out
+    assert (
+        "! settings  unknown setting PARLEY_LLM_MDOEL is ignored; did you mean PARLEY_LLM_MODEL?\n"
+    ) in out
+
+
+def test_doctor_names_the_llm_setting_to_change(
+    local_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("PARLEY_LLM_BASE_URL", f"http://127.0.0.1:{port}/v1")
+    assert main(["doctor"]) == 2
+    out = capsys.readouterr().out
+    assert "✓ agents    demo (LLM)\n" in out
+    assert (
+        f"✗ llm       PARLEY_LLM_BASE_URL: cannot reach the LLM at http://127.0.0.1:{port}/v1: "
+        "connection refused\n"
+    ) in out
 
 
 def test_doctor_with_a_bad_setting_exits_2(
@@ -202,7 +241,7 @@ def test_doctor_with_a_bad_setting_exits_2(
 ) -> None:
     monkeypatch.setenv("PARLEY_AGENTS_DIR", str(local_env / "missing"))
     assert main(["doctor"]) == 2
-    assert "PARLEY_AGENTS_DIR" in capsys.readouterr().err
+    assert "✗ agents    PARLEY_AGENTS_DIR" in capsys.readouterr().out
 
 
 def test_a_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:

@@ -258,8 +258,7 @@ def install(app: Any, services: Services, *, on_status: StatusSink | None = None
         return
     gate = PhoneGate(StreamTokens(stream_secret(settings)), services)
     services.phone_gate = gate
-    if not settings.twilio_auth_token:
-        log.warning("PARLEY_TWILIO_AUTH_TOKEN is not set: Twilio webhooks are not verified")
+    unverified_told: list[bool] = []
 
     async def default_sink(update: CallStatus) -> None:
         key = f"phone:call-status:{update.call_sid}"
@@ -288,6 +287,9 @@ def install(app: Any, services: Services, *, on_status: StatusSink | None = None
         """The webhook's form fields, after the signature check."""
         items = await form_items(request)
         token = settings.twilio_auth_token
+        if not token and not unverified_told:  # said once, when telephony is first used
+            unverified_told.append(True)
+            log.warning("PARLEY_TWILIO_AUTH_TOKEN is not set: Twilio webhooks are not verified")
         if token:
             url = signed_url(settings, request)
             if not twilio_signature_ok(
