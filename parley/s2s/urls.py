@@ -1,4 +1,4 @@
-"""Base URL → WebSocket URL: ``https://`` means a TLS WebSocket (``wss``), ``http://`` a plain one."""
+"""Base URL → WebSocket URL: ``https://`` means TLS (``wss``), ``http://`` plain (``ws``)."""
 
 from __future__ import annotations
 
