@@ -151,7 +151,7 @@ class OpenAIDecoder:
             case "response.output_audio_transcript.delta":
                 return [OutputTranscript(str(event.get("delta", "")), False, item_id)]
             case "response.output_audio_transcript.done":
-                return [OutputTranscript(str(event.get("transcript", "")), True, item_id)]
+                return [OutputTranscript(str(event.get("transcript", "")).strip(), True, item_id)]
             case "conversation.item.input_audio_transcription.delta":
                 return [InputTranscript(str(event.get("delta", "")), final=False)]
             case "conversation.item.input_audio_transcription.completed":
