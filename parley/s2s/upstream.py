@@ -164,12 +164,12 @@ class UpstreamSession:
 
     async def close(self) -> None:
         self._closed = True
-        if self._swap is not None:
-            self._swap.cancel()
-        for task in list(self._tasks):
+        tasks = [*self._tasks, *([self._swap] if self._swap is not None else [])]
+        for task in tasks:
             task.cancel()
         for ws in list(self._sockets):
             await ws.close()
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._queue.put_nowait(_END)
 
     # --- sockets ----------------------------------------------------------------------
