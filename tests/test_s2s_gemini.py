@@ -14,6 +14,7 @@ from parley.s2s.base import (
     InputTranscript,
     Interrupted,
     OutputTranscript,
+    ResumptionHandle,
     S2SConfig,
     S2SConfigError,
     S2SEvent,
@@ -244,3 +245,30 @@ def test_missing_key_and_bad_url_are_clear_errors() -> None:
         GeminiLive(None)
     with pytest.raises(S2SConfigError, match="https://"):
         GeminiLive("k", "ftp://example.com")
+
+
+async def test_dropped_socket_resumes_with_the_last_handle(sleeps: Sleeps) -> None:
+    fake = FakeGeminiLive(
+        [
+            Reply(heard="one", says="first answer"),
+            Reply(heard="two", says="cut off here", chunks=3, drop_after=0),
+            Reply(heard="three", says="still here"),
+        ]
+    )
+    async with fake.running():
+        upstream = GeminiLive("k", fake.base_url, sleep=sleeps)
+        await upstream.connect(S2SConfig())
+        events = upstream.events()
+        await upstream.send_audio(TURN)
+        await until(events, lambda e: isinstance(e, ResumptionHandle))
+        await upstream.send_audio(TURN)
+        await until(events, lambda e: isinstance(e, AudioOut))
+        await upstream.send_audio(TURN)  # sent while (or after) the socket dies: kept
+        seen = await until(
+            events, lambda e: isinstance(e, OutputTranscript) and e.final and e.text == "still here"
+        )
+        await upstream.close()
+    assert fake.resumed_with == ["handle-1"]
+    assert fake.audio_bytes == 3 * len(TURN)
+    assert "three" in finals(seen, InputTranscript)
+    assert (upstream.swaps, upstream.rebuilds) == (1, 0)

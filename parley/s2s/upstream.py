@@ -22,6 +22,7 @@ last event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
@@ -112,7 +113,7 @@ class UpstreamSession:
         self._decoders: dict[ClientConnection, Decoder] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._swap: asyncio.Task[None] | None = None
-        self._pending_audio: list[bytes] = []
+        self._pending_audio: list[str] = []  # encoded audio messages held during a swap
         self._handle: str | None = None
         self._history: list[HistoryTurn] = []
         self._tool_names: dict[str, str] = {}
@@ -145,10 +146,21 @@ class UpstreamSession:
             yield item  # type: ignore[misc]
 
     async def send_audio(self, pcm16k: bytes) -> None:
-        if self._swap is not None or self._ws is None:
-            self._pending_audio.append(bytes(pcm16k))
+        messages = self.dialect.audio(pcm16k)  # encoded once: a resampler keeps state
+        ws = self._ws
+        if self._swap is not None or ws is None:
+            self._pending_audio.extend(messages)
             return
-        await self._send(self._ws, self.dialect.audio(pcm16k))
+        for index, message in enumerate(messages):
+            try:
+                await ws.send(message)
+            except ConnectionClosed:
+                # The socket died under us: keep what did not go out for the next socket.
+                self._pending_audio.extend(messages[index:])
+                if ws is self._ws and self._swap is None and not self._closed:
+                    log.info("upstream closed while sending audio; reconnecting")
+                    self._start_swap()
+                return
 
     async def send_text(self, text: str) -> None:
         self._history.append(HistoryTurn("user", text))
@@ -299,8 +311,10 @@ class UpstreamSession:
             self._swap = None
             self._fail(f"upstream lost and could not reconnect: {exc}")
             return
-        while self._pending_audio:
-            await self._send(ws, self.dialect.audio(self._pending_audio.pop(0)))
+        with contextlib.suppress(ConnectionClosed):  # kept for the next socket if this dies
+            while self._pending_audio:
+                await ws.send(self._pending_audio[0])
+                self._pending_audio.pop(0)
         self.swaps += 1
         self._swap = None
         self._install(ws)

@@ -6,7 +6,8 @@ the next scripted :class:`~parley.testing.s2s_script.Reply` (``inputTranscriptio
 ``modelTurn`` audio with ``outputTranscription``, ``turnComplete``, then a
 ``sessionResumptionUpdate``). A reply can issue a ``toolCall`` (the ``toolResponse`` is
 answered by the next reply), send ``goAway`` mid-answer (the connection finishes the answer
-and then closes), or signal ``interrupted``. ``accept_handles=False`` refuses resumption.
+and then closes), signal ``interrupted``, or drop the socket (close 1011).
+``accept_handles=False`` refuses resumption.
 """
 
 from __future__ import annotations
@@ -97,6 +98,9 @@ class FakeGeminiLive(FakeServerBase):
             if reply.interrupt_after == index:
                 await _content(ws, {"interrupted": True})
                 break
+            if reply.drop_after == index:
+                await ws.close(1011, "internal error")
+                return True
         await _content(ws, {"generationComplete": True})
         await _content(ws, {"turnComplete": True})
         await _send(ws, {"usageMetadata": {"totalTokenCount": 42}})

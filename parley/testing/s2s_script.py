@@ -30,6 +30,7 @@ class Reply:
     tool_call: tuple[str, Mapping[str, Any]] | None = None
     go_away_after: int | None = None  # chunk index after which goAway / session end comes
     interrupt_after: int | None = None  # chunk index after which barge-in is signalled
+    drop_after: int | None = None  # chunk index after which the socket dies (close 1011)
 
     def pieces(self) -> list[str]:
         """The output transcript split over the chunks."""
