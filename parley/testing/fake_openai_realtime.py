@@ -31,8 +31,11 @@ class FakeOpenAIRealtime(FakeServerBase):
         self._ids += 1
         return f"{prefix}_{self._ids}"
 
+    async def _send(self, ws: ServerConnection, message: dict[str, Any]) -> None:
+        await ws.send(json.dumps({"event_id": self._id("event"), **message}))
+
     async def handle(self, ws: ServerConnection, record: Connection) -> None:
-        await _send(ws, {"type": "session.created", "session": {"id": self._id("sess")}})
+        await self._send(ws, {"type": "session.created", "session": {"type": "realtime"}})
         pending_answer = False
         async for raw in ws:
             event = json.loads(raw)
@@ -40,7 +43,7 @@ class FakeOpenAIRealtime(FakeServerBase):
             reply: Reply | None = None
             if kind == "session.update":
                 record.setup = event["session"]
-                await _send(ws, {"type": "session.updated", "session": event["session"]})
+                await self._send(ws, {"type": "session.updated", "session": event["session"]})
             elif kind == "input_audio_buffer.append":
                 size = len(base64.b64decode(event["audio"]))
                 record.audio_bytes += size
@@ -48,7 +51,7 @@ class FakeOpenAIRealtime(FakeServerBase):
                 if record.turn_bytes >= self.bytes_per_turn:
                     record.turn_bytes = 0
                     reply = self.next_reply()
-                    await self._caller_turn(ws, reply)
+                    await self._caller_turn(ws, reply, record.audio_bytes // 48)
             elif kind == "conversation.item.create":
                 item = event["item"]
                 if item["type"] == "function_call_output":
@@ -69,19 +72,22 @@ class FakeOpenAIRealtime(FakeServerBase):
                 await ws.close(1000, "session expired")
                 return
 
-    async def _caller_turn(self, ws: ServerConnection, reply: Reply) -> None:
+    async def _caller_turn(self, ws: ServerConnection, reply: Reply, end_ms: int) -> None:
         item_id = self._id("item")
-        await _send(ws, {"type": "input_audio_buffer.speech_started", "item_id": item_id})
-        await _send(ws, {"type": "input_audio_buffer.speech_stopped", "item_id": item_id})
-        await _send(ws, {"type": "input_audio_buffer.committed", "item_id": item_id})
+        started = {"type": "input_audio_buffer.speech_started", "audio_start_ms": 0}
+        await self._send(ws, {**started, "item_id": item_id})
+        stopped = {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": end_ms}
+        await self._send(ws, {**stopped, "item_id": item_id})
+        await self._send(ws, {"type": "input_audio_buffer.committed", "item_id": item_id})
         if reply.heard:
-            await _send(
+            await self._send(
                 ws,
                 {
                     "type": "conversation.item.input_audio_transcription.completed",
                     "item_id": item_id,
                     "content_index": 0,
                     "transcript": reply.heard,
+                    "usage": {"type": "duration", "seconds": end_ms / 1000},
                 },
             )
 
@@ -89,7 +95,7 @@ class FakeOpenAIRealtime(FakeServerBase):
         """Play one reply as a response; True when the session expired mid-answer."""
         response_id = self._id("resp")
         item_id = self._id("item")
-        await _send(ws, {"type": "response.created", "response": {"id": response_id}})
+        await self._send(ws, {"type": "response.created", "response": {"id": response_id}})
         if reply.tool_call is not None:
             name, args = reply.tool_call
             item = {
@@ -100,42 +106,38 @@ class FakeOpenAIRealtime(FakeServerBase):
                 "arguments": json.dumps(args),
             }
             done = {k: item[k] for k in ("call_id", "name", "arguments")}
-            await _send(ws, {"type": "response.output_item.added", "item": item})
-            await _send(
-                ws,
-                {"type": "response.function_call_arguments.done", "item_id": item_id, **done},
-            )
-            await _send(ws, {"type": "response.output_item.done", "item": item})
-            await _send(ws, {"type": "response.done", "response": {"id": response_id}})
+            at = {"response_id": response_id, "output_index": 0}
+            await self._send(ws, {"type": "response.output_item.added", **at, "item": item})
+            arguments = {"type": "response.function_call_arguments.done", "item_id": item_id}
+            await self._send(ws, {**arguments, **at, **done})
+            await self._send(ws, {"type": "response.output_item.done", **at, "item": item})
+            await self._send(ws, {"type": "response.done", "response": {"id": response_id}})
             return False
         where = {"response_id": response_id, "item_id": item_id, "output_index": 0}
         said: list[str] = []
         status = "completed"
         for index, piece in enumerate(reply.pieces()):
             audio = {"type": "response.output_audio.delta", **where, "content_index": 0}
-            await _send(ws, {**audio, "delta": reply.audio(index)})
+            await self._send(ws, {**audio, "delta": reply.audio(index)})
             if piece:
                 said.append(piece)
                 delta = {"type": "response.output_audio_transcript.delta", **where}
-                await _send(ws, {**delta, "content_index": 0, "delta": piece})
+                await self._send(ws, {**delta, "content_index": 0, "delta": piece})
             if reply.go_away_after == index:
                 error = {
                     "type": "invalid_request_error",
                     "code": "session_expired",
                     "message": "Your session hit the maximum duration of 60 minutes.",
                 }
-                await _send(ws, {"type": "error", "error": error})
+                await self._send(ws, {"type": "error", "error": error})
                 return True
             if reply.interrupt_after == index:
-                await _send(ws, {"type": "input_audio_buffer.speech_started", "item_id": "x"})
+                barge_in = {"type": "input_audio_buffer.speech_started", "audio_start_ms": 0}
+                await self._send(ws, {**barge_in, "item_id": self._id("item")})
                 status = "cancelled"
                 break
         transcript = {"type": "response.output_audio_transcript.done", **where}
-        await _send(ws, {**transcript, "content_index": 0, "transcript": "".join(said)})
+        await self._send(ws, {**transcript, "content_index": 0, "transcript": "".join(said)})
         done = {"id": response_id, "status": status}
-        await _send(ws, {"type": "response.done", "response": done})
+        await self._send(ws, {"type": "response.done", "response": done})
         return False
-
-
-async def _send(ws: ServerConnection, message: dict[str, Any]) -> None:
-    await ws.send(json.dumps(message))
