@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
-
 import pytest
 
 from parley.s2s.base import (
@@ -17,7 +14,6 @@ from parley.s2s.base import (
     ResumptionHandle,
     S2SConfig,
     S2SConfigError,
-    S2SEvent,
     ToolCall,
     ToolDeclaration,
     TurnComplete,
@@ -25,42 +21,17 @@ from parley.s2s.base import (
 )
 from parley.s2s.gemini_live import GeminiLive
 from parley.testing.fake_gemini_live import FakeGeminiLive
-from parley.testing.s2s_script import Reply
+from parley.testing.s2s_script import RecordingSleep, Reply, events_until, final_texts
 
 TURN = b"\x01\x00" * 1600  # 3200 bytes = one caller turn for the fake's "VAD"
 
 
-class Sleeps:
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, delay: float) -> None:
-        self.calls.append(delay)
-
-
-async def until(
-    events: AsyncIterator[S2SEvent], done: Callable[[S2SEvent], bool]
-) -> list[S2SEvent]:
-    """Collect events up to and including the first for which ``done`` is true."""
-    seen: list[S2SEvent] = []
-    async with asyncio.timeout(10):  # a safety net against a hung test, not a wait
-        async for event in events:
-            seen.append(event)
-            if done(event):
-                return seen
-    return seen
-
-
-def finals(events: list[S2SEvent], kind: type) -> list[str]:
-    return [e.text for e in events if isinstance(e, kind) and e.final]
-
-
 @pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
+def sleeps() -> RecordingSleep:
+    return RecordingSleep()
 
 
-async def test_spoken_turn_with_transcripts_and_setup(sleeps: Sleeps) -> None:
+async def test_spoken_turn_with_transcripts_and_setup(sleeps: RecordingSleep) -> None:
     fake = FakeGeminiLive([Reply(heard="what time is it", says="It is noon.", chunks=2)])
     config = S2SConfig(
         instructions="Be brief.",
@@ -73,10 +44,10 @@ async def test_spoken_turn_with_transcripts_and_setup(sleeps: Sleeps) -> None:
         upstream = GeminiLive("k-123", fake.base_url, sleep=sleeps)
         await upstream.connect(config)
         await upstream.send_audio(TURN)
-        seen = await until(upstream.events(), lambda e: isinstance(e, TurnComplete))
+        seen = await events_until(upstream.events(), lambda e: isinstance(e, TurnComplete))
         await upstream.close()
-    assert finals(seen, InputTranscript) == ["what time is it"]
-    assert finals(seen, OutputTranscript) == ["It is noon."]
+    assert final_texts(seen, InputTranscript) == ["what time is it"]
+    assert final_texts(seen, OutputTranscript) == ["It is noon."]
     assert [len(e.pcm) for e in seen if isinstance(e, AudioOut)] == [960, 960]
     conn = fake.connections[0]
     assert conn.path.endswith("BidiGenerateContent?key=k-123")
@@ -99,7 +70,7 @@ async def test_spoken_turn_with_transcripts_and_setup(sleeps: Sleeps) -> None:
     ]
 
 
-async def test_tool_call_round_trip(sleeps: Sleeps) -> None:
+async def test_tool_call_round_trip(sleeps: RecordingSleep) -> None:
     fake = FakeGeminiLive(
         [
             Reply(heard="weather in Paris", tool_call=("get_weather", {"city": "Paris"})),
@@ -111,20 +82,20 @@ async def test_tool_call_round_trip(sleeps: Sleeps) -> None:
         await upstream.connect(S2SConfig())
         await upstream.send_audio(TURN)
         events = upstream.events()
-        seen = await until(events, lambda e: isinstance(e, ToolCall))
+        seen = await events_until(events, lambda e: isinstance(e, ToolCall))
         call = seen[-1]
         assert isinstance(call, ToolCall)
         assert (call.name, dict(call.args)) == ("get_weather", {"city": "Paris"})
         await upstream.send_tool_result(call.call_id, {"forecast": "sunny"})
-        seen = await until(events, lambda e: isinstance(e, TurnComplete))
+        seen = await events_until(events, lambda e: isinstance(e, TurnComplete))
         await upstream.close()
     assert fake.connections[0].tool_results == [
         {"id": call.call_id, "name": "get_weather", "response": {"forecast": "sunny"}}
     ]
-    assert finals(seen, OutputTranscript) == ["It is sunny in Paris."]
+    assert final_texts(seen, OutputTranscript) == ["It is sunny in Paris."]
 
 
-async def test_interruption_is_signalled_and_cuts_the_answer(sleeps: Sleeps) -> None:
+async def test_interruption_is_signalled_and_cuts_the_answer(sleeps: RecordingSleep) -> None:
     fake = FakeGeminiLive(
         [Reply(heard="tell me", says="one two three four", chunks=4, interrupt_after=1)]
     )
@@ -132,15 +103,17 @@ async def test_interruption_is_signalled_and_cuts_the_answer(sleeps: Sleeps) -> 
         upstream = GeminiLive("k", fake.base_url, sleep=sleeps)
         await upstream.connect(S2SConfig())
         await upstream.send_audio(TURN)
-        seen = await until(upstream.events(), lambda e: isinstance(e, TurnComplete))
+        seen = await events_until(upstream.events(), lambda e: isinstance(e, TurnComplete))
         await upstream.close()
     kinds = [type(e) for e in seen]
     assert kinds.count(AudioOut) == 2
     assert kinds.index(Interrupted) > max(i for i, k in enumerate(kinds) if k is AudioOut)
-    assert finals(seen, OutputTranscript) == ["one two"]
+    assert final_texts(seen, OutputTranscript) == ["one two"]
 
 
-async def test_go_away_mid_answer_resumes_without_losing_caller_audio(sleeps: Sleeps) -> None:
+async def test_go_away_mid_answer_resumes_and_keeps_caller_audio(
+    sleeps: RecordingSleep,
+) -> None:
     fake = FakeGeminiLive(
         [
             Reply(heard="first", says="alpha beta gamma", chunks=3, go_away_after=0),
@@ -152,15 +125,15 @@ async def test_go_away_mid_answer_resumes_without_losing_caller_audio(sleeps: Sl
         await upstream.connect(S2SConfig())
         await upstream.send_audio(TURN)
         events = upstream.events()
-        seen = await until(events, lambda e: isinstance(e, GoAway))
+        seen = await events_until(events, lambda e: isinstance(e, GoAway))
         # The caller keeps talking while the new connection is opened: buffered, not lost.
         for _ in range(4):
             await upstream.send_audio(TURN[:800])
-        seen += await until(events, lambda e: isinstance(e, TurnComplete))
-        seen += await until(events, lambda e: isinstance(e, TurnComplete))
+        seen += await events_until(events, lambda e: isinstance(e, TurnComplete))
+        seen += await events_until(events, lambda e: isinstance(e, TurnComplete))
         await upstream.close()
-    assert finals(seen, OutputTranscript) == ["alpha beta gamma", "carried on"]
-    assert finals(seen, InputTranscript) == ["first", "second"]
+    assert final_texts(seen, OutputTranscript) == ["alpha beta gamma", "carried on"]
+    assert final_texts(seen, InputTranscript) == ["first", "second"]
     assert len(fake.connections) == 2
     assert fake.resumed_with == ["handle-1"]
     assert fake.connections[1].setup["sessionResumption"] == {"handle": "handle-1"}
@@ -169,7 +142,7 @@ async def test_go_away_mid_answer_resumes_without_losing_caller_audio(sleeps: Sl
     assert (upstream.swaps, upstream.rebuilds) == (1, 0)
 
 
-async def test_refused_resumption_rebuilds_from_history(sleeps: Sleeps) -> None:
+async def test_refused_resumption_rebuilds_from_history(sleeps: RecordingSleep) -> None:
     fake = FakeGeminiLive(
         [
             Reply(heard="first", says="alpha beta", chunks=2, go_away_after=0),
@@ -183,9 +156,9 @@ async def test_refused_resumption_rebuilds_from_history(sleeps: Sleeps) -> None:
         await upstream.connect(S2SConfig(history=history))
         await upstream.send_audio(TURN)
         events = upstream.events()
-        await until(events, lambda e: isinstance(e, GoAway))
+        await events_until(events, lambda e: isinstance(e, GoAway))
         await upstream.send_audio(TURN)
-        seen = await until(
+        seen = await events_until(
             events, lambda e: isinstance(e, OutputTranscript) and e.final and e.text == "rebuilt"
         )
         await upstream.close()
@@ -201,23 +174,23 @@ async def test_refused_resumption_rebuilds_from_history(sleeps: Sleeps) -> None:
     assert fake.audio_bytes == 2 * len(TURN)
     assert (upstream.swaps, upstream.rebuilds) == (1, 1)
     assert sleeps.calls == []  # a refused handle is not retried, it is rebuilt
-    assert "second" in finals(seen, InputTranscript)
+    assert "second" in final_texts(seen, InputTranscript)
 
 
-async def test_busy_upstream_is_retried_with_backoff(sleeps: Sleeps) -> None:
+async def test_busy_upstream_is_retried_with_backoff(sleeps: RecordingSleep) -> None:
     fake = FakeGeminiLive([Reply(heard="hi", says="hello")])
     fake.refuse = [503, 429]
     async with fake.running():
         upstream = GeminiLive("k", fake.base_url, sleep=sleeps, backoff=(0.5, 1.0, 2.0))
         await upstream.connect(S2SConfig())
         await upstream.send_audio(TURN)
-        seen = await until(upstream.events(), lambda e: isinstance(e, TurnComplete))
+        seen = await events_until(upstream.events(), lambda e: isinstance(e, TurnComplete))
         await upstream.close()
     assert sleeps.calls == [0.5, 1.0]
-    assert finals(seen, OutputTranscript) == ["hello"]
+    assert final_texts(seen, OutputTranscript) == ["hello"]
 
 
-async def test_refused_connection_is_an_error_event(sleeps: Sleeps) -> None:
+async def test_refused_connection_is_an_error_event(sleeps: RecordingSleep) -> None:
     fake = FakeGeminiLive()
     fake.refuse = [401]
     async with fake.running():
@@ -229,7 +202,7 @@ async def test_refused_connection_is_an_error_event(sleeps: Sleeps) -> None:
     assert sleeps.calls == []
 
 
-async def test_unreachable_upstream_gives_up_after_backoff(sleeps: Sleeps) -> None:
+async def test_unreachable_upstream_gives_up_after_backoff(sleeps: RecordingSleep) -> None:
     fake = FakeGeminiLive()
     async with fake.running():
         url = fake.base_url  # the port is closed once the server stops
@@ -247,7 +220,7 @@ def test_missing_key_and_bad_url_are_clear_errors() -> None:
         GeminiLive("k", "ftp://example.com")
 
 
-async def test_dropped_socket_resumes_with_the_last_handle(sleeps: Sleeps) -> None:
+async def test_dropped_socket_resumes_with_the_last_handle(sleeps: RecordingSleep) -> None:
     fake = FakeGeminiLive(
         [
             Reply(heard="one", says="first answer"),
@@ -260,15 +233,15 @@ async def test_dropped_socket_resumes_with_the_last_handle(sleeps: Sleeps) -> No
         await upstream.connect(S2SConfig())
         events = upstream.events()
         await upstream.send_audio(TURN)
-        await until(events, lambda e: isinstance(e, ResumptionHandle))
+        await events_until(events, lambda e: isinstance(e, ResumptionHandle))
         await upstream.send_audio(TURN)
-        await until(events, lambda e: isinstance(e, AudioOut))
+        await events_until(events, lambda e: isinstance(e, AudioOut))
         await upstream.send_audio(TURN)  # sent while (or after) the socket dies: kept
-        seen = await until(
+        seen = await events_until(
             events, lambda e: isinstance(e, OutputTranscript) and e.final and e.text == "still here"
         )
         await upstream.close()
     assert fake.resumed_with == ["handle-1"]
     assert fake.audio_bytes == 3 * len(TURN)
-    assert "three" in finals(seen, InputTranscript)
+    assert "three" in final_texts(seen, InputTranscript)
     assert (upstream.swaps, upstream.rebuilds) == (1, 0)

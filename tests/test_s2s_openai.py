@@ -23,8 +23,7 @@ from parley.s2s.base import (
 )
 from parley.s2s.openai_realtime import OpenAIRealtime
 from parley.testing.fake_openai_realtime import FakeOpenAIRealtime
-from parley.testing.s2s_script import Reply
-from tests.test_s2s_gemini import Sleeps, finals, until
+from parley.testing.s2s_script import RecordingSleep, Reply, events_until, final_texts
 
 TURN = b"\x01\x00" * 1600  # 3200 bytes at 16 kHz → 4800 at 24 kHz, one turn for the fake
 
@@ -36,11 +35,11 @@ def wire_bytes(chunks: list[bytes]) -> int:
 
 
 @pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
+def sleeps() -> RecordingSleep:
+    return RecordingSleep()
 
 
-async def test_spoken_turn_with_transcripts_and_session(sleeps: Sleeps) -> None:
+async def test_spoken_turn_with_transcripts_and_session(sleeps: RecordingSleep) -> None:
     fake = FakeOpenAIRealtime([Reply(heard="what time is it", says="It is noon.", chunks=2)])
     config = S2SConfig(
         instructions="Be brief.",
@@ -51,7 +50,7 @@ async def test_spoken_turn_with_transcripts_and_session(sleeps: Sleeps) -> None:
         upstream = OpenAIRealtime("sk-test", fake.base_url + "/v1", sleep=sleeps)
         await upstream.connect(config)
         await upstream.send_audio(TURN)
-        seen = await until(upstream.events(), lambda e: isinstance(e, TurnComplete))
+        seen = await events_until(upstream.events(), lambda e: isinstance(e, TurnComplete))
         await upstream.close()
     conn = fake.connections[0]
     assert conn.path == "/v1/realtime?model=gpt-realtime"
@@ -72,14 +71,14 @@ async def test_spoken_turn_with_transcripts_and_session(sleeps: Sleeps) -> None:
             "parameters": {"type": "object"},
         }
     ]
-    assert finals(seen, InputTranscript) == ["what time is it"]
-    assert finals(seen, OutputTranscript) == ["It is noon."]
+    assert final_texts(seen, InputTranscript) == ["what time is it"]
+    assert final_texts(seen, OutputTranscript) == ["It is noon."]
     audio = [e for e in seen if isinstance(e, AudioOut)]
     assert [len(a.pcm) for a in audio] == [960, 960] and audio[0].item_id
     assert conn.audio_bytes == wire_bytes([TURN])
 
 
-async def test_typed_text_and_tool_call_round_trip(sleeps: Sleeps) -> None:
+async def test_typed_text_and_tool_call_round_trip(sleeps: RecordingSleep) -> None:
     fake = FakeOpenAIRealtime(
         [
             Reply(tool_call=("get_weather", {"city": "Paris"})),
@@ -91,12 +90,12 @@ async def test_typed_text_and_tool_call_round_trip(sleeps: Sleeps) -> None:
         await upstream.connect(S2SConfig())
         await upstream.send_text("weather in Paris?")
         events = upstream.events()
-        seen = await until(events, lambda e: isinstance(e, TurnComplete))
+        seen = await events_until(events, lambda e: isinstance(e, TurnComplete))
         calls = [e for e in seen if isinstance(e, ToolCall)]
         assert len(calls) == 1  # reported twice on the wire, once here
         assert (calls[0].name, dict(calls[0].args)) == ("get_weather", {"city": "Paris"})
         await upstream.send_tool_result(calls[0].call_id, {"forecast": "sunny"})
-        seen = await until(events, lambda e: isinstance(e, TurnComplete))
+        seen = await events_until(events, lambda e: isinstance(e, TurnComplete))
         await upstream.close()
     conn = fake.connections[0]
     assert conn.texts == ["weather in Paris?"]
@@ -107,10 +106,10 @@ async def test_typed_text_and_tool_call_round_trip(sleeps: Sleeps) -> None:
             "output": json.dumps({"forecast": "sunny"}, separators=(",", ":")),
         }
     ]
-    assert finals(seen, OutputTranscript) == ["It is sunny in Paris."]
+    assert final_texts(seen, OutputTranscript) == ["It is sunny in Paris."]
 
 
-async def test_interruption_then_truncate_with_heard_audio(sleeps: Sleeps) -> None:
+async def test_interruption_then_truncate_with_heard_audio(sleeps: RecordingSleep) -> None:
     fake = FakeOpenAIRealtime(
         [Reply(heard="tell me", says="one two three four", chunks=4, interrupt_after=1)]
     )
@@ -119,17 +118,17 @@ async def test_interruption_then_truncate_with_heard_audio(sleeps: Sleeps) -> No
         await upstream.connect(S2SConfig())
         await upstream.send_audio(TURN)
         events = upstream.events()
-        seen = await until(events, lambda e: isinstance(e, TurnComplete))
+        seen = await events_until(events, lambda e: isinstance(e, TurnComplete))
         audio = [e for e in seen if isinstance(e, AudioOut)]
         last_audio = max(i for i, e in enumerate(seen) if isinstance(e, AudioOut))
         assert any(isinstance(e, Interrupted) for e in seen[last_audio:])
         assert audio[0].item_id is not None
         await upstream.truncate(audio[0].item_id, 30)  # 30 ms of it was played
         await upstream.send_text("ok")  # goes after the truncate on the same socket
-        await until(events, lambda e: isinstance(e, TurnComplete))
+        await events_until(events, lambda e: isinstance(e, TurnComplete))
         await upstream.close()
     assert len(audio) == 2
-    assert finals(seen, OutputTranscript) == ["one two"]
+    assert final_texts(seen, OutputTranscript) == ["one two"]
     assert fake.connections[0].truncates == [
         {
             "type": "conversation.item.truncate",
@@ -140,7 +139,9 @@ async def test_interruption_then_truncate_with_heard_audio(sleeps: Sleeps) -> No
     ]
 
 
-async def test_session_cap_rebuilds_from_history_without_losing_audio(sleeps: Sleeps) -> None:
+async def test_session_cap_rebuilds_from_history_keeping_audio(
+    sleeps: RecordingSleep,
+) -> None:
     fake = FakeOpenAIRealtime(
         [
             Reply(heard="first", says="alpha beta gamma", chunks=3, go_away_after=1),
@@ -154,12 +155,12 @@ async def test_session_cap_rebuilds_from_history_without_losing_audio(sleeps: Sl
         await upstream.connect(S2SConfig(history=seed))
         await upstream.send_audio(TURN)
         events = upstream.events()
-        seen = await until(events, lambda e: isinstance(e, GoAway))
+        seen = await events_until(events, lambda e: isinstance(e, GoAway))
         for _ in range(4):
             chunk = TURN[:800]
             sent.append(chunk)
             await upstream.send_audio(chunk)
-        seen += await until(events, lambda e: isinstance(e, TurnComplete))
+        seen += await events_until(events, lambda e: isinstance(e, TurnComplete))
         await upstream.close()
     assert len(fake.connections) == 2
     assert fake.connections[0].seeded == [
@@ -172,12 +173,12 @@ async def test_session_cap_rebuilds_from_history_without_losing_audio(sleeps: Sl
         ("user", "first"),
     ]
     assert fake.audio_bytes == wire_bytes(sent)
-    assert finals(seen, InputTranscript) == ["first", "second"]
-    assert finals(seen, OutputTranscript) == ["carried on"]
+    assert final_texts(seen, InputTranscript) == ["first", "second"]
+    assert final_texts(seen, OutputTranscript) == ["carried on"]
     assert (upstream.swaps, upstream.rebuilds) == (1, 1)
 
 
-async def test_refused_connection_is_an_error_event(sleeps: Sleeps) -> None:
+async def test_refused_connection_is_an_error_event(sleeps: RecordingSleep) -> None:
     fake = FakeOpenAIRealtime()
     fake.refuse = [503, 503, 503, 503]
     async with fake.running():

@@ -7,9 +7,10 @@ VAD"), a typed text turn, or a tool result (which the next reply answers).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -17,6 +18,41 @@ from typing import Any
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+
+from parley.s2s.base import InputTranscript, OutputTranscript, S2SEvent
+
+
+class RecordingSleep:
+    """An injected ``sleep`` that returns at once and records the delays asked for."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.calls.append(delay)
+
+
+async def events_until(
+    events: AsyncIterator[S2SEvent], done: Callable[[S2SEvent], bool], limit_s: float = 10.0
+) -> list[S2SEvent]:
+    """Collect events up to and including the first for which ``done`` is true.
+
+    ``limit_s`` is a safety net against a hung test (it raises TimeoutError), not a wait.
+    """
+    seen: list[S2SEvent] = []
+    async with asyncio.timeout(limit_s):
+        async for event in events:
+            seen.append(event)
+            if done(event):
+                return seen
+    return seen
+
+
+def final_texts(
+    events: list[S2SEvent], kind: type[InputTranscript] | type[OutputTranscript]
+) -> list[str]:
+    """The texts of the final transcripts of one kind."""
+    return [e.text for e in events if isinstance(e, kind) and e.final]
 
 
 @dataclass(frozen=True)
