@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     llm_api_key: str | None = None
     llm_timeout_s: float = Field(default=60.0, gt=0)
     llm_max_tool_rounds: int = Field(default=6, ge=1, le=50)
+    # Speech-to-speech upstreams (``brain: realtime``); separate from PARLEY_LLM_*, no fallback.
+    # Base URLs: ``https://`` means a TLS WebSocket, ``http://`` a plain one.
+    gemini_api_key: str | None = None
+    gemini_base_url: str = "https://generativelanguage.googleapis.com"
+    openai_api_key: str | None = None
+    openai_base_url: str = "https://api.openai.com/v1"
     tools_modules: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="modules with a register(registry) function adding Python tools",
@@ -467,12 +473,33 @@ class OnEndSpec(_Strict):
     transcript: bool = True  # include the transcript in the report
 
 
+class CompressionSpec(_Strict):
+    """Gemini ``contextWindowCompression``: a sliding window, on by default."""
+
+    enabled: bool = True
+    trigger_tokens: int | None = Field(default=None, ge=1)
+    target_tokens: int | None = Field(default=None, ge=1)
+
+
+class RealtimeSpec(_Strict):
+    """The ``realtime:`` block of an agent with ``brain: realtime`` (a speech-to-speech model)."""
+
+    model: str | None = None  # None: the adapter's default model
+    voice: str | None = None  # None: the provider's default voice
+    compression: CompressionSpec = Field(default_factory=CompressionSpec)
+    input_transcription: bool = True
+    output_transcription: bool = True
+    # Provider-side voice activity detection; False = Parley commits turns itself.
+    server_vad: bool = True
+    transcription_model: str = "gpt-4o-mini-transcribe"  # OpenAI only
+
+
 class AgentSpec(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     description: str = ""
     instructions: str = "You are a helpful assistant."
     greeting: str | None = None
-    brain: Literal["rules", "llm", "auto"] = "auto"
+    brain: Literal["rules", "llm", "auto", "realtime"] = "auto"
     tools: list[ToolSpec] = Field(default_factory=list)
     rules: list[RuleSpec] = Field(default_factory=list)
     fallback: str = "Sorry, I didn't catch that. Could you say it another way?"
@@ -487,7 +514,9 @@ class AgentSpec(_Strict):
     faq: list[FaqSpec] = Field(default_factory=list)
     # Engine name per kind for this agent, e.g. {llm: fake}. For stt/tts/vad a name
     # here wins over voice.stt/tts/vad; without "llm" the server's LLM is used.
-    engines: dict[Literal["llm", "stt", "tts", "vad"], str] = Field(default_factory=dict)
+    engines: dict[Literal["llm", "stt", "tts", "vad", "s2s"], str] = Field(default_factory=dict)
+    # brain: realtime — engines.s2s names the upstream (gemini_live | openai_realtime).
+    realtime: RealtimeSpec = Field(default_factory=RealtimeSpec)
 
     @field_validator("tools", mode="before")
     @classmethod
