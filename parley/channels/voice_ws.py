@@ -38,6 +38,7 @@ from parley.engines.base import EngineError
 from parley.engines.factory import EngineHub
 from parley.events import Error, Event, SessionEnded
 from parley.logs import bind_session
+from parley.metrics import Metrics
 from parley.sessions.coordinator import Subscription
 from parley.sessions.records import Session
 from parley.voice.io import VoiceOptions
@@ -70,8 +71,9 @@ class WsTransport:
     """The session's event sink and the pump's audio sink on one socket; a send
     after the client left is dropped."""
 
-    def __init__(self, ws: RawWebSocket) -> None:
+    def __init__(self, ws: RawWebSocket, metrics: Metrics | None = None) -> None:
         self.ws = ws
+        self.metrics = metrics
         self.closed = False
         self.ended = False
 
@@ -83,6 +85,10 @@ class WsTransport:
             await self.send_text(wire.render_wire(ended))
 
     async def emit(self, event: Event) -> None:
+        if self.metrics is not None and isinstance(event, Error):
+            self.metrics.errors.labels(event.code).inc()
+            if event.code == "bad_message":
+                self.metrics.bad_messages.labels("voice").inc()
         await self.send_text(wire.render(event))
 
     async def send_text(self, text: str) -> None:
@@ -198,7 +204,7 @@ async def voice_endpoint(
     ws: RawWebSocket, services: Services, hub: EngineHub, capacity: Capacity | None = None
 ) -> None:
     await ws.accept()
-    transport = WsTransport(ws)
+    transport = WsTransport(ws, services.metrics)
     capacity = capacity or Capacity(0)
     if capacity.full:
         # At capacity: refuse at once rather than answer every caller late.
