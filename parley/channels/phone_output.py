@@ -92,11 +92,12 @@ class CarrierOutput:
     def clear(self, now: float) -> str:
         """Barge-in: drop what is queued here, ``clear`` the carrier's queue, and
         return the text of this response the caller heard (marks echoed)."""
+        generation = self.pump.playout.generation  # the marks' generation
         self.pump.clear(now)
         self._segments.clear()
-        interruption = self.call.interrupt()
-        self._post(interruption.sends)
-        return interruption.heard_text
+        self._post(self.call.interrupt().sends)
+        heard, _ = self.call.heard(generation)
+        return heard
 
     def client_played(self, ms: float, now: float) -> None:
         self.pump.client_played(ms, now)

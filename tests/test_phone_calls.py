@@ -1,0 +1,250 @@
+"""Phone calls end to end: a simulated carrier (Twilio or Telnyx dialect) answers the
+real voice webhook, dials the real stream socket and talks to the whole app.
+
+Most agents here use the benchmark's fake engines (energy VAD, a fixed transcript
+"I would like to book a table for two tonight", 100 ms of sine per word) so the tests
+are about the call; one test speaks real espeak-ng speech to the embedded recogniser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import httpx
+import numpy as np
+import pytest
+
+from parley.config import BUILTIN_AGENTS_DIR
+from parley.sessions.records import Session
+from parley.testing.phone_peer import TELNYX, TWILIO, Dialect, PhonePeer
+from tests.plugins.apps import AppFactory, RunningApp
+from tests.plugins.stores import sqlite_url
+from tests.test_chat_api import collect, one
+
+PUBLIC = "https://parley.example.com"
+LONG_REPLY = (
+    "First sentence is short. "
+    "Then comes a second sentence that goes on for quite a while, with many more words in it "
+    "than anybody would want to hear on the phone before they get a word in. "
+    "And a third sentence closes it."
+)
+AGENTS = {
+    "phonefake.yaml": f"""
+name: phonefake
+brain: rules
+greeting: "Hi {{caller}}."
+fallback: "Pardon?"
+engines: {{stt: fake, tts: fake, vad: fake_energy}}
+rules:
+  - intent: reserve
+    keywords: [table]
+    say: "{LONG_REPLY}"
+  - intent: pressed
+    keywords: [pressed]
+    say: "You pressed a key."
+""",
+}
+REPLY_WORDS = len(LONG_REPLY.split())
+WORD_BYTES = 800  # 100 ms of 8 kHz μ-law per word of the fake TTS
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> dict[str, Any]:
+    return {"database_url": sqlite_url(tmp_path)}
+
+
+@pytest.fixture
+async def app(make_app: AppFactory, tmp_path: Path) -> AsyncIterator[RunningApp]:
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    for name, text in AGENTS.items():
+        (agents / name).write_text(text)
+    demo = (BUILTIN_AGENTS_DIR / "demo.yaml").read_text()
+    booking = demo.replace("name: demo\n", "name: fakebook\n", 1)
+    booking += "\nengines: {stt: fake, tts: fake, vad: fake_energy}\n"
+    (agents / "fakebook.yaml").write_text(booking)
+    async with make_app(agents_dir=agents, public_url=PUBLIC) as running:
+        yield running
+
+
+def tone(seconds: float, rate: int = 16000) -> bytes:
+    t = np.arange(int(rate * seconds)) / rate
+    return (3000 * np.sin(2 * np.pi * 440 * t)).astype("<i2").tobytes()
+
+
+def quiet(seconds: float, rate: int = 16000) -> bytes:
+    return b"\x00\x00" * int(rate * seconds)
+
+
+def utterance() -> bytes:
+    return quiet(0.3) + tone(0.6) + quiet(0.8)
+
+
+CARRIERS = pytest.mark.parametrize("dialect", [TWILIO, TELNYX], ids=["twilio", "telnyx"])
+
+
+async def answer_call(
+    app: RunningApp, dialect: Dialect, call_id: str, query: str = ""
+) -> tuple[str, dict[str, str]]:
+    """Post the carrier's voice webhook; the local stream URL and its parameters."""
+    form = {
+        "CallSid": call_id,
+        "From": "+15550001111",
+        "To": "+15550002222",
+        "Direction": "inbound",
+    }
+    path = f"/v1/telephony/{dialect.name}/voice"
+    async with httpx.AsyncClient() as http:
+        resp = await http.post(app.base_url + path + (f"?{query}" if query else ""), data=form)
+    assert resp.status_code == 200, resp.text
+    stream = ET.fromstring(resp.text).find("./Connect/Stream")
+    assert stream is not None
+    params = {p.attrib["name"]: p.attrib["value"] for p in stream.findall("Parameter")}
+    public = urlsplit(stream.attrib["url"])
+    local = app.base_url.replace("http", "ws", 1) + public.path
+    return local + (f"?{public.query}" if public.query else ""), params
+
+
+async def dial(
+    app: RunningApp, dialect: Dialect, call_id: str = "CA" + "7" * 32, query: str = ""
+) -> Any:
+    url, params = await answer_call(app, dialect, call_id, query)
+    if dialect is TELNYX:  # Telnyx: the parameters ride in the stream URL's query only
+        assert dict(parse_qsl(urlsplit(url).query)) == params
+        params = {}
+    return PhonePeer.dial(url, dialect=dialect, parameters=params, call_id=call_id)
+
+
+async def eventually(check: Callable[[], Any], within_s: float = 10.0) -> Any:
+    """Poll the server's state (bounded) until ``check()`` is truthy."""
+    async with asyncio.timeout(within_s):
+        while not (result := await check()):  # noqa: ASYNC110 (server state: no event)
+            await asyncio.sleep(0.02)
+    return result
+
+
+async def session_of_call(app: RunningApp, call_id: str) -> Session:
+    async def find() -> Session | None:
+        session_id = await app.services.coordinator.get(f"phone:call-session:{call_id}")
+        return await app.services.store.get_session(str(session_id)) if session_id else None
+
+    found: Session = await eventually(find)
+    return found
+
+
+async def ended(app: RunningApp, session_id: str) -> Session:
+    async def check() -> Session | None:
+        session = await app.services.store.get_session(session_id)
+        return session if session is not None and session.status != "active" else None
+
+    done: Session = await eventually(check)
+    return done
+
+
+async def assistant_texts(app: RunningApp, session_id: str) -> list[str]:
+    messages = await app.services.store.list_messages(session_id)
+    return [m.text for m in messages if m.role == "assistant"]
+
+
+def spoken_bytes(peer: PhonePeer) -> int:
+    return len(peer.heard_audio) + peer.queued_bytes
+
+
+# --- a call, start to hang-up ------------------------------------------------------------
+
+
+@CARRIERS
+async def test_an_inbound_call_is_greeted_answered_and_hung_up(
+    app: RunningApp, dialect: Dialect
+) -> None:
+    call_id = "CA" + "3" * 32
+    async with await dial(app, dialect, call_id, "agent=phonefake") as peer:
+        await peer.wait_for(lambda p: p.marks_sent)  # the greeting "Hi +15550001111."
+        session = await session_of_call(app, call_id)
+        assert session.agent == "phonefake" and session.current_channel == "phone"
+        assert session.template_vars["caller"] == "+15550001111"
+        assert session.metadata["phone"]["direction"] == "inbound"
+        await peer.wait_for(lambda p: spoken_bytes(p) >= 2 * WORD_BYTES)
+        await peer.play(1.0)  # the greeting, all heard
+        await peer.say(utterance())  # 20 ms μ-law messages
+        await peer.wait_for(lambda p: p.queued_bytes >= REPLY_WORDS * WORD_BYTES)  # the answer
+        media = [m for m in peer.received if m["event"] == "media"]
+        assert all(len(m["media"]["payload"]) <= 216 for m in media)  # ≤ 20 ms μ-law each
+        await peer.play(REPLY_WORDS * 0.1)  # all of it heard: every mark echoed
+        assert not peer.queued_bytes
+        await peer.hang_up()
+        done = await ended(app, session.id)
+    assert done.end_reason == "USER_ENDED" and done.current_channel == "chat"
+    messages = await app.services.store.list_messages(session.id)
+    users = [m.text for m in messages if m.role == "user"]
+    assert users[0] == "I would like to book a table for two tonight"
+    assert await assistant_texts(app, session.id) == ["Hi +15550001111.", LONG_REPLY]
+    assert peer.clears == 0
+
+
+@CARRIERS
+async def test_barge_in_clears_the_carrier_and_keeps_only_what_was_heard(
+    app: RunningApp, dialect: Dialect
+) -> None:
+    call_id = "CA" + "4" * 32
+    async with await dial(app, dialect, call_id, "agent=phonefake") as peer:
+        session = await session_of_call(app, call_id)
+        await peer.wait_for(lambda p: spoken_bytes(p) >= 2 * WORD_BYTES)
+        await peer.play(1.0)
+        greeting_audio = len(peer.heard_audio)
+        await peer.say(utterance())
+        # the first sentence (4 words) and a bit of the second reached the caller's line
+        await peer.wait_for(lambda p: p.queued_bytes >= 5 * WORD_BYTES)
+        echoed = await peer.play(0.5)
+        assert echoed  # marks came back: heard
+        assert len(peer.heard_audio) - greeting_audio == 5 * WORD_BYTES
+        await peer.say(tone(0.6) + quiet(0.8))  # the caller talks over the agent
+        await peer.wait_for(lambda p: p.clears >= 1)
+        assert peer.marks_dropped  # the marks still queued came back unplayed
+
+        async def cut() -> bool:
+            texts = await assistant_texts(app, session.id)
+            return len(texts) >= 2 and texts[1] != LONG_REPLY
+
+        await eventually(cut)
+        await peer.hang_up()
+        await ended(app, session.id)
+    texts = await assistant_texts(app, session.id)
+    assert texts[1] == "First sentence is short."  # the marks echoed, not a time estimate
+
+
+async def test_dtmf_1_approves_the_pending_booking_of_an_outbound_call(
+    app: RunningApp,
+) -> None:
+    client = app.client()
+    chat = await client.create_session("fakebook")
+    await collect(client.send("I'd like a table for 2 tomorrow at 7pm"))
+    events = await collect(client.send("My name is Ann Lee"))
+    request = one(events, "approval_requested")
+    session_id = chat["session_id"]
+    call_id = "CA" + "5" * 32
+    query = urlencode({"agent": "fakebook", "session_id": session_id})
+    async with await dial(app, TWILIO, call_id, query) as peer:
+        await eventually(lambda: app.services.coordinator.get(f"phone:call-session:{call_id}"))
+        await peer.press("7")  # not an answer: a user turn "[pressed 7]"
+        await peer.press("1")
+        approvals = app.services.store
+
+        async def approved() -> bool:
+            rows = await approvals.list_approvals(session_id, "approved")
+            return bool(rows)
+
+        await eventually(approved)
+        await peer.wait_for(lambda p: p.marks_sent)  # the confirmation is spoken
+        await peer.hang_up()
+        await ended(app, session_id)
+    rows = await app.services.store.list_approvals(session_id, "approved")
+    assert [(r.tool_call_id, r.decided_by) for r in rows] == [(request["tool_call_id"], "dtmf")]
+    users = [m.text for m in await app.services.store.list_messages(session_id) if m.role == "user"]
+    assert "[pressed 7]" in users
+    await client.aclose()
