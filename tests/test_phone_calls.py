@@ -231,7 +231,6 @@ async def test_dtmf_1_approves_the_pending_booking_of_an_outbound_call(
     query = urlencode({"agent": "fakebook", "session_id": session_id})
     async with await dial(app, TWILIO, call_id, query) as peer:
         await eventually(lambda: app.services.coordinator.get(f"phone:call-session:{call_id}"))
-        await peer.press("7")  # not an answer: a user turn "[pressed 7]"
         await peer.press("1")
         approvals = app.services.store
 
@@ -241,6 +240,13 @@ async def test_dtmf_1_approves_the_pending_booking_of_an_outbound_call(
 
         await eventually(approved)
         await peer.wait_for(lambda p: p.marks_sent)  # the confirmation is spoken
+        await peer.press("7")  # no approval pending: a user turn "[pressed 7]"
+
+        async def pressed() -> bool:
+            messages = await app.services.store.list_messages(session_id)
+            return any(m.text == "[pressed 7]" for m in messages)
+
+        await eventually(pressed)
         await peer.hang_up()
         await ended(app, session_id)
     rows = await app.services.store.list_approvals(session_id, "approved")
@@ -248,3 +254,42 @@ async def test_dtmf_1_approves_the_pending_booking_of_an_outbound_call(
     users = [m.text for m in await app.services.store.list_messages(session_id) if m.role == "user"]
     assert "[pressed 7]" in users
     await client.aclose()
+
+
+# --- real speech on the line -------------------------------------------------------------
+
+
+async def test_real_speech_through_mu_law_is_recognised_and_answered(app: RunningApp) -> None:
+    """espeak-ng speech, μ-law 8 kHz in 20 ms messages → the demo agent's phone-grade
+    pocketsphinx → the booking flow answers with espeak speech as μ-law media."""
+    from parley.testing.speech import pad_silence, speak_pcm16k
+
+    call_id = "CA" + "6" * 32
+    speech = pad_silence(speak_pcm16k("I would like to book a table"), 0.5, 1.5)
+    async with await dial(app, TWILIO, call_id) as peer:
+        session = await session_of_call(app, call_id)
+        assert session.agent == "demo"
+        await peer.wait_for(lambda p: p.marks_sent, within_s=30)  # the greeting
+        await peer.wait_for(lambda p: not p.queued_bytes or p.marks_sent, within_s=30)
+        await peer.play(30.0)  # the whole greeting, heard
+        greeting_marks = len(peer.marks_sent)
+        await peer.say(speech)
+        await peer.wait_for(lambda p: len(p.marks_sent) > greeting_marks, within_s=30)
+
+        async def answered() -> list[str]:
+            messages = await app.services.store.list_messages(session.id)
+            return [m.text for m in messages if m.role == "user"]
+
+        users = await eventually(answered, within_s=30)
+
+        async def answer_heard() -> bool:  # the caller listens until the turn is over
+            await peer.play(0.2)
+            lock = await app.services.coordinator.lock_owner(f"turn:{session.id}")
+            return lock is None and len(await assistant_texts(app, session.id)) >= 2
+
+        await eventually(answer_heard, within_s=30)
+        await peer.hang_up()
+        await ended(app, session.id)
+    assert "table" in users[0], users
+    texts = await assistant_texts(app, session.id)
+    assert len(texts) >= 2 and "how many" in texts[1].lower(), texts
