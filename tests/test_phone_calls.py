@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -40,6 +41,7 @@ brain: rules
 greeting: "Hi {{caller}}."
 fallback: "Pardon?"
 engines: {{stt: fake, tts: fake, vad: fake_energy}}
+limits: {{max_duration_s: 3600}}
 rules:
   - intent: reserve
     keywords: [table]
@@ -282,14 +284,160 @@ async def test_real_speech_through_mu_law_is_recognised_and_answered(app: Runnin
 
         users = await eventually(answered, within_s=30)
 
-        async def answer_heard() -> bool:  # the caller listens until the turn is over
+        async def answer_spoken() -> bool:  # the caller listens to the answer
             await peer.play(0.2)
-            lock = await app.services.coordinator.lock_owner(f"turn:{session.id}")
-            return lock is None and len(await assistant_texts(app, session.id)) >= 2
+            texts = await assistant_texts(app, session.id)
+            return len(texts) >= 2 and "how many" in texts[1].lower()
 
-        await eventually(answer_heard, within_s=30)
+        heard_before = len(peer.heard_audio)
+        await eventually(answer_spoken, within_s=30)
+        await peer.wait_for(lambda p: p.queued_bytes, within_s=30)
+        await peer.play(0.5)
+        assert len(peer.heard_audio) > heard_before  # answered with μ-law media
         await peer.hang_up()
         await ended(app, session.id)
     assert "table" in users[0], users
-    texts = await assistant_texts(app, session.id)
-    assert len(texts) >= 2 and "how many" in texts[1].lower(), texts
+
+
+# --- bad input, refused streams, the end ---------------------------------------------------
+
+
+async def active_sessions(app: RunningApp) -> int:
+    """Active sessions (every phonefake session has an expiry, so all are listed)."""
+    far = datetime.now(UTC) + timedelta(days=1)
+    return len(await app.services.store.list_expiring(far))
+
+
+def bad_count(app: RunningApp) -> float:
+    value = app.services.metrics.registry.get_sample_value(
+        "parley_bad_messages_total", {"channel": "phone"}
+    )
+    return value or 0.0
+
+
+async def test_bad_messages_are_counted_and_the_call_and_its_turns_go_on(
+    app: RunningApp,
+) -> None:
+    call_id = "CA" + "8" * 32
+    async with await dial(app, TWILIO, call_id, "agent=phonefake") as peer:
+        session = await session_of_call(app, call_id)
+        await peer.wait_for(lambda p: p.marks_sent)
+        before = bad_count(app)
+        media = TWILIO.media(1, 20, b"\xff" * 160)
+        bad_b64 = {**media, "media": {**media["media"], "payload": "not base64!!"}}
+        for text in [
+            "{not json",
+            "[1, 2]",
+            '{"event": "bogus"}',
+            '{"event": "media"}',
+            "x" * 70000,  # oversized
+        ]:
+            await peer.ws.send(text)
+        await peer.send(bad_b64)
+        await peer.send(TWILIO.mark("9.99"))  # a mark never sent
+        await peer.send({**TWILIO.dtmf("%")})  # not a key
+        await peer.say(utterance())  # the call goes on
+
+        async def answered() -> bool:
+            texts = await assistant_texts(app, session.id)
+            return len(texts) >= 2
+
+        await eventually(answered)
+        assert bad_count(app) - before == 8
+        await peer.hang_up()
+        done = await ended(app, session.id)
+    assert done.end_reason == "USER_ENDED"
+    messages = await app.services.store.list_messages(session.id)
+    assert [m.role for m in messages][:3] == ["assistant", "user", "assistant"]
+
+
+async def test_media_before_start_is_counted_and_a_bad_token_is_refused(
+    app: RunningApp,
+) -> None:
+    import json
+
+    import websockets
+
+    url, params = await answer_call(app, TWILIO, "CA" + "9" * 32, "agent=phonefake")
+    before = bad_count(app)
+    sessions_before = await active_sessions(app)
+    async with websockets.connect(url) as ws:
+        await ws.send(json.dumps(TWILIO.connected()))
+        await ws.send(json.dumps({**TWILIO.media(1, 20, b"\xff" * 160), "streamSid": "MZ1"}))
+        await ws.send(json.dumps({**TWILIO.dtmf("1"), "streamSid": "MZ1"}))
+        forged = {**params, "token": params["token"][:-2] + "xx"}
+        start = TWILIO.start("MZ1", "CA" + "9" * 32, forged)
+        await ws.send(json.dumps({**start, "streamSid": "MZ1"}))
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                await asyncio.wait_for(ws.recv(), 10)
+        assert ws.close_code == 1008
+    assert bad_count(app) - before == 2
+    assert await active_sessions(app) == sessions_before  # nothing created
+    # the genuine token of another call is refused too (bound to its CallSid)
+    async with PhonePeer.dial(url, parameters=params, call_id="CA" + "0" * 32) as peer:
+        await peer.wait_for(lambda p: p.closed)
+    assert await active_sessions(app) == sessions_before
+
+
+async def test_a_socket_closed_without_stop_ends_the_session_disconnected(
+    app: RunningApp,
+) -> None:
+    call_id = "CA" + "a" * 32
+    async with await dial(app, TELNYX, call_id, "agent=phonefake") as peer:
+        session = await session_of_call(app, call_id)
+        await peer.wait_for(lambda p: p.marks_sent)
+    done = await ended(app, session.id)
+    assert done.end_reason == "DISCONNECTED" and done.current_channel == "chat"
+    assert await assistant_texts(app, session.id) == ["Hi +15550001111."]
+
+
+async def test_ending_the_session_over_http_hangs_up_the_call(app: RunningApp) -> None:
+    client = app.client()
+    chat = await client.create_session("phonefake")
+    call_id = "CA" + "b" * 32
+    query = urlencode({"agent": "phonefake", "session_id": chat["session_id"]})
+    async with await dial(app, TWILIO, call_id, query) as peer:
+        await session_of_call(app, call_id)
+        await client.end()
+        await peer.wait_for(lambda p: p.closed)
+    done = await ended(app, chat["session_id"])
+    assert done.end_reason == "USER_ENDED"
+    await client.aclose()
+
+
+async def post_status(app: RunningApp, call_id: str, status: str, query: str = "") -> None:
+    form = {"CallSid": call_id, "CallStatus": status}
+    path = "/v1/telephony/twilio/status" + (f"?{query}" if query else "")
+    async with httpx.AsyncClient() as http:
+        resp = await http.post(app.base_url + path, data=form)
+    assert resp.status_code == 204, resp.text
+
+
+async def test_status_callbacks_end_the_calls_session(app: RunningApp) -> None:
+    # inbound: the stream named the session of the call; "completed" hangs it up
+    call_id = "CA" + "c" * 32
+    async with await dial(app, TWILIO, call_id, "agent=phonefake") as peer:
+        session = await session_of_call(app, call_id)
+        await post_status(app, call_id, "ringing")
+        assert (await app.services.store.get_session(session.id)).status == "active"  # type: ignore[union-attr]
+        await post_status(app, call_id, "completed")
+        await peer.wait_for(lambda p: p.closed)
+    assert (await ended(app, session.id)).end_reason == "USER_ENDED"
+    # outbound, never answered: busy ends it ERROR; a callback naming another call's
+    # session changes nothing
+    store = app.services.store
+    client = app.client()
+    busy = await client.create_session("phonefake")
+    other_client = app.client()
+    other = await other_client.create_session("phonefake")
+    for created, sid in [(busy, "CA" + "d" * 32), (other, "CA" + "e" * 32)]:
+        phone = {"direction": "outbound", "to": "+15550003333", "call_sid": sid}
+        await store.update_session(created["session_id"], metadata={"phone": phone})
+    await post_status(app, "CA" + "d" * 32, "busy", f"session_id={busy['session_id']}")
+    await post_status(app, "CA" + "d" * 32, "failed", f"session_id={other['session_id']}")
+    busy_session = await ended(app, busy["session_id"])
+    assert busy_session.end_reason == "ERROR"
+    assert (await store.get_session(other["session_id"])).status == "active"  # type: ignore[union-attr]
+    await client.aclose()
+    await other_client.aclose()
