@@ -111,6 +111,14 @@ class CarrierOutput:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Send what the outbox holds now (the writer is not running: after ``close``,
+        or before ``start``)."""
+        while not self._outbox.empty():
+            await self._send(self._outbox.get_nowait())
+            self.sent_messages += 1
 
     # --- from the stream loop ------------------------------------------------------------
 
