@@ -444,3 +444,50 @@ async def test_status_callbacks_end_the_calls_session(app: RunningApp) -> None:
     assert (await store.get_session(other["session_id"])).status == "active"  # type: ignore[union-attr]
     await client.aclose()
     await other_client.aclose()
+
+
+# --- an outbound call through the REST API ---------------------------------------------------
+
+
+async def test_an_outbound_call_is_placed_answered_spoken_and_completed(
+    make_app: AppFactory, tmp_path: Path
+) -> None:
+    from parley.testing.fake_twilio import FakeTwilio
+
+    account, token, operator = "AC" + "1" * 32, "f" * 32, "operator-key-" + "x" * 20
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    (agents / "phonefake.yaml").write_text(AGENTS["phonefake.yaml"])
+    async with FakeTwilio(account, token) as twilio:
+        settings = {
+            "agents_dir": agents,
+            "public_url": PUBLIC,
+            "operator_key": operator,
+            "twilio_account_sid": account,
+            "twilio_auth_token": token,  # webhooks and callbacks are signed
+            "twilio_from": "+15559990000",
+            "twilio_api_base": twilio.base_url,
+        }
+        async with make_app(**settings) as app:
+            twilio.tunnel = (PUBLIC, app.base_url)
+            auth = {"Authorization": f"Bearer {operator}"}
+            body = {"to": "+15550001111", "agent": "phonefake"}
+            async with httpx.AsyncClient(base_url=app.base_url, headers=auth) as http:
+                placed = (await http.post("/v1/calls", json=body)).json()
+                unanswered = (await http.post("/v1/calls", json=body)).json()
+            call_sid = placed["call_sid"]
+            answered = await twilio.answer(call_sid)  # the callee picks up
+            stream = ET.fromstring(answered.text).find("./Connect/Stream")
+            assert stream is not None
+            params = {p.attrib["name"]: p.attrib["value"] for p in stream.findall("Parameter")}
+            url = app.base_url.replace("http", "ws", 1) + urlsplit(stream.attrib["url"]).path
+            async with PhonePeer.dial(url, parameters=params, call_id=call_sid) as peer:
+                await peer.wait_for(lambda p: p.marks_sent)  # "Hi +15550001111."
+                assert (await session_of_call(app, call_sid)).id == placed["session_id"]
+                assert (await twilio.send_status(call_sid, "completed")).status_code == 204
+                await peer.wait_for(lambda p: p.closed)  # the call is hung up
+            done = await ended(app, placed["session_id"])
+            assert done.end_reason == "USER_ENDED"
+            await twilio.send_status(unanswered["call_sid"], "no-answer")
+            never = await ended(app, unanswered["session_id"])
+            assert never.end_reason == "ERROR"
