@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import httpx
 import numpy as np
 import pytest
+import websockets
 
 from parley.config import BUILTIN_AGENTS_DIR
 from parley.sessions.records import Session
@@ -359,8 +360,6 @@ async def test_media_before_start_is_counted_and_a_bad_token_is_refused(
 ) -> None:
     import json
 
-    import websockets
-
     url, params = await answer_call(app, TWILIO, "CA" + "9" * 32, "agent=phonefake")
     before = bad_count(app)
     sessions_before = await active_sessions(app)
@@ -491,3 +490,21 @@ async def test_an_outbound_call_is_placed_answered_spoken_and_completed(
             await twilio.send_status(unanswered["call_sid"], "no-answer")
             never = await ended(app, unanswered["session_id"])
             assert never.end_reason == "ERROR"
+
+
+async def test_a_worker_at_its_voice_limit_refuses_a_call_with_1013(
+    make_app: AppFactory, tmp_path: Path
+) -> None:
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    (agents / "phonefake.yaml").write_text(AGENTS["phonefake.yaml"])
+    async with make_app(agents_dir=agents, public_url=PUBLIC, max_voice_connections=1) as app:
+        async with await dial(app, TWILIO, "CA" + "f" * 32, "agent=phonefake") as first:
+            await first.wait_for(lambda p: p.marks_sent)
+            url, _ = await answer_call(app, TWILIO, "CA" + "1" * 32, "agent=phonefake")
+            async with websockets.connect(url) as second:
+                with pytest.raises(websockets.ConnectionClosed):
+                    await asyncio.wait_for(second.recv(), 10)
+            assert second.close_code == 1013
+            assert not first.closed
+            await first.hang_up()
