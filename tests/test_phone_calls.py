@@ -224,8 +224,9 @@ async def test_barge_in_clears_the_carrier_and_keeps_only_what_was_heard(
     assert replies[1].interrupted
 
 
+@CARRIERS
 async def test_dtmf_1_approves_the_pending_booking_of_an_outbound_call(
-    app: RunningApp,
+    app: RunningApp, dialect: Dialect
 ) -> None:
     client = app.client()
     chat = await client.create_session("fakebook")
@@ -235,7 +236,7 @@ async def test_dtmf_1_approves_the_pending_booking_of_an_outbound_call(
     session_id = chat["session_id"]
     call_id = "CA" + "5" * 32
     query = urlencode({"agent": "fakebook", "session_id": session_id})
-    async with await dial(app, TWILIO, call_id, query) as peer:
+    async with await dial(app, dialect, call_id, query) as peer:
         await eventually(lambda: app.services.coordinator.get(f"phone:call-session:{call_id}"))
         await peer.press("1")
         approvals = app.services.store
