@@ -14,8 +14,8 @@ outbound calls (PROTOCOL.md "Telephony").
   Ed25519 (``telnyx-signature-ed25519`` + ``telnyx-timestamp``).
 
 The public host comes only from ``PARLEY_PUBLIC_URL``, never from request headers. The
-stream socket loop (not here yet) calls ``PhoneGate.authorize`` with the stream's
-``start`` message before it creates or attaches a session.
+stream sockets (``phone_stream``, mounted by ``install``) call ``PhoneGate.authorize``
+with the stream's ``start`` message before they create or attach a session.
 """
 
 from __future__ import annotations
@@ -72,10 +72,10 @@ class CallStatus:
 
 
 StatusSink = Callable[[CallStatus], Awaitable[None]]
-"""Where call status callbacks go. The lead wires it to the session update (e.g. a
-``completed`` call ends the session ``USER_ENDED``, ``busy``/``failed``/``no-answer``
-ends an outbound session ``ERROR``); the default keeps the last status in the
-coordinator under ``phone:call-status:{call_sid}``."""
+"""Where call status callbacks go. The default (``phone_status.status_sink``) keeps the
+last status in the coordinator under ``phone:call-status:{call_sid}`` and ends the
+call's session: ``completed`` → ``USER_ENDED``, ``busy``/``failed``/``no-answer``/
+``canceled`` → ``ERROR``."""
 
 
 class StreamRefused(Exception):
@@ -260,11 +260,9 @@ def install(app: Any, services: Services, *, on_status: StatusSink | None = None
     services.phone_gate = gate
     unverified_told: list[bool] = []
 
-    async def default_sink(update: CallStatus) -> None:
-        key = f"phone:call-status:{update.call_sid}"
-        await services.coordinator.set(key, update.status, 24 * 3600)
+    from parley.channels import phone_status, phone_stream
 
-    sinks = [on_status or default_sink]
+    sinks = [on_status or phone_status.status_sink(services)]
     app.state.phone_status_sinks = sinks
     rest = twilio_client(services)
     router = APIRouter(
@@ -362,3 +360,4 @@ def install(app: Any, services: Services, *, on_status: StatusSink | None = None
         return xml_response(twiml.connect_stream(url, params, attributes))
 
     app.include_router(router)
+    phone_stream.install(app, services)
