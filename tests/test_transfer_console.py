@@ -260,4 +260,3 @@ async def test_wrong_operator_key_cannot_join(app: RunningApp) -> None:
         await human.send({"type": "start", "transfer_id": "tr_x", "operator_key": "nope"})
         assert (await human.until("error"))["code"] == "forbidden"
         assert await human.closed() == 1008
-
