@@ -263,6 +263,7 @@ class Console {
       $('call-briefing').textContent = frame.text;
     } else if (frame.type === 'transfer') {
       $('call-status').textContent = frame.status;
+      if (frame.status === 'joined') this.poll();
       this.log(`Transfer ${frame.status}${frame.status === 'failed' ? ` (${frame.reason})` : ''}.`);
     } else if (frame.type === 'caller_message') {
       this.log(`Caller: ${frame.text}`, 'caller');

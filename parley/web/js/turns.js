@@ -179,6 +179,9 @@ export class TurnPresenter {
         failed: `Nobody could be reached${e.reason ? ` (${e.reason})` : ''}.`,
         cancelled: 'The transfer was cancelled.',
       };
+      const step = `${e.transfer_id} ${e.status}`;
+      if (this.transferStep === step) return; // told already (the turn and the session stream)
+      this.transferStep = step;
       this.finishBubble();
       const note = this.transcript.addNote(words[e.status] || `Transfer: ${e.status}`);
       if (note) note.dataset.transfer = e.status;
