@@ -8,13 +8,12 @@ Set ``PARLEY_SCREENSHOTS_DIR`` to keep the screenshots (README).
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.test_web_browser import Browse, app, base_url, browse  # noqa: F401
+from tests.test_web_browser import Browse, app, base_url, browse, keep_screenshot  # noqa: F401
 
 pytestmark = pytest.mark.browser
 KEY = "console-key"
@@ -30,11 +29,7 @@ async def keep(page: Page, tmp_path: Path, name: str) -> None:
     await page.wait_for_timeout(250)  # let the rows' fade-in finish before the picture
     path = tmp_path / f"{name}.png"
     await page.screenshot(path=str(path))
-    assert path.stat().st_size > 10_000
-    target = os.environ.get("PARLEY_SCREENSHOTS_DIR")
-    if target:
-        Path(target).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, Path(target) / path.name)
+    keep_screenshot(path, os.environ.get("PARLEY_SCREENSHOTS_DIR"))
 
 
 async def test_console_accepts_a_chat_transfer_and_both_talk(
