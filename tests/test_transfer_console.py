@@ -80,13 +80,26 @@ async def waiting(app: RunningApp) -> list[dict[str, Any]]:
         return list(resp.json()["transfers"])
 
 
-async def caller_on_hold(app: RunningApp, ws: Any) -> tuple[Voice, str]:
+async def caller_on_hold(app: RunningApp, ws: Any) -> tuple[Voice, str, str]:
+    """A voice caller who asked for a person: (client, transfer id, session id)."""
     caller = Voice(ws)
     await caller.send({"type": "start", "agent": "desk", "sample_rate": 16000})
-    await caller.until("ready")
+    session_id = str((await caller.until("ready"))["session_id"])
     await caller.send({"type": "text", "text": "can I talk to a human"})
     event = await caller.until("transfer", status="dialing")
-    return caller, str(event["transfer_id"])
+    return caller, str(event["transfer_id"]), session_id
+
+
+async def next_published(
+    events: AsyncIterator[dict[str, Any]], kind: str, **fields: Any
+) -> dict[str, Any]:
+    """The next message of this kind on a session's channel (what every worker hears)."""
+    while True:
+        message = await asyncio.wait_for(anext(events), 15.0)
+        inner = message.get("event") if message.get("type") == "relay" else message
+        if isinstance(inner, dict) and inner.get("type") == kind:
+            if all(inner.get(k) == v for k, v in fields.items()):
+                return inner
 
 
 async def test_operator_api_refuses_without_the_key(app: RunningApp) -> None:
@@ -103,7 +116,7 @@ async def test_voice_caller_to_console_briefing_audio_both_ways_and_hang_up(
     app: RunningApp,
 ) -> None:
     async with websockets.connect(ws_url(app)) as cws, websockets.connect(ws_url(app)) as ows:
-        caller, transfer_id = await caller_on_hold(app, cws)
+        caller, transfer_id, session_id = await caller_on_hold(app, cws)
         listed = await waiting(app)
         assert [t["transfer_id"] for t in listed] == [transfer_id]
         assert listed[0]["status"] == "dialing" and listed[0]["caller_channel"] == "voice"
@@ -164,7 +177,7 @@ async def test_voice_caller_to_console_briefing_audio_both_ways_and_hang_up(
 
 async def test_caller_hang_up_ends_the_bridge(app: RunningApp) -> None:
     async with websockets.connect(ws_url(app)) as cws, websockets.connect(ws_url(app)) as ows:
-        caller, transfer_id = await caller_on_hold(app, cws)
+        caller, transfer_id, session_id = await caller_on_hold(app, cws)
         human = Voice(ows)
         start = {"type": "start", "transfer_id": transfer_id, "operator_key": KEY}
         await human.send(start)
@@ -183,12 +196,14 @@ async def test_caller_hang_up_ends_the_bridge(app: RunningApp) -> None:
 
 async def test_caller_leaving_while_waiting_cancels(app: RunningApp) -> None:
     async with websockets.connect(ws_url(app)) as cws:
-        _, transfer_id = await caller_on_hold(app, cws)
-    for _ in range(200):  # the server notices the close on its own loop
-        transfer = await app.services.transfers.board.get(transfer_id)
-        if transfer is not None and transfer.final:
-            break
-        await asyncio.sleep(0.01)
+        caller, transfer_id, session_id = await caller_on_hold(app, cws)
+        channel = await app.services.lifecycle.subscribe(session_id)
+    try:
+        final = await next_published(aiter(channel), "transfer", status="cancelled")
+    finally:
+        await channel.close()
+    assert final["transfer_id"] == transfer_id
+    transfer = await app.services.transfers.board.get(transfer_id)
     assert transfer is not None and transfer.status.value == "cancelled"
     assert await waiting(app) == []
 
@@ -235,6 +250,7 @@ async def test_timeout_gives_the_caller_back(app: RunningApp) -> None:
 
 async def test_a_chat_caller_and_the_console_talk_in_text(app: RunningApp) -> None:
     client, transfer_id = await chat_transfer(app)
+    channel = await app.services.lifecycle.subscribe(client.session_id)
     async with websockets.connect(ws_url(app)) as ows:
         human = Voice(ows)
         await human.send({"type": "start", "transfer_id": transfer_id, "operator_key": KEY})
@@ -243,12 +259,14 @@ async def test_a_chat_caller_and_the_console_talk_in_text(app: RunningApp) -> No
         assert [e.event for e in events] == ["transfer", "turn_end"]
         assert (await human.until("caller_message"))["text"] == "are you a person?"
         await human.send({"type": "text", "text": "Yes, I'm Sam."})
-        await asyncio.sleep(0)
-    for _ in range(200):
-        messages = await client.messages()
-        if messages and messages[-1]["role"] == "assistant":
-            break
-        await asyncio.sleep(0.01)
+        said = await next_published(aiter(channel), "human_message")
+        assert said["text"] == "Yes, I'm Sam."
+    try:  # the human hung up: the AI is back and says so
+        back = await next_published(aiter(channel), "assistant_message")
+    finally:
+        await channel.close()
+    assert "left the conversation" in back["text"]
+    messages = await client.messages()
     roles = [m["role"] for m in messages]
     assert "human_agent" in roles and "left the conversation" in messages[-1]["text"]
     await client.aclose()
