@@ -177,7 +177,7 @@ async def test_voice_caller_to_console_briefing_audio_both_ways_and_hang_up(
 
 async def test_caller_hang_up_ends_the_bridge(app: RunningApp) -> None:
     async with websockets.connect(ws_url(app)) as cws, websockets.connect(ws_url(app)) as ows:
-        caller, transfer_id, session_id = await caller_on_hold(app, cws)
+        caller, transfer_id, _session_id = await caller_on_hold(app, cws)
         human = Voice(ows)
         start = {"type": "start", "transfer_id": transfer_id, "operator_key": KEY}
         await human.send(start)
@@ -196,7 +196,7 @@ async def test_caller_hang_up_ends_the_bridge(app: RunningApp) -> None:
 
 async def test_caller_leaving_while_waiting_cancels(app: RunningApp) -> None:
     async with websockets.connect(ws_url(app)) as cws:
-        caller, transfer_id, session_id = await caller_on_hold(app, cws)
+        _caller, transfer_id, session_id = await caller_on_hold(app, cws)
         channel = await app.services.lifecycle.subscribe(session_id)
     try:
         final = await next_published(aiter(channel), "transfer", status="cancelled")
