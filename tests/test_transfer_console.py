@@ -278,3 +278,21 @@ async def test_wrong_operator_key_cannot_join(app: RunningApp) -> None:
         await human.send({"type": "start", "transfer_id": "tr_x", "operator_key": "nope"})
         assert (await human.until("error"))["code"] == "forbidden"
         assert await human.closed() == 1008
+
+
+async def test_decline_gives_a_voice_caller_back_to_the_ai(app: RunningApp) -> None:
+    async with websockets.connect(ws_url(app)) as cws:
+        caller, transfer_id, session_id = await caller_on_hold(app, cws)
+        async with httpx.AsyncClient(base_url=app.base_url) as http:
+            url = f"/v1/operator/transfers/{transfer_id}/decline"
+            resp = await http.post(url, headers={"Authorization": f"Bearer {KEY}"})
+            assert resp.status_code == 200
+        await caller.until("transfer", status="failed", reason="declined")
+        await caller.until("assistant_text", status="start")  # it says so, out loud
+        await caller.until("done")
+        await caller.send({"type": "text", "text": "hello"})  # and listens again
+        answer = await caller.until("assistant_message")
+        assert answer["text"] == "Hello you."
+    messages = await app.services.store.list_messages(session_id)
+    back = [m for m in messages if "nobody from the team" in m.text]
+    assert [m.role for m in back] == ["assistant"]  # stored once
