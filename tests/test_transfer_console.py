@@ -20,6 +20,7 @@ import websockets
 
 from parley.client import ParleyClient
 from parley.handoff.state import Timeouts
+from parley.testing import FakeClock
 from tests.plugins.apps import AppFactory, RunningApp
 from tests.plugins.stores import sqlite_url
 from tests.test_voice_ws import Voice
@@ -296,3 +297,26 @@ async def test_decline_gives_a_voice_caller_back_to_the_ai(app: RunningApp) -> N
     messages = await app.services.store.list_messages(session_id)
     back = [m for m in messages if "nobody from the team" in m.text]
     assert [m.role for m in back] == ["assistant"]  # stored once
+
+
+async def test_the_holding_worker_renews_the_lease_and_a_lost_one_expires(
+    make_app: AppFactory, tmp_path: Path
+) -> None:
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    (agents / "desk.yaml").write_text(AGENT)
+    clock = FakeClock()
+    async with make_app(clock=clock, agents_dir=agents, operator_key=KEY) as app:
+        client, transfer_id = await chat_transfer(app)
+        desk = app.services.transfers
+        lease = desk.board.lease_s
+        for _ in range(int(lease) + 5):  # longer than one lease, renewed every second
+            clock.advance(1.0)
+            await desk.renew()
+        transfer = await desk.board.get(transfer_id)
+        assert transfer is not None and transfer.status.value == "dialing"
+        desk.held.clear()  # as if the worker holding it died: nobody renews
+        clock.advance(lease + 1)
+        assert await desk.board.get(transfer_id) is None
+        assert await desk.live_for(client.session_id) is None  # chat reaches the AI again
+        await client.aclose()

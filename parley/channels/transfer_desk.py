@@ -140,12 +140,14 @@ class TransferDesk:
         self.brain = brain
         self.clock = clock
         self.legs: dict[str, CallerLeg] = {}  # by session id: voice callers of this worker
+        self.held: set[str] = set()  # transfers this worker opened: it renews their lease
 
     # --- opening ---------------------------------------------------------------------
 
     async def open(self, session_id: str, transfer_id: str, reason: str) -> None:
         """``Brain.on_transfer``: put the transfer on the board, brief, offer it."""
         await self.board.open(session_id, reason, CONSOLE, transfer_id=transfer_id)
+        self.held.add(transfer_id)
         session = await self.store.get_session(session_id)
         runtime = self.brain.runtime_for(session) if session is not None else None
         llm = runtime.llm if runtime is not None and runtime.brain_kind == "llm" else None
@@ -253,11 +255,20 @@ class TransferDesk:
                 await self.give_back(transfer)
         return changed
 
+    async def renew(self) -> None:
+        """Extend the lease of every live transfer this worker opened; if this worker
+        dies, they expire and read as ``failed`` (``error``) everywhere."""
+        for transfer_id in list(self.held):
+            transfer = await self.board.get(transfer_id)
+            if transfer is None or transfer.final or not await self.board.renew(transfer_id):
+                self.held.discard(transfer_id)
+
     async def run(self) -> None:
-        """Sweep the board's timeouts until cancelled."""
+        """Renew the leases and sweep the board's timeouts until cancelled."""
         while True:
             await self.clock.sleep(SWEEP_EVERY_S)
             try:
+                await self.renew()
                 await self.sweep()
             except Exception:
                 log.exception("sweeping transfers failed")
