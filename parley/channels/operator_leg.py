@@ -15,20 +15,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from fastapi import WebSocketDisconnect
 
 from parley.channels import browser_wire as wire
 from parley.channels.raw_ws import RawWebSocket
 from parley.channels.services import Services
-from parley.channels.transfer_desk import CALLER_MESSAGE, TransferDesk, status_of
+from parley.channels.transfer_desk import CALLER_MESSAGE, CallerLeg, TransferDesk, status_of
 from parley.events import Error
 from parley.handoff.bridge import LegFormat
 from parley.handoff.state import IllegalTransition, Status
 from parley.sessions.coordinator import Subscription
 
 MAX_FRAME_BYTES = 256 * 1024
+SendText = Callable[[str], Awaitable[None]]
+SendBytes = Callable[[bytes], Awaitable[None]]
 
 
 class LegRefused(Exception):
@@ -37,7 +39,7 @@ class LegRefused(Exception):
         self.code = code
 
 
-async def _refuse(ws: RawWebSocket, send: Any, code: str, message: str) -> None:
+async def _refuse(ws: RawWebSocket, send: SendText, code: str, message: str) -> None:
     await send(wire.render(Error(code, message)))
     with contextlib.suppress(RuntimeError, WebSocketDisconnect):
         await ws.close(1008)
@@ -51,7 +53,11 @@ def _check_key(services: Services, key: str | None) -> None:
 
 
 async def serve_human_leg(
-    ws: RawWebSocket, send_text: Any, send_audio: Any, services: Services, start: wire.StartRequest
+    ws: RawWebSocket,
+    send_text: SendText,
+    send_audio: SendBytes,
+    services: Services,
+    start: wire.StartRequest,
 ) -> None:
     """Run the human's leg until either side hangs up."""
     desk = services.transfers
@@ -113,7 +119,11 @@ async def serve_human_leg(
 
 
 async def _receive(
-    ws: RawWebSocket, send_text: Any, desk: TransferDesk, session_id: str, leg: Any
+    ws: RawWebSocket,
+    send_text: SendText,
+    desk: TransferDesk,
+    session_id: str,
+    leg: CallerLeg | None,
 ) -> None:
     while True:
         message = await ws.receive()
@@ -147,7 +157,7 @@ async def _receive(
             await send_text(wire.render(Error("bad_message", "expected a text, ping or end frame")))
 
 
-async def _watch(events: Subscription, send_text: Any, ws: RawWebSocket) -> None:
+async def _watch(events: Subscription, send_text: SendText, ws: RawWebSocket) -> None:
     """The caller's words and the transfer's steps, to the human; a final status or
     the session's end closes the human's socket."""
     async for message in events:

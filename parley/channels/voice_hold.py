@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from parley.channels import browser_wire as wire
 from parley.channels.services import Services
@@ -21,9 +21,23 @@ from parley.handoff.bridge import LegFormat
 from parley.handoff.state import FINAL, Status
 from parley.voice.session import VoiceSession
 
+if TYPE_CHECKING:
+    from parley.channels.voice_ws import Replies
+
+
+class HeldTransport(Protocol):
+    """What ``Held`` needs of the caller's socket (``voice_ws.WsTransport``)."""
+
+    muted: bool
+    audio_sent: int
+
+    async def send_bridged(self, pcm: bytes) -> None: ...
+
 
 class Held:
-    def __init__(self, services: Services, session_id: str, transport: Any, conn: VoiceSession):
+    def __init__(
+        self, services: Services, session_id: str, transport: HeldTransport, conn: VoiceSession
+    ) -> None:
         self.services = services
         self.session_id = session_id
         self.transport = transport
@@ -35,7 +49,7 @@ class Held:
         sent = self.transport.audio_sent
         idle = sent == self._last_sent
         self._last_sent = sent
-        return bool(idle)
+        return idle
 
     async def step(self, message: dict[str, Any]) -> None:
         """One ``transfer`` event of this session, from the board."""
@@ -87,7 +101,7 @@ class Held:
 
 
 async def on_hold_frame(
-    services: Services, leg: CallerLeg, data: bytes | None, text: str | None, replies: Any
+    services: Services, leg: CallerLeg, data: bytes | None, text: str | None, replies: Replies
 ) -> bool:
     """One frame of a held caller; True when the caller ended the session."""
     if data is not None:
