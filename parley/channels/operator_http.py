@@ -19,6 +19,7 @@ from fastapi.responses import FileResponse
 
 from parley.channels.chat import ServicesDep, TokenDep
 from parley.channels.http_errors import ApiError
+from parley.channels.http_models import error_responses
 from parley.channels.raw_ws import ParleyApp
 from parley.channels.services import Services
 from parley.handoff.state import IllegalTransition
@@ -35,14 +36,14 @@ def require_operator(services: Services, token: str | None) -> None:
         raise ApiError(403, "forbidden", "this token is not the operator key")
 
 
-@router.get("/transfers")
+@router.get("/transfers", responses=error_responses(401, 403))
 async def list_transfers(services: ServicesDep, token: TokenDep) -> dict[str, Any]:
     """Waiting and live transfers, oldest status first."""
     require_operator(services, token)
     return {"transfers": await services.transfers.listing()}
 
 
-@router.post("/transfers/{transfer_id}/decline")
+@router.post("/transfers/{transfer_id}/decline", responses=error_responses(401, 403, 404, 409))
 async def decline_transfer(
     transfer_id: str, services: ServicesDep, token: TokenDep
 ) -> dict[str, Any]:
