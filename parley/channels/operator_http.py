@@ -22,11 +22,12 @@ from parley.channels.http_errors import ApiError
 from parley.channels.http_models import error_responses
 from parley.channels.raw_ws import ParleyApp
 from parley.channels.services import Services
+from parley.channels.strict_route import StrictRoute
 from parley.handoff.state import IllegalTransition
 
 PAGE = Path(__file__).resolve().parent.parent / "web" / "operator.html"
 
-router = APIRouter(prefix="/v1/operator", tags=["operator"])
+router = APIRouter(prefix="/v1/operator", tags=["operator"], route_class=StrictRoute)
 
 
 def require_operator(services: Services, token: str | None) -> None:
