@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import websockets
 
+from tests.test_voice_ws import Voice
 from tests.test_web_browser import Browse, app, base_url, browse, keep_screenshot  # noqa: F401
 
 pytestmark = pytest.mark.browser
@@ -73,3 +75,33 @@ async def test_console_accepts_a_chat_transfer_and_both_talk(
         await console.get_by_role("button", name="Hang up").click()
         await caller.wait_for_selector(".note[data-transfer=ended]")
         await caller.wait_for_selector(".msg-assistant:has-text('left the conversation')")
+
+
+async def test_console_accepts_a_voice_transfer_with_the_microphone(
+    browse: Browse,  # noqa: F811
+    base_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A voice caller (a real WebSocket client) asks for a person; the console accepts
+    with its (fake) microphone: audio flows both ways, so both sides hear ``joined``."""
+    url = base_url.replace("http", "ws", 1) + "/v1/voice"
+    async with websockets.connect(url) as ws, browse() as page:
+        caller = Voice(ws)
+        await caller.send({"type": "start", "agent": "demo", "sample_rate": 16000})
+        await caller.until("ready")
+        await caller.send({"type": "text", "text": "can I talk to a human please"})
+        await caller.until("transfer", status="dialing")
+
+        await page.goto(base_url + "/operator")
+        await page.fill("#key", KEY)
+        await page.press("#key", "Enter")
+        card = page.locator(".card.transfer[data-status=dialing]")
+        await card.get_by_role("button", name="Accept", exact=True).click()
+        await caller.until("transfer", status="briefing")
+        for _ in range(25):  # half a second of the caller's voice
+            await caller.send(b"\x10\x00" * 320)
+        # `joined` needs audio both ways: the console's microphone reached the caller.
+        await caller.until("transfer", status="joined")
+        await page.wait_for_selector("#call-status:has-text('joined')")
+        await page.get_by_role("button", name="Hang up").click()
+        await caller.until("transfer", status="ended")
