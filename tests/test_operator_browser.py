@@ -59,6 +59,8 @@ async def test_console_accepts_a_chat_transfer_and_both_talk(
 
         await card.get_by_role("button", name="Accept as chat").click()
         await console.wait_for_selector("#call-status:has-text('joined')")
+        # The conversation so far, for the person who takes over.
+        await console.wait_for_selector(".note[data-tone=history-user]:has-text('talk to a human')")
         await caller.wait_for_selector(".note[data-transfer=joined]")
 
         await console.fill("#call-input", "Hi, this is Sam from the team.")

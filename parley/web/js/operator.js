@@ -233,6 +233,7 @@ class Console {
     $('call-log').replaceChildren();
     $('call-status').textContent = 'connecting';
     $('call-briefing').textContent = t.briefing || '';
+    this.showHistory(t.session_id);
     socket.onopen = () =>
       socket.send(
         JSON.stringify({
@@ -245,6 +246,20 @@ class Console {
       );
     socket.onmessage = (event) => this.receive(event.data);
     socket.onclose = () => this.ended();
+  }
+
+  /** The conversation so far (the operator key reads any session's history). */
+  async showHistory(sessionId) {
+    let messages = [];
+    try {
+      messages = await this.api(`/v1/sessions/${sessionId}/messages`);
+    } catch {
+      return;
+    }
+    const who = { user: 'Caller', assistant: 'Assistant', human_agent: 'Team' };
+    for (const m of messages) {
+      if (m.text && who[m.role]) this.log(`${who[m.role]}: ${m.text}`, `history-${m.role}`);
+    }
   }
 
   async receive(data) {
