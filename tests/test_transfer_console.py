@@ -316,3 +316,29 @@ async def test_the_holding_worker_renews_the_lease_and_a_lost_one_expires(
         assert await desk.board.get(transfer_id) is None
         assert await desk.live_for(client.session_id) is None  # chat reaches the AI again
         await client.aclose()
+
+
+async def test_the_human_leg_refuses_bad_starts_and_survives_bad_frames(app: RunningApp) -> None:
+    async with websockets.connect(ws_url(app)) as ows:
+        human = Voice(ows)
+        await human.send({"type": "start", "transfer_id": "tr_nothing"})
+        assert (await human.until("error"))["code"] == "unauthorized"
+    async with websockets.connect(ws_url(app)) as ows:
+        human = Voice(ows)
+        await human.send({"type": "start", "transfer_id": "tr_nothing", "operator_key": KEY})
+        assert (await human.until("error"))["code"] == "transfer_not_found"
+        assert await human.closed() == 1008
+    client, transfer_id = await chat_transfer(app)
+    async with websockets.connect(ws_url(app)) as ows:
+        human = Voice(ows)
+        await human.send({"type": "start", "transfer_id": transfer_id, "operator_key": KEY})
+        await human.until("transfer", status="joined")
+        for bad in ("not json", '{"type": "text", "text": "  "}', '{"type": "dance"}'):
+            await human.send(bad)
+            assert (await human.until("error"))["code"] == "bad_message"
+        await human.send({"type": "ping"})
+        await human.until("pong")
+        await human.send({"type": "end"})
+        assert (await human.until("transfer"))["status"] == "ended"
+    assert [m["role"] for m in await client.messages()].count("human_agent") == 0
+    await client.aclose()

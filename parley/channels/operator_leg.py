@@ -25,7 +25,7 @@ from parley.channels.services import Services
 from parley.channels.transfer_desk import CALLER_MESSAGE, CallerLeg, TransferDesk, status_of
 from parley.events import Error
 from parley.handoff.bridge import LegFormat
-from parley.handoff.state import IllegalTransition, Status
+from parley.handoff.state import IllegalTransition, Status, Transfer
 from parley.sessions.coordinator import Subscription
 
 MAX_FRAME_BYTES = 256 * 1024
@@ -112,7 +112,9 @@ async def serve_human_leg(
         await events.close()
         if leg is not None:
             leg.disconnect()
-        await _hang_up(desk, transfer_id)
+        ended = await _hang_up(desk, transfer_id)
+        if ended is not None:  # the human hung up: they hear it too
+            await send_text(json.dumps({**ended.wire(), "session_id": session_id}))
         if ws.open:
             with contextlib.suppress(RuntimeError, WebSocketDisconnect):
                 await ws.close()
@@ -175,10 +177,13 @@ async def _watch(events: Subscription, send_text: SendText, ws: RawWebSocket) ->
         await ws.close(1000, "transfer over")
 
 
-async def _hang_up(desk: TransferDesk, transfer_id: str) -> None:
+async def _hang_up(desk: TransferDesk, transfer_id: str) -> Transfer | None:
+    """End the human's side; the transfer it left, or None if it was over already."""
     transfer = await desk.board.get(transfer_id)
     if transfer is None or transfer.final:
-        return
+        return None
     event = "hang_up" if transfer.status is Status.JOINED else "declined"
-    with contextlib.suppress(IllegalTransition):
-        await desk.apply(transfer_id, event)
+    try:
+        return await desk.apply(transfer_id, event)
+    except IllegalTransition:
+        return None
