@@ -30,10 +30,12 @@ from parley.channels.rate_limit import RateLimiter
 from parley.channels.raw_ws import ParleyApp
 from parley.channels.reply_audio import ReplyAudioStore
 from parley.channels.services import Capacity, Services
+from parley.channels.transfer_desk import TransferDesk
 from parley.clock import Clock, SystemClock
 from parley.config import AgentSpec, ConfigError, Settings, load_agents, load_settings
 from parley.engines.base import LLM
 from parley.engines.factory import EngineHub
+from parley.handoff.board import TransferBoard
 from parley.metrics import Metrics
 from parley.reports import ReportSender
 from parley.sessions.coordinator import Coordinator
@@ -137,8 +139,12 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         metrics=metrics,
         reports=reports,
     )
+    board = TransferBoard(coordinator, clock)
+    transfers = TransferDesk(board, store, lifecycle, brain, clock)
+    brain.on_transfer = transfers.open
     return Services(
         settings=settings,
+        transfers=transfers,
         store=store,
         coordinator=coordinator,
         brain=brain,
@@ -170,13 +176,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         gc.collect()
         gc.freeze()
         sweeper = asyncio.create_task(_sweeper(services).run())
+        transfer_sweeper = asyncio.create_task(services.transfers.run())
         log.info("parley %s ready: agents %s", __version__, ", ".join(sorted(services.agents)))
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (sweeper, transfer_sweeper):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if services.reports is not None:
                 await services.reports.close()
             await services.coordinator.close()
@@ -266,6 +274,7 @@ def _mount_optional_channels(app: ParleyApp, services: Services) -> None:
     """Channels added by later modules (voice, telephony, operator) register here."""
     from parley.channels import (
         metrics_http,
+        operator_http,
         session_events,
         telephony_http,
         transcript_http,
@@ -278,6 +287,7 @@ def _mount_optional_channels(app: ParleyApp, services: Services) -> None:
     app.include_router(voice_turn.router)
     app.include_router(transcript_http.router)
     app.include_router(session_events.router)
+    operator_http.install(app, services)
     metrics_http.install(app, services)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -41,6 +42,7 @@ from parley.events import (
     Event,
     ToolCallCompleted,
     ToolCallStarted,
+    Transfer,
     TurnEnd,
     UiOp,
 )
@@ -86,6 +88,8 @@ class Brain:
         self.sleep = sleep
         self.max_tool_rounds = max_tool_rounds
         self.active: RunningTurns = {}  # running turns of this worker, by session
+        # Set by the app: opens a transfer a tool asked for (session, transfer id, reason).
+        self.on_transfer: Callable[[str, str, str], Awaitable[None]] | None = None
 
     @property
     def lock_ttl_s(self) -> float:
@@ -380,6 +384,21 @@ class Brain:
             approval=approval,
             ui_ops=outcome.ui_ops,
         )
+        if outcome.transfer_reason is not None:
+            yield await self._open_transfer(state.session.id, outcome.transfer_reason)
+
+    async def _open_transfer(self, session_id: str, reason: str) -> Transfer:
+        """A tool asked for a person: the channel layer opens the transfer; the turn
+        reports it ``requested`` (or ``failed`` with ``error`` if it could not)."""
+        transfer_id = f"tr_{uuid.uuid4().hex[:16]}"
+        if self.on_transfer is None:
+            return Transfer(transfer_id, "failed", "error")
+        try:
+            await self.on_transfer(session_id, transfer_id, reason)
+        except Exception:
+            log.exception("session %s: opening transfer %s failed", session_id, transfer_id)
+            return Transfer(transfer_id, "failed", "error")
+        return Transfer(transfer_id, "requested", reason)
 
     # --- persistence -----------------------------------------------------------------------
 

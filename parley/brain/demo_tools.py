@@ -199,13 +199,13 @@ def menu_of(agent: AgentSpec) -> list[dict[str, Any]]:
     ]
 
 
-async def transfer_to_human(reason: str) -> dict[str, Any]:
+async def transfer_to_human(reason: str, ctx: ToolContext) -> dict[str, Any]:
     """Hand the conversation to a person on the restaurant's staff."""
+    ctx.transfer(reason)
     return {
-        "status": "unavailable",
+        "status": "transferring",
         "reason": reason,
-        "message": "Nobody from the team is available right now; please try again later "
-        "or call the restaurant.",
+        "message": "I'm getting a member of our team for you; please hold for a moment.",
     }
 
 

@@ -47,6 +47,8 @@ def to_model_messages(system_prompt: str, history: list[Message]) -> list[dict[s
             out.append({"role": "user", "content": msg.text})
         elif msg.role == "system":
             out.append({"role": "system", "content": msg.text})
+        elif msg.role == "human_agent":  # a person of the staff, during a transfer
+            out.append({"role": "system", "content": f"A staff member told the caller: {msg.text}"})
         elif msg.role == "assistant":
             entry: dict[str, Any] = {"role": "assistant", "content": msg.text or None}
             calls = msg.tool_calls()

@@ -22,7 +22,7 @@ from parley.channels.http_models import (
 )
 from parley.channels.services import Services
 from parley.channels.strict_route import StrictRoute
-from parley.events import Error, Event
+from parley.events import Error, Event, TurnEnd
 from parley.logs import bind_session
 from parley.metrics import Metrics
 from parley.sessions.records import Message, Session
@@ -186,8 +186,23 @@ async def send_message(
         user = UserInput(action["msg"], "chat", action)
     else:
         user = UserInput(body.text or "", "chat")
+    transfer = await services.transfers.live_for(session.id)
+    if transfer is not None:  # a person has (or is about to have) the conversation
+        await services.transfers.caller_text(session.id, transfer.id, user.text, "chat")
+        return _to_human(transfer.wire())
     services.metrics.turns.labels("chat").inc()
     return await stream_turn(services.brain.user_turn(session.id, user), None, services.metrics)
+
+
+def _to_human(transfer: dict[str, Any]) -> StreamingResponse:
+    """The answer to a message sent to the human of a live transfer: its status, and
+    the turn ends at once (the human's reply comes as ``human_message``)."""
+
+    async def frames() -> AsyncIterator[str]:
+        yield f"event: transfer\ndata: {json.dumps(transfer)}\n\n"
+        yield sse_frame(TurnEnd("completed"))
+
+    return StreamingResponse(frames(), media_type="text/event-stream")
 
 
 @router.post(

@@ -14,6 +14,7 @@ import { useToolLabels } from './describe.js';
 import { endedInWords, explain, isAccessLost, isSessionGone } from './errors.js';
 import { SessionMemory } from './memory.js';
 import { Notices } from './notices.js';
+import { readEventStream } from './sse.js';
 import { Transcript } from './transcript.js';
 import { TurnPresenter } from './turns.js';
 import { VoiceMode } from './voice-mode.js';
@@ -32,6 +33,7 @@ class App {
       decide: (id, approved) => this.decide(id, approved),
       pick: (item) => this.pick(item),
       toast: (text, kind, code) => this.notices.toast(text, kind, code),
+      transfer: (e) => this.transferStep(e),
     });
     this.voice = new VoiceMode({
       orb: dom.orb,
@@ -261,6 +263,43 @@ class App {
     }
     if (sessionStatus === 'ended') this.sessionEnded('', '');
     return finished;
+  }
+
+  // --- a transfer to a person (chat) -------------------------------------------------
+
+  /** A chat caller's transfer: follow the session's events (its steps, the person's
+   * words, the assistant coming back) until it is over. Voice gets them on its socket. */
+  transferStep(e) {
+    if (this.channel !== 'chat' || this.transferWatch) return;
+    if (!['requested', 'dialing', 'briefing', 'joined'].includes(e.status)) return;
+    this.transferWatch = new AbortController();
+    this.watchTransfer(this.transferWatch.signal).finally(() => {
+      this.transferWatch = null;
+    });
+  }
+
+  async watchTransfer(signal) {
+    const path = `/v1/sessions/${encodeURIComponent(this.session.session_id)}/events`;
+    let over = null;
+    try {
+      const response = await this.api.request('GET', path, undefined, 'text/event-stream', signal);
+      for await (const { event, data } of readEventStream(response.body)) {
+        const frame = JSON.parse(data);
+        const inner = event === 'relay' ? frame.event : frame;
+        if (inner?.type === 'session_ended') break;
+        if (!inner || !['transfer', 'human_message', 'assistant_message'].includes(inner.type)) continue;
+        this.record(inner);
+        this.presenter.apply(inner);
+        if (inner.type === 'transfer' && ['ended', 'failed', 'cancelled'].includes(inner.status)) {
+          over = inner.status;
+          if (over === 'cancelled') break;
+        } else if (over && inner.type === 'assistant_message') {
+          break; // the assistant is back
+        }
+      }
+    } catch (err) {
+      if (err?.name !== 'AbortError') console.warn('[parley] transfer events', err);
+    }
   }
 
   report(err) {
