@@ -15,7 +15,9 @@ from typing import Any, ClassVar, Literal
 ToolStatus = Literal["ok", "error", "denied"]
 ApprovalStatus = Literal["approved", "denied"]
 TurnStatus = Literal["completed", "interrupted", "awaiting_approval", "error"]
-TransferStatus = Literal["dialing", "joined", "ended", "failed"]
+TransferStatus = Literal[
+    "requested", "dialing", "briefing", "joined", "ended", "failed", "cancelled"
+]
 EndReason = Literal[
     "USER_ENDED", "OPERATOR_ENDED", "DISCONNECTED", "TIME_LIMIT", "SERVER_SHUTDOWN", "ERROR"
 ]
@@ -99,6 +101,15 @@ class Transfer(Event):
     transfer_id: str
     status: TransferStatus
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HumanMessage(Event):
+    """What the human agent of a joined transfer said or typed (never ``assistant_*``)."""
+
+    type: ClassVar[str] = "human_message"
+    text: str
+    message_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from parley.sessions.store import Store
 
 if TYPE_CHECKING:
     from parley.channels.telephony_http import PhoneGate
+    from parley.channels.transfer_desk import TransferDesk
 
 __all__ = ["Capacity", "Services", "token_hash"]
 
@@ -54,6 +55,7 @@ class Services:
     engine_hub: EngineHub
     reply_audio: ReplyAudioStore
     voice_capacity: Capacity
+    transfers: TransferDesk
     voice_registry: VoiceRegistry = field(default_factory=VoiceRegistry)
     phone_gate: PhoneGate | None = None  # set when the telephony routes are mounted
     metrics: Metrics = field(default_factory=Metrics)

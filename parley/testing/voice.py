@@ -294,7 +294,7 @@ async def voice_harness(
     store = TrackedStore(sql, time)
     client = httpx.AsyncClient()
     registry = ToolRegistry()
-    register_demo_tools(registry)
+    register_demo_tools(registry, time)
     for tool in tools:
         registry.add(tool)
     runtime = AgentRuntime(agent, registry.bind(agent, client), llm, "scripted")
