@@ -42,6 +42,9 @@ brain: rules
 greeting: "Hi {{caller}}."
 fallback: "Pardon?"
 engines: {{stt: fake, tts: fake, vad: fake_energy}}
+# the carrier protocol is under test here, not turn-taking: speech over the agent cuts it
+# at once (issue 14's pause-then-decide recovery is tested in test_voice_recovery.py)
+voice: {{false_interruption_secs: 0, turn_detection: silence}}
 limits: {{max_duration_s: 3600}}
 rules:
   - intent: reserve
