@@ -46,12 +46,13 @@ from stt_accuracy import (  # noqa: E402  (the bench's own helpers)
 )
 
 from parley.audio.g711 import decode_ulaw, encode_ulaw  # noqa: E402
-from parley.audio.resample import Resampler, resample  # noqa: E402
+from parley.audio.resample import resample  # noqa: E402
 from parley.config import load_agents  # noqa: E402
 from parley.engines.arpa import normalize  # noqa: E402
 from parley.engines.base import STT  # noqa: E402
 from parley.engines.factory import speech_phrases  # noqa: E402
 from parley.engines.pocketsphinx_stt import PocketsphinxSTT  # noqa: E402
+from parley.telephony.call import caller_resampler  # noqa: E402
 from parley.testing.speech import pad_silence, speak_pcm16k  # noqa: E402
 
 PHRASES = HERE / "phone_phrases.txt"
@@ -63,7 +64,7 @@ def through_phone(pcm16k: bytes) -> bytes:
     """16 kHz speech as it reaches the engine after a μ-law 8 kHz phone line."""
     narrow = resample(pcm16k, 16000, 8000)
     line = decode_ulaw(encode_ulaw(narrow))
-    up = Resampler(8000, 16000, "LQ")
+    up = caller_resampler(16000)
     return up.process(line) + up.flush()
 
 

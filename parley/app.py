@@ -22,7 +22,7 @@ from parley.brain.core import Brain
 from parley.brain.demo_tools import register_demo_tools
 from parley.brain.runtime import AgentRuntime
 from parley.brain.tools import ToolRegistry
-from parley.channels import chat
+from parley.channels import api_docs, chat
 from parley.channels.body_limit import BodyLimitMiddleware
 from parley.channels.http_errors import install_error_handlers
 from parley.channels.lifecycle import SessionLifecycle
@@ -30,10 +30,12 @@ from parley.channels.rate_limit import RateLimiter
 from parley.channels.raw_ws import ParleyApp
 from parley.channels.reply_audio import ReplyAudioStore
 from parley.channels.services import Capacity, Services
+from parley.channels.transfer_desk import TransferDesk
 from parley.clock import Clock, SystemClock
 from parley.config import AgentSpec, ConfigError, Settings, load_agents, load_settings
 from parley.engines.base import LLM
 from parley.engines.factory import EngineHub
+from parley.handoff.board import TransferBoard
 from parley.metrics import Metrics
 from parley.reports import ReportSender
 from parley.sessions.coordinator import Coordinator
@@ -45,7 +47,9 @@ log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).parent / "web"
 
 
-def make_llm(agent: AgentSpec, settings: Settings, client: httpx.AsyncClient) -> tuple[LLM, str]:
+def make_llm(
+    agent: AgentSpec, settings: Settings, client: httpx.AsyncClient, clock: Clock | None = None
+) -> tuple[LLM, str]:
     """Pick the agent's model: fake (benchmarks), the rules brain, or an LLM."""
     engines: dict[str, str] = getattr(agent, "engines", {}) or {}
     if engines.get("llm") == "fake":
@@ -56,11 +60,12 @@ def make_llm(agent: AgentSpec, settings: Settings, client: httpx.AsyncClient) ->
     if not wants_llm:
         from parley.brain.rules import RulesBrain
 
-        return RulesBrain(agent), "rules"
+        return RulesBrain(agent, clock), "rules"
     if not settings.llm_base_url:
         raise ConfigError(
             f"agent {agent.name!r} uses brain: llm but PARLEY_LLM_BASE_URL is not set"
         )
+    from parley.engines.customer_safe_llm import CustomerSafeLLM
     from parley.engines.openai_llm import OpenAICompatibleLLM
 
     llm = OpenAICompatibleLLM(
@@ -70,7 +75,7 @@ def make_llm(agent: AgentSpec, settings: Settings, client: httpx.AsyncClient) ->
         settings.llm_timeout_s,
         client=client,
     )
-    return llm, "llm"
+    return CustomerSafeLLM(llm), "llm"
 
 
 def make_coordinator(settings: Settings, clock: Clock) -> Coordinator:
@@ -86,7 +91,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     clock = clock or SystemClock()
     agents = load_agents(settings.agents_dir)
     registry = ToolRegistry()
-    register_demo_tools(registry)
+    register_demo_tools(registry, clock)
     for module_name in settings.tools_modules:
         try:
             module = importlib.import_module(module_name)
@@ -99,7 +104,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     client = httpx.AsyncClient(timeout=httpx.Timeout(settings.llm_timeout_s, connect=10.0))
     runtimes: dict[str, AgentRuntime] = {}
     for agent in agents.values():
-        llm, kind = make_llm(agent, settings, client)
+        llm, kind = make_llm(agent, settings, client, clock)
         runtimes[agent.name] = AgentRuntime(agent, registry.bind(agent, client), llm, kind)
     store = SqlStore(settings.effective_database_url, clock)
     coordinator = make_coordinator(settings, clock)
@@ -134,8 +139,12 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         metrics=metrics,
         reports=reports,
     )
+    board = TransferBoard(coordinator, clock)
+    transfers = TransferDesk(board, store, lifecycle, brain, clock)
+    brain.on_transfer = transfers.open
     return Services(
         settings=settings,
+        transfers=transfers,
         store=store,
         coordinator=coordinator,
         brain=brain,
@@ -145,7 +154,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         lifecycle=lifecycle,
         http_client=client,
         tool_registry=registry,
-        engine_hub=EngineHub(agents),
+        engine_hub=EngineHub(agents, smart_turn_model=settings.smart_turn_model),
         reply_audio=ReplyAudioStore(coordinator, clock),
         voice_capacity=Capacity(settings.max_voice_connections),
         metrics=metrics,
@@ -167,13 +176,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         gc.collect()
         gc.freeze()
         sweeper = asyncio.create_task(_sweeper(services).run())
+        transfer_sweeper = asyncio.create_task(services.transfers.run())
         log.info("parley %s ready: agents %s", __version__, ", ".join(sorted(services.agents)))
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (sweeper, transfer_sweeper):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if services.reports is not None:
                 await services.reports.close()
             await services.coordinator.close()
@@ -185,7 +196,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         version=__version__,
         description="One conversational brain over text chat, browser voice and phone.",
         lifespan=lifespan,
+        docs_url=None,  # served offline by channels.api_docs
+        redoc_url=None,
     )
+    api_docs.install(app)
     app.state.services = services
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
@@ -203,7 +217,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, "agents": sorted(services.agents)}
 
-    @app.get("/readyz", tags=["ops"], response_model=None)
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        response_model=None,
+        responses={503: {"description": "this worker is draining"}},
+    )
     async def readyz() -> dict[str, Any] | JSONResponse:
         """503 while this worker drains (after SIGTERM): take it out of rotation."""
         if services.lifecycle.draining:
@@ -215,9 +234,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         return [
             {
                 "name": a.name,
+                "display_name": a.display_name or a.name,
                 "description": a.description,
                 "greeting_mode": a.greeting_mode,
                 "brain": services.brain.runtimes[a.name].brain_kind,
+                "tool_labels": {
+                    t.name: services.brain.runtimes[a.name].label(t.name) for t in a.tools
+                },
             }
             for a in services.agents.values()
         ]
@@ -251,6 +274,7 @@ def _mount_optional_channels(app: ParleyApp, services: Services) -> None:
     """Channels added by later modules (voice, telephony, operator) register here."""
     from parley.channels import (
         metrics_http,
+        operator_http,
         realtime_http,
         realtime_ws,
         session_events,
@@ -265,6 +289,7 @@ def _mount_optional_channels(app: ParleyApp, services: Services) -> None:
     app.include_router(voice_turn.router)
     app.include_router(transcript_http.router)
     app.include_router(session_events.router)
+    operator_http.install(app, services)
     metrics_http.install(app, services)
     realtime_http.install(app, services)
     realtime_ws.install(app, services)

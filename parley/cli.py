@@ -14,20 +14,9 @@ from parley.config import ConfigError, load_settings
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from parley import logs, server
+    from parley.serve_command import serve
 
-    try:
-        settings = load_settings()
-        from parley.app import create_app
-
-        app = create_app(settings)
-    except ConfigError as exc:
-        print(f"parley: {exc}", file=sys.stderr)
-        return 2
-    logs.configure(settings.log_level)
-    print(f"Parley on http://{args.host}:{args.port}/  (API docs: /docs)", flush=True)
-    server.run(app, args.host, args.port, drain_s=settings.drain_s)
-    return 0
+    return serve(args.host, args.port)
 
 
 # --- chat ---------------------------------------------------------------------------
@@ -97,8 +86,7 @@ async def _chat_loop(base_url: str, agent: str, read: Callable[[str], str]) -> i
                 approvals = await _render(_events(client.send(line)), out)
                 while approvals:
                     ask = approvals.pop(0)
-                    answer = await asyncio.to_thread(read, f"  ? {ask['prompt']} [y/n] ")
-                    ok = answer.strip().lower().startswith("y")
+                    ok = await _ask_approval(ask, read, out)
                     approvals += await _render(_events(client.decide(ask["tool_call_id"], ok)), out)
             except ApiFailure as exc:
                 out(f"  ! {exc.code}: {exc.message}\n")
@@ -107,6 +95,25 @@ async def _chat_loop(base_url: str, agent: str, read: Callable[[str], str]) -> i
     finally:
         await client.aclose()
     return 0
+
+
+async def _ask_approval(
+    ask: dict[str, Any], read: Callable[[str], str], out: Callable[[str], None]
+) -> bool:
+    """The y/n prompt, read like a typed answer ("sure", "go ahead", "nope"); it asks
+    again until the answer is one. End of input denies."""
+    from parley.brain.answers import action_words, classify
+
+    words = action_words(str(ask.get("name", "")))
+    while True:
+        try:
+            answer = await asyncio.to_thread(read, f"  ? {ask['prompt']} [y/n] ")
+        except EOFError:
+            return False
+        verdict = classify(answer, words)
+        if verdict != "other":
+            return verdict == "approve"
+        out("  · please answer yes or no\n")
 
 
 async def _events(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
@@ -151,20 +158,9 @@ def _chat(args: argparse.Namespace) -> int:
 
 
 def _doctor(_: argparse.Namespace) -> int:
-    try:
-        settings = load_settings()
-        from parley.config import load_agents
+    from parley.doctor import doctor
 
-        agents = load_agents(settings.agents_dir)
-    except ConfigError as exc:
-        print(f"parley: {exc}", file=sys.stderr)
-        return 2
-    print(f"data dir:  {settings.data_dir.resolve()}")
-    print(f"database:  {settings.effective_database_url.split('@')[-1]}")
-    print(f"redis:     {settings.redis_url or 'in-process coordination'}")
-    print(f"llm:       {settings.llm_base_url or 'none (rules brain)'}")
-    print(f"agents:    {', '.join(sorted(agents))}")
-    return 0
+    return doctor()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,15 +7,25 @@ line and the field, e.g. ``agents/demo.yaml:12: tools.1.timeout_s: ...``.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
+import os
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -62,10 +72,16 @@ class Settings(BaseSettings):
     database_url: str | None = None
     redis_url: str | None = None
     llm_base_url: str | None = None
-    llm_model: str = "gpt-4o-mini"
+    llm_model: str = Field(default="gpt-4o-mini", min_length=1)
     llm_api_key: str | None = None
     llm_timeout_s: float = Field(default=60.0, gt=0)
     llm_max_tool_rounds: int = Field(default=6, ge=1, le=50)
+    # Speech-to-speech upstreams (``brain: realtime``); separate from PARLEY_LLM_*, no fallback.
+    # Base URLs: ``https://`` means a TLS WebSocket, ``http://`` a plain one.
+    gemini_api_key: str | None = None
+    gemini_base_url: str = "https://generativelanguage.googleapis.com"
+    openai_api_key: str | None = None
+    openai_base_url: str = "https://api.openai.com/v1"
     tools_modules: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="modules with a register(registry) function adding Python tools",
@@ -171,6 +187,15 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
+    @field_validator("llm_base_url")
+    @classmethod
+    def _check_llm_url(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https:// (got {value!r})")
+        return value
+
     @field_validator("public_url")
     @classmethod
     def _check_public_url(cls, value: str | None) -> str | None:
@@ -211,6 +236,48 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(f"invalid settings: {exc}") from None
 
 
+def settings_warnings(
+    environ: Mapping[str, str] | None = None, toml_path: Path = Path("parley.toml")
+) -> list[str]:
+    """Unknown ``PARLEY_*`` variables and ``parley.toml`` keys, each with the closest
+    known name ("did you mean PARLEY_LLM_MODEL?"). Settings ignores them; this says so."""
+    known = sorted(Settings.model_fields)
+    env = os.environ if environ is None else environ
+    warnings = []
+    for name in sorted(env):
+        if not name.startswith("PARLEY_") or name[7:].lower() in known:
+            continue
+        if name in _NOT_SETTINGS or name.startswith(_NOT_SETTINGS_PREFIXES):
+            continue
+        guess = _closest(name[7:].lower(), known)
+        hint = f"; did you mean PARLEY_{guess.upper()}?" if guess else ""
+        warnings.append(f"unknown setting {name} is ignored{hint}")
+    if toml_path.is_file():
+        try:
+            data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError):
+            return warnings  # load_settings reports it
+        for key in sorted(data):
+            if key.lower() in known:
+                continue
+            guess = _closest(key.lower().removeprefix("parley_"), known)
+            hint = f"; did you mean {guess}?" if guess else ""
+            warnings.append(f"{toml_path}: unknown key {key!r} is ignored{hint}")
+    return warnings
+
+
+# Variables of the environment that are not server settings (tests, scripts).
+_NOT_SETTINGS = frozenset({"PARLEY_SCREENSHOTS_DIR", "PARLEY_REUSE_VENV"})
+_NOT_SETTINGS_PREFIXES = ("PARLEY_TEST_", "PARLEY_BENCH_")
+
+
+def _closest(name: str, known: list[str]) -> str | None:
+    if name in known:
+        return name
+    matches = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
 # --- agent files ----------------------------------------------------------------------
 
 
@@ -233,6 +300,81 @@ class ToolSpec(_Strict):
     description: str | None = None
     parameters: dict[str, Any] | None = None
     headers: dict[str, str] = Field(default_factory=dict)
+    # what customers see instead of the internal name ("Book a table"); default: the name
+    label: str | None = None
+    # the rules brain's reply after the tool ran: {field}s from the result and arguments
+    say: str | None = None
+
+
+_DAY_KEY = r"(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*"
+_HOURS_VALUE = r"\d{1,2}:\d{2}\s*-\s*\d{1,2}:\d{2}(?:\s*,\s*\d{1,2}:\d{2}\s*-\s*\d{1,2}:\d{2})*"
+
+
+class VenueSpec(_Strict):
+    """The place an agent books for: time zone, opening hours and booking rules.
+
+    ``hours`` maps a weekday (``monday`` or ``mon``), or a range of them
+    (``tue-sun``), to ``"12:00-22:00"`` (several ranges: ``"12:00-15:00, 18:00-22:00"``)
+    or ``closed``; a day left out is closed. Bookings are taken from opening time until
+    ``last_booking_min`` minutes before closing, at least ``min_notice_min`` minutes
+    ahead and at most ``book_ahead_days`` days ahead, for 1 to ``max_party_size``.
+    """
+
+    timezone: str = "UTC"
+    hours: dict[str, str] = Field(default_factory=dict)
+    last_booking_min: int = Field(default=60, ge=0, le=24 * 60)
+    min_notice_min: int = Field(default=0, ge=0)
+    book_ahead_days: int = Field(default=90, ge=1, le=3650)
+    max_party_size: int = Field(default=20, ge=1, le=1000)
+    address: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (e.g. Europe/Amsterdam, UTC)") from None
+        return value
+
+    @field_validator("hours")
+    @classmethod
+    def _check_hours(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, hours in value.items():
+            days = key.strip().lower()
+            if not re.fullmatch(rf"{_DAY_KEY}(?:\s*-\s*{_DAY_KEY})?", days):
+                raise ValueError(f"hours: {key!r} is not a weekday or a range like tue-sun")
+            text = str(hours).strip().lower()
+            if text != "closed" and not re.fullmatch(_HOURS_VALUE, text):
+                raise ValueError(f"hours.{key}: {hours!r} is not like 12:00-22:00 or closed")
+        return value
+
+
+class DishSpec(_Strict):
+    """One dish of the menu. ``allergens`` lists what it contains (e.g. nuts, dairy,
+    gluten); ``allergens_listed: false`` says the list is not known to be complete."""
+
+    name: str
+    price: str | None = None
+    subtitle: str = ""
+    description: str = ""
+    vegetarian: bool = False
+    vegan: bool = False
+    gluten_free: bool = False
+    allergens: list[str] = Field(default_factory=list)
+    allergens_listed: bool = True
+    image: str | None = None
+
+
+class FaqSpec(_Strict):
+    """A question the rules brain answers from data: matched by keywords or patterns."""
+
+    topic: str
+    keywords: list[str] = Field(default_factory=list)
+    patterns: list[str] = Field(default_factory=list)
+    answer: str
 
 
 class RuleSpec(_Strict):
@@ -349,12 +491,33 @@ class OnEndSpec(_Strict):
     transcript: bool = True  # include the transcript in the report
 
 
+class CompressionSpec(_Strict):
+    """Gemini ``contextWindowCompression``: a sliding window, on by default."""
+
+    enabled: bool = True
+    trigger_tokens: int | None = Field(default=None, ge=1)
+    target_tokens: int | None = Field(default=None, ge=1)
+
+
+class RealtimeSpec(_Strict):
+    """The ``realtime:`` block of an agent with ``brain: realtime`` (a speech-to-speech model)."""
+
+    model: str | None = None  # None: the adapter's default model
+    voice: str | None = None  # None: the provider's default voice
+    compression: CompressionSpec = Field(default_factory=CompressionSpec)
+    input_transcription: bool = True
+    output_transcription: bool = True
+    # Provider-side voice activity detection; False = Parley commits turns itself.
+    server_vad: bool = True
+    transcription_model: str = "gpt-4o-mini-transcribe"  # OpenAI only
+
+
 class AgentSpec(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     description: str = ""
     instructions: str = "You are a helpful assistant."
     greeting: str | None = None
-    brain: Literal["rules", "llm", "auto"] = "auto"
+    brain: Literal["rules", "llm", "auto", "realtime"] = "auto"
     tools: list[ToolSpec] = Field(default_factory=list)
     rules: list[RuleSpec] = Field(default_factory=list)
     fallback: str = "Sorry, I didn't catch that. Could you say it another way?"
@@ -363,9 +526,15 @@ class AgentSpec(_Strict):
     context: ContextSpec = Field(default_factory=ContextSpec)
     on_end: OnEndSpec = Field(default_factory=OnEndSpec)
     template_vars: dict[str, str] = Field(default_factory=dict)
+    display_name: str | None = None  # shown to customers ("Bistro"); default: name
+    venue: VenueSpec | None = None
+    menu: list[DishSpec] = Field(default_factory=list)
+    faq: list[FaqSpec] = Field(default_factory=list)
     # Engine name per kind for this agent, e.g. {llm: fake}. For stt/tts/vad a name
     # here wins over voice.stt/tts/vad; without "llm" the server's LLM is used.
-    engines: dict[Literal["llm", "stt", "tts", "vad"], str] = Field(default_factory=dict)
+    engines: dict[Literal["llm", "stt", "tts", "vad", "s2s"], str] = Field(default_factory=dict)
+    # brain: realtime — engines.s2s names the upstream (gemini_live | openai_realtime).
+    realtime: RealtimeSpec = Field(default_factory=RealtimeSpec)
 
     @field_validator("tools", mode="before")
     @classmethod
@@ -373,6 +542,18 @@ class AgentSpec(_Strict):
         if isinstance(value, list):
             return [{"name": v} if isinstance(v, str) else v for v in value]
         return value
+
+    @model_validator(mode="after")
+    def _rules_name_known_tools(self) -> AgentSpec:
+        names = {t.name for t in self.tools}
+        for i, rule in enumerate(self.rules):
+            if rule.tool and rule.tool not in names:
+                known = ", ".join(sorted(names)) or "none"
+                raise ValueError(
+                    f"rules.{i} ({rule.intent}): tool {rule.tool!r} is not in this agent's "
+                    f"tools (declared: {known})"
+                )
+        return self
 
     @property
     def greeting_mode(self) -> Literal["static", "llm", "none"]:

@@ -15,7 +15,9 @@ from typing import Any, ClassVar, Literal
 ToolStatus = Literal["ok", "error", "denied"]
 ApprovalStatus = Literal["approved", "denied"]
 TurnStatus = Literal["completed", "interrupted", "awaiting_approval", "error"]
-TransferStatus = Literal["dialing", "joined", "ended", "failed"]
+TransferStatus = Literal[
+    "requested", "dialing", "briefing", "joined", "ended", "failed", "cancelled"
+]
 EndReason = Literal[
     "USER_ENDED", "OPERATOR_ENDED", "DISCONNECTED", "TIME_LIMIT", "SERVER_SHUTDOWN", "ERROR"
 ]
@@ -113,6 +115,15 @@ class Transfer(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class HumanMessage(Event):
+    """What the human agent of a joined transfer said or typed (never ``assistant_*``)."""
+
+    type: ClassVar[str] = "human_message"
+    text: str
+    message_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class TurnEnd(Event):
     type: ClassVar[str] = "turn_end"
     status: TurnStatus
@@ -157,7 +168,23 @@ class AssistantText(Event):
 
 @dataclass(frozen=True, slots=True)
 class Interrupted(Event):
+    """A real interruption: drop all queued playback (it may follow ``playback_paused``)."""
+
     type: ClassVar[str] = "interrupted"
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackPaused(Event):
+    """The caller made a sound over the agent: hold playback, keeping its place."""
+
+    type: ClassVar[str] = "playback_paused"
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackResumed(Event):
+    """The sound was not an interruption: play on from where playback paused."""
+
+    type: ClassVar[str] = "playback_resumed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,6 +70,12 @@ class ParleyServer(uvicorn.Server):
         super().__init__(config)
         self.drain = drain
         self.drain_s = drain_s
+        self.listening = asyncio.Event()  # set once it accepts connections
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self.listening.set()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:

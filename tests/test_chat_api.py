@@ -32,7 +32,7 @@ def one(events: list[SseEvent], name: str) -> dict[str, Any]:
 async def book_until_approval(client: ParleyClient) -> dict[str, Any]:
     """Drive the demo agent to the point where it asks to book; return the request."""
     await client.create_session("demo")
-    events = await collect(client.send("I'd like a table for 2 tomorrow at 7pm"))
+    events = await collect(client.send("I'd like a table for 2 next Wednesday at 7pm"))
     assert "check_availability" in [
         e.data["name"] for e in events if e.event == "tool_call_completed"
     ]

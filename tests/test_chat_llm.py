@@ -41,7 +41,7 @@ async def test_streamed_tool_calls_are_run_and_fed_back(
     fake_openai.script(
         Reply.tool_calls(
             ToolCallScript("check_availability",
-                           {"date": "friday", "time": "19:00", "party_size": 2}, id="c1"),
+                           {"date": "next wednesday", "time": "19:00", "party_size": 2}, id="c1"),
             ToolCallScript("show_menu", {}, id="c2"),
             text=("Let me ", "check. "),
             interleave=True,
@@ -66,7 +66,7 @@ async def test_streamed_tool_calls_are_run_and_fed_back(
 async def test_approval_then_model_continues(
     llm_client: ParleyClient, fake_openai: FakeOpenAIServer
 ) -> None:
-    args = {"name": "Ann", "date": "friday", "time": "19:00", "party_size": 2}
+    args = {"name": "Ann", "date": "next wednesday", "time": "19:00", "party_size": 2}
     fake_openai.script(
         Reply.tool_calls(ToolCallScript("book_table", args, id="b1")),
         Reply.text("Booked!"),
@@ -219,3 +219,42 @@ async def test_initial_turn_written_by_the_llm(
         assert err.value.code == "already_started"
         assert len(fake_openai.requests) == 1
         await client.aclose()
+
+
+async def test_an_answer_in_words_decides_before_the_model_sees_it(
+    llm_client: ParleyClient, fake_openai: FakeOpenAIServer
+) -> None:
+    args = {"name": "Ann", "date": "next wednesday", "time": "19:00", "party_size": 2}
+    fake_openai.script(
+        Reply.tool_calls(ToolCallScript("book_table", args, id="b1")),
+        Reply.text("Booked!"),
+    )
+    await collect(llm_client.send("book it for Ann"))
+    events = await collect(llm_client.send("sure, go ahead"))
+    resolved = one(events, "approval_resolved")
+    assert (resolved["status"], resolved["decided_by"]) == ("approved", "user")
+    assert [e.data["status"] for e in events if e.event == "tool_call_completed"] == ["ok"]
+    sent = fake_openai.requests[-1].body["messages"]
+    assert json.loads(sent[-1]["content"])["status"] == "ok"  # the tool result is last
+    assert "sure, go ahead" not in [m.get("content") for m in sent if m["role"] == "user"]
+    history = await llm_client.messages()
+    answer = [m for m in history if m["role"] == "user"][-1]
+    assert answer["text"] == "sure, go ahead"  # kept in the transcript
+    assert answer["blocks"][0]["type"] == "approval_answer"
+
+
+async def test_a_new_request_still_denies_for_the_llm(
+    llm_client: ParleyClient, fake_openai: FakeOpenAIServer
+) -> None:
+    args = {"name": "Ann", "date": "next wednesday", "time": "19:00", "party_size": 2}
+    fake_openai.script(
+        Reply.tool_calls(ToolCallScript("book_table", args, id="b1")),
+        Reply.text("Okay, I haven't booked it. We open at noon."),
+    )
+    await collect(llm_client.send("book it for Ann"))
+    events = await collect(llm_client.send("when do you open?"))
+    resolved = one(events, "approval_resolved")
+    assert (resolved["status"], resolved["decided_by"]) == ("denied", "user_message")
+    sent = fake_openai.requests[-1].body["messages"]
+    assert sent[-1] == {"role": "user", "content": "when do you open?"}
+    assert json.loads(sent[-2]["content"])["status"] == "denied"

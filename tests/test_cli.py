@@ -3,19 +3,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import socket
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from parley.brain.dates import resolve_day, say_date
 from parley.cli import _chat_local, _chat_loop, main
-from tests.plugins.apps import RunningApp
+from parley.testing import FakeClock
+from tests.plugins.apps import AppFactory, RunningApp
 from tests.plugins.stores import sqlite_url
 
 PARLEY_BIN = Path(sys.executable).parent / "parley"
@@ -26,6 +31,29 @@ BOOKING = ["I'd like a table for 2 tomorrow at 7pm", "My name is Ann Lee"]
 def backend(tmp_path: Path) -> dict[str, Any]:
     """SQLite + in-process only: these tests are about the terminal client."""
     return {"database_url": sqlite_url(tmp_path)}
+
+
+# Wednesday 7 January 2026, 11:00 in the demo venue's time zone: tomorrow is Thursday the 8th
+NOW = datetime(2026, 1, 7, 10, 0, tzinfo=UTC)
+TOMORROW = dt.date(2026, 1, 8)
+
+
+@pytest.fixture
+async def running(make_app: AppFactory) -> AsyncIterator[RunningApp]:
+    async with make_app(clock=FakeClock(wall=NOW)) as app:
+        yield app
+
+
+async def test_approval_prompt_reads_words_and_asks_again(
+    running: RunningApp, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = Script(*BOOKING, "hmm", "sure, go ahead", "/quit")
+    assert await _chat_loop(running.base_url, "demo", script) == 0
+    out = capsys.readouterr().out
+    approval = [p for p in script.prompts if p.startswith("  ? ")]
+    assert len(approval) == 2  # "hmm" is no answer: asked again
+    assert "  · please answer yes or no\n" in out
+    assert "  · approval approved\n" in out and "  · book_table → ok\n" in out
 
 
 @pytest.fixture
@@ -53,17 +81,18 @@ class Script:
         return self.answers.pop(0)
 
 
-def assert_booked(out: str, script: Script) -> None:
+def assert_booked(out: str, script: Script, day: dt.date, said: str = "tomorrow") -> None:
+    iso, shown = day.isoformat(), say_date(day)
+    on_day = f"{said} ({shown})" if said == "tomorrow" else f"on {shown}"
     assert out.startswith("bot> Hi, welcome to Bistro!")
-    assert "  · check_availability(date='tomorrow', time='19:00', party_size=2)\n" in out
-    assert "  · check_availability → ok\n" in out
-    assert "bot> Good news: we have a table for 2 tomorrow at 7 pm." in out
+    assert f"  · check_availability(date='{iso}', time='19:00', party_size=2)\n" in out
+    assert f"bot> Good news: we have a table for 2 {on_day} at 7 pm." in out
     approval = [p for p in script.prompts if p.startswith("  ? ")]
-    assert approval == ["  ? Book a table for 2 under Ann Lee, tomorrow at 19:00? [y/n] "]
+    assert approval == [f"  ? Book a table for 2 under Ann Lee, {shown} at 7 pm? [y/n] "]
     assert "  · approval approved\n" in out
-    assert "  · book_table(name='Ann Lee', date='tomorrow', time='19:00', party_size=2)\n" in out
+    assert f"  · book_table(name='Ann Lee', date='{iso}', time='19:00', party_size=2)\n" in out
     assert "  · book_table → ok\n" in out
-    assert "bot> You're booked, Ann Lee: a table for 2 tomorrow at 7 pm." in out
+    assert f"bot> You're booked, Ann Lee: a table for 2 {on_day} at 7 pm." in out
     assert "Your confirmation is BX-" in out
     # the order a reader sees: tool activity, then the reply, then the approval
     assert out.index("check_availability → ok") < out.index("Good news") < out.index("approved")
@@ -76,7 +105,7 @@ async def test_chat_books_a_table_through_the_approval(
     script = Script(*BOOKING, "y", "/quit")
     assert await _chat_loop(running.base_url, "demo", script) == 0
     out = capsys.readouterr().out
-    assert_booked(out, script)
+    assert_booked(out, script, TOMORROW)
     assert script.answers == []
     assert script.prompts.count("you> ") == 3
     # /quit ended the session (read straight from the SQLite file the app writes)
@@ -115,9 +144,15 @@ async def test_chat_shows_menu_cards_and_ends_on_eof(
 async def test_chat_local_runs_its_own_server(
     local_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    script = Script(*BOOKING, "yes please", "/quit")
+    # a real clock here: "next Wednesday" is always a future day the demo venue is open
+    script = Script(
+        BOOKING[0].replace("tomorrow", "next Wednesday"), BOOKING[1], "yes please", "/quit"
+    )
+    today = datetime.now(ZoneInfo("Europe/Amsterdam")).date()
     assert await _chat_local("demo", script) == 0
-    assert_booked(capsys.readouterr().out, script)
+    day = resolve_day("next wednesday", today)
+    assert day is not None
+    assert_booked(capsys.readouterr().out, script, day, said="next Wednesday")
     assert (local_env / "parley.db").is_file()  # PARLEY_DATA_DIR was used
 
 
@@ -137,7 +172,7 @@ def test_chat_without_a_server_says_so(capsys: pytest.CaptureFixture[str]) -> No
     assert capsys.readouterr().err.startswith(f"parley: cannot reach {url}: ")
 
 
-def test_doctor_prints_settings_and_agents(
+def test_doctor_prints_a_table_of_what_serve_needs(
     local_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     agents = local_env.parent / "agents"
@@ -145,21 +180,60 @@ def test_doctor_prints_settings_and_agents(
     (agents / "shop.yaml").write_text("name: shop\n", encoding="utf-8")
     monkeypatch.setenv("PARLEY_AGENTS_DIR", str(agents))
     assert main(["doctor"]) == 0
-    out = capsys.readouterr().out
-    assert f"data dir:  {local_env.resolve()}\n" in out
-    assert f"database:  sqlite:///{(local_env / 'parley.db').resolve()}\n" in out
-    assert "redis:     in-process coordination\n" in out
-    assert "llm:       none (rules brain)\n" in out
-    assert "agents:    demo, shop\n" in out
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "✓ settings  PARLEY_* and parley.toml",
+        f"✓ data dir  {local_env.resolve()}",
+        "✓ agents    demo (rules brain), shop (rules brain)",
+        f"✓ database  SQLite {(local_env / 'parley.db').resolve()}",
+        "✓ redis     PARLEY_REDIS_URL not set: in-process coordination (one worker)",
+        "✓ llm       PARLEY_LLM_BASE_URL not set: agents use the rules brain",
+        "✓ speech    agent demo: said 'book a table for two', heard 'book a table for two'",
+    ]
 
 
 def test_doctor_hides_database_credentials(
     local_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("PARLEY_DATABASE_URL", "postgresql+asyncpg://app:s3cret@db:5432/parley")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"postgresql+asyncpg://app:s3cret@127.0.0.1:{port}/parley"
+    monkeypatch.setenv("PARLEY_DATABASE_URL", url)
+    assert main(["doctor"]) == 2
+    out = capsys.readouterr().out
+    assert "s3cret" not in out
+    assert (
+        f"✗ database  PARLEY_DATABASE_URL: cannot open PostgreSQL at 127.0.0.1:{port}/parley: "
+        "connection refused\n"
+    ) in out
+
+
+def test_doctor_warns_about_unknown_settings_with_the_closest_name(
+    local_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PARLEY_LLM_MDOEL", "llama3.1")
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
-    assert "s3cret" not in out and "database:  db:5432/parley\n" in out
+    assert (
+        "! settings  unknown setting PARLEY_LLM_MDOEL is ignored; did you mean PARLEY_LLM_MODEL?\n"
+    ) in out
+
+
+def test_doctor_names_the_llm_setting_to_change(
+    local_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("PARLEY_LLM_BASE_URL", f"http://127.0.0.1:{port}/v1")
+    assert main(["doctor"]) == 2
+    out = capsys.readouterr().out
+    assert "✓ agents    demo (LLM)\n" in out
+    assert (
+        f"✗ llm       PARLEY_LLM_BASE_URL: cannot reach the LLM at http://127.0.0.1:{port}/v1: "
+        "connection refused\n"
+    ) in out
 
 
 def test_doctor_with_a_bad_setting_exits_2(
@@ -167,7 +241,7 @@ def test_doctor_with_a_bad_setting_exits_2(
 ) -> None:
     monkeypatch.setenv("PARLEY_AGENTS_DIR", str(local_env / "missing"))
     assert main(["doctor"]) == 2
-    assert "PARLEY_AGENTS_DIR" in capsys.readouterr().err
+    assert "✗ agents    PARLEY_AGENTS_DIR" in capsys.readouterr().out
 
 
 def test_a_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:

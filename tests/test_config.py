@@ -256,7 +256,7 @@ async def test_no_cors_headers_by_default(make_app: AppFactory) -> None:
         ("name: shop\ncolour: red\n", "agents/shop.yaml:2: colour: Extra inputs are not permitted"),
         (
             "name: shop\ninstructions: Sell things.\nbrain: magic\n",
-            "agents/shop.yaml:3: brain: Input should be 'rules', 'llm' or 'auto'",
+            "agents/shop.yaml:3: brain: Input should be 'rules', 'llm', 'auto' or 'realtime'",
         ),
         (
             "name: shop\ntools:\n  - name: x\n    colour: red\n",

@@ -90,6 +90,7 @@ async def workers(tmp_path: Path, llm_url: str) -> AsyncIterator[tuple[Worker, W
             "PARLEY_DATABASE_URL": db,
             "PARLEY_REDIS_URL": redis_url(),
             "PARLEY_LLM_BASE_URL": llm_url,
+            "PARLEY_LLM_MODEL": "fake-model",
             "PARLEY_AGENTS_DIR": str(agents),
             "PARLEY_TURN_LOCK_TTL_S": str(LOCK_TTL_S),
             "PARLEY_ATTACH_LEASE_TTL_S": str(LEASE_TTL_S),

@@ -47,6 +47,7 @@ from schemathesis.specs.openapi.checks import (
 
 from parley.app import create_app
 from parley.config import Settings
+from parley.testing.fake_twilio import FakeTwilio
 from parley.testing.servers import serve_app
 from tests.plugins.stores import postgres_url, redis_url, sqlite_url
 
@@ -112,11 +113,17 @@ class ThreadedServer:
     async def _main(self) -> None:
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
         try:
-            async with self.backend as values:
+            async with self.backend as values, FakeTwilio("AC" + "0" * 32, "tw-token") as twilio:
                 settings = Settings(
                     data_dir=self.data_dir,
                     session_rate_limit=0,
                     operator_key=OPERATOR_KEY,
+                    # outbound calls configured against a local Twilio REST server
+                    twilio_account_sid=twilio.account_sid,
+                    twilio_auth_token=twilio.auth_token,
+                    twilio_from="+15550000000",
+                    twilio_api_base=twilio.base_url,
+                    public_url="https://parley.example.com",
                     **values,
                 )
                 async with serve_app(create_app(settings)) as base_url:
@@ -198,7 +205,13 @@ def test_no_request_gets_a_server_error(fuzz_server: ThreadedServer) -> None:
     logging.getLogger().addHandler(log)
     targets = st.sampled_from(["generated", "fresh", "fresh", "awaiting", "operator"])
     try:
-        operations = [result.ok() for result in schema.get_all_operations()]
+        # The session event stream lives until the session ends (tests/test_reports.py
+        # covers it): a fuzzer would wait on each call.
+        operations = [
+            op
+            for op in (result.ok() for result in schema.get_all_operations())
+            if not op.path.endswith("/events")
+        ]
         assert len(operations) >= 10, [op.label for op in operations]
         ran: list[str] = []
         for operation in operations:

@@ -269,3 +269,59 @@ def test_bad_input_is_rejected() -> None:
     playout.due_frames(1.0)
     with pytest.raises(ValueError, match="time went backwards"):
         playout.due_frames(0.5)
+
+
+# --- pause and resume (false interruptions) -------------------------------------------------
+
+
+def test_a_pause_holds_the_position_and_the_queue_and_resume_plays_on() -> None:
+    playout = Playout(RATE, frame_ms=20, lead_ms=200)
+    playout.enqueue(audio(1.0), "one two three four five six seven eight nine ten")
+    assert sent_secs(playout.due_frames(0.0)) == pytest.approx(0.2)
+    assert sent_secs(playout.due_frames(0.1)) == pytest.approx(0.1)
+    assert sent_secs(playout.due_frames(0.2)) == pytest.approx(0.1)  # 0.4 s sent
+    playout.pause(0.34)
+    assert playout.paused and playout.due_frames(0.5) == []
+    assert playout.room_at(0.5, 0.06) == float("inf")
+    assert playout.played_secs(0.9) == pytest.approx(0.34)  # the client holds its buffer
+    assert playout.heard_text(0.9) == "one two three"
+    assert not playout.drained(0.9)
+    assert playout.resume(0.9) == pytest.approx(0.56)
+    assert not playout.paused
+    assert playout.played_secs(0.93) == pytest.approx(0.37)  # plays on from 0.34
+    assert playout.ahead_secs(0.93) == pytest.approx(0.03)  # the held buffer first
+    assert sent_secs(playout.due_frames(0.93)) == pytest.approx(0.16)  # then up to the lead
+    assert playout.queued_secs == pytest.approx(0.44)  # nothing was lost
+
+
+def test_a_reported_position_moves_with_the_pause() -> None:
+    playout = Playout(RATE, frame_ms=20, lead_ms=200)
+    playout.enqueue(audio(1.0), "a b c d e f g h i j")
+    playout.due_frames(0.0)
+    playout.client_played(100, 0.15)  # the client is 50 ms behind our estimate
+    assert sent_secs(playout.due_frames(0.15)) == pytest.approx(0.1)  # 0.3 s sent
+    playout.pause(0.2)
+    assert playout.played_secs(0.5) == pytest.approx(0.15)
+    playout.resume(0.5)
+    assert playout.played_secs(0.6) == pytest.approx(0.25)  # the report moved by 0.3 s
+    playout.pause(0.6)
+    playout.client_played(240, 0.7)  # reported while paused: that position, held
+    assert playout.played_secs(0.8) == pytest.approx(0.24)
+    playout.resume(1.0)
+    assert playout.played_secs(1.0) == pytest.approx(0.24)
+    assert playout.played_secs(1.05) == pytest.approx(0.29)
+
+
+def test_clear_and_a_new_response_end_a_pause() -> None:
+    playout = Playout(RATE, frame_ms=20, lead_ms=200)
+    playout.enqueue(audio(0.5), "a b c d e")
+    playout.due_frames(0.0)
+    playout.pause(0.1)
+    assert playout.clear(0.5) == "a"  # heard before the pause: 0.1 s of 0.5 s
+    assert not playout.paused
+    playout.pause(0.6)
+    generation = playout.new_generation()
+    assert not playout.paused
+    playout.enqueue(audio(0.1), "x", generation)
+    assert sent_secs(playout.due_frames(0.7)) == pytest.approx(0.1)
+    assert playout.resume(0.8) == 0.0  # nothing to resume

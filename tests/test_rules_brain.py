@@ -7,6 +7,7 @@ message (with its tool calls) and, when told, the tool result, then asks again.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from parley.brain.history import INITIAL_TURN_PROMPT, INTERRUPTED_NOTE
 from parley.brain.rules import RulesBrain, message_text, tool_call_id, tool_outcome
 from parley.config import BUILTIN_AGENTS_DIR, AgentSpec, ConfigError, load_agents, parse_agent
 from parley.engines.base import TextDelta, ToolCallRequest
+from parley.testing import FakeClock
 
 
 def _schema(tool: str, **props: str) -> dict[str, Any]:
@@ -116,9 +118,14 @@ def demo() -> AgentSpec:
     return load_agents()["demo"]
 
 
+# "today" is Wednesday 7 January 2026: tomorrow is the 8th, Friday the 9th, Saturday the 10th
+CLOCK = FakeClock(wall=datetime(2026, 1, 7, 10, 0, tzinfo=UTC))
+TOMORROW, FRIDAY, SATURDAY = "2026-01-08", "2026-01-09", "2026-01-10"
+
+
 @pytest.fixture
 def convo(demo: AgentSpec) -> Convo:
-    return Convo(RulesBrain(demo))
+    return Convo(RulesBrain(demo, CLOCK))
 
 
 # --- the agent file ------------------------------------------------------------------------------
@@ -139,7 +146,7 @@ def test_demo_agent_file_parses_with_its_tools_and_rules(demo: AgentSpec) -> Non
     assert not demo.tool("check_availability").requires_approval  # type: ignore[union-attr]
     assert demo.tool("check_availability").filler == "Let me check that for you."  # type: ignore[union-attr]
     intents = [r.intent for r in demo.rules]
-    for intent in ("human", "menu", "hours", "location", "book", "thanks", "bye", "yes", "no"):
+    for intent in ("human", "menu", "book", "thanks", "bye", "yes", "no"):
         assert intent in intents
     phrases = demo.voice.phrases
     assert len(phrases) > 100 and all(isinstance(p, str) for p in phrases)
@@ -163,7 +170,7 @@ def test_an_unknown_reply_name_is_a_clear_config_error() -> None:
 
 
 async def test_initial_turn_answers_with_the_greeting_in_word_deltas(demo: AgentSpec) -> None:
-    brain = RulesBrain(demo)
+    brain = RulesBrain(demo, CLOCK)
     messages = [
         {"role": "system", "content": "instructions"},
         {"role": "system", "content": INITIAL_TURN_PROMPT},
@@ -188,7 +195,7 @@ async def test_tool_call_ids_are_deterministic_and_unique_per_history(convo: Con
     assert first.call is not None and first.call.id.startswith("call_0_")
     again = [c async for c in convo.brain.stream(convo.messages[:-1], TOOLS)]
     assert next(c for c in again if isinstance(c, ToolCallRequest)).id == first.call.id
-    await convo.result(available("tomorrow", "19:00", 2))
+    await convo.result(available(TOMORROW, "19:00", 2))
     second = await convo.user("under Kim")
     assert second.call is not None and second.call.id.startswith("call_1_")
     assert second.call.id != first.call.id
@@ -210,26 +217,26 @@ async def test_full_booking_flow_step_by_step(convo: Convo) -> None:
     step = await convo.user("seven thirty")
     assert step.call is not None and step.text == ""
     assert step.call.name == "check_availability"
-    assert step.call.arguments == {"date": "tomorrow", "time": "19:30", "party_size": 4}
+    assert step.call.arguments == {"date": TOMORROW, "time": "19:30", "party_size": 4}
     assert json.loads(step.call.raw_arguments) == step.call.arguments
-    step = await convo.result(available("tomorrow", "19:30", 4))
+    step = await convo.result(available(TOMORROW, "19:30", 4))
     assert step.call is None
     assert step.text == (
-        "Good news: we have a table for 4 tomorrow at 7:30 pm. "
+        "Good news: we have a table for 4 tomorrow (Thursday 8 January) at 7:30 pm. "
         "What name should I put the booking under?"
     )
     step = await convo.user("Sam Smith")
     assert step.call is not None and step.call.name == "book_table"
     assert step.call.arguments == {
         "name": "Sam Smith",
-        "date": "tomorrow",
+        "date": TOMORROW,
         "time": "19:30",
         "party_size": 4,
     }
     booked = {"confirmation": "BX-1234", **step.call.arguments}
     step = await convo.result(booked)
     assert step.text == (
-        "You're booked, Sam Smith: a table for 4 tomorrow at 7:30 pm. "
+        "You're booked, Sam Smith: a table for 4 tomorrow (Thursday 8 January) at 7:30 pm. "
         "Your confirmation is BX-1234. Anything else I can help with?"
     )
     step = await convo.user("no thanks")
@@ -239,9 +246,12 @@ async def test_full_booking_flow_step_by_step(convo: Convo) -> None:
 async def test_all_slots_in_one_message_and_name_known_asks_to_confirm(convo: Convo) -> None:
     step = await convo.user("Can I get a table for 2 on Friday at 8pm? It's under Alex.")
     assert step.call is not None
-    assert step.call.arguments == {"date": "Friday", "time": "20:00", "party_size": 2}
+    assert step.call.arguments == {"date": FRIDAY, "time": "20:00", "party_size": 2}
     step = await convo.result(available("Friday", "20:00", 2))
-    assert step.text.endswith("Shall I book it under Alex?") and "on Friday at 8 pm" in step.text
+    assert (
+        step.text.endswith("Shall I book it under Alex?")
+        and "on Friday 9 January at 8 pm" in step.text
+    )
     step = await convo.user("yes please")
     assert step.call is not None and step.call.name == "book_table"
     assert step.call.arguments["name"] == "Alex"
@@ -260,15 +270,15 @@ async def test_declining_the_confirmation_books_nothing(convo: Convo) -> None:
 async def test_later_messages_override_earlier_slots(convo: Convo) -> None:
     step = await convo.user("a table for 2 tomorrow at 7")
     assert step.call is not None and step.call.arguments["party_size"] == 2
-    await convo.result(available("tomorrow", "19:00", 2))
+    await convo.result(available(TOMORROW, "19:00", 2))
     step = await convo.user("actually we're 5 people, and make it Saturday at 8:30pm")
     assert step.call is not None and step.call.name == "check_availability"
-    assert step.call.arguments == {"date": "Saturday", "time": "20:30", "party_size": 5}
+    assert step.call.arguments == {"date": SATURDAY, "time": "20:30", "party_size": 5}
 
 
 async def test_a_completed_booking_starts_the_next_one_fresh(convo: Convo) -> None:
     await convo.user("table for 2 tomorrow at 7 under Kim")
-    await convo.result(available("tomorrow", "19:00", 2))
+    await convo.result(available(TOMORROW, "19:00", 2))
     step = await convo.user("yes")
     assert step.call is not None and step.call.name == "book_table"
     await convo.result({"confirmation": "BX-0001"})
@@ -280,7 +290,7 @@ async def test_a_completed_booking_starts_the_next_one_fresh(convo: Convo) -> No
 
 async def test_booking_denied_by_the_approver(convo: Convo) -> None:
     await convo.user("table for 2 tomorrow at 7")
-    await convo.result(available("tomorrow", "19:00", 2))
+    await convo.result(available(TOMORROW, "19:00", 2))
     step = await convo.user("my name is Lee")
     assert step.call is not None and step.call.name == "book_table"
     step = await convo.result(status="denied", why="The user declined.")
@@ -294,17 +304,20 @@ async def test_a_new_message_instead_of_a_decision_is_read_without_the_unsaid_re
     convo: Convo,
 ) -> None:
     await convo.user("table for 2 tomorrow at 7 for Lee")
-    await convo.result(available("tomorrow", "19:00", 2))
+    await convo.result(available(TOMORROW, "19:00", 2))
     step = await convo.user("yes")
     assert step.call is not None
     convo.add_result(status="denied", why="The user sent a new message instead of deciding.")
     step = await convo.user("no")  # not "goodbye": "Anything else?" was never said
-    assert step.text == "Alright. Is there anything else I can help with?"
+    assert (
+        step.text
+        == "(I haven't done the earlier request: book a table.) Alright. Is there anything else I can help with?"
+    )
 
 
 async def test_booking_error_apologises(convo: Convo) -> None:
     await convo.user("table for 2 tomorrow at 7 under Lee")
-    await convo.result(available("tomorrow", "19:00", 2))
+    await convo.result(available(TOMORROW, "19:00", 2))
     await convo.user("go ahead")
     step = await convo.result(status="error", why="ValueError: no table")
     assert step.text.startswith("Sorry, something went wrong") and step.call is None
@@ -318,9 +331,9 @@ async def test_availability_error_apologises(convo: Convo) -> None:
 
 async def test_full_slot_offers_alternatives_and_yes_takes_the_first(convo: Convo) -> None:
     await convo.user("table for two on saturday at 8pm")
-    step = await convo.result(full("Saturday", "20:00", 2, ["18:00", "18:30", "21:30"]))
+    step = await convo.result(full(SATURDAY, "20:00", 2, ["18:00", "18:30", "21:30"]))
     assert step.text == (
-        "Sorry, we're full for 2 on Saturday at 8 pm. I could do 6 pm, 6:30 pm or "
+        "Sorry, we're full for 2 on Saturday 10 January at 8 pm. I could do 6 pm, 6:30 pm or "
         "9:30 pm instead. Would one of those work?"
     )
     step = await convo.user("yes")
@@ -330,26 +343,31 @@ async def test_full_slot_offers_alternatives_and_yes_takes_the_first(convo: Conv
 
 async def test_full_slot_user_picks_another_alternative(convo: Convo) -> None:
     await convo.user("table for two on saturday at 8pm")
-    await convo.result(full("Saturday", "20:00", 2, ["18:00", "21:30"]))
+    await convo.result(full(SATURDAY, "20:00", 2, ["18:00", "21:30"]))
     step = await convo.user("half past nine")
     assert step.call is not None and step.call.arguments["time"] == "21:30"
-    step = await convo.result(available("Saturday", "21:30", 2))
-    assert "on Saturday at 9:30 pm" in step.text and step.text.endswith("under?")
+    step = await convo.result(available(SATURDAY, "21:30", 2))
+    assert "on Saturday 10 January at 9:30 pm" in step.text and step.text.endswith("under?")
 
 
 async def test_a_message_with_booking_details_starts_a_booking(convo: Convo) -> None:
     step = await convo.user("do you have anything free on saturday at eight")
     assert step.text == "How many people will be joining?"
-    step = await convo.user("we are nine")
+    step = await convo.user("we are four")  # (over 8 is refused before any check now)
     assert step.call is not None
-    assert step.call.arguments == {"date": "Saturday", "time": "20:00", "party_size": 9}
-    step = await convo.result(full("Saturday", "20:00", 9, ["18:00", "20:00"]))
+    assert step.call.arguments == {"date": SATURDAY, "time": "20:00", "party_size": 4}
+    step = await convo.result(full(SATURDAY, "20:00", 4, ["18:00", "20:00"]))
     assert "I could do 6 pm instead." in step.text  # never the time just refused
 
 
+async def test_a_party_over_the_maximum_is_refused_before_any_check(convo: Convo) -> None:
+    step = await convo.user("table for 12 tomorrow at 8pm")
+    assert step.call is None and "up to 8" in step.text
+
+
 async def test_full_slot_without_alternatives_asks_for_another_time(convo: Convo) -> None:
-    await convo.user("table for 12 tomorrow at 8pm")
-    step = await convo.result(full("tomorrow", "20:00", 12, []))
+    await convo.user("table for 6 tomorrow at 8pm")
+    step = await convo.result(full(TOMORROW, "20:00", 6, []))
     assert step.text.endswith("What other time would suit you?")
     step = await convo.user("nine")
     assert step.call is not None and step.call.arguments["time"] == "21:00"
@@ -438,7 +456,7 @@ async def test_static_answers_and_fallback(convo: Convo, said: str, starts: str)
 
 
 async def test_only_offered_tools_are_called(demo: AgentSpec) -> None:
-    convo = Convo(RulesBrain(demo), tools=[TOOLS[0]])
+    convo = Convo(RulesBrain(demo, CLOCK), tools=[TOOLS[0]])
     step = await convo.user("show me the menu")
     assert step.call is None and step.text == "Sorry, I can't help with that here."
     step = await convo.user("table for 2 tomorrow at 7")
@@ -458,13 +476,13 @@ async def test_interrupted_reply_is_acknowledged(convo: Convo) -> None:
 
 
 async def test_the_brain_is_stateless_and_deterministic(demo: AgentSpec) -> None:
-    one, two = Convo(RulesBrain(demo)), Convo(RulesBrain(demo))
+    one, two = Convo(RulesBrain(demo, CLOCK)), Convo(RulesBrain(demo, CLOCK))
     for convo in (one, two):
         await convo.user("table for 4 tomorrow at 8")
-        await convo.result(available("tomorrow", "20:00", 4))
+        await convo.result(available(TOMORROW, "20:00", 4))
         await convo.user("Robin")
     assert one.messages == two.messages
-    brain = RulesBrain(demo)
+    brain = RulesBrain(demo, CLOCK)
     before = [c async for c in brain.stream(one.messages[:4], TOOLS)]
     assert before == [c async for c in brain.stream(one.messages[:4], TOOLS)]
 

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from parley.brain.slots import extract_slots, on_date, say_time
+from parley.brain.dates import say_time
+from parley.brain.slots import extract_slots, on_date
 
 
 @pytest.mark.parametrize(
@@ -145,3 +146,22 @@ def test_rendering_times_and_days() -> None:
         "next Friday",
         "on the 5th",
     ]
+
+
+def test_adults_and_children_all_count() -> None:
+    assert extract_slots("2 adults and 2 kids tomorrow at 6pm")["party_size"] == 4
+    assert extract_slots("table for 4 adults and 1 child")["party_size"] == 5
+
+
+def test_names_in_any_alphabet_and_after_a_comma() -> None:
+    assert extract_slots("for 3 persons, name Müller")["name"] == "Müller"
+    assert extract_slots("my name is Zoë Dupont")["name"] == "Zoë Dupont"
+    assert extract_slots("Renée", "name")["name"] == "Renée"
+
+
+def test_days_people_say_without_a_weekday() -> None:
+    assert extract_slots("in 3 days at 7pm")["date"] == "in 3 days"
+    assert extract_slots("on christmas eve")["date"] == "24 December"
+    assert extract_slots("tomorrow 7")["time"] == "19:00"
+    assert extract_slots("this friday around half 7")["time"] == "19:30"
+    assert extract_slots("tomorrow at lunch")["time"] == "12:00"

@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from parley.config import AgentSpec
 from parley.engines.base import EngineUnavailable
+from parley.engines.factory import EngineHub
 from parley.engines.smart_turn import (
     N_FRAMES,
     N_MELS,
@@ -137,3 +139,39 @@ def test_the_model_is_found_inside_an_installed_pipecat_package(
     monkeypatch.delitem(__import__("sys").modules, "pipecat", raising=False)
     assert find_model() == data / "smart-turn-v3.2-cpu.onnx"
     assert find_model(data / "smart-turn-v3.0.onnx") == data / "smart-turn-v3.0.onnx"
+
+
+# --- one model per process, through the EngineHub ------------------------------------------
+
+
+def fake_agent(name: str, turn_detection: str) -> AgentSpec:
+    return AgentSpec.model_validate(
+        {
+            "name": name,
+            "brain": "rules",
+            "engines": {"stt": "fake", "tts": "fake", "vad": "fake_energy"},
+            "voice": {"turn_detection": turn_detection},
+        }
+    )
+
+
+async def test_the_hub_shares_one_batcher_between_smart_agents() -> None:
+    path = installed_model()
+    agents = {n: fake_agent(n, d) for n, d in [("a", "smart"), ("b", "smart"), ("c", "silence")]}
+    hub = EngineHub(agents, smart_turn_model=path)
+    a, b, c = [await hub.engines_for(n) for n in "abc"]
+    assert isinstance(a.end_of_turn, SmartTurnBatcher) and a.end_of_turn is b.end_of_turn
+    assert c.end_of_turn is None  # silence mode never asks
+    t = np.arange(16000 * 2) / 16000
+    score = await a.end_of_turn.score((0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32))
+    assert 0.0 <= score <= 1.0
+
+
+async def test_the_hub_without_a_model_uses_the_transcript_alone(tmp_path: Path) -> None:
+    hub = EngineHub({"a": fake_agent("a", "smart")})
+    if find_model() is not None:
+        pytest.skip("a pipecat-ai package with the model is installed")
+    assert (await hub.engines_for("a")).end_of_turn is None
+    missing = EngineHub({"a": fake_agent("a", "smart")}, smart_turn_model=tmp_path / "no.onnx")
+    with pytest.raises(EngineUnavailable, match="no such file"):
+        await missing.engines_for("a")

@@ -202,3 +202,26 @@ async def test_what_stays_at_the_drain_deadline_ends_server_shutdown(
         with pytest.raises(Exception, match="server_draining"):
             await refused.create_session("fakevoice")
         await refused.aclose()
+
+
+async def test_metrics_count_live_voice_sessions_and_bad_messages(
+    make_app: AppFactory, tmp_path: Path
+) -> None:
+    import httpx
+
+    async with make_app(agents_dir=write_agents(tmp_path)) as app:
+        voice, _ = await open_voice(app, agent="fakevoice")
+        await voice.send("{not json")
+        assert (await voice.until("error"))["code"] == "bad_message"
+        async with httpx.AsyncClient(base_url=app.base_url) as http:
+            live = (await http.get("/metrics")).text
+            assert 'parley_live_sessions{channel="voice"} 1.0' in live
+            assert 'parley_bad_messages_total{channel="voice"} 1.0' in live
+            assert 'parley_errors_total{code="bad_message"} 1.0' in live
+            await voice.ws.close()
+
+            async def gone() -> bool:
+                text = (await http.get("/metrics")).text
+                return 'parley_live_sessions{channel="voice"} 0.0' in text
+
+            await bounded(gone, "the live gauge to drop")

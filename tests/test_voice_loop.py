@@ -8,8 +8,8 @@ are virtual seconds.
 
 from __future__ import annotations
 
-import json
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -18,12 +18,14 @@ from parley.brain.core import UserInput
 from parley.brain.history import INTERRUPTED_NOTE
 from parley.brain.turn_stream import TurnStream
 from parley.channels.voice_ws import handle_text
+from parley.config import AgentSpec
 from parley.testing.voice import (
     Pause,
     ScriptedLLM,
     ScriptedSTT,
     ToneTTS,
     VoiceHarness,
+    scripted_agent,
     tokens,
     vad_frame,
     voice_harness,
@@ -32,6 +34,12 @@ from parley.voice.io import VoiceOptions
 from tests.plugins.stores import sqlite_url
 
 REPLY = "One two three four five. Six seven eight nine ten."
+
+
+def classic_barge_in() -> AgentSpec:
+    """The agent with false-interruption recovery off: speech over the agent cuts it
+    after ``barge_in_min_secs`` (the recovery path: tests/test_voice_recovery.py)."""
+    return scripted_agent(voice={"false_interruption_secs": 0})
 
 
 @pytest.fixture
@@ -149,7 +157,7 @@ async def test_first_ptt_message_switches_a_hands_free_connection(db: str) -> No
 async def test_barge_in_stores_exactly_what_was_heard(db: str) -> None:
     stt = ScriptedSTT(["tell me", "wait"])
     llm = ScriptedLLM(REPLY, "Okay, waiting.")
-    async with voice_harness(db, stt=stt, llm=llm) as h:
+    async with voice_harness(db, stt=stt, llm=llm, agent=classic_barge_in()) as h:
         await h.conn.start()
         cleared = spy_on_clear(h)
         await h.mic.utterance()
@@ -175,7 +183,8 @@ async def test_barge_in_stores_exactly_what_was_heard(db: str) -> None:
 
 
 async def test_client_playback_reports_decide_what_was_heard(db: str) -> None:
-    async with voice_harness(db, stt=ScriptedSTT(["go"]), llm=ScriptedLLM(REPLY)) as h:
+    agent = classic_barge_in()
+    async with voice_harness(db, stt=ScriptedSTT(["go"]), llm=ScriptedLLM(REPLY), agent=agent) as h:
         await h.conn.start()
         cleared = spy_on_clear(h)
         await h.mic.utterance()
@@ -189,7 +198,8 @@ async def test_client_playback_reports_decide_what_was_heard(db: str) -> None:
 async def test_no_audio_of_the_interrupted_answer_after_interrupted(db: str) -> None:
     tts = ToneTTS()
     llm = ScriptedLLM(REPLY, "New answer.")
-    async with voice_harness(db, stt=ScriptedSTT(["one", "two"]), llm=llm, tts=tts) as h:
+    stt = ScriptedSTT(["one", "two"])
+    async with voice_harness(db, stt=stt, llm=llm, tts=tts, agent=classic_barge_in()) as h:
         await h.conn.start()
         gate = h.transport.audio_gate = asyncio.Event()
         await h.mic.utterance()

@@ -197,7 +197,7 @@ async def test_spoken_yes_approves_the_pending_booking(client: ParleyClient) -> 
 
 async def test_a_turn_awaiting_approval_speaks_the_prompt(client: ParleyClient) -> None:
     await client.create_session("demo")
-    async for _ in client.send("I'd like a table for 2 tomorrow at 7pm"):
+    async for _ in client.send("I'd like a table for 2 next Wednesday at 7pm"):
         pass
     resp = await post_turn(client, **raw(speech_wav("i'm michael")))
     assert resp.status_code == 200, resp.text

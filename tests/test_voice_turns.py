@@ -44,7 +44,9 @@ async def control(h: VoiceHarness, msg: dict[str, object]) -> bool:
 
 async def test_filler_is_spoken_before_the_tool_and_not_stored(db: str) -> None:
     check = ToolCallRequest(
-        "call_check", "check_availability", {"date": "friday", "time": "19:00", "party_size": 2}
+        "call_check",
+        "check_availability",
+        {"date": "next wednesday", "time": "19:00", "party_size": 2},
     )
     tts = ToneTTS()
     llm = ScriptedLLM([check], "We have a table.")

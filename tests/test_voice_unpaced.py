@@ -10,7 +10,7 @@ import pytest
 
 from parley.brain.core import UserInput
 from parley.testing import FakeClock
-from parley.testing.voice import MemoryTransport, ScriptedLLM, ToneTTS, voice_harness
+from parley.testing.voice import MemoryTransport, ScriptedLLM, ScriptedSTT, ToneTTS, voice_harness
 from parley.voice.io import AudioOutput, VoiceOptions
 from parley.voice.unpaced import UnpacedOutput
 from tests.plugins.stores import sqlite_url
@@ -69,3 +69,28 @@ async def test_a_reported_position_is_what_was_heard(tmp_path: Path) -> None:
         await h.time.settle()
         (message,) = await h.messages("assistant")
         assert (message.text, message.interrupted) == ("", True)
+
+
+async def test_a_pause_holds_the_client_and_done_waits_for_it(tmp_path: Path) -> None:
+    async with voice_harness(
+        sqlite_url(tmp_path),
+        stt=ScriptedSTT(["hi"]),
+        llm=ScriptedLLM(REPLY),
+        tts=ToneTTS(),
+        output=unpaced,
+    ) as h:
+        await h.conn.start()
+        await h.mic.utterance()
+        first = h.transport.first_audio_at()
+        await h.mic.silence(0.1)
+        await h.mic.speak(0.1)  # a click over the agent: paused, then resumed
+        await h.mic.silence(0.5)
+        sent = h.transport.sent
+        paused = sent[h.transport.index("playback_paused")].at
+        resumed = sent[h.transport.index("playback_resumed")].at
+        assert resumed - paused == pytest.approx(0.06 + 0.3, abs=0.03)
+        await h.until("done")
+        done_at = sent[h.transport.index("done")].at
+        assert done_at - first == pytest.approx(0.6 + (resumed - paused), abs=0.03)
+        assert sum(len(s.data) for s in sent if s.kind == "audio") == 6 * 3200
+        assert [m.text for m in await h.messages("assistant")] == [REPLY]

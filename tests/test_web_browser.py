@@ -163,7 +163,7 @@ async def stored_messages(base_url: str, saved: dict[str, str]) -> list[dict[str
 
 
 async def book_until_approval(page: Page) -> None:
-    await say(page, "I'd like a table for two tonight at 7pm")
+    await say(page, "I'd like a table for two next Wednesday at 7pm")
     await say(page, "my name is Ann")
     await page.wait_for_selector(".card.approval[data-status=pending]")
 
@@ -205,16 +205,16 @@ async def test_typed_booking_through_the_approval_card(
     async with browse() as page:
         await book_until_approval(page)
         card = page.locator(".card.approval")
-        assert "Book table" in await card.locator(".card-title").inner_text()
+        assert "Book a table" in await card.locator(".card-title").inner_text()
         details = await card.locator(".card-args").inner_text()
         assert "Ann" in details and "Party size" in details and "2" in details
         await shoot(page, tmp_path, "approval")
 
-        await card.get_by_role("button", name="Approve book table").click()
+        await card.get_by_role("button", name="Approve book a table").click()
         await page.wait_for_selector(".card.approval[data-status=approved]")
         await page.wait_for_function("!window.parley.snapshot().busy")
         assert (await card.locator(".badge").inner_text()).startswith("Approved")
-        assert await card.get_by_role("button", name="Approve book table").is_hidden()
+        assert await card.get_by_role("button", name="Approve book a table").is_hidden()
         reply = (await last_assistant_text(page)).lower()
         assert "ann" in reply or "booked" in reply or "confirm" in reply
         saved = await saved_session(page)
@@ -231,7 +231,7 @@ async def test_typed_booking_through_the_approval_card(
 async def test_denying_shows_a_denied_badge(browse: Browse, base_url: str) -> None:
     async with browse() as page:
         await book_until_approval(page)
-        await page.get_by_role("button", name="Deny book table").press("Enter")  # by keyboard
+        await page.get_by_role("button", name="Deny book a table").press("Enter")  # by keyboard
         await page.wait_for_selector(".card.approval[data-status=denied]")
         assert await page.evaluate("document.activeElement.classList.contains('approval')")
         assert "Denied" in await page.locator(".card.approval .badge").inner_text()
@@ -286,12 +286,12 @@ async def test_reload_keeps_the_conversation_and_its_pending_card(browse: Browse
         assert (await snapshot(page))["sessionId"] == session
         assert await page.locator(".msg").all_inner_texts() == bubbles
 
-        await page.get_by_role("button", name="Approve book table").click()
+        await page.get_by_role("button", name="Approve book a table").click()
         await page.wait_for_selector(".card.approval[data-status=approved]")
         await page.reload()
         badge = page.locator(".card.approval[data-status=approved] .badge")
         assert (await badge.inner_text()).startswith("Approved")
-        assert await page.get_by_role("button", name="Approve book table").count() == 0
+        assert await page.get_by_role("button", name="Approve book a table").count() == 0
 
 
 async def test_new_conversation_starts_over(browse: Browse) -> None:
@@ -481,6 +481,29 @@ async def test_holding_the_mic_stops_the_agent_and_chat_continues_after_voice(
     assert ("chat", "what are your opening hours") in users
 
 
+async def test_a_backchannel_over_the_greeting_pauses_and_resumes_its_playback(
+    voice_channel: None, browse: Browse, tmp_path: Path
+) -> None:
+    # "okay" 2.5 s after the mic opens: while the ~7 s greeting plays
+    wav = speech.write_speech_wav(tmp_path, "okay", before_s=2.5, after_s=20.0)
+    async with browse(mic_wav=wav) as page:
+        await page.wait_for_selector(".msg-assistant")
+        await page.click("#mic")  # hands-free
+        await page.wait_for_function(
+            "window.parley.events().some(e => e.type === 'playback_resumed')", timeout=30_000
+        )
+        assert (await snapshot(page))["pauses"] == 1  # the page held its player
+        await page.wait_for_function(
+            "window.parley.events().some(e => e.type === 'done')", timeout=30_000
+        )
+        # the player went on after the pause and played the greeting to its end
+        await page.wait_for_function("!window.parley.snapshot().playing", timeout=10_000)
+        types = [e["type"] for e in await page.evaluate("window.parley.events()")]
+        assert types.index("playback_paused") < types.index("playback_resumed")
+        assert "interrupted" not in types and "transcript_final" not in types
+        assert (await snapshot(page))["interruptions"] == 0
+
+
 async def test_approval_card_works_over_voice(
     voice_channel: None, browse: Browse, base_url: str, tmp_path: Path
 ) -> None:
@@ -491,7 +514,7 @@ async def test_approval_card_works_over_voice(
         await page.click("#mic")
         await page.wait_for_function("window.parley.snapshot().channel === 'voice'")
         await page.click("#mic")  # hands-free off: only typed input from here on
-        for text in ("I'd like a table for two tonight at 7pm", "my name is Ann"):
+        for text in ("I'd like a table for two next Wednesday at 7pm", "my name is Ann"):
             turns = len(await events_of(page, "turn_end"))
             await page.fill("#composer-input", text)
             await page.press("#composer-input", "Enter")
@@ -500,7 +523,7 @@ async def test_approval_card_works_over_voice(
                 arg=turns,
                 timeout=30_000,
             )
-        await page.get_by_role("button", name="Approve book table").click()
+        await page.get_by_role("button", name="Approve book a table").click()
         await page.wait_for_selector(".card.approval[data-status=approved]", timeout=30_000)
         resolved = await events_of(page, "approval_resolved")
         assert [e["status"] for e in resolved] == ["approved"]
@@ -508,7 +531,7 @@ async def test_approval_card_works_over_voice(
             "window.parley.events().some(e => e.type === 'tool_call_completed' "
             "&& e.name === 'book_table')"
         )
-        assert "Done: book table" in await page.locator(".card.approval").inner_text()
+        assert "Done: book a table" in await page.locator(".card.approval").inner_text()
         saved = await saved_session(page)
     results = [
         b["status"]

@@ -7,8 +7,10 @@ dangling), then ask the model (an LLM or the rules brain, both behind the ``LLM`
 protocol), stream its text, run its tool calls — or park them behind a human
 approval — and go round again until the model answers with text only.
 
-Policy: a user message sent while an approval is pending **denies** it (recorded
-in the history as ``decided_by: "user_message"``) and the conversation moves on.
+Policy: a user message sent while an approval is pending is read as an answer
+where it is one ("sure", "go ahead" approve; "no", "don't" deny — ``answers.py``),
+recorded as ``decided_by: "user"``; any other message **denies** it (recorded in the
+history as ``decided_by: "user_message"``) and the conversation moves on.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from parley.brain import errors
+from parley.brain.approval_words import decide_in_words
 from parley.brain.client_tools import ClientTools
 from parley.brain.context import STATE_KEY as CONTEXT_STATE_KEY
 from parley.brain.context import ContextWindow
@@ -41,6 +45,7 @@ from parley.events import (
     Event,
     ToolCallCompleted,
     ToolCallStarted,
+    Transfer,
     TurnEnd,
     UiOp,
 )
@@ -86,6 +91,8 @@ class Brain:
         self.sleep = sleep
         self.max_tool_rounds = max_tool_rounds
         self.active: RunningTurns = {}  # running turns of this worker, by session
+        # Set by the app: opens a transfer a tool asked for (session, transfer id, reason).
+        self.on_transfer: Callable[[str, str, str], Awaitable[None]] | None = None
 
     @property
     def lock_ttl_s(self) -> float:
@@ -119,11 +126,21 @@ class Brain:
         with ``ClientToolCall`` (answered later with ``tool_outputs``)."""
 
         async def body(state: TurnProgress) -> AsyncIterator[Event]:
+            answered = []
+            if user.ui_action is None:  # a clicked card is never an answer
+                runtime = self.runtime_for(state.session)
+                answered = await decide_in_words(self.store, runtime, state.session.id, user.text)
+            for resolved in answered:
+                yield resolved
             async for ev in self._settle(state, deny_pending=True):
                 yield ev
             blocks: list[dict[str, Any]] = [{"type": "text", "text": user.text}]
             if user.ui_action is not None:
                 blocks = [{"type": "ui_action", **user.ui_action}]
+            elif answered:  # the words were the decision, not a new request for the model
+                blocks = [
+                    {"type": "approval_answer", "text": user.text, "status": answered[0].status}
+                ]
             await state.recorder.close_dangling_user_message()
             await state.recorder.add("user", user.text, blocks)
             async for ev in self._model_loop(state, client_tools=client_tools):
@@ -421,6 +438,21 @@ class Brain:
             approval=approval,
             ui_ops=outcome.ui_ops,
         )
+        if outcome.transfer_reason is not None:
+            yield await self._open_transfer(state.session.id, outcome.transfer_reason)
+
+    async def _open_transfer(self, session_id: str, reason: str) -> Transfer:
+        """A tool asked for a person: the channel layer opens the transfer; the turn
+        reports it ``requested`` (or ``failed`` with ``error`` if it could not)."""
+        transfer_id = f"tr_{uuid.uuid4().hex[:16]}"
+        if self.on_transfer is None:
+            return Transfer(transfer_id, "failed", "error")
+        try:
+            await self.on_transfer(session_id, transfer_id, reason)
+        except Exception:
+            log.exception("session %s: opening transfer %s failed", session_id, transfer_id)
+            return Transfer(transfer_id, "failed", "error")
+        return Transfer(transfer_id, "requested", reason)
 
     # --- persistence -----------------------------------------------------------------------
 

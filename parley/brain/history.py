@@ -2,7 +2,8 @@
 
 The store keeps everything (text + content blocks); the model sees user text,
 assistant text with its tool calls, tool results as JSON, and a short system note
-after an assistant message the user interrupted.
+after an assistant message the user interrupted. A user message that answered a
+pending approval ("sure", "no") is left out: the tool result carries the decision.
 """
 
 from __future__ import annotations
@@ -41,9 +42,13 @@ def to_model_messages(system_prompt: str, history: list[Message]) -> list[dict[s
     out: list[dict[str, Any]] = [{"role": "system", "content": system_prompt}]
     for msg in history:
         if msg.role == "user":
+            if any(b.get("type") == "approval_answer" for b in msg.blocks):
+                continue  # the words decided an approval; the tool result says how
             out.append({"role": "user", "content": msg.text})
         elif msg.role == "system":
             out.append({"role": "system", "content": msg.text})
+        elif msg.role == "human_agent":  # a person of the staff, during a transfer
+            out.append({"role": "system", "content": f"A staff member told the caller: {msg.text}"})
         elif msg.role == "assistant":
             entry: dict[str, Any] = {"role": "assistant", "content": msg.text or None}
             calls = msg.tool_calls()

@@ -62,9 +62,60 @@ DEFAULT_REPLIES = {
     "dish": "{dish}: {description}{price_sentence} Would you like to book a table?",
     "tool_message": "{message}",
     "tool_unavailable": "{message} Is there anything else I can help with meanwhile?",
-    "tool_done": "Done. Anything else?",
-    "tool_failed": "Sorry, that didn't work. Could you try again?",
+    "tool_done": "Done: {action}. Anything else?",
+    "tool_denied": "Okay, I won't {action}. Anything else?",
+    "tool_failed": "Sorry, that didn't work ({action}). Could you try again?",
     "tool_missing": "Sorry, I can't help with that here.",
+    # a message that was not an answer set a pending approval aside
+    "pending_dropped": "(I haven't done the earlier request: {action}.)",
+    # the venue's rules (agent file: venue)
+    "rule_past": "Sorry, that time has already passed.",
+    "rule_closed_day": "Sorry, we're closed on {weekday}s.",
+    "rule_outside_hours": "Sorry, on {weekday}s we take bookings from {first} to {last}.",
+    "rule_too_many": (
+        "Sorry, we can book parties of up to {max} here. For a bigger group, please call "
+        "us, or I can get you a person."
+    ),
+    "rule_too_far": "Sorry, we take bookings up to {days} days ahead. Is there an earlier day?",
+    "would_work": "Would {alternatives} work?",
+    # small talk
+    "how_are_you": "I'm doing well, thanks for asking! How can I help?",
+    "what_day": "Today is {today}.",
+    "what_time": "It's {now} here, on {today}.",
+    "no_such_date": "Sorry, there's no {date}.",
+    "who_are_you": "I'm the automated assistant of {name_of_place}. I can get you a person too.",
+    # bookings made in this conversation
+    "confirmation": (
+        "Your confirmation is {confirmation}: a table for {party_size} {on_date} at {time}, "
+        "under {name}."
+    ),
+    "no_booking": (
+        "I don't see a booking made in this conversation. If you booked earlier, the "
+        "confirmation code is in your booking message, or I can get you a person."
+    ),
+    "booking_found": (
+        "Booking {confirmation}: a table for {party_size} {on_date} at {time}, under {name}."
+    ),
+    "booking_change": (
+        "I can't change or cancel booking {confirmation} myself (a table for {party_size} "
+        "{on_date} at {time}). Please call us, or I can get you a person."
+    ),
+    "booking_unknown": (
+        "I can't find booking {confirmation} in this conversation. Please call us to "
+        "change it, or I can get you a person."
+    ),
+    "booking_which": (
+        "Which booking is it? Please give me the confirmation code (like BX-1234), or I "
+        "can get you a person."
+    ),
+    "running_late": (
+        "Thanks for letting us know! Your table ({confirmation}, {time}) is held for 15 "
+        "minutes; if you'll be later than that, please call us."
+    ),
+    "running_late_unknown": (
+        "Thanks for letting us know! We hold tables for 15 minutes; if you'll be later "
+        "than that, please call us."
+    ),
 }
 
 

@@ -14,16 +14,21 @@ slots from the user's words (``slots.py``). An opening turn (the history ends wi
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from parley.brain.dates import say_time
 from parley.brain.history import INITIAL_TURN_MARKER, INTERRUPTED_NOTE
 from parley.brain.rulebook import RuleBook
 from parley.brain.rules_dialogue import Dialogue, Reply
+from parley.brain.typos import TypingFixer
+from parley.clock import Clock, SystemClock
 from parley.config import AgentSpec
 from parley.engines.base import LLMChunk, TextDelta, ToolCallRequest
 
@@ -35,9 +40,18 @@ Messages = Sequence[Mapping[str, Any]]
 class RulesBrain:
     """An ``LLM`` made of the agent's rules: intents, slots and a booking flow."""
 
-    def __init__(self, agent: AgentSpec) -> None:
+    def __init__(self, agent: AgentSpec, clock: Clock | None = None) -> None:
         self.agent = agent
         self.book = RuleBook(agent)
+        self.clock: Clock = clock or SystemClock()
+        self.zone = ZoneInfo(agent.venue.timezone if agent.venue is not None else "UTC")
+        words = [k for r in agent.rules for k in r.keywords]
+        words += [k for f in agent.faq for k in f.keywords] + [d.name for d in agent.menu]
+        self.fixer = TypingFixer(words)
+
+    def today(self) -> dt.date:
+        """Today in the agent's time zone, from the injected clock."""
+        return self.clock.now().astimezone(self.zone).date()
 
     async def stream(
         self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]
@@ -58,7 +72,9 @@ class RulesBrain:
         """The whole reply at once (what ``stream`` sends, in one piece)."""
         if _is_initial_turn(messages):
             return Reply(self.book.greeting())
-        dialogue = Dialogue(self.book, tool_parameters(tools))
+        now = self.clock.now().astimezone(self.zone)
+        dialogue = Dialogue(self.book, tool_parameters(tools), now.date(), self.fixer)
+        dialogue.now_time = say_time(f"{now.hour:02d}:{now.minute:02d}")
         reply = _replay(dialogue, messages)
         log.debug("rules brain: tool=%s awaiting=%s", reply.tool, reply.awaiting)
         return reply

@@ -8,8 +8,9 @@ get stable arguments:
 - ``date``: a readable day: ``"tonight"``, ``"today"``, ``"tomorrow"``, ``"Friday"``,
   ``"next Friday"``, ``"the 5th"``, ``"5 March"``, ``"Friday 14 March 2025"`` (ISO input)
 - ``time``: 24-hour ``"HH:MM"`` ("7pm", "seven thirty", "at 19:30", "noon");
-  ``say_time`` renders it for people (``"7:30 pm"``). A bare hour from 1 to 10 is
-  taken as evening: this is a restaurant.
+  ``say_time`` renders it for people (``"7:30 pm"``). An hour without am/pm takes
+  the half of the day the venue's hours allow (``bookable``); failing that, "9:00"
+  is 9 am as written and a spoken or bare hour from 1 to 10 is the evening.
 - ``name``: as written, title-cased when written all in lower case
 
 ``expecting`` names the slot the assistant just asked for, so a bare answer
@@ -21,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 # --- numbers ----------------------------------------------------------------------------
@@ -89,17 +91,6 @@ def ordinal(n: int) -> str:
 # --- rendering ----------------------------------------------------------------------------
 
 
-def say_time(hhmm: str) -> str:
-    """``"19:30"`` → ``"7:30 pm"``, ``"12:00"`` → ``"12 pm"``; other text as it is."""
-    m = re.fullmatch(r"(\d{1,2}):(\d{2})", hhmm.strip())
-    if not m:
-        return hhmm
-    hour, minute = int(m[1]), int(m[2])
-    meridiem = "am" if hour < 12 else "pm"
-    hour12 = hour % 12 or 12
-    return f"{hour12} {meridiem}" if minute == 0 else f"{hour12}:{minute:02d} {meridiem}"
-
-
 _NO_ON = ("today", "tonight", "tomorrow", "the day after tomorrow")
 
 
@@ -151,19 +142,42 @@ def _latest(found: list[Match]) -> Any:
 # --- time -----------------------------------------------------------------------------------
 
 
-def _clock(hour: int | None, minute: int | None, meridiem: str | None) -> str | None:
+@dataclass(frozen=True)
+class _Ambiguous:
+    """An hour said without am/pm ("at seven", "9:00"): which half of the day depends
+    on the venue's hours; without them, ``default``."""
+
+    am: str
+    pm: str
+    default: str
+
+    def pick(self, bookable: Callable[[str], bool] | None) -> str:
+        if bookable is not None:
+            am_ok, pm_ok = bookable(self.am), bookable(self.pm)
+            if am_ok != pm_ok:
+                return self.am if am_ok else self.pm
+        return self.default
+
+
+def _clock(
+    hour: int | None, minute: int | None, meridiem: str | None, *, digits: bool = False
+) -> str | _Ambiguous | None:
+    """``digits``: written as "9:00" (read as written, 9 am, unless the hours say
+    otherwise); a spoken or bare hour from 1 to 10 defaults to the evening."""
     if hour is None or minute is None or hour > 23 or minute > 59:
         return None
     if meridiem in ("am", "pm"):
         if not 1 <= hour <= 12:
             return None
         hour = hour % 12 + (12 if meridiem == "pm" else 0)
-    elif 1 <= hour <= 10:
-        hour += 12  # "at seven" at a restaurant means the evening
+    elif 1 <= hour <= 11:
+        am, pm = f"{hour:02d}:{minute:02d}", f"{hour + 12:02d}:{minute:02d}"
+        default = am if digits or hour == 11 else pm  # "at seven" at a restaurant: evening
+        return _Ambiguous(am, pm, default)
     return f"{hour:02d}:{minute:02d}"
 
 
-def _relative(m: re.Match[str]) -> str | None:
+def _relative(m: re.Match[str]) -> str | _Ambiguous | None:
     hour = number_value(m[2])
     if hour is None:
         return None
@@ -177,7 +191,7 @@ _MER = r"(?:\s?(am|pm|oclock))?"
 _TIME_PATTERNS: list[tuple[re.Pattern[str], Handler]] = [
     (
         re.compile(rf"\b(\d{{1,2}})[:.](\d{{2}}){_MER}\b"),
-        lambda m: _clock(int(m[1]), int(m[2]), m[3]),
+        lambda m: _clock(int(m[1]), int(m[2]), m[3], digits=True),
     ),
     (re.compile(rf"\b(half past|quarter past|quarter to)\s({NUM}){_MER}\b"), _relative),
     (
@@ -195,7 +209,11 @@ _TIME_PATTERNS: list[tuple[re.Pattern[str], Handler]] = [
         ),
         lambda m: _clock(number_value(m[1]), 0, None),
     ),
-    (re.compile(r"\b(?:noon|midday|lunchtime)\b"), lambda m: "12:00"),
+    (re.compile(r"\b(?:noon|midday|lunchtime|(?:at|for) lunch)\b"), lambda m: "12:00"),
+    (  # "half seven" (British): half past seven
+        re.compile(rf"\bhalf\s({NUM}){_MER}\b(?!\s(?:people|persons?|guests|of us))"),
+        lambda m: _clock(number_value(m[1]), 30, m[2]),
+    ),
 ]
 _BARE_HOUR = [(re.compile(rf"\b({NUM})\b"), lambda m: _clock(number_value(m[1]), 0, None))]
 
@@ -228,6 +246,18 @@ def _weekday(m: re.Match[str]) -> str:
     return f"next {day}" if m[1] == "next" else day
 
 
+_HOLIDAYS = {
+    "christmas eve": "24 December",
+    "christmas day": "25 December",
+    "christmas": "25 December",
+    "boxing day": "26 December",
+    "new year's eve": "31 December",
+    "new years eve": "31 December",
+    "new year's day": "1 January",
+    "new years day": "1 January",
+    "valentine's day": "14 February",
+    "valentines day": "14 February",
+}
 _RELATIVE_DAYS = {
     "tonight": "tonight",
     "this evening": "tonight",
@@ -235,8 +265,18 @@ _RELATIVE_DAYS = {
     "this afternoon": "today",
     "tomorrow": "tomorrow",
 }
+
+
+def _in_days(m: re.Match[str]) -> str | None:
+    n = 7 if m[1] in ("a week", "one week") else number_value(m[1])
+    return f"in {n} days" if n is not None and 0 < n <= 366 else None
+
+
 _DATE_PATTERNS: list[tuple[re.Pattern[str], Handler]] = [
     (re.compile(r"\b(?:the\s)?day after tomorrow\b"), lambda m: "the day after tomorrow"),
+    (re.compile(rf"\b(?:on\s)?({'|'.join(_HOLIDAYS)})\b"), lambda m: _HOLIDAYS[m[1]]),
+    (re.compile(rf"\bin\s(a week|one week|{NUM})\s?(?:days?)?\b(?<!\d)"), _in_days),
+    (re.compile(r"\ba week (?:from )?today\b"), lambda m: "in 7 days"),
     (
         re.compile(r"\b(tonight|this evening|today|this afternoon|tomorrow)\b"),
         lambda m: _RELATIVE_DAYS[m[1]],
@@ -256,6 +296,10 @@ _DATE_PATTERNS: list[tuple[re.Pattern[str], Handler]] = [
     ),
     (re.compile(r"\bon\s(\d{1,2}(?:st|nd|rd|th))\b"), lambda m: _nth(m[1])),
 ]
+_DAY_THEN_HOUR = re.compile(
+    rf"\b(tonight|today|tomorrow|{'|'.join(_WEEKDAYS)})\s(?=(?:{NUM})\b"
+    r"(?!\s?(?:people|persons?|guests|adults|of us|st|nd|rd|th)\b)(?![:.]?\d))"
+)
 _BARE_ORDINAL = [(re.compile(rf"\b({_ORD})\b"), lambda m: _nth(m[1]))]
 _ISO_DATE = [(re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b"), _iso)]
 
@@ -268,7 +312,20 @@ def _party(token: str) -> int | None:
     return n if n is not None and 1 <= n <= 50 else None
 
 
+_KIDS = r"(?:kids?|children|child|babies|baby|toddlers?|teens?|teenagers?|little ones?)"
+_GROWN = r"(?:adults?|grown ?ups?|grownups?|people|persons?)"
+
+
+def _sum_party(m: re.Match[str]) -> int | None:
+    a, b = number_value(m[1]), number_value(m[2])
+    return _party(str(a + b)) if a is not None and b is not None else None
+
+
 _PARTY_PATTERNS: list[tuple[re.Pattern[str], Handler]] = [
+    (  # "2 adults and 2 kids": everyone needs a seat
+        re.compile(rf"\b({NUM})\s{_GROWN}\s?(?:and|\+|&|with|plus)\s({NUM})\s{_KIDS}\b"),
+        _sum_party,
+    ),
     (
         re.compile(rf"\b({NUM})\s(?:people|persons?|guests|adults|diners|pax|of us)\b"),
         lambda m: _party(m[1]),
@@ -321,11 +378,12 @@ _NOT_NAME = (
 )
 
 _MAYBE_NAMES = set(_MONTHS) | {"will", "hope", "joy", "grace", "faith", "summer"}
-_NAME_WORD = r"[A-Za-z][A-Za-z'\-]*"
+_NAME_WORD = r"[^\W\d_][^\W\d_'\-]*(?:['\-][^\W\d_]+)*"  # any alphabet: Müller, Zoë
 _NAME_WORDS = rf"({_NAME_WORD}(?:\s+{_NAME_WORD}){{0,2}})"
 _SURE_INTRO = re.compile(  # what follows is meant as a name
-    r"\b(?:my name is|my name's|the name is|name is|name's|under the name(?: of)?"
-    rf"|in the name of|call me)\s+{_NAME_WORDS}",
+    r"(?:\b(?:my name is|my name's|the name is|name is|name's|under the name(?: of)?"
+    r"|in the name of|call me)|(?:^|(?<=[,;]))\s*name:?)\s+"
+    rf"{_NAME_WORDS}",
     re.IGNORECASE,
 )
 _MAYBE_INTRO = re.compile(  # what follows may be a name ("I'm Sam") or not ("I'm hungry")
@@ -380,12 +438,16 @@ def _bare_name(text: str) -> str | None:
 # --- the one entry point ------------------------------------------------------------------------
 
 
-def extract_slots(text: str, expecting: str | None = None) -> dict[str, Any]:
-    """The slots one user message gives; ``expecting`` lets a bare answer fill that slot."""
+def extract_slots(
+    text: str, expecting: str | None = None, bookable: Callable[[str], bool] | None = None
+) -> dict[str, Any]:
+    """The slots one user message gives; ``expecting`` lets a bare answer fill that slot.
+    ``bookable("HH:MM")`` (the venue's hours) decides whether "9:00" is am or pm."""
     slots: dict[str, Any] = {}
     raw = " " + text.lower() + " "
     raw, iso = _scan(raw, _ISO_DATE)
     t = _normalise(raw)
+    t = _DAY_THEN_HOUR.sub(r"\1 at ", t)  # "tomorrow 7" means at seven
     t, dates = _scan(t, _DATE_PATTERNS)
     t, times = _scan(t, _TIME_PATTERNS)
     t, parties = _scan(t, _PARTY_PATTERNS)
@@ -396,6 +458,7 @@ def extract_slots(text: str, expecting: str | None = None) -> dict[str, Any]:
     if expecting == "date" and not (dates or iso):
         t, dates = _scan(t, _BARE_ORDINAL)
     date = _latest(dates) if dates else _latest(iso)
+    times = [(pos, t.pick(bookable) if isinstance(t, _Ambiguous) else t) for pos, t in times]
     for key, value in (("date", date), ("time", _latest(times)), ("party_size", _latest(parties))):
         if value is not None:
             slots[key] = value

@@ -49,10 +49,16 @@ class ToolContext:
     agent: AgentSpec
     state: dict[str, Any]
     ui_ops: list[dict[str, Any]] = field(default_factory=list)
+    transfer_reason: str | None = None  # set by ``transfer``: hand the caller to a person
 
     def ui_op(self, op: dict[str, Any]) -> None:
         """Ask the client to render something (e.g. a carousel)."""
         self.ui_ops.append(op)
+
+    def transfer(self, reason: str) -> None:
+        """Hand the conversation to a human (a warm transfer); the channel layer opens it
+        once the tool has run."""
+        self.transfer_reason = reason or "the caller asked for a person"
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,7 @@ class ToolOutcome:
     status: Literal["ok", "error"]
     result: Any
     ui_ops: tuple[dict[str, Any], ...] = ()
+    transfer_reason: str | None = None
 
 
 ToolFn = Callable[..., Awaitable[Any]]
@@ -257,7 +264,7 @@ class BoundTool:
         except Exception as exc:
             log.warning("tool %s failed: %s", self.name, exc, exc_info=True)
             return ToolOutcome("error", f"{type(exc).__name__}: {exc}", tuple(ctx.ui_ops))
-        return ToolOutcome("ok", result, tuple(ctx.ui_ops))
+        return ToolOutcome("ok", result, tuple(ctx.ui_ops), ctx.transfer_reason)
 
 
 class ToolRegistry:

@@ -76,6 +76,8 @@ class StartRequest:
     resume_token: str | None = None
     agent: str | None = None
     template_vars: dict[str, Any] = field(default_factory=dict)
+    transfer_id: str | None = None  # a human joining a transfer (with the operator key)
+    operator_key: str | None = None
 
     def session_fields(self) -> dict[str, Any]:
         """The fields that name the session, as the session resolver reads them."""
@@ -169,6 +171,8 @@ def parse_start(text: str | None) -> StartRequest:
         resume_token=_optional_str(obj, "resume_token"),
         agent=_optional_str(obj, "agent"),
         template_vars=template_vars,
+        transfer_id=_optional_str(obj, "transfer_id"),
+        operator_key=_optional_str(obj, "operator_key"),
     )
 
 

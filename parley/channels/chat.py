@@ -22,8 +22,9 @@ from parley.channels.http_models import (
 )
 from parley.channels.services import Services
 from parley.channels.strict_route import StrictRoute
-from parley.events import Event
+from parley.events import Error, Event, TurnEnd
 from parley.logs import bind_session
+from parley.metrics import Metrics
 from parley.sessions.records import Message, Session
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,9 @@ def _iso(value: Any) -> str | None:
 
 
 async def stream_turn(
-    turn: TurnStream, relay: Callable[[Event], Awaitable[None]] | None = None
+    turn: TurnStream,
+    relay: Callable[[Event], Awaitable[None]] | None = None,
+    metrics: Metrics | None = None,
 ) -> StreamingResponse:
     """Start the turn (raising 409/410 before any byte is sent), then stream it;
     ``relay`` also hands each event to the session's other live channels."""
@@ -84,6 +87,8 @@ async def stream_turn(
             async for event in turn:
                 if relay is not None:
                     await relay(event)
+                if metrics is not None and isinstance(event, Error):
+                    metrics.errors.labels(event.code).inc()
                 yield sse_frame(event)
         finally:
             turn.abandon()  # a disconnected client stops the turn; it stores what it has
@@ -181,7 +186,23 @@ async def send_message(
         user = UserInput(action["msg"], "chat", action)
     else:
         user = UserInput(body.text or "", "chat")
-    return await stream_turn(services.brain.user_turn(session.id, user))
+    transfer = await services.transfers.live_for(session.id)
+    if transfer is not None:  # a person has (or is about to have) the conversation
+        await services.transfers.caller_text(session.id, transfer.id, user.text, "chat")
+        return _to_human(transfer.wire())
+    services.metrics.turns.labels("chat").inc()
+    return await stream_turn(services.brain.user_turn(session.id, user), None, services.metrics)
+
+
+def _to_human(transfer: dict[str, Any]) -> StreamingResponse:
+    """The answer to a message sent to the human of a live transfer: its status, and
+    the turn ends at once (the human's reply comes as ``human_message``)."""
+
+    async def frames() -> AsyncIterator[str]:
+        yield f"event: transfer\ndata: {json.dumps(transfer)}\n\n"
+        yield sse_frame(TurnEnd("completed"))
+
+    return StreamingResponse(frames(), media_type="text/event-stream")
 
 
 @router.post(
@@ -193,7 +214,7 @@ async def initial_turn(
     """The opening turn written by the brain (LLM or rules)."""
     session = await _session(services, session_id, token)
     refuse_operator(services, token, "start the conversation")
-    return await stream_turn(services.brain.initial_turn(session.id))
+    return await stream_turn(services.brain.initial_turn(session.id), None, services.metrics)
 
 
 @router.post(
@@ -212,12 +233,12 @@ async def decide_approval(
     )
     lifecycle = services.lifecycle
     if await lifecycle.current_channel(session.id) == "chat":
-        return await stream_turn(turn)
+        return await stream_turn(turn, None, services.metrics)
 
     async def relay(event: Event) -> None:  # the live voice connection hears the decision too
         await lifecycle.relay(session.id, event)
 
-    return await stream_turn(turn, relay)
+    return await stream_turn(turn, relay, services.metrics)
 
 
 @router.post("/sessions/{session_id}/end")

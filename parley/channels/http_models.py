@@ -111,8 +111,8 @@ _STATUS_WORDS = {
     415: "not a WAV file",
     422: "the body or a parameter is invalid",
     429: "rate limited",
-    502: "a speech engine failed",
-    503: "a speech engine is not available",
+    502: "a speech engine or the carrier failed",
+    503: "not available: an engine, a setting, or the worker is draining",
 }
 
 
@@ -121,7 +121,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": ErrorBody, "description": _STATUS_WORDS[s]} for s in statuses}
 
 
-SESSION_ERRORS = error_responses(400, 401, 403, 404, 409, 410, 413, 422, 429)
+SESSION_ERRORS = error_responses(400, 401, 403, 404, 409, 410, 413, 422, 429, 503)
 TURN_EVENTS = (  # PROTOCOL.md, Turn events
     "assistant_delta",
     "assistant_message",

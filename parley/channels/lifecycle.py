@@ -241,6 +241,7 @@ class SessionLifecycle:
             )
         await self.store.update_session(session_id, current_channel=channel)
         attachment.keep_alive(on_lost)
+        self.metrics.live_sessions.labels(channel).inc()
         return attachment
 
     async def _recover(
@@ -261,6 +262,7 @@ class SessionLifecycle:
 
     async def detach(self, attachment: Attachment) -> None:
         """Give the session back to chat (unless a newer connection holds it)."""
+        self.metrics.live_sessions.labels(attachment.channel).dec()
         await attachment.release()
         if await attached_channel(self.coordinator, attachment.session_id) is None:
             await self.store.update_session(attachment.session_id, current_channel="chat")

@@ -23,6 +23,7 @@ from parley.sessions.store import Store
 
 if TYPE_CHECKING:
     from parley.channels.telephony_http import PhoneGate
+    from parley.channels.transfer_desk import TransferDesk
     from parley.realtime.access import RealtimeAccess
 
 __all__ = ["Capacity", "Services", "token_hash"]
@@ -55,6 +56,7 @@ class Services:
     engine_hub: EngineHub
     reply_audio: ReplyAudioStore
     voice_capacity: Capacity
+    transfers: TransferDesk
     voice_registry: VoiceRegistry = field(default_factory=VoiceRegistry)
     phone_gate: PhoneGate | None = None  # set when the telephony routes are mounted
     realtime_access: RealtimeAccess | None = None  # set when /v1/realtime is mounted

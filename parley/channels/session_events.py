@@ -21,10 +21,14 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from parley.channels.chat import ServicesDep, TokenDep
+from parley.channels.http_models import SESSION_ERRORS
+from parley.channels.strict_route import StrictRoute
 
 KEEPALIVE_S = 15.0
 
-router = APIRouter(prefix="/v1", tags=["sessions"])
+router = APIRouter(
+    prefix="/v1", tags=["sessions"], route_class=StrictRoute, responses=SESSION_ERRORS
+)
 
 
 def _frame(message: dict[str, Any]) -> str:

@@ -28,6 +28,7 @@ NOT_FOUND: dict[str, tuple[str, str]] = {
     "session_id": ("session_not_found", "no such session"),
     "tool_call_id": ("approval_not_found", "no such pending tool call"),
     "audio_id": ("audio_not_found", "no such reply audio"),
+    "transfer_id": ("transfer_not_found", "no such live transfer"),
 }
 
 

@@ -14,8 +14,8 @@ outbound calls (PROTOCOL.md "Telephony").
   Ed25519 (``telnyx-signature-ed25519`` + ``telnyx-timestamp``).
 
 The public host comes only from ``PARLEY_PUBLIC_URL``, never from request headers. The
-stream socket loop (not here yet) calls ``PhoneGate.authorize`` with the stream's
-``start`` message before it creates or attaches a session.
+stream sockets (``phone_stream``, mounted by ``install``) call ``PhoneGate.authorize``
+with the stream's ``start`` message before they create or attach a session.
 """
 
 from __future__ import annotations
@@ -29,10 +29,12 @@ from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from parley.channels.http_errors import ApiError
+from parley.channels.http_models import CreateSession, error_responses
 from parley.channels.services import Services
+from parley.channels.strict_route import StrictRoute
 from parley.config import Settings
 from parley.telephony import twiml
 from parley.telephony.signatures import (
@@ -70,10 +72,10 @@ class CallStatus:
 
 
 StatusSink = Callable[[CallStatus], Awaitable[None]]
-"""Where call status callbacks go. The lead wires it to the session update (e.g. a
-``completed`` call ends the session ``USER_ENDED``, ``busy``/``failed``/``no-answer``
-ends an outbound session ``ERROR``); the default keeps the last status in the
-coordinator under ``phone:call-status:{call_sid}``."""
+"""Where call status callbacks go. The default (``phone_status.status_sink``) keeps the
+last status in the coordinator under ``phone:call-status:{call_sid}`` and ends the
+call's session: ``completed`` → ``USER_ENDED``, ``busy``/``failed``/``no-answer``/
+``canceled`` → ``ERROR``."""
 
 
 class StreamRefused(Exception):
@@ -167,12 +169,18 @@ def operator_token(authorization: Annotated[str | None, Header()] = None) -> str
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-class PlaceCall(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+XML_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "TwiML / TeXML that connects the call's media stream",
+        "content": {"application/xml": {"schema": {"type": "string"}}},
+    }
+}
+
+
+class PlaceCall(CreateSession):
+    """``POST /v1/calls``: the session's fields (strict, storable) plus the number."""
 
     to: str = Field(pattern=r"^\+[1-9][0-9]{1,14}$", description="E.164 number")
-    agent: str = Field(default="demo", max_length=64)
-    template_vars: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
 
 def twilio_client(services: Services) -> TwilioRestClient | None:
@@ -205,7 +213,7 @@ async def place_call(
         body.agent,
         client="operator",
         template_vars=template_vars,
-        metadata={"phone": {"direction": "outbound", "to": body.to}},
+        metadata={**body.metadata, "phone": {"direction": "outbound", "to": body.to}},
         channel="phone",
     )
     session, token, resume = new.session, new.token, new.resume_token
@@ -250,17 +258,18 @@ def install(app: Any, services: Services, *, on_status: StatusSink | None = None
         return
     gate = PhoneGate(StreamTokens(stream_secret(settings)), services)
     services.phone_gate = gate
-    if not settings.twilio_auth_token:
-        log.warning("PARLEY_TWILIO_AUTH_TOKEN is not set: Twilio webhooks are not verified")
+    unverified_told: list[bool] = []
 
-    async def default_sink(update: CallStatus) -> None:
-        key = f"phone:call-status:{update.call_sid}"
-        await services.coordinator.set(key, update.status, 24 * 3600)
+    from parley.channels import phone_status, phone_stream
 
-    sinks = [on_status or default_sink]
+    sinks = [on_status or phone_status.status_sink(services)]
     app.state.phone_status_sinks = sinks
     rest = twilio_client(services)
-    router = APIRouter(tags=["telephony"])
+    router = APIRouter(
+        tags=["telephony"],
+        route_class=StrictRoute,
+        responses=error_responses(400, 401, 403, 404, 413, 422, 429, 502, 503),
+    )
 
     @router.post("/v1/calls", status_code=201)
     async def calls(
@@ -276,6 +285,9 @@ def install(app: Any, services: Services, *, on_status: StatusSink | None = None
         """The webhook's form fields, after the signature check."""
         items = await form_items(request)
         token = settings.twilio_auth_token
+        if not token and not unverified_told:  # said once, when telephony is first used
+            unverified_told.append(True)
+            log.warning("PARLEY_TWILIO_AUTH_TOKEN is not set: Twilio webhooks are not verified")
         if token:
             url = signed_url(settings, request)
             if not twilio_signature_ok(
@@ -285,7 +297,7 @@ def install(app: Any, services: Services, *, on_status: StatusSink | None = None
                 raise ApiError(403, "bad_signature", "X-Twilio-Signature does not match")
         return dict(items)
 
-    @router.post(TWILIO_VOICE_PATH)
+    @router.post(TWILIO_VOICE_PATH, response_class=Response, responses=XML_ANSWER)
     async def twilio_voice(request: Request) -> Response:
         form = await twilio_form(request)
         base = public_url(settings)
@@ -306,7 +318,7 @@ def install(app: Any, services: Services, *, on_status: StatusSink | None = None
         url = twiml.stream_url(base, TWILIO_STREAM_PATH)
         return xml_response(twiml.connect_stream(url, params))
 
-    @router.post(TWILIO_STATUS_PATH)
+    @router.post(TWILIO_STATUS_PATH, status_code=204, response_class=Response)
     async def twilio_status(request: Request) -> Response:
         form = await twilio_form(request)
         call_sid, status = form.get("CallSid", ""), form.get("CallStatus", "")
@@ -315,7 +327,7 @@ def install(app: Any, services: Services, *, on_status: StatusSink | None = None
         await sinks[0](CallStatus(call_sid, status, request.query_params.get("session_id"), form))
         return Response(status_code=204)
 
-    @router.post(TELNYX_VOICE_PATH)
+    @router.post(TELNYX_VOICE_PATH, response_class=Response, responses=XML_ANSWER)
     async def telnyx_voice(request: Request) -> Response:
         body = await request.body()
         key = settings.telnyx_public_key
@@ -348,3 +360,4 @@ def install(app: Any, services: Services, *, on_status: StatusSink | None = None
         return xml_response(twiml.connect_stream(url, params, attributes))
 
     app.include_router(router)
+    phone_stream.install(app, services)

@@ -12,12 +12,27 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import PlainTextResponse
 
 from parley.channels.chat import ServicesDep, TokenDep
+from parley.channels.http_models import SESSION_ERRORS
+from parley.channels.strict_route import StrictRoute
 from parley.sessions.transcript import transcript_entries, transcript_text
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(
+    prefix="/v1", tags=["sessions"], route_class=StrictRoute, responses=SESSION_ERRORS
+)
 
 
-@router.get("/sessions/{session_id}/transcript", response_model=None)
+TRANSCRIPT_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the transcript: JSON, or one line per entry with ?format=text",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "text/plain": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+@router.get("/sessions/{session_id}/transcript", response_model=None, responses=TRANSCRIPT_ANSWER)
 async def get_transcript(
     session_id: str,
     services: ServicesDep,

@@ -32,12 +32,15 @@ from parley.channels.lifecycle import (
     WARNING,
     warning_text,
 )
+from parley.channels.operator_leg import serve_human_leg
 from parley.channels.raw_ws import ParleyApp, RawWebSocket
 from parley.channels.services import Capacity, Services
+from parley.channels.voice_hold import Held, on_hold_frame
 from parley.engines.base import EngineError
 from parley.engines.factory import EngineHub
-from parley.events import Error, Event, SessionEnded
+from parley.events import Error, Event, HumanMessage, SessionEnded, Transfer
 from parley.logs import bind_session
+from parley.metrics import Metrics
 from parley.sessions.coordinator import Subscription
 from parley.sessions.records import Session
 from parley.voice.io import VoiceOptions
@@ -70,10 +73,13 @@ class WsTransport:
     """The session's event sink and the pump's audio sink on one socket; a send
     after the client left is dropped."""
 
-    def __init__(self, ws: RawWebSocket) -> None:
+    def __init__(self, ws: RawWebSocket, metrics: Metrics | None = None) -> None:
         self.ws = ws
+        self.metrics = metrics
         self.closed = False
         self.ended = False
+        self.muted = False  # a human has joined: the AI's audio and events stay here
+        self.audio_sent = 0  # frames of the AI's audio (the hold tone waits for quiet)
 
     async def end(self, reason: str) -> None:
         """Send ``session_ended`` once, however many paths report the end."""
@@ -83,6 +89,14 @@ class WsTransport:
             await self.send_text(wire.render_wire(ended))
 
     async def emit(self, event: Event) -> None:
+        if self.metrics is not None and isinstance(event, Error):
+            self.metrics.errors.labels(event.code).inc()
+            if event.code == "bad_message":
+                self.metrics.bad_messages.labels("voice").inc()
+        if isinstance(event, Transfer):
+            return  # the board's announcement (``_watch_end``) tells the client
+        if self.muted and not isinstance(event, Error):
+            return
         await self.send_text(wire.render(event))
 
     async def send_text(self, text: str) -> None:
@@ -93,6 +107,12 @@ class WsTransport:
                 self.closed = True
 
     async def send_audio(self, pcm: bytes) -> None:
+        self.audio_sent += 1
+        if not self.muted:
+            await self.send_bridged(pcm)
+
+    async def send_bridged(self, pcm: bytes) -> None:
+        """Audio that is not the AI's (the hold tone, the human): never muted."""
         if not self.closed:
             try:
                 await self.ws.send_bytes(pcm)
@@ -198,7 +218,7 @@ async def voice_endpoint(
     ws: RawWebSocket, services: Services, hub: EngineHub, capacity: Capacity | None = None
 ) -> None:
     await ws.accept()
-    transport = WsTransport(ws)
+    transport = WsTransport(ws, services.metrics)
     capacity = capacity or Capacity(0)
     if capacity.full:
         # At capacity: refuse at once rather than answer every caller late.
@@ -220,6 +240,18 @@ async def _serve_voice(
     client = ws.client_host
     try:
         start = await _read_start(ws)
+    except (StartRefused, TimeoutError) as exc:
+        code = getattr(exc, "code", "start_timeout")
+        await transport.emit(Error(code, str(exc) or "no start frame"))
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await ws.close(1008)
+        return
+    except WebSocketDisconnect:
+        return
+    if start.transfer_id is not None:  # a human joining a transfer, not a caller
+        await serve_human_leg(ws, transport.send_text, transport.send_bridged, services, start)
+        return
+    try:
         options = _options(start)
         session, tokens = await _resolve_session(services, start.session_fields(), client)
         if session.status != "active":
@@ -284,7 +316,8 @@ async def _attach(
     except BaseException:
         await events.close()
         raise
-    watcher = asyncio.create_task(_watch_end(events, transport, attachment.owner, conn))
+    held = Held(services, session.id, transport, conn)
+    watcher = asyncio.create_task(_watch_end(events, transport, attachment.owner, conn, held))
     live = services.voice_registry.add(session.id, str(ready["resume_token"]), transport)
     try:
         await transport.send_text(wire.render_wire(ready))
@@ -293,6 +326,7 @@ async def _attach(
     finally:
         services.voice_registry.remove(live)
         watcher.cancel()
+        await held.caller_left()
         await events.close()
         await conn.close()
         await lifecycle.detach(attachment)
@@ -319,6 +353,13 @@ async def _receive_loop(
         if len(data if data is not None else text or "") > MAX_FRAME_BYTES:
             await ws.close(1009, "frame too large")
             return
+        leg = services.transfers.legs.get(session.id)
+        if leg is not None:  # on hold or bridged: nothing reaches the AI
+            if await on_hold_frame(services, leg, data, text, transport):
+                await services.lifecycle.end(session.id, "USER_ENDED")
+                await transport.end("USER_ENDED")
+                return
+            continue
         if data is not None:
             await conn.feed_audio(data)
             continue
@@ -329,14 +370,23 @@ async def _receive_loop(
 
 
 async def _watch_end(
-    subscription: Subscription, transport: WsTransport, owner: str, conn: VoiceSession
+    subscription: Subscription,
+    transport: WsTransport,
+    owner: str,
+    conn: VoiceSession,
+    held: Held,
 ) -> None:
     """Events of the session made elsewhere: a decision or turn over HTTP is forwarded
     to the client; the session's end (HTTP ``/end``, another worker) or a newer voice
     connection closes this one — the receive loop then finishes the connection."""
     async for message in subscription:
         kind = message.get("type")
-        if kind == RELAY and isinstance(message.get("event"), dict):
+        if kind == "transfer":
+            await transport.send_text(wire.render_wire(message))
+            await held.step(message)
+        elif kind == HumanMessage.type:
+            await transport.send_text(wire.render_wire(message))
+        elif kind == RELAY and isinstance(message.get("event"), dict):
             event = message["event"]
             if event.get("type") == "approval_resolved":
                 conn.decided_elsewhere(str(event.get("tool_call_id")))

@@ -1,4 +1,4 @@
-"""One small Protocol per engine kind (LLM, STT, TTS, VAD) and their errors.
+"""One small Protocol per engine kind (LLM, STT, TTS, VAD, end of turn) and their errors.
 
 Exception hierarchy (converted at one boundary per adapter)::
 
@@ -12,9 +12,12 @@ sample rate in its capabilities.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
 
 
 class EngineError(Exception):
@@ -159,11 +162,25 @@ class VAD(Protocol):
     def open_stream(self) -> VADStream: ...
 
 
+# --- end of turn --------------------------------------------------------------------------
+
+
+class EndOfTurnModel(Protocol):
+    """An audio end-of-turn model shared by every connection (Smart Turn v3's batcher)."""
+
+    def score(self, audio: npt.NDArray[np.float32]) -> Awaitable[float]:
+        """Probability that ``audio`` (16 kHz float in [-1, 1], the utterance so far)
+        ends the speaker's turn; the work happens off the event loop."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class EngineSet:
-    """The engines a voice connection uses."""
+    """The engines a voice connection uses (``end_of_turn``: an audio end-of-turn
+    model for ``turn_detection: smart``, when one is installed)."""
 
     stt: STT
     tts: TTS
     vad: VAD
     extras: dict[str, Any] = field(default_factory=dict)
+    end_of_turn: EndOfTurnModel | None = None

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from parley.config import AgentSpec
-from parley.engines.base import STT, TTS, VAD, EngineSet, EngineUnavailable
+from parley.engines.base import STT, TTS, VAD, EndOfTurnModel, EngineSet, EngineUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -151,13 +153,20 @@ def build_vad(agent: AgentSpec) -> VAD:
 
 
 class EngineHub:
-    """Engines per agent, built on first use (in a thread) and cached."""
+    """Engines per agent, built on first use (in a thread) and cached. The Smart Turn
+    audio end-of-turn model, when installed, is loaded once per process and shared by
+    every agent with ``turn_detection: smart`` (one ``SmartTurnBatcher``)."""
 
-    def __init__(self, agents: dict[str, AgentSpec]) -> None:
+    def __init__(
+        self, agents: dict[str, AgentSpec], *, smart_turn_model: str | Path | None = None
+    ) -> None:
         self.agents = agents
+        self.smart_turn_model = smart_turn_model
         self._sets: dict[str, EngineSet] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._phone: dict[str, STT] = {}
+        self._end_of_turn: EndOfTurnModel | None = None
+        self._end_of_turn_tried = False
 
     async def stt_for_rate(self, agent_name: str, sample_rate: int) -> STT:
         """The recogniser for audio that arrives at ``sample_rate``: narrowband input
@@ -187,10 +196,43 @@ class EngineHub:
         async with lock:
             if agent_name not in self._sets:
                 agent = self.agents[agent_name]
-                self._sets[agent_name] = await asyncio.to_thread(self._build, agent)
+                engines = await asyncio.to_thread(self._build, agent)
+                if agent.voice.turn_detection == "smart":
+                    engines = replace(engines, end_of_turn=await self.end_of_turn())
+                self._sets[agent_name] = engines
                 log.info("speech engines ready for agent %s", agent_name)
         return self._sets[agent_name]
+
+    async def end_of_turn(self) -> EndOfTurnModel | None:
+        """The process's one Smart Turn batcher; None when no model file is found or
+        onnxruntime is missing (smart mode then uses the transcript alone). A
+        ``smart_turn_model`` setting naming a missing file raises ``EngineUnavailable``."""
+        lock = self._locks.setdefault("end_of_turn", asyncio.Lock())
+        async with lock:
+            if not self._end_of_turn_tried:
+                self._end_of_turn = await asyncio.to_thread(load_end_of_turn, self.smart_turn_model)
+                self._end_of_turn_tried = True
+        return self._end_of_turn
 
     @staticmethod
     def _build(agent: AgentSpec) -> EngineSet:
         return EngineSet(stt=build_stt(agent), tts=build_tts(agent), vad=build_vad(agent))
+
+
+def load_end_of_turn(setting: str | Path | None) -> EndOfTurnModel | None:
+    """Load Smart Turn v3 (blocking) and wrap it in a batcher; see ``EngineHub.end_of_turn``."""
+    from parley.engines.smart_turn import SmartTurnBatcher, SmartTurnModel, find_model
+
+    path = find_model(setting)
+    if path is None:
+        log.info("no Smart Turn model installed: smart turn detection uses the transcript")
+        return None
+    try:
+        model = SmartTurnModel(path)
+    except EngineUnavailable as exc:
+        if setting:
+            raise
+        log.warning("Smart Turn model not used: %s", exc)
+        return None
+    log.info("Smart Turn end-of-turn model loaded from %s", path)
+    return SmartTurnBatcher(model)

@@ -72,6 +72,9 @@ YES_REPLIES = (
     "yes", "yes please", "yeah", "yep", "sure", "okay", "correct", "that's right", "go ahead",
 )  # fmt: skip
 NO_REPLIES = ("no", "no thanks", "no thank you", "nope", "cancel", "don't", "stop")
+BACKCHANNELS = ("mhm", "hmm", "uh-huh", "right")
+"""What callers say while listening ("mm-hm"): in the domain model so that
+false-interruption recovery hears a backchannel, not some phrase's words."""
 
 
 def yes_no_jsgf() -> str:
@@ -166,7 +169,8 @@ class PocketsphinxSTT:
         self, phrases: Sequence[str], slots: Mapping[str, Sequence[str]] | None
     ) -> None:
         dictionary = load_dictionary()
-        corpus = [*phrases, *YES_REPLIES, *NO_REPLIES]  # answers to questions are common
+        # answers to questions are common, and so are backchannels over the agent
+        corpus = [*phrases, *YES_REPLIES, *NO_REPLIES, *BACKCHANNELS]
         background = background_unigrams(PHONE_BACKGROUND_WORDS) if self.phone_grade else None
         self.lm = build_domain_lm(
             corpus,

@@ -51,9 +51,11 @@ class TransferBoard:
     def _key(transfer_id: str) -> str:
         return f"transfer:{transfer_id}"
 
-    async def open(self, session_id: str, reason: str, target: str) -> Transfer:
+    async def open(
+        self, session_id: str, reason: str, target: str, transfer_id: str | None = None
+    ) -> Transfer:
         transfer = Transfer(
-            id=f"tr_{uuid.uuid4().hex[:16]}",
+            id=transfer_id or f"tr_{uuid.uuid4().hex[:16]}",
             session_id=session_id,
             reason=reason,
             target=target,

@@ -47,11 +47,20 @@ class Direction:
 class Bridge:
     """Caller ⇄ human audio; ``to_human`` and ``to_caller`` keep separate state."""
 
-    def __init__(self, caller: LegFormat, human: LegFormat) -> None:
+    def __init__(
+        self,
+        caller: LegFormat,
+        human: LegFormat,
+        *,
+        caller_out: LegFormat | None = None,
+        human_out: LegFormat | None = None,
+    ) -> None:
+        """``caller``/``human`` are what each leg sends; ``*_out`` what it takes when
+        that differs (a browser sending 48 kHz and playing 24 kHz)."""
         self.caller = caller
         self.human = human
-        self.to_human = Direction(caller, human)
-        self.to_caller = Direction(human, caller)
+        self.to_human = Direction(caller, human_out or human)
+        self.to_caller = Direction(human, caller_out or caller)
         self.heard_caller = False  # audio has flowed caller → human
         self.heard_human = False
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-Role = Literal["user", "assistant", "tool", "system"]
+Role = Literal["user", "assistant", "tool", "system", "human_agent"]
 SessionStatus = Literal["active", "ended"]
 ApprovalState = Literal["pending", "approved", "denied"]
 

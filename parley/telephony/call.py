@@ -16,13 +16,14 @@ or after the end are protocol errors (returned as ``ProtocolError`` actions, cou
 ``errors``), as are messages for another stream id.
 
 Audio: caller μ-law 8 kHz is decoded and resampled to ``input_rate`` (one resampler for
-this direction, state kept across chunks). The agent's speech (PCM16 at any rate) is
-resampled to 8 kHz by a second resampler, μ-law encoded, cut into ``frame_ms`` media
-messages, and followed by a **mark** named ``"<generation>.<n>"``. The carrier echoes a
-mark when the audio before it has been played; so the text of a chunk is *heard* when
-its mark comes back (``Heard``). ``interrupt`` sends ``clear`` (the carrier drops its
-queued audio) and turns every outstanding mark into a dropped one: its echo, which the
-carrier sends after a ``clear``, means *not played* and yields nothing.
+this direction, state kept across chunks; ``caller_resampler``). The agent's speech
+(PCM16 at any rate) is resampled to 8 kHz by a second resampler, μ-law encoded, cut into
+``frame_ms`` media messages, and followed by a **mark** named ``"<generation>.<n>"``.
+The carrier echoes a mark when the audio before it has been played; so the text of a
+chunk is *heard* when its mark comes back (``Heard``). ``interrupt`` sends ``clear``
+(the carrier drops its queued audio) and turns every outstanding mark into a dropped
+one: its echo, which the carrier sends after a ``clear``, means *not played* and yields
+nothing.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Protocol
 
 from parley.audio.g711 import decode_ulaw, encode_ulaw
 from parley.audio.resample import Quality, Resampler
+from parley.audio.upsample import Upsampler2x
 from parley.telephony.wire import (
     CarrierCodec,
     CarrierError,
@@ -196,6 +198,20 @@ class _Playback:
         return " ".join(t for t in self.texts if t)
 
 
+class CallerResampler(Protocol):
+    def process(self, pcm: bytes) -> bytes: ...
+
+    def flush(self) -> bytes: ...
+
+
+def caller_resampler(input_rate: int, quality: Quality = "LQ") -> CallerResampler:
+    """8 kHz caller audio → ``input_rate``. To 16 kHz: ``Upsampler2x`` (everything at
+    once, < 6 ms delay; soxr would hold back up to ~60 ms); other rates: soxr."""
+    if input_rate == 2 * PHONE_RATE:
+        return Upsampler2x(PHONE_RATE)
+    return Resampler(PHONE_RATE, input_rate, quality)
+
+
 class PhoneCall:
     """The media stream of one call: codec + state + resamplers + mark bookkeeping."""
 
@@ -217,7 +233,7 @@ class PhoneCall:
         self.frame_bytes = frame_ms * ULAW_BYTES_PER_MS
         self.errors: Counter[str] = Counter()
         self.end_reason: str | None = None
-        self._inbound = Resampler(PHONE_RATE, input_rate, input_quality)
+        self._inbound = caller_resampler(input_rate, input_quality)
         self._outbound: Resampler | None = None
         self._pending: dict[str, _Chunk] = {}  # sent marks not yet echoed, in order
         self._dropped: set[str] = set()  # marks cleared before they were played

@@ -8,6 +8,11 @@ connection cut) or an HTTP error. With an empty queue the server echoes
 
     python -m parley.testing.fake_openai --port 8089
 
+``GET /v1/models`` lists the served models. Like OpenAI, the server refuses a wrong
+key (``api_key=...``: 401 ``invalid_api_key``) and an unknown model (``models=[...]``:
+404 ``model_not_found``); both are off by default. ``models_route=False`` answers
+``/models`` with 404, as some OpenAI-compatible servers do.
+
 Every request is recorded in ``requests`` (method, path, headers, parsed JSON body).
 ``stream: true`` gets SSE ``chat.completion.chunk`` events over chunked HTTP/1.1;
 ``stream: false`` gets one ``chat.completion`` JSON. Each connection serves one
@@ -134,10 +139,16 @@ class FakeOpenAIServer:
         port: int = 0,
         model: str = "fake-model",
         echo: bool = True,
+        api_key: str | None = None,
+        models: Sequence[str] | None = None,
+        models_route: bool = True,
     ) -> None:
         self.host = host
         self.model = model
         self.echo = echo
+        self.api_key = api_key
+        self.models = tuple(models) if models is not None else None
+        self.models_route = models_route
         self.requests: list[RecordedRequest] = []
         self._port = port
         self._replies: deque[Reply] = deque()
@@ -211,7 +222,15 @@ class FakeOpenAIServer:
             await wire.whole(exc.status, _error_body(str(exc), exc.status))
             return
         self.requests.append(request)
-        if request.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
+        path = request.path.rstrip("/")
+        refusal = self._refuse_key(request.headers)
+        if refusal is not None and path in _ROUTES:
+            await wire.whole(401, refusal)
+            return
+        if path in ("/v1/models", "/models") and self.models_route:
+            await self._list_models(request, wire)
+            return
+        if path not in ("/v1/chat/completions", "/chat/completions"):
             await wire.whole(404, _error_body(f"no route for {request.path}", 404))
             return
         if request.method != "POST":
@@ -221,6 +240,10 @@ class FakeOpenAIServer:
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             await wire.whole(400, _error_body("body must be a JSON object with 'messages'", 400))
             return
+        unknown = self._unknown_model(body)
+        if unknown is not None:
+            await wire.whole(404, unknown)
+            return
         reply = self._next_reply(body)
         if reply.status != 200:
             await wire.whole(reply.status, reply.body)
@@ -228,6 +251,50 @@ class FakeOpenAIServer:
             await self._stream(reply, body, wire)
         else:
             await self._complete(reply, body, wire)
+
+    def _refuse_key(self, headers: Mapping[str, str]) -> dict[str, Any] | None:
+        """OpenAI's answer to a missing or wrong key (it echoes part of the key)."""
+        if self.api_key is None:
+            return None
+        given = headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if given == self.api_key:
+            return None
+        shown = f"{given[:3]}***{given[-2:]}" if len(given) > 6 else "***"
+        message = (
+            f"Incorrect API key provided: {shown}. You can find your API key at "
+            "https://platform.openai.com/account/api-keys."
+            if given
+            else "You didn't provide an API key."
+        )
+        return {
+            "error": {
+                "message": message,
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "invalid_api_key",
+            }
+        }
+
+    def _unknown_model(self, body: Mapping[str, Any]) -> dict[str, Any] | None:
+        model = body.get("model")
+        if self.models is None or model in self.models:
+            return None
+        return {
+            "error": {
+                "message": f"The model `{model}` does not exist or you do not have access to it.",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "model_not_found",
+            }
+        }
+
+    async def _list_models(self, request: RecordedRequest, wire: _Wire) -> None:
+        if request.method != "GET":
+            await wire.whole(405, _error_body("use GET", 405))
+            return
+        names = self.models if self.models is not None else (self.model,)
+        data = [{"id": n, "object": "model", "created": 0, "owned_by": "fake"} for n in names]
+        await wire.whole(200, {"object": "list", "data": data})
 
     def _next_reply(self, body: Mapping[str, Any]) -> Reply:
         if self._replies:
@@ -331,6 +398,9 @@ def _fold_part(calls: dict[Any, dict[str, Any]], part: ToolCallPart) -> None:
     if part.name:
         call["function"]["name"] = part.name
     call["function"]["arguments"] += part.arguments or ""
+
+
+_ROUTES = ("/v1/models", "/models", "/v1/chat/completions", "/chat/completions")
 
 
 def _wants_usage(body: Mapping[str, Any]) -> bool:

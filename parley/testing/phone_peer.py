@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from parley.audio.g711 import encode_ulaw
 from parley.audio.resample import resample
@@ -112,6 +113,7 @@ class PhonePeer:
     marks_played: list[str] = field(default_factory=list)  # echoed after playing
     marks_dropped: list[str] = field(default_factory=list)  # echoed after a clear
     clears: int = 0
+    closed: bool = False  # the server closed the socket
     _queue: list[_Queued] = field(default_factory=list)
     _pending: bytearray = field(default_factory=bytearray)  # audio of the open queue item
     _sequence: int = 0
@@ -171,7 +173,20 @@ class PhonePeer:
 
     # --- server → caller ---------------------------------------------------------------
 
+    @property
+    def queued_bytes(self) -> int:
+        """μ-law received and not yet played (before a mark)."""
+        return sum(len(item.audio) for item in self._queue)
+
     async def _read(self) -> None:
+        try:
+            with contextlib.suppress(ConnectionClosed):
+                await self._read_messages()
+        finally:
+            self.closed = True
+            self._changed.set()
+
+    async def _read_messages(self) -> None:
         async for raw in self.ws:
             message = json.loads(raw)
             self.received.append(message)

@@ -44,6 +44,7 @@ from parley.testing import FakeClock
 from parley.testing.voice_engines import (
     HeardUtterance,
     Pause,
+    ScriptedEndOfTurn,
     ScriptedLLM,
     ScriptedSTT,
     ScriptedVAD,
@@ -63,6 +64,7 @@ __all__ = [
     "MemoryTransport",
     "Mic",
     "Pause",
+    "ScriptedEndOfTurn",
     "ScriptedLLM",
     "ScriptedSTT",
     "ScriptedVAD",
@@ -273,16 +275,18 @@ async def voice_harness(
     channel: str = "voice",
     time: FakeClock | None = None,
     tools: Sequence[ToolFn] = (),
+    end_of_turn: Any = None,
 ) -> AsyncIterator[VoiceHarness]:
     """A ``VoiceSession`` (not started) on a fresh session, all in virtual time.
     Engines whose ``clock`` is None get the harness's virtual clock; ``tools`` are
-    Python tools added to the demo tools (the agent still has to list them)."""
+    Python tools added to the demo tools (the agent still has to list them);
+    ``end_of_turn`` is an audio end-of-turn model (e.g. ``ScriptedEndOfTurn``)."""
     time = time or FakeClock()
     agent = agent or scripted_agent()
     llm = llm if llm is not None else ScriptedLLM()
     stt = stt if stt is not None else ScriptedSTT()
     tts = tts if tts is not None else ToneTTS()
-    for engine in (llm, stt, tts):
+    for engine in (llm, stt, tts, end_of_turn):
         if getattr(engine, "clock", False) is None:
             engine.clock = time
     sql = SqlStore(database_url, time)
@@ -290,7 +294,7 @@ async def voice_harness(
     store = TrackedStore(sql, time)
     client = httpx.AsyncClient()
     registry = ToolRegistry()
-    register_demo_tools(registry)
+    register_demo_tools(registry, time)
     for tool in tools:
         registry.add(tool)
     runtime = AgentRuntime(agent, registry.bind(agent, client), llm, "scripted")
@@ -304,7 +308,7 @@ async def voice_harness(
         expires_at=None,
         channel=channel,
     )
-    engines = EngineSet(stt=stt, tts=tts, vad=ScriptedVAD())
+    engines = EngineSet(stt=stt, tts=tts, vad=ScriptedVAD(), end_of_turn=end_of_turn)
     harness = VoiceHarness(time, store, brain, session.id, agent, engines, llm)
     harness.connect(options, output)
     try:

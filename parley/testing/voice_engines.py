@@ -7,6 +7,7 @@
 * ``ToneTTS``: ``ms_per_word`` of a square wave per word; the wave's amplitude says
   which ``synthesize`` call made it (``ToneTTS.call_of(frame)``).
 * ``ScriptedLLM``: replies made of text deltas, tool calls, ``Pause`` and errors.
+* ``ScriptedEndOfTurn``: an audio end-of-turn model with a fixed score.
 
 Each takes an optional ``clock`` (the virtual one in tests) to wait on for its delays.
 """
@@ -59,6 +60,23 @@ class ScriptedVAD:
         return ScriptedVADStream()
 
 
+class ScriptedEndOfTurn:
+    """An audio end-of-turn model that answers ``score`` after ``delay`` (on ``clock``)
+    and records the length in seconds of every clip it was asked about."""
+
+    def __init__(self, score: float, *, delay: float = 0.0, clock: Clock | None = None) -> None:
+        self.score_value = score
+        self.delay = delay
+        self.clock = clock
+        self.clips: list[float] = []
+
+    async def score(self, audio: np.ndarray[Any, Any]) -> float:
+        self.clips.append(len(audio) / RATE)
+        if self.delay and self.clock is not None:
+            await self.clock.sleep(self.delay)
+        return self.score_value
+
+
 @dataclass
 class HeardUtterance:
     frames: int
@@ -68,7 +86,8 @@ class HeardUtterance:
 
 class ScriptedSTT:
     """Final transcripts from a script ("" when it runs out). ``fail_next`` makes the
-    next ``finish`` raise it; ``partial`` is returned once after ``partial_after`` frames."""
+    next ``finish`` raise it; ``partial`` is returned once after ``partial_after`` frames
+    (and again every ``partial_every`` frames after that, if set)."""
 
     capabilities = STTCapabilities(sample_rate=RATE, streaming=True)
 
@@ -80,12 +99,14 @@ class ScriptedSTT:
         clock: Clock | None = None,
         partial: str = "",
         partial_after: int = 0,
+        partial_every: int = 0,
     ) -> None:
         self.transcripts = deque(transcripts)
         self.delay = delay
         self.clock = clock
         self.partial = partial
         self.partial_after = partial_after
+        self.partial_every = partial_every
         self.fail_next: EngineError | None = None
         self.utterances: list[HeardUtterance] = []
         self.cancelled = 0
@@ -105,8 +126,12 @@ class ScriptedSTTStream:
 
     async def push(self, pcm: bytes) -> str | None:
         self.frames += 1
-        if self.engine.partial and self.frames == self.engine.partial_after:
-            return self.engine.partial
+        engine = self.engine
+        if not engine.partial or self.frames < engine.partial_after:
+            return None
+        since = self.frames - engine.partial_after
+        if since == 0 or (engine.partial_every and since % engine.partial_every == 0):
+            return engine.partial
         return None
 
     async def finish(self) -> str:

@@ -1,9 +1,11 @@
 """The voice loop: pure (sans-I/O) cores here, the async session that drives them beside.
 
 Pure parts, importable without asyncio: ``turn_taking`` (when the user's turn starts
-and ends, push-to-talk), ``barge_in`` (when user speech may interrupt the agent),
-``chunker`` (LLM deltas → speakable sentences) and ``playout`` (paced output and what
-was actually heard).
+and ends, push-to-talk), ``end_of_turn`` (how long a pause must be, from the transcript
+and an audio model), ``barge_in`` (when user speech may interrupt the agent),
+``false_interruption`` (pause the agent on a sound, then resume or cut), ``chunker``
+(LLM deltas → speakable sentences) and ``playout`` (paced output, pauses and what was
+actually heard).
 
 The async side: ``session.VoiceSession`` (one voice attachment, transport-neutral)
 built from ``input.VoiceInput``, ``responder.Responder`` (with ``response.Response``)

@@ -7,27 +7,57 @@ the recogniser (``SttFeed``: calls in order, off the audio path); before it, the
 ``start_secs + PREROLL_EXTRA_SECS`` of frames are kept so a hands-free utterance
 starts just before the onset the VAD found (push-to-talk starts exactly at key-down).
 
+False interruptions (``voice.false_interruption_secs`` > 0, hands-free): the same
+frames and partials also go to a ``FalseInterruption`` (pure), which turns a sound
+over the agent into a pause of its playback, then a resume (noise, a cough, "mm-hm")
+or a cut (words: the barge-in). ``TurnTaking``'s own barge-in is then off in
+hands-free mode (its ``barge_in_min_secs`` is infinite), so only one of them cuts; a
+push-to-talk key-down still interrupts at once. An utterance the agent resumed over
+(a cough, "mm-hm") is dropped when it ends, even if the agent has finished by then
+(a trailing "mm-hm" makes the end-of-turn detector wait), so a backchannel never
+becomes a turn; a cut later in the same utterance keeps it.
+
+Audio end of turn (``turn_detection: smart`` with an ``EndOfTurnModel`` installed,
+Smart Turn v3): the utterance's last 8 s of frames are kept; on an ``EndOfTurnCheck``
+they are scored off the event loop (the model's batcher, shared by every session) and
+the answer goes back to ``TurnTaking.on_end_of_turn_score`` (an answer for a pause
+that is over is ignored there; a failed scoring leaves the transcript to decide).
+
 What comes out goes to an ``InputListener`` (the session): ``vad`` and partial
-``transcript`` events, a barge-in, an ended utterance (a future of its final
-transcript). Whole 16 kHz frames pass the aligner, resampler and splitter without a
-copy, and a frame that changes nothing awaits nothing but the VAD.
+``transcript`` events, a barge-in, a pause and a resume of playback, an ended
+utterance (a future of its final transcript). Whole 16 kHz frames pass the aligner,
+resampler and splitter without a copy, and a frame that changes nothing awaits
+nothing but the VAD.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 import math
 from collections import deque
-from typing import Protocol
+from typing import Any, Protocol
+
+import numpy as np
 
 from parley.audio.pcm import FrameSplitter, SampleAligner
 from parley.audio.resample import Resampler
-from parley.engines.base import EngineSet, STTMode
+from parley.engines.base import EndOfTurnModel, EngineError, EngineSet, STTMode
 from parley.events import Event, Transcript, Vad
 from parley.voice.barge_in import BargeIn
+from parley.voice.false_interruption import (
+    FalseInterruption,
+    FalseInterruptionConfig,
+    PlaybackCut,
+    PlaybackEvent,
+    PlaybackPaused,
+    PlaybackResumed,
+)
 from parley.voice.io import VoiceOptions
 from parley.voice.stt_feed import SttFeed
 from parley.voice.turn_taking import (
+    EndOfTurnCheck,
     Mode,
     SpeechStarted,
     SpeechStopped,
@@ -42,6 +72,9 @@ from parley.voice.turn_taking import (
 FRAME_SECS = 0.02
 FRAME_BYTES_16K = 640
 PREROLL_EXTRA_SECS = 0.3  # audio kept from before the speech onset the VAD found
+SCORED_FRAMES = 400  # the audio end-of-turn model looks at the last 8 s
+
+log = logging.getLogger(__name__)
 
 __all__ = ["FRAME_SECS", "InputListener", "VoiceInput"]
 
@@ -59,6 +92,14 @@ class InputListener(Protocol):
         """The user's turn ended; ``final`` will hold its transcript."""
         ...
 
+    async def playback_paused(self) -> None:
+        """A sound over the agent: hold its playback, keeping the place."""
+        ...
+
+    async def playback_resumed(self) -> None:
+        """The sound was not an interruption: play on from where it paused."""
+        ...
+
 
 class VoiceInput:
     """One session's input side (see the module docstring)."""
@@ -69,10 +110,22 @@ class VoiceInput:
         options: VoiceOptions,
         engines: EngineSet,
         listener: InputListener,
+        *,
+        recovery: FalseInterruptionConfig | None = None,
     ) -> None:
         self.options = options
         self.listener = listener
-        self.turn_taking = TurnTaking(config, options.mode)
+        self.recovery: FalseInterruption | None = None
+        if recovery is not None and recovery.window_secs > 0:
+            self.recovery = FalseInterruption(recovery)
+            # hands-free barge-in is the recovery's to decide (a key-down still cuts)
+            config = dataclasses.replace(config, barge_in_min_secs=math.inf)
+        self.end_of_turn: EndOfTurnModel | None = engines.end_of_turn
+        self.turn_taking = TurnTaking(
+            config, options.mode, audio_scores=self.end_of_turn is not None
+        )
+        self._spoken: deque[bytes] = deque(maxlen=SCORED_FRAMES)  # the utterance's audio
+        self._scoring: set[asyncio.Task[Any]] = set()
         self.vad = engines.vad.open_stream()
         # a VAD that batches windows across sessions offers an async entry point
         self._vad_async = getattr(self.vad, "process_async", None)
@@ -85,6 +138,7 @@ class VoiceInput:
         preroll = math.ceil((config.start_secs + PREROLL_EXTRA_SECS) / FRAME_SECS)
         self.preroll: deque[bytes] = deque(maxlen=preroll)
         self.in_utterance = False
+        self._resumed_over = False  # the open utterance was a false interruption
 
     async def feed_audio(self, data: bytes) -> None:
         """PCM16 LE mono at the input rate, any length (odd lengths too)."""
@@ -100,10 +154,19 @@ class VoiceInput:
         events = self.turn_taking.on_frame(prob, now, FRAME_SECS)
         if self.in_utterance:
             self.stt_feed.push(frame)
+            self._spoken.append(frame)
         else:
             self.preroll.append(frame)
+        if (recovery := self._recovery()) is not None:
+            playback = recovery.on_frame(prob, now, FRAME_SECS)
+            if playback:
+                await self._playback(playback)
         if events:
             await self._handle(events)
+
+    def _recovery(self) -> FalseInterruption | None:
+        """The false-interruption machine, when it listens (hands-free mode)."""
+        return self.recovery if self.turn_taking.mode is Mode.HANDS_FREE else None
 
     async def ptt(self, down: bool) -> None:
         """Push-to-talk key; the first one switches the session to push-to-talk.
@@ -119,31 +182,79 @@ class VoiceInput:
 
     def set_agent_speaking(self, speaking: bool) -> None:
         self.turn_taking.set_agent_speaking(speaking, self.audio_t)
+        if self.recovery is not None:
+            if speaking:
+                self.recovery.agent_started(self.audio_t)
+            else:
+                self.recovery.agent_stopped(self.audio_t)
 
     def set_stt_mode(self, mode: STTMode) -> None:
-        """``yes_no`` while a spoken approval answer is awaited, else ``default``."""
+        """``yes_no`` while a spoken approval answer is awaited, else ``default``
+        (then a yes/no over the agent is an answer, not a backchannel)."""
         self.stt_feed.set_mode(mode)
+        if self.recovery is not None:
+            self.recovery.set_expecting_answer(mode == "yes_no")
 
     async def close(self) -> None:
+        for task in list(self._scoring):
+            task.cancel()
         await self.stt_feed.close()
+
+    def _score_end_of_turn(self, model: EndOfTurnModel) -> None:
+        """Score the utterance so far off the event loop; the answer goes to turn-taking."""
+        pcm = np.frombuffer(b"".join(self._spoken), dtype="<i2")
+        task = asyncio.ensure_future(self._scored(model, pcm.astype(np.float32) / 32768.0))
+        self._scoring.add(task)
+        task.add_done_callback(self._scoring.discard)
+
+    async def _scored(self, model: EndOfTurnModel, audio: np.ndarray[Any, Any]) -> None:
+        try:
+            score = await model.score(audio)
+        except (EngineError, RuntimeError, ValueError) as exc:
+            log.warning("end-of-turn model failed, the transcript decides: %s", exc)
+            return
+        score = min(1.0, max(0.0, float(score)))
+        await self._handle(self.turn_taking.on_end_of_turn_score(score, self.audio_t))
 
     async def _on_partial(self, text: str) -> None:
         if self.options.transcripts:
             await self.listener.emit(Transcript(text))
-        await self._handle(self.turn_taking.on_partial(text, self.audio_t))
+        events = self.turn_taking.on_partial(text, self.audio_t)
+        if (recovery := self._recovery()) is not None:
+            playback = recovery.on_partial(text, self.audio_t)
+            if playback:
+                await self._playback(playback)
+        await self._handle(events)
+
+    async def _playback(self, events: list[PlaybackEvent]) -> None:
+        for ev in events:
+            if isinstance(ev, PlaybackPaused):
+                await self.listener.playback_paused()
+            elif isinstance(ev, PlaybackResumed):
+                self._resumed_over = self.in_utterance
+                await self.listener.playback_resumed()
+            elif isinstance(ev, PlaybackCut):
+                self._resumed_over = False
+                await self.listener.barge_in()
 
     async def _handle(self, events: list[TurnTakingEvent]) -> None:
         for ev in events:
             if isinstance(ev, SpeechStarted):
+                self._resumed_over = False
                 self._open_utterance()
                 await self.listener.emit(Vad("speech_started"))
             elif isinstance(ev, SpeechStopped):
                 await self.listener.emit(Vad("speech_stopped"))
             elif isinstance(ev, BargeIn):
                 await self.listener.barge_in()
+            elif isinstance(ev, EndOfTurnCheck) and self.end_of_turn is not None:
+                self._score_end_of_turn(self.end_of_turn)
             elif isinstance(ev, UtteranceDiscarded):
                 self.in_utterance = False
                 self.stt_feed.cancel()
+            elif isinstance(ev, UtteranceEnded) and self._resumed_over:
+                self.in_utterance = self._resumed_over = False
+                self.stt_feed.cancel()  # a backchannel or a noise: not a turn
             elif isinstance(ev, UtteranceEnded):
                 self.in_utterance = False
                 # queued now, before any later audio
@@ -153,7 +264,9 @@ class VoiceInput:
         """Speech confirmed: the recogniser gets the audio from just before its onset
         (hands-free); push-to-talk starts exactly at key-down."""
         self.in_utterance = True
+        self._spoken.clear()
         if self.turn_taking.mode is Mode.HANDS_FREE:
             for frame in self.preroll:
                 self.stt_feed.push(frame)
+                self._spoken.append(frame)
         self.preroll.clear()

@@ -96,6 +96,16 @@ class AudioOutput(Protocol):
         """Stop at once; returns the text the user heard of everything queued."""
         ...
 
+    def pause(self, now: float) -> None:
+        """Hold the current response where it is (keep what is queued); the client is
+        told ``playback_paused``. A pause ends with ``resume``, ``clear`` or a new
+        generation."""
+        ...
+
+    def resume(self, now: float) -> None:
+        """Play on from where ``pause`` held the response."""
+        ...
+
     def client_played(self, ms: float, now: float) -> None:
         """The client's playback position in the current response."""
         ...

@@ -30,6 +30,13 @@ plus, for the segment playing at ``now``, its first ``floor(words * fraction)`` 
 where ``fraction`` is the share of its audio played — speech is assumed to be spread
 evenly over its words, and a word counts only once its whole share has played.
 
+Pausing. ``pause(now)`` holds the response where it is (a sound over the agent that
+may not be an interruption, ``parley.voice.false_interruption``): nothing more is due,
+and the client, told ``playback_paused``, stops playing its buffer, so the played
+position freezes at ``now``. ``resume(now)`` plays on from there: the client's buffer
+and a reported position move later by the pause. Nothing queued is lost; ``clear``
+and a new generation end a pause.
+
 Generations. Every response has a generation number. ``new_generation()`` starts a
 response (dropping anything left of the previous one); ``clear(now)`` ends one on
 interruption and bumps the number too. ``enqueue(..., generation)`` with an older
@@ -81,6 +88,7 @@ class Playout:
         self._sent_secs = 0.0  # audio handed out by due_frames
         self._buffered_until = -math.inf  # when the client will have played all sent audio
         self._report: tuple[float, float] | None = None  # (played secs, at)
+        self._paused_at: float | None = None  # playback held since then
 
     # --- generations -----------------------------------------------------------------
 
@@ -105,6 +113,33 @@ class Playout:
         self._reset()
         log.debug("cleared at %.3f: dropped %d frames, heard %r", now, dropped, heard)
         return heard
+
+    # --- pausing ---------------------------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        return self._paused_at is not None
+
+    def pause(self, now: float) -> None:
+        """Hold playback at ``now``, keeping everything queued (a repeated pause is a no-op)."""
+        self._advance_time(now)
+        if self._paused_at is None:
+            self._paused_at = now
+
+    def resume(self, now: float) -> float:
+        """Play on from where the pause began; returns how long it lasted (0 if not paused)."""
+        self._advance_time(now)
+        paused_at = self._paused_at
+        if paused_at is None:
+            return 0.0
+        self._paused_at = None
+        held = now - paused_at
+        if self._buffered_until > paused_at:
+            self._buffered_until += held  # the client's buffer waited with us
+        if self._report is not None:
+            played, at = self._report
+            self._report = (played, at + held if at <= paused_at else paused_at + held)
+        return held
 
     # --- input -----------------------------------------------------------------------
 
@@ -143,7 +178,7 @@ class Playout:
         """The frames to send at ``now`` (oldest first), keeping at most ``lead_ms`` ahead."""
         self._advance_time(now)
         out: list[bytes] = []
-        while self._frames:
+        while self._frames and self._paused_at is None:
             frame_secs = self._secs(self._frames[0])
             ahead = self._ahead(now)
             if ahead > _EPS and ahead + frame_secs > self.lead_secs + _EPS:
@@ -162,6 +197,8 @@ class Playout:
     def room_at(self, now: float, secs: float) -> float:
         """When ``secs`` of audio will be due (``now`` if already), queued or not: once
         the client's buffer has fallen to ``lead - secs``, or has run empty."""
+        if self._paused_at is not None:
+            return math.inf  # nothing is due until resume
         ahead = self._ahead(now)
         if ahead <= _EPS:
             return now
@@ -182,6 +219,8 @@ class Playout:
 
     def played_secs(self, now: float) -> float:
         """Seconds of this response's audio the client has played by ``now``."""
+        if self._paused_at is not None:
+            now = min(now, self._paused_at)  # the client holds its buffer while paused
         estimate = self._sent_secs - max(0.0, self._buffered_until - now)
         if self._report is not None:
             played, at = self._report
@@ -208,7 +247,10 @@ class Playout:
         return max(0.0, self._ahead(now))
 
     def drained(self, now: float) -> bool:
-        """True when nothing is queued and the client has played everything sent."""
+        """True when nothing is queued and the client has played everything sent
+        (never while paused: the paused response still owns the output)."""
+        if self._paused_at is not None:
+            return False
         return not self._frames and self.played_secs(now) >= self._sent_secs - _EPS
 
     @property

@@ -13,6 +13,9 @@ of playback. The pump tells its listener when the agent starts and stops being
 audible (``speaking_changed``): from the first batch sent until the client has
 played everything, and before each batch (``before_audio``, so text goes in step).
 
+``pause`` holds the response (nothing more is sent; the queue and its place are
+kept, and the client is told to hold its buffer); ``resume`` sends on from there.
+
 Audio of an older generation is never sent: the generation is checked after the
 frames are taken and the listener ran, right before the (single) send. Every wait
 goes through the injected clock's ``sleep``, so tests drive the pump in virtual time.
@@ -101,6 +104,13 @@ class AudioPump:
         self._set_speaking(False)
         return heard
 
+    def pause(self, now: float) -> None:
+        self.playout.pause(now)
+
+    def resume(self, now: float) -> None:
+        self.playout.resume(now)
+        self._wake.set()
+
     def client_played(self, ms: float, now: float) -> None:
         self.playout.client_played(ms, now)
 
@@ -138,7 +148,10 @@ class AudioPump:
                 self._set_speaking(False)
                 if self._listener is not None:
                     await self._listener.before_audio()
-            if self._speaking or self.playout.has_queued:
+            if self.playout.paused:
+                self._wake.clear()
+                await self._wake.wait()  # resume, or clear / a new response (enqueue)
+            elif self._speaking or self.playout.has_queued:
                 wait = self.playout.room_at(now, self.batch_secs) - now
                 # no room for a batch yet: sleep until there is; else poll for new audio
                 await self._nap(wait if wait > 0 else FRAME_SECS)

@@ -26,6 +26,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from parley.brain.answers import yes_or_no
 from parley.brain.errors import TurnRejected
 from parley.clock import Clock
 from parley.engines.base import TTS, STTMode
@@ -38,23 +39,10 @@ log = logging.getLogger(__name__)
 
 LOCK_POLL_SECS = 0.05
 FRAME_SECS = 0.02
-YES = {"yes", "yeah", "yep", "sure", "okay", "ok", "correct", "please", "go", "ahead", "do", "it"}
-NO = {"no", "nope", "cancel", "don't", "dont", "stop", "not"}
-
 MakeTurn = Callable[[], TurnStream]
 Spawn = Callable[[Awaitable[Any]], "asyncio.Task[Any]"]
 
-__all__ = ["Responder", "yes_or_no"]
-
-
-def yes_or_no(text: str) -> bool | None:
-    """A spoken answer to an approval prompt: True, False, or None if neither."""
-    words = set(text.lower().replace(",", " ").replace(".", " ").split())
-    if words & NO:
-        return False
-    if words & YES:
-        return True
-    return None
+__all__ = ["Responder", "yes_or_no"]  # yes_or_no: the one classifier, brain/answers.py
 
 
 class Responder:

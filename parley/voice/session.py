@@ -14,7 +14,12 @@ Audio and control calls in; ``Event``s (to an ``EventSink``) and agent audio (to
 A final transcript answers a pending approval ("yes"/"no") or becomes a user turn of
 the same ``Brain`` chat uses. User speech while the agent talks (barge-in) stops the
 agent, tells the client ``interrupted`` and stores the assistant message truncated
-to what was heard.
+to what was heard. With false-interruption recovery (``voice.false_interruption_secs``
+> 0, the default) a sound over the agent first pauses its audio (``playback_paused``)
+and then either resumes it from the same place (``playback_resumed``: noise, a cough,
+a backchannel) or cuts it as a barge-in does. A pause never outlives its window by
+more than ``PAUSE_GRACE_S`` of wall time (a client that stops sending audio mid-pause,
+or switches to push-to-talk): the agent then plays on.
 
 Time: turn-taking runs on the input audio's own timeline; pacing, latency and "what
 was heard" use ``clock.monotonic()``; every wait goes through ``clock.sleep`` so tests
@@ -33,7 +38,8 @@ from parley.brain.core import UserInput
 from parley.clock import Clock
 from parley.config import AgentSpec
 from parley.engines.base import EngineError, EngineSet
-from parley.events import Error, Event, Transcript
+from parley.events import Error, Event, PlaybackPaused, PlaybackResumed, Transcript
+from parley.voice.false_interruption import FalseInterruptionConfig
 from parley.voice.input import FRAME_SECS, VoiceInput
 from parley.voice.io import AudioOutput, EventSink, VoiceOptions
 from parley.voice.responder import Responder, yes_or_no
@@ -48,6 +54,7 @@ __all__ = ["FRAME_SECS", "VoiceOptions", "VoiceSession"]
 
 
 NOTICE_POLL_S = 0.1
+PAUSE_GRACE_S = 1.0
 
 
 class VoiceSession:
@@ -71,7 +78,11 @@ class VoiceSession:
         self.audio = audio
         self.events = TextInStep(events, lambda: self.responder.speaking)
         self.input = VoiceInput(
-            TurnTakingConfig.from_voice_spec(agent.voice), options, engines, self
+            TurnTakingConfig.from_voice_spec(agent.voice),
+            options,
+            engines,
+            self,
+            recovery=FalseInterruptionConfig.from_voice_spec(agent.voice),
         )
         self.responder = Responder(
             turns=turns,
@@ -84,6 +95,9 @@ class VoiceSession:
             set_stt_mode=self.input.set_stt_mode,
         )
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._pause: int | None = None  # the number of the pause holding the output
+        self._pauses = 0
+        self._pause_limit_s = agent.voice.false_interruption_secs + PAUSE_GRACE_S
 
     @property
     def session_id(self) -> str:
@@ -139,6 +153,8 @@ class VoiceSession:
 
     async def ptt(self, down: bool) -> None:
         """Push-to-talk key. Raises ``ValueError`` for a key-up without a key-down."""
+        if self._pause is not None:  # push-to-talk has no false interruptions
+            await self.playback_resumed()
         await self.input.ptt(down)
 
     def user_turn(self, user: UserInput, timings: Timings | None = None) -> None:
@@ -196,7 +212,28 @@ class VoiceSession:
         await self.events.emit(event)
 
     async def barge_in(self) -> None:
+        self._pause = None  # the cut ends any pause
         await self.responder.interrupt()
+
+    async def playback_paused(self) -> None:
+        if self.audio.speaking and self._pause is None:
+            self.audio.pause(self.clock.monotonic())  # first: nothing more goes out
+            self._pauses += 1
+            self._pause = self._pauses
+            self._spawn(self._pause_watchdog(self._pauses))
+            await self.events.emit(PlaybackPaused())
+
+    async def playback_resumed(self) -> None:
+        if self._pause is not None:
+            self._pause = None
+            await self.events.emit(PlaybackResumed())  # before the audio that follows
+            self.audio.resume(self.clock.monotonic())
+
+    async def _pause_watchdog(self, pause: int) -> None:
+        await self.clock.sleep(self._pause_limit_s)
+        if self._pause == pause:
+            log.info("session %s: no decision on a pause, playing on", self.session_id)
+            await self.playback_resumed()
 
     def utterance_ended(self, final: asyncio.Future[str]) -> None:
         self._spawn(self._finish_utterance(final, self.clock.monotonic()))
@@ -226,6 +263,8 @@ class VoiceSession:
     # --- OutputListener ------------------------------------------------------------------
 
     def speaking_changed(self, speaking: bool) -> None:
+        if not speaking:
+            self._pause = None  # cleared (a paused response never drains on its own)
         self.input.set_agent_speaking(speaking)
 
     def first_audio(self, now: float) -> None:

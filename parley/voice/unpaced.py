@@ -37,6 +37,8 @@ class UnpacedOutput:
         self._listener: OutputListener | None = None
         self._outbox: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue()
         self._task: asyncio.Task[Any] | None = None
+        self._unpaused = asyncio.Event()
+        self._unpaused.set()
 
     @property
     def speaking(self) -> bool:
@@ -52,19 +54,34 @@ class UnpacedOutput:
             self._task = asyncio.create_task(self._run(), name="unpaced-output")
 
     def new_generation(self) -> int:
+        self._unpaused.set()
         return self.playout.new_generation()
 
     def enqueue(self, pcm: bytes, text: str, generation: int, *, extend: bool) -> bool:
         if not self.playout.enqueue(pcm, text, generation, extend=extend):
             return False
-        frames = self.playout.due_frames(self.clock.monotonic())  # all of it: no lead limit
-        self._outbox.put_nowait((generation, b"".join(frames)))
+        self._hand_out()
         return True
+
+    def _hand_out(self) -> None:
+        frames = self.playout.due_frames(self.clock.monotonic())  # all of it: no lead limit
+        if frames:  # none while paused: they wait for resume
+            self._outbox.put_nowait((self.playout.generation, b"".join(frames)))
 
     def clear(self, now: float) -> str:
         heard = self.playout.clear(now)
+        self._unpaused.set()
         self._set_speaking(False)
         return heard
+
+    def pause(self, now: float) -> None:
+        self.playout.pause(now)
+        self._unpaused.clear()
+
+    def resume(self, now: float) -> None:
+        self.playout.resume(now)
+        self._hand_out()
+        self._unpaused.set()
 
     def client_played(self, ms: float, now: float) -> None:
         self.playout.client_played(ms, now)
@@ -86,6 +103,9 @@ class UnpacedOutput:
 
     async def _run(self) -> None:
         while True:
+            if self.playout.paused:
+                await self._unpaused.wait()
+                continue
             if self._outbox.empty() and self._speaking:
                 await self._until_played_or_more()
                 continue

@@ -10,9 +10,11 @@
 
 import { ApiClient } from './api.js';
 import { bindControls } from './controls.js';
+import { useToolLabels } from './describe.js';
 import { endedInWords, explain, isAccessLost, isSessionGone } from './errors.js';
 import { SessionMemory } from './memory.js';
 import { Notices } from './notices.js';
+import { readEventStream } from './sse.js';
 import { Transcript } from './transcript.js';
 import { TurnPresenter } from './turns.js';
 import { VoiceMode } from './voice-mode.js';
@@ -31,6 +33,7 @@ class App {
       decide: (id, approved) => this.decide(id, approved),
       pick: (item) => this.pick(item),
       toast: (text, kind, code) => this.notices.toast(text, kind, code),
+      transfer: (e) => this.transferStep(e),
     });
     this.voice = new VoiceMode({
       orb: dom.orb,
@@ -49,11 +52,14 @@ class App {
     this.ended = false;
     this.turnAbort = null;
     this.eventLog = [];
+    this.displayName = null;
+    this.agentReady = Promise.resolve();
   }
 
   // --- session life ---------------------------------------------------------------------
 
   async boot() {
+    this.agentReady = this.loadAgent(); // a new conversation does not wait for it
     const saved = this.memory.load();
     if (saved && (await this.restore(saved))) return;
     await this.start();
@@ -66,6 +72,7 @@ class App {
       const [info, messages] = await Promise.all([
         this.api.getSession(saved.session_id),
         this.api.getMessages(saved.session_id),
+        this.agentReady, // tool labels before the history's cards are drawn
       ]);
       this.showAgent(info.agent || saved.agent);
       this.presenter.showHistory(messages);
@@ -122,8 +129,23 @@ class App {
     bubble.finish();
   }
 
+  /** The agent's display name and tool labels; the page works without them. */
+  async loadAgent() {
+    try {
+      const agents = await this.api.json('GET', '/v1/agents');
+      const found = (agents || []).find((a) => a.name === this.agent);
+      if (!found) return;
+      this.displayName = found.display_name || null;
+      useToolLabels(found.tool_labels);
+      this.showAgent(this.agent);
+    } catch {
+      // names fall back to the agent's and the tools' own
+    }
+  }
+
   showAgent(agent) {
-    if (agent) this.dom.agentName.textContent = `${agent} agent`;
+    if (this.displayName) this.dom.agentName.textContent = this.displayName;
+    else if (agent) this.dom.agentName.textContent = `${agent} agent`;
   }
 
   failedToLoad(err) {
@@ -241,6 +263,43 @@ class App {
     }
     if (sessionStatus === 'ended') this.sessionEnded('', '');
     return finished;
+  }
+
+  // --- a transfer to a person (chat) -------------------------------------------------
+
+  /** A chat caller's transfer: follow the session's events (its steps, the person's
+   * words, the assistant coming back) until it is over. Voice gets them on its socket. */
+  transferStep(e) {
+    if (this.channel !== 'chat' || this.transferWatch) return;
+    if (!['requested', 'dialing', 'briefing', 'joined'].includes(e.status)) return;
+    this.transferWatch = new AbortController();
+    this.watchTransfer(this.transferWatch.signal).finally(() => {
+      this.transferWatch = null;
+    });
+  }
+
+  async watchTransfer(signal) {
+    const path = `/v1/sessions/${encodeURIComponent(this.session.session_id)}/events`;
+    let over = null;
+    try {
+      const response = await this.api.request('GET', path, undefined, 'text/event-stream', signal);
+      for await (const { event, data } of readEventStream(response.body)) {
+        const frame = JSON.parse(data);
+        const inner = event === 'relay' ? frame.event : frame;
+        if (inner?.type === 'session_ended') break;
+        if (!inner || !['transfer', 'human_message', 'assistant_message'].includes(inner.type)) continue;
+        this.record(inner);
+        this.presenter.apply(inner);
+        if (inner.type === 'transfer' && ['ended', 'failed', 'cancelled'].includes(inner.status)) {
+          over = inner.status;
+          if (over === 'cancelled') break;
+        } else if (over && inner.type === 'assistant_message') {
+          break; // the assistant is back
+        }
+      }
+    } catch (err) {
+      if (err?.name !== 'AbortError') console.warn('[parley] transfer events', err);
+    }
   }
 
   report(err) {

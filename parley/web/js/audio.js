@@ -10,6 +10,20 @@
 const MIC_WORKLET = new URL('./mic-worklet.js', import.meta.url);
 const PLAYER_WORKLET = new URL('./player-worklet.js', import.meta.url);
 
+/**
+ * Measured with bench/mic_constraints.py (see bench/RESULTS.md): the browser's noise
+ * suppression costs the embedded recogniser words in every run (WER 3.5 % → 8–11 % on a
+ * quiet floor, 10–11 % → 15 % with noise), so it is off; automatic gain control is neutral
+ * at full level and rescues a quiet speaker (14 % → 4 %), so it stays on, as does echo
+ * cancellation (the agent's own voice must not reach the recogniser or barge in).
+ */
+const MIC_CONSTRAINTS = {
+  echoCancellation: true,
+  noiseSuppression: false,
+  autoGainControl: true,
+  channelCount: 1,
+};
+
 export class MicError extends Error {
   constructor(code, message) {
     super(message);
@@ -86,14 +100,7 @@ export class AudioEngine {
     }
     let stream;
     try {
-      stream = await navigator.mediaDevices.getUserMedia({
-        audio: {
-          echoCancellation: true,
-          noiseSuppression: true,
-          autoGainControl: true,
-          channelCount: 1,
-        },
-      });
+      stream = await navigator.mediaDevices.getUserMedia({ audio: MIC_CONSTRAINTS });
     } catch (err) {
       throw micError(err);
     }
@@ -128,6 +135,11 @@ export class AudioEngine {
   /** Drop every queued sample now (barge-in). */
   clearPlayback() {
     this.player?.port.postMessage({ type: 'clear' });
+  }
+
+  /** Hold playback where it is, keeping the queue (`playback_paused`); `resume` plays on. */
+  pausePlayback(paused) {
+    this.player?.port.postMessage({ type: paused ? 'pause' : 'resume' });
   }
 
   /** Peak absolute sample value leaving the player right now (0..1). */

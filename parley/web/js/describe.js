@@ -13,6 +13,21 @@ export function humanize(name) {
   return words ? words[0].toUpperCase() + words.slice(1) : '';
 }
 
+const toolLabels = new Map();
+
+/** The agent's customer-facing tool labels (``GET /v1/agents`` → ``tool_labels``). */
+export function useToolLabels(labels) {
+  toolLabels.clear();
+  for (const [name, label] of Object.entries(labels || {})) {
+    if (label) toolLabels.set(name, String(label));
+  }
+}
+
+/** A tool as customers read it: its label from the agent file, else its name in words. */
+export function toolName(name) {
+  return toolLabels.get(name) || humanize(name);
+}
+
 /** A value in words: lists joined, objects flattened, booleans as yes/no. */
 export function valueInWords(value) {
   if (value === null || value === undefined || value === '') return '—';
@@ -37,7 +52,7 @@ export function argumentsInWords(args) {
 /** One line summary, e.g. "Book table — name Ann, party size 2". */
 export function toolSummary(name, args) {
   const parts = argumentsInWords(args).map(([label, value]) => `${label.toLowerCase()} ${value}`);
-  return parts.length ? `${humanize(name)} — ${parts.join(', ')}` : humanize(name);
+  return parts.length ? `${toolName(name)} — ${parts.join(', ')}` : toolName(name);
 }
 
 const DECIDERS = {
@@ -70,7 +85,7 @@ const TOOL_STATUS = {
 
 /** "Running Check availability…" / "Done: Check availability". */
 export function toolActivity(name, status) {
-  const label = humanize(name);
+  const label = toolName(name);
   if (status === 'running') return `Running ${label.toLowerCase()}…`;
   return `${TOOL_STATUS[status] || humanize(status)} ${label.toLowerCase()}`;
 }

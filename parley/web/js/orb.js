@@ -7,7 +7,7 @@
  * decision), speaking (agent audio playing).
  */
 
-import { humanize } from './describe.js';
+import { toolName } from './describe.js';
 
 const LABELS = {
   off: 'Voice is off',
@@ -89,7 +89,7 @@ export class OrbModel {
   }
 
   label() {
-    if (this.state === 'tool') return `Running ${humanize(this.tool).toLowerCase() || 'a tool'}…`;
+    if (this.state === 'tool') return `Running ${toolName(this.tool).toLowerCase() || 'a tool'}…`;
     return LABELS[this.state] || this.state;
   }
 }

@@ -9,9 +9,12 @@
  * `{type: 'position', response, ms}`. `{type: 'clear'}` drops everything queued at once
  * (barge-in) and answers `{type: 'cleared', response, ms}` with the last position heard.
  * `{type: 'state', playing}` is posted when sound starts or the queue runs dry.
+ * `{type: 'pause'}` holds playback where it is (the server heard a sound over the agent:
+ * `playback_paused`), keeping the queue; `{type: 'resume'}` plays on from there.
  *
  * Messages in: `{type: 'config', rate}`, `{type: 'audio', pcm: ArrayBuffer, response}`,
- * `{type: 'end', response}` (no more audio for it), `{type: 'clear'}`.
+ * `{type: 'end', response}` (no more audio for it), `{type: 'clear'}`, `{type: 'pause'}`,
+ * `{type: 'resume'}`.
  */
 
 const PREBUFFER_MS = 80;
@@ -27,6 +30,7 @@ class PlayerProcessor extends AudioWorkletProcessor {
     this.drainUntil = 0; // samples before this may play without prebuffering
     this.markers = []; // [{at, response}] where each response's audio begins
     this.playing = false;
+    this.paused = false;
     this.sinceReport = 0;
     this.configure(16000);
     this.port.onmessage = (event) => this.receive(event.data);
@@ -43,6 +47,8 @@ class PlayerProcessor extends AudioWorkletProcessor {
     else if (message.type === 'audio') this.enqueue(new Int16Array(message.pcm), message.response);
     else if (message.type === 'end') this.drainUntil = this.writeAt;
     else if (message.type === 'clear') this.clear();
+    else if (message.type === 'pause') this.paused = true;
+    else if (message.type === 'resume') this.paused = false;
   }
 
   enqueue(pcm, response) {
@@ -85,6 +91,7 @@ class PlayerProcessor extends AudioWorkletProcessor {
     this.drainUntil = this.writeAt;
     this.fraction = 0;
     this.markers = [];
+    this.paused = false;
     this.setPlaying(false);
   }
 
@@ -98,6 +105,10 @@ class PlayerProcessor extends AudioWorkletProcessor {
   process(_inputs, outputs) {
     const output = outputs[0];
     const out = output[0];
+    if (this.paused) {
+      for (const channel of output) channel.fill(0);
+      return true; // position, queue and playing state are held as they are
+    }
     const queued = this.writeAt - this.readAt;
     if (!this.playing && (queued >= this.prebuffer || (queued > 0 && this.drainUntil > this.readAt))) {
       this.setPlaying(true);

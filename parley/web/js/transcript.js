@@ -3,12 +3,18 @@
  * tool activity rows, approval cards and carousels, and keeps the view scrolled to the
  * newest item while the reader is at the bottom.
  *
+ * Following the bottom is a state, not a measurement: `following` turns off only when the
+ * reader scrolls up, and on again when they come back near the bottom. (Measuring at each
+ * append failed while a smooth scroll was still on its way down: a tall menu carousel
+ * followed by a reply left the reply hidden behind the composer.) A ResizeObserver keeps
+ * the bottom in view when content grows later — fonts, images, streamed text.
+ *
  * Server text only ever reaches the DOM through `textContent` or `renderMarkdown`
  * (which escapes everything), never as raw HTML.
  */
 
 import { renderMarkdown } from './render.js';
-import { argumentsInWords, decisionInWords, humanize, toolActivity } from './describe.js';
+import { argumentsInWords, decisionInWords, toolActivity, toolName } from './describe.js';
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -27,11 +33,11 @@ function definitionList(pairs) {
   return list;
 }
 
-function actionButton(verb, style, toolName) {
+function actionButton(verb, style, tool) {
   const button = el('button', `btn ${style}`, verb);
   button.type = 'button';
   button.dataset.action = verb.toLowerCase();
-  button.setAttribute('aria-label', `${verb} ${humanize(toolName).toLowerCase()}`);
+  button.setAttribute('aria-label', `${verb} ${toolName(tool).toLowerCase()}`);
   return button;
 }
 
@@ -42,6 +48,21 @@ export class Transcript {
     this.scroller = scroller;
     this.list = list;
     this.ghost = null;
+    this.following = true;
+    this.lastTop = scroller.scrollTop;
+    scroller.addEventListener('scroll', () => this.onScroll(), { passive: true });
+    if (typeof ResizeObserver === 'function') {
+      new ResizeObserver(() => {
+        if (this.following) this.scrollToBottom();
+      }).observe(list);
+    }
+  }
+
+  onScroll() {
+    const top = this.scroller.scrollTop;
+    if (this.nearBottom()) this.following = true;
+    else if (top < this.lastTop - 2) this.following = false; // the reader scrolled up
+    this.lastTop = top;
   }
 
   clear() {
@@ -55,7 +76,7 @@ export class Transcript {
   }
 
   append(node, force = false) {
-    const stick = force || this.nearBottom();
+    const stick = force || this.following || this.nearBottom();
     if (this.ghost && this.ghost !== node) this.list.insertBefore(node, this.ghost);
     else this.list.append(node);
     if (stick) this.scrollToBottom();
@@ -63,6 +84,7 @@ export class Transcript {
   }
 
   scrollToBottom() {
+    this.following = true;
     this.scroller.scrollTop = this.scroller.scrollHeight;
   }
 
@@ -97,7 +119,7 @@ export class Transcript {
     let frame = 0;
     const paint = () => {
       frame = 0;
-      const stick = this.nearBottom();
+      const stick = this.following || this.nearBottom();
       bubble.innerHTML = renderMarkdown(text) || '<p class="typing" aria-hidden="true"></p>';
       this.grew(stick);
     };
@@ -185,7 +207,7 @@ export class Transcript {
     const head = el('header', 'card-head');
     const kicker = el('span', 'card-kicker', 'Needs your approval');
     head.append(kicker);
-    const title = el('h3', 'card-title', humanize(name));
+    const title = el('h3', 'card-title', toolName(name));
     title.id = titleId;
     head.append(title);
     card.append(head);
@@ -244,17 +266,7 @@ export class Transcript {
       const card = el('button', 'carousel-card');
       card.type = 'button';
       const image = typeof item.image === 'string' && SAFE_IMAGE.test(item.image);
-      const media = el('div', 'carousel-media');
-      if (image) {
-        const img = el('img');
-        img.src = item.image;
-        img.alt = '';
-        img.loading = 'lazy';
-        media.append(img);
-      } else {
-        media.textContent = (item.title || '?').trim().charAt(0).toUpperCase();
-      }
-      card.append(media);
+      card.append(cardMedia(item, image));
       const body = el('div', 'carousel-body');
       body.append(el('span', 'carousel-title', item.title || ''));
       if (item.subtitle) body.append(el('span', 'carousel-subtitle', item.subtitle));
@@ -267,7 +279,60 @@ export class Transcript {
       li.append(card);
       list.append(li);
     }
-    wrap.append(list);
-    return this.append(wrap, true);
+    wrap.append(list, ...scrollButtons(list));
+    const node = this.append(wrap, true);
+    watchOverflow(wrap, list);
+    return node;
   }
+}
+
+/** A real image, or a designed placeholder: a plate in a colour of its own per dish. */
+function cardMedia(item, hasImage) {
+  const media = el('div', 'carousel-media');
+  if (hasImage) {
+    const img = el('img');
+    img.src = item.image;
+    img.alt = '';
+    img.loading = 'lazy';
+    img.addEventListener('error', () => {
+      img.remove();
+      media.replaceWith(cardMedia(item, false));
+    });
+    media.append(img);
+    return media;
+  }
+  media.classList.add('placeholder');
+  const title = String(item.title || '?').trim();
+  let hash = 0;
+  for (const ch of title) hash = (hash * 31 + ch.codePointAt(0)) % 360;
+  media.style.setProperty('--dish-hue', String(hash));
+  media.setAttribute('aria-hidden', 'true');
+  media.append(el('span', 'plate'), el('span', 'plate-initial', title.charAt(0).toUpperCase()));
+  return media;
+}
+
+function scrollButtons(list) {
+  const make = (dir, label, glyph) => {
+    const button = el('button', `carousel-nav carousel-${dir}`, glyph);
+    button.type = 'button';
+    button.setAttribute('aria-label', label);
+    button.addEventListener('click', () => {
+      const step = Math.max(list.clientWidth * 0.8, 160) * (dir === 'next' ? 1 : -1);
+      list.scrollBy({ left: step, behavior: 'smooth' });
+    });
+    return button;
+  };
+  return [make('prev', 'Scroll back', '‹'), make('next', 'More options', '›')];
+}
+
+/** Mark the carousel's ends: `data-more-left` / `data-more-right` show fades and arrows. */
+function watchOverflow(wrap, list) {
+  const update = () => {
+    const max = list.scrollWidth - list.clientWidth;
+    wrap.dataset.moreLeft = String(list.scrollLeft > 4);
+    wrap.dataset.moreRight = String(max - list.scrollLeft > 4);
+  };
+  list.addEventListener('scroll', update, { passive: true });
+  if (typeof ResizeObserver === 'function') new ResizeObserver(update).observe(list);
+  update();
 }

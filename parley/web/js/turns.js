@@ -171,12 +171,27 @@ export class TurnPresenter {
     },
     transfer(e) {
       const words = {
-        dialing: 'Calling a person to take over…',
+        requested: 'Getting a person for you…',
+        dialing: 'Waiting for a person to take over — you are on hold.',
+        briefing: 'A person is reading up on your conversation…',
         joined: 'A person has joined the conversation.',
         ended: 'The person has left the conversation.',
         failed: `Nobody could be reached${e.reason ? ` (${e.reason})` : ''}.`,
+        cancelled: 'The transfer was cancelled.',
       };
-      this.transcript.addNote(words[e.status] || `Transfer: ${e.status}`);
+      const step = `${e.transfer_id} ${e.status}`;
+      if (this.transferStep === step) return; // told already (the turn and the session stream)
+      this.transferStep = step;
+      this.finishBubble();
+      const note = this.transcript.addNote(words[e.status] || `Transfer: ${e.status}`);
+      if (note) note.dataset.transfer = e.status;
+      this.actions.transfer?.(e);
+    },
+    human_message(e) {
+      // A person of the team, never the assistant: shown as its own kind of row.
+      this.finishBubble();
+      const note = this.transcript.addNote(`Team member: ${e.text}`, 'human');
+      if (note) note.dataset.role = 'human_agent';
     },
     turn_end(e) {
       this.finishBubble(e.status === 'interrupted');

@@ -54,6 +54,7 @@ export class VoiceMode {
     this.stats = {
       framesSent: 0, bytesSent: 0, audioFramesReceived: 0, micLevel: 0, playbackLevel: 0,
       maxPlaybackLevel: 0, playedMs: 0, playedReports: 0, interruptions: 0, playing: false,
+      pauses: 0,
     };
   }
 
@@ -306,6 +307,9 @@ export class VoiceMode {
       this.responseOpen = false;
       this.audio.clearPlayback();
       this.paint('interrupted');
+    } else if (type === 'playback_paused' || type === 'playback_resumed') {
+      if (type === 'playback_paused') this.stats.pauses += 1;
+      this.audio.pausePlayback(type === 'playback_paused'); // a sound over the agent
     } else if (type === 'done') {
       this.audio.endResponse(this.response);
       this.responseOpen = false;

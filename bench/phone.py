@@ -1,0 +1,277 @@
+"""Phone benchmark: Parley's Twilio media stream with the fake engines, μ-law in and out.
+
+    .venv/bin/python bench/phone.py --quick          # N = 1, 5 for 10 s (a smoke run)
+    .venv/bin/python bench/phone.py --ns 1,10,50,100 --duration 30
+
+For each N: ``parley serve`` (agent ``bench`` of ``bench/agents``: the fake engines of
+the shared spec, pinned to CPU 0, fresh data dir, WARNING logs) is started, and this
+process plays N simulated Twilio calls against it (pinned to CPU 1): each answers the
+voice webhook, opens ``/v1/telephony/twilio/stream`` with the webhook's parameters and
+then, in real time, sends 20 ms μ-law ``media`` messages — 1 s of silence, then turns
+of 0.6 s of tone and 2.4 s of silence — while it plays the agent's μ-law audio at real
+speed and echoes every ``mark`` when the audio before it has been played, as Twilio
+does. At the end it hangs up (``stop``).
+
+Measured per N: response latency (end of the caller's tone → first agent media
+message), the *added* latency (minus the 640 ms floor of the fake engines: 200 ms
+end-of-turn silence + 100 ms STT + 260 ms LLM first sentence + 80 ms TTS first chunk,
+the floor of ``bench/voice.py``), playback gaps (the agent's audio ran dry for more
+than 100 ms inside a reply), server CPU (% of one core, and ms per call-second) and
+RSS. Compare with the browser-voice figures of ``bench/voice.py`` in RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import statistics
+import sys
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as common
+
+from parley.audio.g711 import encode_ulaw
+
+FRAME_S = 0.02
+FRAME_BYTES = 160
+FLOOR_MS = 640.0
+GAP_S = 0.1
+TONE_S, PAUSE_S, LEAD_IN_S = 0.6, 2.4, 1.0
+
+
+def ulaw_frames(seconds: float, *, speech: bool) -> list[bytes]:
+    n = round(seconds * 8000)
+    if speech:
+        t = np.arange(n) / 8000
+        pcm = (3000 * np.sin(2 * np.pi * 440 * t)).astype("<i2").tobytes()
+    else:
+        pcm = b"\x00\x00" * n
+    ulaw = encode_ulaw(pcm)
+    return [ulaw[i : i + FRAME_BYTES] for i in range(0, len(ulaw), FRAME_BYTES)]
+
+
+SILENCE = ulaw_frames(FRAME_S, speech=False)[0]
+TONE = ulaw_frames(TONE_S, speech=True)
+
+
+@dataclass
+class Call:
+    """One simulated caller: what it measured."""
+
+    index: int
+    latencies: list[float] = field(default_factory=list)
+    gaps: int = 0
+    media_in: int = 0
+    error: str | None = None
+    _speech_end: float | None = None
+    _play_until: float = 0.0
+    _in_reply: bool = False
+
+
+async def answer(http: httpx.AsyncClient, base: str, call_sid: str) -> dict[str, str]:
+    form = {"CallSid": call_sid, "From": "+15550001111", "To": "+15550002222"}
+    resp = await http.post(f"{base}/v1/telephony/twilio/voice", data=form)
+    resp.raise_for_status()
+    stream = ET.fromstring(resp.text).find("./Connect/Stream")
+    if stream is None:
+        raise RuntimeError(f"no <Stream> in {resp.text!r}")
+    return {p.attrib["name"]: p.attrib["value"] for p in stream.findall("Parameter")}
+
+
+def send(ws: ClientConnection, text: str) -> asyncio.Task[None]:
+    async def go() -> None:
+        with contextlib.suppress(ConnectionClosed):  # an echo due after the hang-up
+            await ws.send(text)
+
+    return asyncio.ensure_future(go())
+
+
+async def read(ws: ClientConnection, call: Call, sid: str) -> None:
+    loop = asyncio.get_running_loop()
+    echoes: set[asyncio.Task[None]] = set()  # mark echoes due when their audio has played
+    async for raw in ws:
+        now = loop.time()
+        message = json.loads(raw)
+        event = message.get("event")
+        if event == "media":
+            call.media_in += 1
+            if call._speech_end is not None:
+                call.latencies.append(now - call._speech_end)
+                call._speech_end = None
+                call._in_reply = True
+            elif call._in_reply and now - call._play_until > GAP_S:
+                call.gaps += 1
+            size = len(base64.b64decode(message["media"]["payload"])) / 8000
+            call._play_until = max(call._play_until, now) + size
+        elif event == "mark":
+            echo = json.dumps({"event": "mark", "streamSid": sid, "mark": message["mark"]})
+            loop.call_at(max(call._play_until, now), lambda e=echo: echoes.add(send(ws, e)))
+        elif event == "clear":
+            call._play_until = now
+            call._in_reply = False
+
+
+async def run_call(base: str, http: httpx.AsyncClient, call: Call, duration: float) -> None:
+    sid, call_sid = f"MZ{call.index:032d}", f"CA{call.index:032d}"
+    params = await answer(http, base, call_sid)
+    url = base.replace("http", "ws", 1) + "/v1/telephony/twilio/stream"
+    async with connect(url, max_size=1 << 20) as ws:
+        await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+        start = {
+            "streamSid": sid,
+            "callSid": call_sid,
+            "accountSid": "AC" + "0" * 32,
+            "tracks": ["inbound"],
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+            "customParameters": params,
+        }
+        await ws.send(json.dumps({"event": "start", "streamSid": sid, "start": start}))
+        reader = asyncio.create_task(read(ws, call, sid))
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        script = [SILENCE] * int(LEAD_IN_S / FRAME_S)
+        while len(script) * FRAME_S < duration:
+            script += TONE + [SILENCE] * int(PAUSE_S / FRAME_S)
+        tone_ends = set()
+        for i in range(1, len(script)):
+            if script[i - 1] is not SILENCE and script[i] is SILENCE:
+                tone_ends.add(i)
+        for i, frame in enumerate(script):
+            await asyncio.sleep(max(0.0, t0 + i * FRAME_S - loop.time()))
+            if i in tone_ends:
+                call._speech_end = loop.time()
+                call._in_reply = False
+            payload = base64.b64encode(frame).decode()
+            media = {"track": "inbound", "chunk": str(i + 1), "timestamp": str(i * 20)}
+            await ws.send(
+                json.dumps(
+                    {"event": "media", "streamSid": sid, "media": {**media, "payload": payload}}
+                )
+            )
+        await ws.send(
+            json.dumps({"event": "stop", "streamSid": sid, "stop": {"callSid": call_sid}})
+        )
+        reader.cancel()
+
+
+async def run_calls(base: str, n: int, duration: float, ramp: float) -> list[Call]:
+    calls = [Call(i) for i in range(n)]
+    async with httpx.AsyncClient(timeout=30) as http:
+
+        async def one(call: Call) -> None:
+            await asyncio.sleep(ramp * call.index / max(n, 1))
+            try:
+                await run_call(base, http, call, duration)
+            except Exception as exc:
+                call.error = f"{type(exc).__name__}: {exc}"
+
+        await asyncio.gather(*(one(c) for c in calls))
+    return calls
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    return float(np.percentile(values, q))
+
+
+def run_n(args: argparse.Namespace, n: int) -> dict[str, Any]:
+    log = args.out.with_suffix(f".n{n}.log")
+    port = common.free_port()
+    env = {"PARLEY_PUBLIC_URL": f"http://127.0.0.1:{port}", "PARLEY_TWILIO_DEFAULT_AGENT": "bench"}
+    with common.parley_server(log, env=env, port=port) as server:
+        cpu0, t0 = common.proc_cpu_seconds(server.pid), time.monotonic()
+        calls = asyncio.run(
+            run_calls(f"http://127.0.0.1:{server.port}", n, args.duration, args.ramp)
+        )
+        cpu = common.proc_cpu_seconds(server.pid) - cpu0
+        wall = time.monotonic() - t0
+        rss = common.proc_rss_kb(server.pid)
+    latencies = [x * 1000 for c in calls for x in c.latencies]
+    failed = [c for c in calls if c.error or not c.latencies]
+    return {
+        "n": n,
+        "ok": n - len(failed),
+        "errors": sorted({c.error for c in failed if c.error})[:3],
+        "latency_p50_ms": pct(latencies, 50),
+        "latency_p95_ms": pct(latencies, 95),
+        "added_p50_ms": (pct(latencies, 50) or FLOOR_MS) - FLOOR_MS if latencies else None,
+        "gaps": sum(c.gaps for c in calls),
+        "cpu_pct": 100 * cpu / wall,
+        "cpu_ms_per_call_s": 1000 * cpu / max(n * args.duration, 1e-9),
+        "rss_mb": rss / 1024,
+        "replies": len(latencies),
+        "mean_media_in": statistics.mean(c.media_in for c in calls),
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ns", default="1,10,50,100", help="comma-separated call counts")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds per call")
+    parser.add_argument("--ramp", type=float, default=2.0, help="seconds to start all calls")
+    parser.add_argument("--quick", action="store_true", help="N = 1, 5 for 10 s")
+    parser.add_argument("--out", type=Path, default=common.default_out("phone"))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.ns, args.duration = "1,5", 10.0
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.sched_setaffinity(0, {common.CLIENT_CPU})  # the callers; the server is on SERVER_CPU
+    results = []
+    for n in [int(x) for x in args.ns.split(",") if x]:
+        res = run_n(args, n)
+        results.append(res)
+        print(json.dumps(res), flush=True)
+        if res["ok"] < 0.8 * n:
+            break
+    headers = [
+        "N",
+        "ok",
+        "p50 ms",
+        "p95 ms",
+        "added p50 ms",
+        "gaps",
+        "CPU %",
+        "CPU ms/call-s",
+        "RSS MB",
+    ]
+    rows = [
+        [
+            r["n"],
+            r["ok"],
+            common.fmt(r["latency_p50_ms"]),
+            common.fmt(r["latency_p95_ms"]),
+            common.fmt(r["added_p50_ms"]),
+            r["gaps"],
+            common.fmt(r["cpu_pct"]),
+            common.fmt(r["cpu_ms_per_call_s"], 1),
+            common.fmt(r["rss_mb"]),
+        ]
+        for r in results
+    ]
+    print(common.md_table(headers, rows))
+    common.write_json(args.out, {"machine": common.machine_facts(peers=False), "runs": results})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
