@@ -535,6 +535,9 @@ class AgentSpec(_Strict):
     engines: dict[Literal["llm", "stt", "tts", "vad", "s2s"], str] = Field(default_factory=dict)
     # brain: realtime — engines.s2s names the upstream (gemini_live | openai_realtime).
     realtime: RealtimeSpec = Field(default_factory=RealtimeSpec)
+    # false: no transcript and no assistant text reach the client (interviews); all is
+    # still stored (channels/transcript_policy.py)
+    transcripts_to_client: bool = True
 
     @field_validator("tools", mode="before")
     @classmethod

@@ -22,6 +22,7 @@ from parley.channels.http_models import (
 )
 from parley.channels.services import Services
 from parley.channels.strict_route import StrictRoute
+from parley.channels.transcript_policy import client_wire
 from parley.events import Error, Event, TurnEnd
 from parley.logs import bind_session
 from parley.metrics import Metrics
@@ -51,8 +52,11 @@ TokenDep = Annotated[str | None, Depends(bearer)]
 # --- rendering ------------------------------------------------------------------------
 
 
-def sse_frame(event: Event) -> str:
-    wire = event.to_wire()
+def sse_frame(event: Event, *, transcripts: bool = True) -> str:
+    """The SSE frame of a turn event ("" when the agent's transcript policy hides it)."""
+    wire = client_wire(event.to_wire(), to_client=transcripts)
+    if wire is None:
+        return ""
     data = json.dumps(wire, ensure_ascii=False, default=str)
     return f"event: {wire['type']}\ndata: {data}\n\n"
 
@@ -77,9 +81,12 @@ async def stream_turn(
     turn: TurnStream,
     relay: Callable[[Event], Awaitable[None]] | None = None,
     metrics: Metrics | None = None,
+    *,
+    transcripts: bool = True,
 ) -> StreamingResponse:
     """Start the turn (raising 409/410 before any byte is sent), then stream it;
-    ``relay`` also hands each event to the session's other live channels."""
+    ``relay`` also hands each event to the session's other live channels;
+    ``transcripts`` is the agent's ``transcripts_to_client``."""
     await turn.start()
 
     async def frames() -> AsyncIterator[str]:
@@ -89,7 +96,9 @@ async def stream_turn(
                     await relay(event)
                 if metrics is not None and isinstance(event, Error):
                     metrics.errors.labels(event.code).inc()
-                yield sse_frame(event)
+                frame = sse_frame(event, transcripts=transcripts)
+                if frame:
+                    yield frame
         finally:
             turn.abandon()  # a disconnected client stops the turn; it stores what it has
 
@@ -122,7 +131,7 @@ async def create_session(
         "agent": agent.name,
         "status": session.status,
         "current_channel": session.current_channel,
-        "greeting": new.greeting,
+        "greeting": new.greeting if agent.transcripts_to_client else None,
         "greeting_mode": agent.greeting_mode,
         "voice_enabled": True,
         "expires_at": _iso(session.expires_at),
@@ -191,7 +200,8 @@ async def send_message(
         await services.transfers.caller_text(session.id, transfer.id, user.text, "chat")
         return _to_human(transfer.wire())
     services.metrics.turns.labels("chat").inc()
-    return await stream_turn(services.brain.user_turn(session.id, user), None, services.metrics)
+    turn = services.brain.user_turn(session.id, user)
+    return await stream_turn(turn, None, services.metrics, transcripts=_shown(services, session))
 
 
 def _to_human(transfer: dict[str, Any]) -> StreamingResponse:
@@ -214,7 +224,8 @@ async def initial_turn(
     """The opening turn written by the brain (LLM or rules)."""
     session = await _session(services, session_id, token)
     refuse_operator(services, token, "start the conversation")
-    return await stream_turn(services.brain.initial_turn(session.id), None, services.metrics)
+    turn = services.brain.initial_turn(session.id)
+    return await stream_turn(turn, None, services.metrics, transcripts=_shown(services, session))
 
 
 @router.post(
@@ -233,12 +244,20 @@ async def decide_approval(
     )
     lifecycle = services.lifecycle
     if await lifecycle.current_channel(session.id) == "chat":
-        return await stream_turn(turn, None, services.metrics)
+        return await stream_turn(
+            turn, None, services.metrics, transcripts=_shown(services, session)
+        )
 
     async def relay(event: Event) -> None:  # the live voice connection hears the decision too
         await lifecycle.relay(session.id, event)
 
-    return await stream_turn(turn, relay, services.metrics)
+    return await stream_turn(turn, relay, services.metrics, transcripts=_shown(services, session))
+
+
+def _shown(services: Services, session: Session) -> bool:
+    """The session's agent's ``transcripts_to_client``."""
+    agent = services.agents.get(session.agent)
+    return agent is None or agent.transcripts_to_client
 
 
 @router.post("/sessions/{session_id}/end")

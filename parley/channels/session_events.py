@@ -23,6 +23,7 @@ from fastapi.responses import StreamingResponse
 from parley.channels.chat import ServicesDep, TokenDep
 from parley.channels.http_models import SESSION_ERRORS
 from parley.channels.strict_route import StrictRoute
+from parley.channels.transcript_policy import client_wire
 
 KEEPALIVE_S = 15.0
 
@@ -43,6 +44,8 @@ async def session_events(
     """Session-level events (SSE) until the session ends."""
     session = await services.lifecycle.authorize(session_id, token)
     subscription = await services.lifecycle.subscribe(session.id)
+    agent = services.agents.get(session.agent)
+    transcripts = agent is None or agent.transcripts_to_client
 
     async def frames() -> AsyncIterator[str]:
         try:
@@ -60,6 +63,11 @@ async def session_events(
                     continue
                 except StopAsyncIteration:
                     return
+                if message.get("type") == "relay" and isinstance(message.get("event"), dict):
+                    shown = client_wire(message["event"], to_client=transcripts)
+                    if shown is None:
+                        continue
+                    message = {**message, "event": shown}
                 yield _frame(message)
                 if message.get("type") == "session_ended":
                     return

@@ -57,6 +57,7 @@ from parley.channels.http_errors import ApiError
 from parley.channels.http_models import error_responses
 from parley.channels.services import Services
 from parley.channels.strict_route import StrictRoute
+from parley.channels.transcript_policy import hide_words
 from parley.engines.base import STT, TTS, EngineError, EngineSet, EngineUnavailable
 from parley.events import ApprovalRequested, AssistantMessage, Error, Event, TurnEnd
 from parley.logs import bind_session
@@ -290,18 +291,20 @@ async def voice_turn(
     transcript, pending = await _heard(services, session, stt, audio)
     answer: dict[str, Any] = {"transcript": transcript, "turn": False, "text": ""}
     if not transcript:
-        return {**answer, "audio_url": None, "turn_status": None, "events": []}
+        return _shown(
+            services, session, {**answer, "audio_url": None, "turn_status": None, "events": []}
+        )
     outcome = await run_turn(_turn_for(services, session, transcript, pending))
     wire = [ev.to_wire() for ev in outcome.events]
     answer.update(turn=True, text=outcome.text, turn_status=outcome.status, audio_url=None)
     if not speakable(outcome.text).strip():
-        return {**answer, "events": wire}
+        return _shown(services, session, {**answer, "events": wire})
     try:
         pcm, rate = await synthesize(engines.tts, outcome.text, sample_rate)
     except EngineError as exc:
         log.warning("voice-turn of %s: speech synthesis failed: %s", session.id, exc)
         wire.append(Error(exc.code, f"speech synthesis failed: {exc}").to_wire())
-        return {**answer, "events": wire}
+        return _shown(services, session, {**answer, "events": wire})
     wav = encode_wav(pcm, rate)
     answer["sample_rate"] = rate
     if inline:
@@ -309,7 +312,15 @@ async def voice_turn(
     else:
         audio_id = await services.reply_audio.put(session.id, wav)
         answer["audio_url"] = f"/v1/sessions/{session.id}/voice-turn/{audio_id}.wav"
-    return {**answer, "events": wire}
+    return _shown(services, session, {**answer, "events": wire})
+
+
+def _shown(services: Services, session: Session, answer: dict[str, Any]) -> dict[str, Any]:
+    """The answer as the agent's ``transcripts_to_client`` lets the client see it."""
+    agent = services.agents.get(session.agent)
+    if agent is None or agent.transcripts_to_client:
+        return answer
+    return hide_words(answer)
 
 
 WAV_RESPONSE: dict[int | str, dict[str, Any]] = {

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from fastapi import WebSocketDisconnect
@@ -35,6 +36,7 @@ from parley.channels.lifecycle import (
 from parley.channels.operator_leg import serve_human_leg
 from parley.channels.raw_ws import ParleyApp, RawWebSocket
 from parley.channels.services import Capacity, Services
+from parley.channels.transcript_policy import client_wire
 from parley.channels.voice_hold import Held, on_hold_frame
 from parley.engines.base import EngineError
 from parley.engines.factory import EngineHub
@@ -80,6 +82,13 @@ class WsTransport:
         self.ended = False
         self.muted = False  # a human has joined: the AI's audio and events stay here
         self.audio_sent = 0  # frames of the AI's audio (the hold tone waits for quiet)
+        self.transcripts = True  # the agent's transcripts_to_client
+
+    async def send_event(self, event: Mapping[str, Any]) -> None:
+        """A wire dict of a turn, as the agent's transcript policy lets the client see it."""
+        shown = client_wire(event, to_client=self.transcripts)
+        if shown is not None:
+            await self.send_text(wire.render_wire(shown))
 
     async def end(self, reason: str) -> None:
         """Send ``session_ended`` once, however many paths report the end."""
@@ -97,7 +106,7 @@ class WsTransport:
             return  # the board's announcement (``_watch_end``) tells the client
         if self.muted and not isinstance(event, Error):
             return
-        await self.send_text(wire.render(event))
+        await self.send_event(event.to_wire())
 
     async def send_text(self, text: str) -> None:
         if not self.closed:
@@ -257,6 +266,7 @@ async def _serve_voice(
         if session.status != "active":
             raise StartRefused("session_ended", "the session has ended")
         engines = await hub.engines_for(session.agent)
+        transport.transcripts = services.agents[session.agent].transcripts_to_client
     except (StartRefused, TimeoutError, EngineError) as exc:
         code = getattr(exc, "code", "start_timeout")
         await transport.emit(Error(code, str(exc) or "no start frame"))
@@ -390,7 +400,7 @@ async def _watch_end(
             event = message["event"]
             if event.get("type") == "approval_resolved":
                 conn.decided_elsewhere(str(event.get("tool_call_id")))
-            await transport.send_text(wire.render_wire(event))
+            await transport.send_event(event)
         elif kind == SESSION_ENDED:
             await transport.end(str(message.get("reason") or "USER_ENDED"))
             with contextlib.suppress(RuntimeError, WebSocketDisconnect):
