@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -27,6 +28,7 @@ from parley.events import Error, Event, TurnEnd
 from parley.logs import bind_session
 from parley.metrics import Metrics
 from parley.sessions.records import Message, Session
+from parley.sessions.stats import SessionStats, merged
 
 log = logging.getLogger(__name__)
 
@@ -83,24 +85,32 @@ async def stream_turn(
     metrics: Metrics | None = None,
     *,
     transcripts: bool = True,
+    store_stats: Callable[[dict[str, int]], Awaitable[None]] | None = None,
+    user_turn: bool = False,
 ) -> StreamingResponse:
     """Start the turn (raising 409/410 before any byte is sent), then stream it;
     ``relay`` also hands each event to the session's other live channels;
-    ``transcripts`` is the agent's ``transcripts_to_client``."""
+    ``transcripts`` is the agent's ``transcripts_to_client``; ``store_stats`` gets the
+    turn's counts (one write when it ends; ``user_turn`` counts it as a turn)."""
     await turn.start()
+    stats = SessionStats(turns=int(user_turn))
 
     async def frames() -> AsyncIterator[str]:
         try:
             async for event in turn:
                 if relay is not None:
                     await relay(event)
-                if metrics is not None and isinstance(event, Error):
-                    metrics.errors.labels(event.code).inc()
+                if isinstance(event, Error):
+                    stats.error(event.code)
+                    if metrics is not None:
+                        metrics.errors.labels(event.code).inc()
                 frame = sse_frame(event, transcripts=transcripts)
                 if frame:
                     yield frame
         finally:
             turn.abandon()  # a disconnected client stops the turn; it stores what it has
+            if store_stats is not None:
+                await store_stats(stats.take())
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(frames(), media_type="text/event-stream", headers=headers)
@@ -160,6 +170,7 @@ async def get_session(session_id: str, services: ServicesDep, token: TokenDep) -
         "created_at": _iso(session.created_at),
         "expires_at": _iso(session.expires_at),
         "message_count": await services.store.count_messages(session.id),
+        "stats": merged(session.stats, {}),
         "pending_approvals": [
             {
                 "tool_call_id": a.tool_call_id,
@@ -201,7 +212,14 @@ async def send_message(
         return _to_human(transfer.wire())
     services.metrics.turns.labels("chat").inc()
     turn = services.brain.user_turn(session.id, user)
-    return await stream_turn(turn, None, services.metrics, transcripts=_shown(services, session))
+    return await stream_turn(
+        turn,
+        None,
+        services.metrics,
+        transcripts=_shown(services, session),
+        store_stats=partial(services.lifecycle.add_stats, session.id),
+        user_turn=True,
+    )
 
 
 def _to_human(transfer: dict[str, Any]) -> StreamingResponse:

@@ -43,6 +43,7 @@ from parley.reports import ReportSender, build_report
 from parley.sessions.coordinator import Coordinator, Subscription
 from parley.sessions.lease import Attachment, Sleep, attached_channel, turn_lock_key
 from parley.sessions.records import Session
+from parley.sessions.stats import SessionStats, merged
 from parley.sessions.store import Store
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ class SessionLifecycle:
         self.reports = reports
         self._recovering: set[asyncio.Future[None]] = set()
         self.draining = False  # set by the drain: no new sessions on this worker
+        self._live_stats: dict[str, list[SessionStats]] = {}  # session id -> live counters
 
     # --- create ------------------------------------------------------------------------
 
@@ -329,12 +331,43 @@ class SessionLifecycle:
         in the background: nothing here waits on the network."""
         if not await self.store.end_session(session_id, reason):
             return False
+        await self._flush_stats(session_id)  # the report has this worker's live counts
         log.info("session %s ended: %s %s", session_id, reason, detail)
         message = {"type": SESSION_ENDED, "reason": reason, "detail": detail}
         await self.coordinator.publish(session_channel(session_id), message)
         self.metrics.terminations.labels(reason).inc()
         await self._report(session_id)
         return True
+
+    # --- per-session counters (sessions/stats.py) ----------------------------------------
+
+    def count(self, session_id: str, stats: SessionStats) -> None:
+        """A live connection's counters, flushed at ``uncount`` or at the session's end."""
+        self._live_stats.setdefault(session_id, []).append(stats)
+
+    async def uncount(self, session_id: str, stats: SessionStats) -> None:
+        """The connection leaves: its counts go to the store (one write)."""
+        live = self._live_stats.get(session_id, [])
+        if stats in live:
+            live.remove(stats)
+        if not live:
+            self._live_stats.pop(session_id, None)
+        await self.add_stats(session_id, stats.take())
+
+    async def add_stats(self, session_id: str, counts: dict[str, int]) -> None:
+        """Add counts to the stored ``stats`` (a failed write is logged, never raised)."""
+        for direction in ("in", "out"):
+            frames = counts.get(f"audio_frames_{direction}", 0)
+            if frames:
+                self.metrics.audio_frames.labels(direction).inc(frames)
+        try:
+            await self.store.add_stats(session_id, counts)
+        except Exception as exc:
+            log.warning("session %s: storing stats failed: %s", session_id, exc)
+
+    async def _flush_stats(self, session_id: str) -> None:
+        for stats in self._live_stats.get(session_id, []):
+            await self.add_stats(session_id, stats.take())
 
     async def _report(self, session_id: str) -> None:
         session = await self.store.get_session(session_id)
@@ -345,5 +378,8 @@ class SessionLifecycle:
             log.warning("agent %s has on_end.url but PARLEY_WEBHOOK_SECRET is unset", agent.name)
             return
         messages = await self.store.list_messages(session_id)
-        report = build_report(session, messages, with_transcript=agent.on_end.transcript)
+        stats = merged(session.stats, {})
+        report = build_report(
+            session, messages, with_transcript=agent.on_end.transcript, stats=stats
+        )
         self.reports.send(agent.on_end.url, report)

@@ -40,11 +40,20 @@ from parley.channels.transcript_policy import client_wire
 from parley.channels.voice_hold import Held, on_hold_frame
 from parley.engines.base import EngineError
 from parley.engines.factory import EngineHub
-from parley.events import Error, Event, HumanMessage, SessionEnded, Transfer
+from parley.events import (
+    Error,
+    Event,
+    HumanMessage,
+    Interrupted,
+    SessionEnded,
+    Transcript,
+    Transfer,
+)
 from parley.logs import bind_session
 from parley.metrics import Metrics
 from parley.sessions.coordinator import Subscription
 from parley.sessions.records import Session
+from parley.sessions.stats import SessionStats
 from parley.voice.io import VoiceOptions
 from parley.voice.pump import AudioPump
 from parley.voice.session import VoiceSession
@@ -83,6 +92,7 @@ class WsTransport:
         self.muted = False  # a human has joined: the AI's audio and events stay here
         self.audio_sent = 0  # frames of the AI's audio (the hold tone waits for quiet)
         self.transcripts = True  # the agent's transcripts_to_client
+        self.stats = SessionStats()  # flushed to the store at detach (and at the end)
 
     async def send_event(self, event: Mapping[str, Any]) -> None:
         """A wire dict of a turn, as the agent's transcript policy lets the client see it."""
@@ -98,6 +108,12 @@ class WsTransport:
             await self.send_text(wire.render_wire(ended))
 
     async def emit(self, event: Event) -> None:
+        if isinstance(event, Error):
+            self.stats.error(event.code)
+        elif isinstance(event, Interrupted):
+            self.stats.interruptions += 1
+        elif isinstance(event, Transcript) and event.final:
+            self.stats.turns += 1
         if self.metrics is not None and isinstance(event, Error):
             self.metrics.errors.labels(event.code).inc()
             if event.code == "bad_message":
@@ -117,6 +133,7 @@ class WsTransport:
 
     async def send_audio(self, pcm: bytes) -> None:
         self.audio_sent += 1
+        self.stats.audio_frames_out += 1
         if not self.muted:
             await self.send_bridged(pcm)
 
@@ -329,6 +346,7 @@ async def _attach(
     held = Held(services, session.id, transport, conn)
     watcher = asyncio.create_task(_watch_end(events, transport, attachment.owner, conn, held))
     live = services.voice_registry.add(session.id, str(ready["resume_token"]), transport)
+    lifecycle.count(session.id, transport.stats)
     try:
         await transport.send_text(wire.render_wire(ready))
         await conn.start(greet=greet, initial_turn=initial)
@@ -339,6 +357,7 @@ async def _attach(
         await held.caller_left()
         await events.close()
         await conn.close()
+        await lifecycle.uncount(session.id, transport.stats)
         await lifecycle.detach(attachment)
         if not transport.ended:  # dropped, not ended: resumable for a while
             lifecycle.dropped(session.id, services.agents[session.agent].limits.resume_grace_s)
@@ -360,6 +379,8 @@ async def _receive_loop(
             return
         data = message.get("bytes")
         text = message.get("text")
+        if data is not None:
+            transport.stats.audio_frames_in += 1
         if len(data if data is not None else text or "") > MAX_FRAME_BYTES:
             await ws.close(1009, "frame too large")
             return

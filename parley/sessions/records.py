@@ -34,6 +34,7 @@ class Session:
     created_at: datetime | None = None
     expires_at: datetime | None = None
     ended_at: datetime | None = None
+    stats: dict[str, int] = field(default_factory=dict)  # sessions/stats.py
 
 
 @dataclass(slots=True)

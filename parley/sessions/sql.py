@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar, get_args
 from uuid import uuid4
@@ -46,6 +46,7 @@ from parley.sessions.records import (
 from parley.sessions.sql_engine import Runner, check_url, create_runner
 from parley.sessions.sql_rows import check_aware, from_row, to_values
 from parley.sessions.sql_schema import approvals, messages, sessions, transfers
+from parley.sessions.stats import merged
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +193,23 @@ class SqlStore:
             return _session_by_id(conn, session_id)
 
         return await self._write(run)
+
+    async def add_stats(self, session_id: str, counts: Mapping[str, int]) -> None:
+        """Add a connection's counts to the session's ``stats`` (one write; the row is
+        locked for it on PostgreSQL, so two workers adding at once both count)."""
+        if not counts:
+            return
+        read = sa.select(sessions.c.stats).where(sessions.c.id == session_id).with_for_update()
+
+        def run(conn: Connection) -> None:
+            row = conn.execute(read).first()
+            if row is not None:
+                stats = merged(row[0], counts)
+                conn.execute(
+                    sa.update(sessions).where(sessions.c.id == session_id).values(stats=stats)
+                )
+
+        await self._write(run)
 
     async def end_session(self, session_id: str, reason: str) -> bool:
         update = (

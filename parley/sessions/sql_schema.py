@@ -70,6 +70,7 @@ sessions = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("expires_at", UtcDateTime(), nullable=True),
     sa.Column("ended_at", UtcDateTime(), nullable=True),
+    sa.Column("stats", json_type(), nullable=False, server_default=sa.text("'{}'")),
 )
 
 messages = sa.Table(

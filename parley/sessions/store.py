@@ -8,6 +8,7 @@ where atomicity matters across workers: it is a conditional UPDATE that only a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -43,6 +44,9 @@ class Store(Protocol):
 
     async def end_session(self, session_id: str, reason: str) -> bool:
         """Mark ended (only once); True if this call ended it."""
+
+    async def add_stats(self, session_id: str, counts: Mapping[str, int]) -> None:
+        """Add counts to the session's ``stats`` (``sessions/stats.py``)."""
 
     async def list_expiring(self, before: datetime, limit: int = 500) -> list[Session]:
         """Active sessions whose ``expires_at`` is at or before ``before``, soonest first."""
