@@ -77,6 +77,7 @@ class App {
       this.showAgent(info.agent || saved.agent);
       this.presenter.showHistory(messages);
       if (info.status === 'ended') this.sessionEnded(info.end_reason);
+      else if (info.expires_at) this.watchSession();
       return true;
     } catch (err) {
       if (isAccessLost(err)) {
@@ -98,6 +99,7 @@ class App {
       return;
     }
     this.useSession(created);
+    if (created.expires_at) this.watchSession();
     this.memory.save(created);
     this.showAgent(created.agent);
     this.dom.mic.hidden = created.voice_enabled === false;
@@ -116,6 +118,7 @@ class App {
   }
 
   useSession(session) {
+    this.sessionWatch?.abort();
     this.session = { ...session };
     this.api.setToken(session.session_token);
     this.ended = false;
@@ -159,6 +162,7 @@ class App {
   async newConversation() {
     const old = this.session;
     this.turnAbort?.abort();
+    this.sessionWatch?.abort();
     this.voice.leave();
     this.memory.forget();
     this.presenter.reset();
@@ -302,6 +306,43 @@ class App {
     }
   }
 
+  // --- session-level events (a session with a time limit) -----------------------------
+
+  /** Follow `/v1/sessions/{id}/events` so a chat page hears the time-limit `warning`
+   * and the session's end without a socket or polling (voice hears both on its socket
+   * too; the banners are keyed, so twice is once). A dropped stream is reopened. */
+  watchSession() {
+    const watch = new AbortController();
+    this.sessionWatch = watch;
+    const id = this.session.session_id;
+    const path = `/v1/sessions/${encodeURIComponent(id)}/events`;
+    const follow = async () => {
+      while (!watch.signal.aborted && !this.ended) {
+        try {
+          const response = await this.api.request('GET', path, undefined, 'text/event-stream', watch.signal);
+          for await (const { event, data } of readEventStream(response.body)) {
+            if (this.session?.session_id !== id) return; // a new conversation began
+            if (event === 'warning' || event === 'session_ended') this.limitFrame(JSON.parse(data));
+          }
+        } catch (err) {
+          if (err?.name === 'AbortError' || isSessionGone(err) || isAccessLost(err)) return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+      }
+    };
+    follow();
+  }
+
+  /** A `warning` or `session_ended` frame (from the voice socket or the event stream). */
+  limitFrame(frame) {
+    if (frame.type === 'warning') {
+      const secs = Math.max(0, Math.round(frame.seconds_left || 0));
+      this.notices.banner('time', `About ${secs} seconds left in this conversation.`, 'warn');
+    } else if (frame.type === 'session_ended' && !this.ended) {
+      this.sessionEnded(frame.reason, frame.detail);
+    }
+  }
+
   report(err) {
     const { text, code } = explain(err);
     this.notices.toast(text, 'error', code);
@@ -321,11 +362,8 @@ class App {
 
   voiceFrame(frame) {
     this.record(frame);
-    if (frame.type === 'warning') {
-      const secs = Math.max(0, Math.round(frame.seconds_left || 0));
-      this.notices.banner('time', `About ${secs} seconds left in this conversation.`, 'warn');
-    } else if (frame.type === 'session_ended') {
-      this.sessionEnded(frame.reason, frame.detail);
+    if (frame.type === 'warning' || frame.type === 'session_ended') {
+      this.limitFrame(frame);
     } else if (frame.type === 'go_away') {
       this.notices.toast('The server is restarting; voice will reconnect.', 'info', 'go_away');
     }
