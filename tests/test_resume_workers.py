@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import websockets
 
@@ -48,6 +49,15 @@ def turns_once(history: list[dict[str, Any]], spoken_turns: int) -> None:
     said = [(m["role"], m["text"]) for m in history if m["role"] in ("user", "assistant")]
     assert said.count(("user", HEARD)) == spoken_turns, said
     assert said.count(("assistant", REPLY)) == spoken_turns, said
+
+
+async def readiness(worker: Worker) -> int | None:
+    """``GET /readyz``'s status, None when the worker no longer accepts connections."""
+    try:
+        async with httpx.AsyncClient(timeout=5) as http:
+            return (await http.get(f"{worker.base_url}/readyz")).status_code
+    except httpx.TransportError:
+        return None
 
 
 async def messages(worker: Worker, session: dict[str, Any]) -> list[dict[str, Any]]:
@@ -94,6 +104,7 @@ async def test_sigterm_sends_go_away_and_the_session_resumes_on_the_other_worker
         print(f"\ngo_away {took:.3f} s after SIGTERM")
         assert took <= GO_AWAY_BOUND_S
         assert go_away["reason"] == "server_shutdown"
+        assert await readiness(a) in (503, None)  # draining: 503, or no longer listening
         moved, again = await open_voice(b, resume_token=go_away["resume_token"])
         assert again["session_id"] == ready["session_id"]
         assert (await voice.until("error"))["code"] == "attachment_replaced"
