@@ -22,7 +22,7 @@ import pytest
 import websockets
 
 from parley.testing.fake_openai import FakeOpenAIServer
-from tests.test_fault_workers import LEASE_TTL_S, SLACK_S, Worker, workers
+from tests.test_fault_workers import LEASE_TTL_S, SLACK_S, Worker, bounded, workers
 from tests.test_voice_ws import Voice
 
 pytestmark = pytest.mark.slow
@@ -117,3 +117,35 @@ async def test_sigterm_sends_go_away_and_the_session_resumes_on_the_other_worker
         assert len(greetings) == 1
         await moved.ws.close()
         assert "SERVER_SHUTDOWN" not in a.log.read_text()
+
+
+async def test_sigterm_lets_the_running_turn_finish_and_store_its_reply(tmp_path: Path) -> None:
+    from parley.client import ParleyClient
+    from parley.testing.fake_openai import Done, Finish, Reply, Text, Wait
+
+    held = asyncio.Event()
+    async with FakeOpenAIServer(echo=False) as llm, workers(tmp_path, llm.base_url) as (a, b):
+        llm.script(
+            Reply.of(
+                Text("Let me "), Text("think. "), Wait(held), Text("Done."), Finish("stop"), Done()
+            )
+        )
+        client = ParleyClient(a.base_url)
+        session = await client.create_session("crashy")
+        stream = aiter(client.send("hi"))
+        while (await asyncio.wait_for(anext(stream), 15)).event != "assistant_delta":
+            pass
+        a.process.send_signal(signal.SIGTERM)
+
+        async def draining() -> bool:
+            return await readiness(a) in (503, None)
+
+        await bounded(draining, "worker a draining", 5)
+        assert a.process.returncode is None  # still there: the turn is running
+        held.set()
+        rest = [event async for event in stream]
+        assert rest[-1].event == "turn_end" and rest[-1].data["status"] == "completed"
+        assert await asyncio.wait_for(a.process.wait(), 15) == 0
+        history = [(m["role"], m["text"], m["interrupted"]) for m in await messages(b, session)]
+        assert history[1:] == [("user", "hi", False), ("assistant", "Let me think. Done.", False)]
+        await client.aclose()
