@@ -34,6 +34,7 @@ rules:
     say: "Tell me about your last project."
 transcripts_to_client: {shown}
 """
+OPERATOR = "operator-key-for-tests"
 WORDS = (HEARD, "Welcome to the interview.", "Tell me about your last project.")
 
 
@@ -68,7 +69,7 @@ async def app(make_app: AppFactory, tmp_path: Path) -> AsyncIterator[RunningApp]
     agents.mkdir()
     (agents / "interview.yaml").write_text(AGENT.format(name="interview", shown="false"))
     (agents / "open.yaml").write_text(AGENT.format(name="open", shown="true"))
-    async with make_app(agents_dir=agents) as running:
+    async with make_app(agents_dir=agents, operator_key=OPERATOR) as running:
         yield running
 
 
@@ -134,9 +135,22 @@ async def test_chat_and_the_session_stream_send_no_words_yet_store_them(
     assert len(relayed) == 1 and '"message_id": "m9"' in relayed[0]
     assert not any("Tell me about" in line for line in seen)
     assert not [w for w in WORDS if any(w in line for line in seen)]
-    assert await stored(app, session["session_id"]) == [
+    expected = [
         ("assistant", "Welcome to the interview."),
         ("user", "a table please"),
         ("assistant", "Tell me about your last project."),
     ]
+    assert await stored(app, session["session_id"]) == expected
+    # the history and the transcript: not for the client, yes for the operator key
+    assert [m["text"] for m in await client.messages()] == ["", "", ""]
+    base = f"{app.base_url}/v1/sessions/{session['session_id']}"
+    async with httpx.AsyncClient(timeout=15) as http:
+        refused = await http.get(f"{base}/transcript", headers=headers)
+        assert refused.status_code == 403
+        assert refused.json()["code"] == "transcript_hidden"
+        operator = {"Authorization": f"Bearer {OPERATOR}"}
+        read = await http.get(f"{base}/messages", headers=operator)
+        assert [(m["role"], m["text"]) for m in read.json()] == expected
+        transcript = await http.get(f"{base}/transcript", headers=operator)
+        assert [(e["role"], e["text"]) for e in transcript.json()["entries"]] == expected
     await client.aclose()

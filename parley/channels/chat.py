@@ -187,9 +187,13 @@ async def get_session(session_id: str, services: ServicesDep, token: TokenDep) -
 async def list_messages(
     session_id: str, services: ServicesDep, token: TokenDep
 ) -> list[dict[str, Any]]:
-    """The history, oldest first."""
+    """The history, oldest first (without its words for the client of an agent with
+    ``transcripts_to_client: false``; the operator key reads them)."""
     session = await _session(services, session_id, token)
-    return [message_json(m) for m in await services.store.list_messages(session.id)]
+    history = [message_json(m) for m in await services.store.list_messages(session.id)]
+    if _shown(services, session) or actor_of(services, token) == "operator":
+        return history
+    return [{**m, "text": ""} for m in history]
 
 
 @router.post(

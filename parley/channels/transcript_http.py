@@ -11,7 +11,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import PlainTextResponse
 
+from parley.channels.actors import actor_of
 from parley.channels.chat import ServicesDep, TokenDep
+from parley.channels.http_errors import ApiError
 from parley.channels.http_models import SESSION_ERRORS
 from parley.channels.strict_route import StrictRoute
 from parley.sessions.transcript import transcript_entries, transcript_text
@@ -41,6 +43,15 @@ async def get_transcript(
     accept: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any] | PlainTextResponse:
     session = await services.lifecycle.authorize(session_id, token)
+    agent = services.agents.get(session.agent)
+    if agent is not None and not agent.transcripts_to_client:
+        if actor_of(services, token) != "operator":
+            raise ApiError(
+                403,
+                "transcript_hidden",
+                f"agent {agent.name} keeps transcripts from the client "
+                "(transcripts_to_client: false); the operator key reads them",
+            )
     entries = transcript_entries(await services.store.list_messages(session.id))
     wants_text = format == "text" or (
         format is None and accept is not None and accept.startswith("text/plain")
