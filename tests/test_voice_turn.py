@@ -85,6 +85,7 @@ async def test_spoken_question_gets_transcript_reply_and_audio_url(
     user = [m for m in history if m["role"] == "user"]
     assert [(m["text"], m["channel"]) for m in user] == [("is there parking", "voice")]
     assert history[-1]["role"] == "assistant" and "Quay Road" in history[-1]["text"]
+    assert (await client.get(""))["stats"]["turns"] == 1  # per-session stats count it
 
 
 async def test_inline_audio_at_a_chosen_rate_from_a_multipart_stereo_upload(

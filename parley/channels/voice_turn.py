@@ -62,6 +62,7 @@ from parley.engines.base import STT, TTS, EngineError, EngineSet, EngineUnavaila
 from parley.events import ApprovalRequested, AssistantMessage, Error, Event, TurnEnd
 from parley.logs import bind_session
 from parley.sessions.records import Session
+from parley.sessions.stats import SessionStats
 from parley.voice.chunker import speakable
 from parley.voice.connection import yes_or_no
 from parley.voice.response import APOLOGY
@@ -296,6 +297,11 @@ async def voice_turn(
         )
     outcome = await run_turn(_turn_for(services, session, transcript, pending))
     wire = [ev.to_wire() for ev in outcome.events]
+    stats = SessionStats(turns=1)
+    for event in outcome.events:
+        if isinstance(event, Error):
+            stats.error(event.code)
+    await services.lifecycle.add_stats(session.id, stats.take())
     answer.update(turn=True, text=outcome.text, turn_status=outcome.status, audio_url=None)
     if not speakable(outcome.text).strip():
         return _shown(services, session, {**answer, "events": wire})
