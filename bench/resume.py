@@ -70,6 +70,7 @@ RECV_S = 30.0
 class Voice:
     def __init__(self, ws: Any) -> None:
         self.ws = ws
+        self.seen: list[str] = []  # event types received, for a timeout's message
 
     @classmethod
     async def open(cls, base: str, **start: Any) -> tuple[Voice, dict[str, Any]]:
@@ -80,13 +81,29 @@ class Voice:
 
     async def until(self, kind: str) -> dict[str, Any]:
         while True:
-            msg = await asyncio.wait_for(self.ws.recv(), RECV_S)
+            try:
+                msg = await asyncio.wait_for(self.ws.recv(), RECV_S)
+            except TimeoutError:
+                raise TimeoutError(f"no {kind} within {RECV_S} s; seen {self.seen}") from None
             if isinstance(msg, str):
                 event: dict[str, Any] = json.loads(msg)
+                self.seen.append(event["type"])
                 if event["type"] == kind:
                     return event
 
+    async def quiet(self, gap_s: float = 0.5) -> None:
+        """Read until the agent's audio stops for ``gap_s`` (its playout is over): speech
+        over the agent's voice may be taken as a backchannel and start no turn."""
+        while True:
+            try:
+                msg = await asyncio.wait_for(self.ws.recv(), gap_s)
+            except TimeoutError:
+                return
+            if isinstance(msg, str):
+                self.seen.append(json.loads(msg)["type"])
+
     async def talk(self) -> None:
+        await self.quiet()
         for i in range(0, len(SPEECH), 640):
             await self.ws.send(SPEECH[i : i + 640])
         await self.until("done")

@@ -12,6 +12,7 @@ Every completed turn is in the history exactly once.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 from pathlib import Path
@@ -39,8 +40,22 @@ async def open_voice(worker: Worker, **start: Any) -> tuple[Voice, dict[str, Any
     return voice, await voice.until("ready")
 
 
+async def until_quiet(voice: Voice, gap_s: float = 0.5, bound_s: float = 15.0) -> None:
+    """Read until the agent's audio stops for ``gap_s`` (its playout is over; at most
+    ``bound_s``): speech over the agent's voice may be a backchannel and start no turn."""
+    async with asyncio.timeout(bound_s):
+        while True:
+            try:
+                msg = await asyncio.wait_for(voice.ws.recv(), gap_s)
+            except TimeoutError:
+                return
+            if isinstance(msg, str):
+                voice.events.append(json.loads(msg))
+
+
 async def talk(voice: Voice) -> None:
-    """One spoken turn, answered."""
+    """One spoken turn (once the agent is quiet), answered."""
+    await until_quiet(voice)
     await voice.speak()
     await voice.until("done")
 

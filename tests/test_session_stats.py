@@ -16,6 +16,7 @@ from parley.sessions.sql import SqlStore
 from parley.sessions.stats import COUNTERS, SessionStats, merged
 from tests.plugins.apps import AppFactory, RunningApp
 from tests.test_reports import Webhook, webhook  # noqa: F401 (a fixture)
+from tests.test_resume_workers import until_quiet
 from tests.test_voice_ws import open_voice, quiet, tone
 
 AGENT = """
@@ -83,6 +84,7 @@ async def test_voice_and_chat_counts_reach_the_session_and_the_report(
     hook.failures = 0
     voice, ready = await open_voice(app, agent="statsy")
     await voice.until("done")  # the greeting
+    await until_quiet(voice)  # its playout is over: the speech is a turn, not a backchannel
     await voice.speak()
     await voice.until("done")
     await voice.send("not json")

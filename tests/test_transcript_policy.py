@@ -19,6 +19,7 @@ from parley.client import ParleyClient
 from parley.events import AssistantDelta, AssistantMessage
 from tests.plugins.apps import AppFactory, RunningApp
 from tests.plugins.stores import sqlite_url
+from tests.test_resume_workers import until_quiet
 from tests.test_voice_ws import open_voice
 
 HEARD = "I would like to book a table for two tonight"  # the fake STT's transcript
@@ -88,6 +89,7 @@ async def test_voice_sends_no_words_yet_stores_them(
 ) -> None:
     voice, ready = await open_voice(app, agent=agent)
     await voice.until("done")  # the greeting
+    await until_quiet(voice)  # its playout is over: the speech is a turn, not a backchannel
     await voice.speak()
     await voice.until("done")
     assert voice.audio  # the agent still speaks
