@@ -29,6 +29,7 @@ from parley.brain.client_tools import ClientTools
 from parley.brain.context import STATE_KEY as CONTEXT_STATE_KEY
 from parley.brain.context import ContextWindow
 from parley.brain.history import INITIAL_TURN_PROMPT, to_model_messages, unanswered_tool_calls
+from parley.brain.message_blocks import reply_blocks, result_blocks
 from parley.brain.recorder import persist
 from parley.brain.runtime import AgentRuntime
 from parley.brain.tools import ToolContext
@@ -459,20 +460,7 @@ class Brain:
     async def _store_assistant(
         self, state: TurnProgress, text: str, calls: list[ToolCallRequest]
     ) -> AssistantMessage:
-        runtime = self.runtime_for(state.session)
-        blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
-        for call in calls:
-            block: dict[str, Any] = {
-                "type": "tool_call",
-                "id": call.id,
-                "name": call.name,
-                "arguments": call.arguments,
-            }
-            bound = runtime.tools.get(call.name)
-            if bound is not None and bound.spec.requires_approval and call.error is None:
-                block["requires_approval"] = True
-                block["prompt"] = runtime.approval_prompt(call.name, call.arguments)
-            blocks.append(block)
+        blocks = reply_blocks(self.runtime_for(state.session), text, calls)
         msg = await state.recorder.finish_reply(text, blocks)
         return AssistantMessage(msg.id, text, False)
 
@@ -487,25 +475,6 @@ class Brain:
         approval: Approval | None = None,
         ui_ops: tuple[dict[str, Any], ...] = (),
     ) -> ToolCallCompleted:
-        blocks: list[dict[str, Any]] = []
-        if approval is not None:
-            blocks.append(
-                {
-                    "type": "approval",
-                    "tool_call_id": call_id,
-                    "status": approval.status,
-                    "decided_by": approval.decided_by,
-                }
-            )
-        blocks.append(
-            {
-                "type": "tool_result",
-                "tool_call_id": call_id,
-                "name": name,
-                "status": status,
-                "result": result,
-            }
-        )
-        blocks.extend({"type": "ui_op", "op": op} for op in ui_ops)
+        blocks = result_blocks(call_id, name, status, result, approval, ui_ops)
         await state.recorder.add("tool", f"{name}: {status}", blocks)
         return ToolCallCompleted(call_id, name, status, result)  # type: ignore[arg-type]
