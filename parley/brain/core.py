@@ -54,6 +54,7 @@ from parley.sessions.coordinator import Coordinator
 from parley.sessions.lease import Sleep, TurnLock, attached_channel
 from parley.sessions.records import Approval, Session
 from parley.sessions.store import Store
+from parley.text_guard import storable_value
 
 log = logging.getLogger(__name__)
 
@@ -426,7 +427,7 @@ class Brain:
         ctx = ToolContext(state.session.id, runtime.agent, agent_state)
         outcome = await bound.execute(ctx, arguments)
         for op in outcome.ui_ops:
-            yield UiOp(op)
+            yield UiOp(storable_value(op))
         if agent_state != state.session.agent_state:
             state.session.agent_state = agent_state
             await persist(self.store.update_session(state.session.id, agent_state=agent_state))
@@ -475,6 +476,8 @@ class Brain:
         approval: Approval | None = None,
         ui_ops: tuple[dict[str, Any], ...] = (),
     ) -> ToolCallCompleted:
+        result = storable_value(result)  # a tool's text is server-derived: cleaned, never refused
+        ui_ops = tuple(storable_value(op) for op in ui_ops)
         blocks = result_blocks(call_id, name, status, result, approval, ui_ops)
         await state.recorder.add("tool", f"{name}: {status}", blocks)
         return ToolCallCompleted(call_id, name, status, result)  # type: ignore[arg-type]

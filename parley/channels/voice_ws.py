@@ -38,9 +38,9 @@ from parley.channels.services import Capacity, Services
 from parley.channels.voice_hold import Held, on_hold_frame
 from parley.engines.base import EngineError
 from parley.engines.factory import EngineHub
-from parley.events import Error, Event, HumanMessage, SessionEnded, Transfer
+from parley.events import Done, Error, Event, HumanMessage, SessionEnded, Transfer
 from parley.logs import bind_session
-from parley.metrics import Metrics
+from parley.metrics import Metrics, observe_turn_latency
 from parley.sessions.coordinator import Subscription
 from parley.sessions.records import Session
 from parley.voice.io import VoiceOptions
@@ -89,6 +89,8 @@ class WsTransport:
             await self.send_text(wire.render_wire(ended))
 
     async def emit(self, event: Event) -> None:
+        if self.metrics is not None and isinstance(event, Done):
+            observe_turn_latency(self.metrics, event.latency_ms)
         if self.metrics is not None and isinstance(event, Error):
             self.metrics.errors.labels(event.code).inc()
             if event.code == "bad_message":
