@@ -56,6 +56,14 @@ def make_llm(
         from parley.engines.fake import FakeLLM
 
         return FakeLLM(), "fake"
+    if agent.brain == "realtime":
+        # The speech-to-speech adapters (parley/s2s) are built but not yet served by the
+        # voice session: refuse at start rather than quietly run another brain.
+        raise ConfigError(
+            f"agent {agent.name!r}: brain: realtime is not served yet (the Gemini Live / "
+            "OpenAI Realtime adapters in parley/s2s are not wired into voice sessions); "
+            "use brain: llm or rules"
+        )
     wants_llm = agent.brain == "llm" or (agent.brain == "auto" and settings.llm_base_url)
     if not wants_llm:
         from parley.brain.rules import RulesBrain

@@ -55,3 +55,19 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+# ``done.latency_ms`` keys (ms after the end of the user's speech) → histogram stages
+VOICE_STAGES = {
+    "stt_final": "stt",
+    "first_token": "llm_first_token",
+    "first_audio": "voice_to_voice",
+}
+
+
+def observe_turn_latency(metrics: Metrics, latency_ms: dict[str, float]) -> None:
+    """One voice turn's latencies (``Done.latency_ms``) into the per-stage histogram."""
+    for key, stage in VOICE_STAGES.items():
+        value = latency_ms.get(key)
+        if value is not None:
+            metrics.observe_latency(stage, value / 1000)

@@ -470,3 +470,15 @@ def test_llm_brain_without_llm_url_fails_at_start(tmp_path: Path) -> None:
     write_agent(agents, "smart.yaml", "name: smart\nbrain: llm\n")
     with pytest.raises(ConfigError, match=r"agent 'smart'.*PARLEY_LLM_BASE_URL"):
         create_app(Settings(data_dir=tmp_path / "data", agents_dir=agents))
+
+
+def test_a_realtime_brain_is_refused_at_start_until_it_is_served(tmp_path: Path) -> None:
+    """``brain: realtime`` parses, but serving it is not wired yet: a clear start-up error,
+    never a quiet fallback to another brain."""
+    from parley.app import build_services
+
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    (agents / "s2s.yaml").write_text("name: s2s\nbrain: realtime\n")
+    with pytest.raises(ConfigError, match="brain: realtime is not served yet"):
+        build_services(Settings(data_dir=tmp_path / "d", agents_dir=agents))

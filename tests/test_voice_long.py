@@ -211,6 +211,10 @@ async def test_metrics_count_live_voice_sessions_and_bad_messages(
 
     async with make_app(agents_dir=write_agents(tmp_path)) as app:
         voice, _ = await open_voice(app, agent="fakevoice")
+        await voice.until("done")  # the greeting
+        await voice.speak()
+        done = await voice.until("done")
+        assert done["latency_ms"]["first_audio"] > 0
         await voice.send("{not json")
         assert (await voice.until("error"))["code"] == "bad_message"
         async with httpx.AsyncClient(base_url=app.base_url) as http:
@@ -218,6 +222,8 @@ async def test_metrics_count_live_voice_sessions_and_bad_messages(
             assert 'parley_live_sessions{channel="voice"} 1.0' in live
             assert 'parley_bad_messages_total{channel="voice"} 1.0' in live
             assert 'parley_errors_total{code="bad_message"} 1.0' in live
+            assert 'parley_turn_latency_seconds_count{stage="voice_to_voice"} 1.0' in live
+            assert 'parley_turn_latency_seconds_count{stage="stt"} 1.0' in live
             await voice.ws.close()
 
             async def gone() -> bool:

@@ -29,6 +29,7 @@ from parley.brain.client_tools import ClientTools
 from parley.brain.context import STATE_KEY as CONTEXT_STATE_KEY
 from parley.brain.context import ContextWindow
 from parley.brain.history import INITIAL_TURN_PROMPT, to_model_messages, unanswered_tool_calls
+from parley.brain.message_blocks import reply_blocks, result_blocks
 from parley.brain.recorder import persist
 from parley.brain.runtime import AgentRuntime
 from parley.brain.tools import ToolContext
@@ -53,6 +54,7 @@ from parley.sessions.coordinator import Coordinator
 from parley.sessions.lease import Sleep, TurnLock, attached_channel
 from parley.sessions.records import Approval, Session
 from parley.sessions.store import Store
+from parley.text_guard import storable_value
 
 log = logging.getLogger(__name__)
 
@@ -425,7 +427,7 @@ class Brain:
         ctx = ToolContext(state.session.id, runtime.agent, agent_state)
         outcome = await bound.execute(ctx, arguments)
         for op in outcome.ui_ops:
-            yield UiOp(op)
+            yield UiOp(storable_value(op))
         if agent_state != state.session.agent_state:
             state.session.agent_state = agent_state
             await persist(self.store.update_session(state.session.id, agent_state=agent_state))
@@ -459,20 +461,7 @@ class Brain:
     async def _store_assistant(
         self, state: TurnProgress, text: str, calls: list[ToolCallRequest]
     ) -> AssistantMessage:
-        runtime = self.runtime_for(state.session)
-        blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
-        for call in calls:
-            block: dict[str, Any] = {
-                "type": "tool_call",
-                "id": call.id,
-                "name": call.name,
-                "arguments": call.arguments,
-            }
-            bound = runtime.tools.get(call.name)
-            if bound is not None and bound.spec.requires_approval and call.error is None:
-                block["requires_approval"] = True
-                block["prompt"] = runtime.approval_prompt(call.name, call.arguments)
-            blocks.append(block)
+        blocks = reply_blocks(self.runtime_for(state.session), text, calls)
         msg = await state.recorder.finish_reply(text, blocks)
         return AssistantMessage(msg.id, text, False)
 
@@ -487,25 +476,8 @@ class Brain:
         approval: Approval | None = None,
         ui_ops: tuple[dict[str, Any], ...] = (),
     ) -> ToolCallCompleted:
-        blocks: list[dict[str, Any]] = []
-        if approval is not None:
-            blocks.append(
-                {
-                    "type": "approval",
-                    "tool_call_id": call_id,
-                    "status": approval.status,
-                    "decided_by": approval.decided_by,
-                }
-            )
-        blocks.append(
-            {
-                "type": "tool_result",
-                "tool_call_id": call_id,
-                "name": name,
-                "status": status,
-                "result": result,
-            }
-        )
-        blocks.extend({"type": "ui_op", "op": op} for op in ui_ops)
+        result = storable_value(result)  # a tool's text is server-derived: cleaned, never refused
+        ui_ops = tuple(storable_value(op) for op in ui_ops)
+        blocks = result_blocks(call_id, name, status, result, approval, ui_ops)
         await state.recorder.add("tool", f"{name}: {status}", blocks)
         return ToolCallCompleted(call_id, name, status, result)  # type: ignore[arg-type]

@@ -73,8 +73,8 @@ class RulesBrain:
         if _is_initial_turn(messages):
             return Reply(self.book.greeting())
         now = self.clock.now().astimezone(self.zone)
-        dialogue = Dialogue(self.book, tool_parameters(tools), now.date(), self.fixer)
-        dialogue.now_time = say_time(f"{now.hour:02d}:{now.minute:02d}")
+        now_time = say_time(f"{now.hour:02d}:{now.minute:02d}")
+        dialogue = Dialogue(self.book, tool_parameters(tools), now.date(), self.fixer, now_time)
         reply = _replay(dialogue, messages)
         log.debug("rules brain: tool=%s awaiting=%s", reply.tool, reply.awaiting)
         return reply

@@ -41,6 +41,7 @@ from parley.channels.voice_hold import Held, on_hold_frame
 from parley.engines.base import EngineError
 from parley.engines.factory import EngineHub
 from parley.events import (
+    Done,
     Error,
     Event,
     HumanMessage,
@@ -50,7 +51,7 @@ from parley.events import (
     Transfer,
 )
 from parley.logs import bind_session
-from parley.metrics import Metrics
+from parley.metrics import Metrics, observe_turn_latency
 from parley.sessions.coordinator import Subscription
 from parley.sessions.records import Session
 from parley.sessions.stats import SessionStats
@@ -114,6 +115,8 @@ class WsTransport:
             self.stats.interruptions += 1
         elif isinstance(event, Transcript) and event.final:
             self.stats.turns += 1
+        if self.metrics is not None and isinstance(event, Done):
+            observe_turn_latency(self.metrics, event.latency_ms)
         if self.metrics is not None and isinstance(event, Error):
             self.metrics.errors.labels(event.code).inc()
             if event.code == "bad_message":

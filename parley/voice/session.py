@@ -32,16 +32,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable
-from typing import Any
 
 from parley.brain.core import UserInput
 from parley.clock import Clock
 from parley.config import AgentSpec
 from parley.engines.base import EngineError, EngineSet
-from parley.events import Error, Event, PlaybackPaused, PlaybackResumed, Transcript
+from parley.events import Error, Event, Transcript
+from parley.voice.background import BackgroundTasks
 from parley.voice.false_interruption import FalseInterruptionConfig
 from parley.voice.input import FRAME_SECS, VoiceInput
 from parley.voice.io import AudioOutput, EventSink, VoiceOptions
+from parley.voice.playback_pause import PlaybackPause
 from parley.voice.responder import Responder, yes_or_no
 from parley.voice.response import APOLOGY, Timings
 from parley.voice.text_sync import TextInStep
@@ -76,6 +77,7 @@ class VoiceSession:
         self.options = options
         self.clock = clock
         self.audio = audio
+        self.tasks = BackgroundTasks(turns.session_id)
         self.events = TextInStep(events, lambda: self.responder.speaking)
         self.input = VoiceInput(
             TurnTakingConfig.from_voice_spec(agent.voice),
@@ -91,13 +93,17 @@ class VoiceSession:
             events=self.events,
             output_rate=options.output_rate,
             clock=clock,
-            spawn=self._spawn,
+            spawn=self.tasks.spawn,
             set_stt_mode=self.input.set_stt_mode,
         )
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._pause: int | None = None  # the number of the pause holding the output
-        self._pauses = 0
-        self._pause_limit_s = agent.voice.false_interruption_secs + PAUSE_GRACE_S
+        self.pause = PlaybackPause(
+            session_id=turns.session_id,
+            audio=audio,
+            events=self.events,
+            clock=clock,
+            spawn=self.tasks.spawn,
+            limit_s=agent.voice.false_interruption_secs + PAUSE_GRACE_S,
+        )
 
     @property
     def session_id(self) -> str:
@@ -124,25 +130,10 @@ class VoiceSession:
         """Stop everything; a running response stores what was heard and frees the lock."""
         self.responder.closed = True
         await self.responder.interrupt(notify=False)
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self.tasks.close()
         await self.responder.interrupt(notify=False)  # a response that registered meanwhile
         await self.audio.close()
         await self.input.close()
-
-    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("voice task of session %s failed", self.session_id, exc_info=exc)
 
     # --- what the transport calls --------------------------------------------------------
 
@@ -153,8 +144,8 @@ class VoiceSession:
 
     async def ptt(self, down: bool) -> None:
         """Push-to-talk key. Raises ``ValueError`` for a key-up without a key-down."""
-        if self._pause is not None:  # push-to-talk has no false interruptions
-            await self.playback_resumed()
+        if self.pause.active:  # push-to-talk has no false interruptions
+            await self.pause.resume()
         await self.input.ptt(down)
 
     def user_turn(self, user: UserInput, timings: Timings | None = None) -> None:
@@ -173,7 +164,7 @@ class VoiceSession:
         """Say ``text`` (a time-limit warning) at the next natural pause: when the agent
         is not speaking, no response is running and the user is not mid-utterance —
         never over the user. Dropped if no pause comes within ``within_s``."""
-        self._spawn(self._notice(text, within_s))
+        self.tasks.spawn(self._notice(text, within_s))
 
     def _quiet(self) -> bool:
         return (
@@ -212,31 +203,17 @@ class VoiceSession:
         await self.events.emit(event)
 
     async def barge_in(self) -> None:
-        self._pause = None  # the cut ends any pause
+        self.pause.clear()  # the cut ends any pause
         await self.responder.interrupt()
 
     async def playback_paused(self) -> None:
-        if self.audio.speaking and self._pause is None:
-            self.audio.pause(self.clock.monotonic())  # first: nothing more goes out
-            self._pauses += 1
-            self._pause = self._pauses
-            self._spawn(self._pause_watchdog(self._pauses))
-            await self.events.emit(PlaybackPaused())
+        await self.pause.pause()
 
     async def playback_resumed(self) -> None:
-        if self._pause is not None:
-            self._pause = None
-            await self.events.emit(PlaybackResumed())  # before the audio that follows
-            self.audio.resume(self.clock.monotonic())
-
-    async def _pause_watchdog(self, pause: int) -> None:
-        await self.clock.sleep(self._pause_limit_s)
-        if self._pause == pause:
-            log.info("session %s: no decision on a pause, playing on", self.session_id)
-            await self.playback_resumed()
+        await self.pause.resume()
 
     def utterance_ended(self, final: asyncio.Future[str]) -> None:
-        self._spawn(self._finish_utterance(final, self.clock.monotonic()))
+        self.tasks.spawn(self._finish_utterance(final, self.clock.monotonic()))
 
     async def _finish_utterance(self, final: asyncio.Future[str], vad_end: float) -> None:
         try:
@@ -264,7 +241,7 @@ class VoiceSession:
 
     def speaking_changed(self, speaking: bool) -> None:
         if not speaking:
-            self._pause = None  # cleared (a paused response never drains on its own)
+            self.pause.clear()  # a paused response never drains on its own
         self.input.set_agent_speaking(speaking)
 
     def first_audio(self, now: float) -> None:
