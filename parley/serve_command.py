@@ -37,7 +37,13 @@ def serve(host: str, port: int) -> int:
         print(f"parley: {exc}", file=sys.stderr)
         return EXIT_STARTUP
     try:
-        return asyncio.run(_run(app, sock, host, port))
+        # the loop uvicorn would pick (uvloop when installed): the voice path's pacing and
+        # per-session cost are measured on it
+        from uvicorn._compat import asyncio_run
+        from uvicorn.config import Config
+
+        loop_factory = Config(app).get_loop_factory()
+        return asyncio_run(_run(app, sock, host, port), loop_factory=loop_factory)
     except KeyboardInterrupt:
         return 0
     finally:
