@@ -84,6 +84,18 @@ _MESSAGES_OF = (
     sa.select(messages).where(messages.c.session_id == sa.bindparam("sid")).order_by(messages.c.seq)
 )
 
+# The sweeper's query: prebuilt, on the (status, expires_at) index.
+_EXPIRING = (
+    sa.select(sessions)
+    .where(
+        sessions.c.status == "active",
+        sessions.c.expires_at.is_not(None),
+        sessions.c.expires_at <= sa.bindparam("before", type_=sessions.c.expires_at.type),
+    )
+    .order_by(sessions.c.expires_at)
+    .limit(sa.bindparam("limit"))
+)
+
 
 def new_id() -> str:
     return uuid4().hex
@@ -220,20 +232,11 @@ class SqlStore:
         return await self._write(lambda conn: conn.execute(update).rowcount == 1)
 
     async def list_expiring(self, before: datetime, limit: int = 500) -> list[Session]:
-        query = (
-            sa.select(sessions)
-            .where(
-                sessions.c.status == "active",
-                sessions.c.expires_at.is_not(None),
-                sessions.c.expires_at <= before,
-            )
-            .order_by(sessions.c.expires_at)
-            .limit(limit)
-        )
         check_aware("before", before)
+        params = {"before": before, "limit": limit}
 
         def run(conn: Connection) -> list[Session]:
-            return [from_row(Session, sessions, row) for row in conn.execute(query)]
+            return [from_row(Session, sessions, row) for row in conn.execute(_EXPIRING, params)]
 
         return await self._read(run)
 

@@ -71,6 +71,8 @@ sessions = sa.Table(
     sa.Column("expires_at", UtcDateTime(), nullable=True),
     sa.Column("ended_at", UtcDateTime(), nullable=True),
     sa.Column("stats", json_type(), nullable=False, server_default=sa.text("'{}'")),
+    # the deadline sweeper's query (active sessions by expiry), twice a second per worker
+    sa.Index("ix_sessions_status_expires_at", "status", "expires_at"),
 )
 
 messages = sa.Table(
