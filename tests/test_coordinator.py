@@ -288,3 +288,19 @@ async def test_compare_and_set_acts_only_on_the_expected_value(coordinator: Coor
     assert await coordinator.compare_and_set(key, "a", "c", ttl_s=30) is True
     assert await coordinator.get(key) == "c"
     await coordinator.delete(key)
+
+
+async def test_redis_serves_more_live_subscriptions_than_the_default_pool(
+    redis_pair: Any,
+) -> None:
+    """One subscription per live voice connection: 150 of them (redis-py's default pool
+    holds 100) and the worker's commands still go through."""
+    a, _, _ = redis_pair
+    subscriptions = [await a.subscribe(f"session:s{i}") for i in range(150)]
+    try:
+        assert await a.acquire_lock("turn:x", "me", 5.0)
+        await a.publish("session:s149", {"type": "probe"})
+        assert await anext(aiter(subscriptions[-1])) == {"type": "probe"}
+    finally:
+        for subscription in subscriptions:
+            await subscription.close()

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "parley:"
 SUBSCRIBE_TIMEOUT_S = 5.0
+MAX_CONNECTIONS = 10_000  # Redis's own default maxclients
 
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -151,7 +152,12 @@ class RedisCoordinator:
     async def start(self) -> None:
         if self._client is not None:
             return
-        client = aioredis.Redis.from_url(self.url, decode_responses=True)
+        # Every live subscription (one per voice/phone/realtime connection) holds its own
+        # Redis connection; redis-py's default pool of 100 ran out at 100 voice sessions
+        # on one worker. One multiplexed pub/sub connection per worker would be leaner.
+        client = aioredis.Redis.from_url(
+            self.url, decode_responses=True, max_connections=MAX_CONNECTIONS
+        )
         try:
             await client.ping()
         except (RedisError, OSError) as exc:
