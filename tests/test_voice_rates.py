@@ -44,7 +44,9 @@ async def recv_until(ws: Any, kind: str, audio: list[bytes]) -> dict[str, Any]:
 async def test_8k_and_48k_input_is_understood(running: RunningApp) -> None:
     url = running.base_url.replace("http", "ws", 1) + "/v1/voice"
     for rate in (8000, 48000):
-        pcm = silence(0.5, rate) + speak_pcm(SENTENCE, sample_rate=rate) + silence(1.0, rate)
+        # 2.5 s of trailing silence: the end-of-turn wait is on the audio's own timeline and may
+        # take up to max_stop_secs (2 s) when the partial transcript reads unfinished
+        pcm = silence(0.5, rate) + speak_pcm(SENTENCE, sample_rate=rate) + silence(2.5, rate)
         frame = rate // 50 * 2  # 20 ms
         audio: list[bytes] = []
         async with websockets.connect(url) as ws:
