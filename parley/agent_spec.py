@@ -7,8 +7,10 @@ locations live in ``parley.agent_files``. Imports nothing of parley.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -63,7 +65,7 @@ class VenueSpec(_Strict):
     @field_validator("timezone")
     @classmethod
     def _check_timezone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        from zoneinfo import ZoneInfoNotFoundError
 
         try:
             ZoneInfo(value)
@@ -298,9 +300,27 @@ class AgentSpec(_Strict):
     def tool(self, name: str) -> ToolSpec | None:
         return next((t for t in self.tools if t.name == name), None)
 
-    def render_instructions(self, template_vars: dict[str, Any]) -> str:
-        values = {**self.template_vars, **{k: str(v) for k, v in template_vars.items()}}
+    @property
+    def time_zone(self) -> str:
+        """The agent's time zone: its venue's, else UTC."""
+        return self.venue.timezone if self.venue is not None else "UTC"
+
+    def render_instructions(
+        self, template_vars: dict[str, Any], now: dt.datetime | None = None
+    ) -> str:
+        """The system prompt. With ``now``, ``{today}`` ("Friday 4 December 2026") and
+        ``{now}`` (that, the time and the agent's time zone) are filled in too, unless
+        the agent or the session sets them."""
+        values = {**self.clock_vars(now), **self.template_vars}
+        values.update((k, str(v)) for k, v in template_vars.items())
         return _SafeFormat(values).format(self.instructions)
+
+    def clock_vars(self, now: dt.datetime | None) -> dict[str, str]:
+        if now is None:
+            return {}
+        local = now.astimezone(ZoneInfo(self.time_zone))
+        today = f"{local:%A} {local.day} {local:%B %Y}"
+        return {"today": today, "now": f"{today}, {local:%H:%M} ({self.time_zone})"}
 
     def render_greeting(self, template_vars: dict[str, Any]) -> str | None:
         if self.greeting_mode != "static" or self.greeting is None:

@@ -124,8 +124,12 @@ async def _events(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
 async def _chat_local(agent: str, read: Callable[[str], str]) -> int:
     from parley.app import create_app
     from parley.server import serve_app
+    from parley.startup_checks import StartupError, check_data_dir
 
-    app = create_app(load_settings())
+    settings = load_settings()
+    if problem := check_data_dir(settings):
+        raise StartupError(problem)
+    app = create_app(settings)
     async with serve_app(app) as base_url:
         return await _chat_loop(base_url, agent, read)
 
@@ -134,12 +138,13 @@ def _chat(args: argparse.Namespace) -> int:
     import httpx
 
     from parley.client import ApiFailure
+    from parley.startup_checks import StartupError
 
     try:
         if args.local:
             return asyncio.run(_chat_local(args.agent, input))
         return asyncio.run(_chat_loop(args.url, args.agent, input))
-    except ConfigError as exc:
+    except (ConfigError, StartupError) as exc:
         print(f"parley: {exc}", file=sys.stderr)
         return 2
     except ApiFailure as exc:  # e.g. an unknown agent

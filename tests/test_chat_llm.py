@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from parley.client import ApiFailure, ParleyClient
+from parley.testing.clock import FakeClock
 from parley.testing.fake_openai import FakeOpenAIServer, Reply, ToolCallScript, Wait
 from tests.plugins.apps import AppFactory, RunningApp
 from tests.test_chat_api import collect, names, one
@@ -258,3 +260,20 @@ async def test_a_new_request_still_denies_for_the_llm(
     sent = fake_openai.requests[-1].body["messages"]
     assert sent[-1] == {"role": "user", "content": "when do you open?"}
     assert json.loads(sent[-2]["content"])["status"] == "denied"
+
+
+async def test_the_llm_is_told_today_in_the_venue_time_zone(
+    make_app: AppFactory, fake_openai: FakeOpenAIServer
+) -> None:
+    """The demo's system prompt says "Today is {today}": filled from the injected clock
+    in the venue's zone (23:30 UTC on Friday 4 Dec is already Saturday in Amsterdam)."""
+    clock = FakeClock(wall=dt.datetime(2026, 12, 4, 23, 30, tzinfo=dt.UTC))
+    fake_openai.script(Reply.text("Sure."))
+    async with make_app(clock=clock, llm_base_url=fake_openai.base_url, llm_model="m") as app:
+        client = app.client()
+        await client.create_session("demo")
+        await collect(client.send("a table tomorrow please"))
+        await client.aclose()
+    system = fake_openai.requests[-1].body["messages"][0]["content"]
+    assert "Today is Saturday 5 December 2026." in system
+    assert "{today}" not in system

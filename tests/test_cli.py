@@ -282,3 +282,17 @@ def test_chat_local_as_a_real_process(tmp_path: Path) -> None:
     assert "bot> Here's our menu." in out, out
     assert (data / "parley.db").is_file()
     assert not (tmp_path / ".parley").exists()
+
+
+def test_chat_local_with_an_unwritable_data_dir_names_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not "cannot reach http://127.0.0.1:8080" (no server was asked for): the same
+    one line as ``parley serve``, naming PARLEY_DATA_DIR."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("PARLEY_DATA_DIR", str(blocker / "data"))
+    assert main(["chat", "--local"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"parley: PARLEY_DATA_DIR: cannot write {blocker / 'data'}: "), err
+    assert "cannot reach" not in err

@@ -303,7 +303,8 @@ class Brain:
     ) -> AsyncIterator[Event]:
         runtime = self.runtime_for(state.session)
         recorder = state.recorder
-        system_prompt = runtime.agent.render_instructions(state.session.template_vars)
+        agent, session = runtime.agent, state.session
+        system_prompt = agent.render_instructions(session.template_vars, self.clock.now())
         tools = [] if initial else runtime.tool_schemas()
         client = client_tools or ClientTools()
         if not initial:

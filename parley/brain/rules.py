@@ -44,7 +44,7 @@ class RulesBrain:
         self.agent = agent
         self.book = RuleBook(agent)
         self.clock: Clock = clock or SystemClock()
-        self.zone = ZoneInfo(agent.venue.timezone if agent.venue is not None else "UTC")
+        self.zone = ZoneInfo(agent.time_zone)
         words = [k for r in agent.rules for k in r.keywords]
         words += [k for f in agent.faq for k in f.keywords] + [d.name for d in agent.menu]
         self.fixer = TypingFixer(words)

@@ -210,6 +210,11 @@ def _coerce_value(schema: dict[str, Any], value: Any) -> Any:
 # --- webhook tools -------------------------------------------------------------------------
 
 
+class WebhookError(Exception):
+    """A webhook tool failed; the message is fit for the client and the model (the
+    service's own answer, its host and the exception go to the log only)."""
+
+
 def webhook_tool(spec: ToolSpec, client: httpx.AsyncClient) -> Tool:
     """A tool that calls an HTTP endpoint declared in the agent file."""
     if spec.url is None:
@@ -226,8 +231,19 @@ def webhook_tool(spec: ToolSpec, client: httpx.AsyncClient) -> Tool:
             )
         except httpx.TimeoutException:
             raise TimeoutError from None  # reported as "<tool> timed out after N s"
+        except httpx.HTTPError as exc:
+            log.warning("tool %s: webhook %s %s failed: %r", spec.name, spec.method, url, exc)
+            raise WebhookError(f"{spec.name}: its service could not be reached") from None
         if resp.status_code >= 400:
-            raise RuntimeError(f"webhook answered HTTP {resp.status_code}: {resp.text[:200]}")
+            log.warning(
+                "tool %s: webhook %s %s answered HTTP %d: %s",
+                spec.name,
+                spec.method,
+                url,
+                resp.status_code,
+                resp.text[:500],
+            )
+            raise WebhookError(f"{spec.name}: its service answered HTTP {resp.status_code}")
         if not resp.content:
             return None
         try:
@@ -259,6 +275,8 @@ class BoundTool:
             return ToolOutcome("error", f"{self.name} timed out after {self.spec.timeout_s:g} s")
         except ToolArgumentError as exc:
             return ToolOutcome("error", f"bad arguments: {exc}")
+        except WebhookError as exc:
+            return ToolOutcome("error", str(exc))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
