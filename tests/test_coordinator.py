@@ -290,17 +290,61 @@ async def test_compare_and_set_acts_only_on_the_expected_value(coordinator: Coor
     await coordinator.delete(key)
 
 
-async def test_redis_serves_more_live_subscriptions_than_the_default_pool(
-    redis_pair: Any,
-) -> None:
-    """One subscription per live voice connection: 150 of them (redis-py's default pool
-    holds 100) and the worker's commands still go through."""
-    a, _, _ = redis_pair
+async def pubsub_connections(raw: Any, channels: int) -> list[dict[str, Any]]:
+    """The pub/sub connections to Redis listening to exactly ``channels`` channels (the
+    count tells ours apart from other tests' on the same server)."""
+    return [c for c in await raw.client_list(_type="pubsub") if int(c["sub"]) == channels]
+
+
+async def test_redis_subscriptions_of_a_worker_share_one_connection(redis_pair: Any) -> None:
+    """One subscription per live voice connection: 150 of them on one worker are one
+    Redis connection (plus the worker's private channel), not 150; commands still go
+    through, and the last subscription of a channel unsubscribes it."""
+    a, _, raw = redis_pair
     subscriptions = [await a.subscribe(f"session:s{i}") for i in range(150)]
     try:
+        assert len(await pubsub_connections(raw, 151)) == 1
         assert await a.acquire_lock("turn:x", "me", 5.0)
         await a.publish("session:s149", {"type": "probe"})
         assert await anext(aiter(subscriptions[-1])) == {"type": "probe"}
     finally:
-        for subscription in subscriptions:
+        for subscription in subscriptions[:100]:
             await subscription.close()
+    assert await raw.pubsub_numsub(f"{a.prefix}ch:session:s0") == [(f"{a.prefix}ch:session:s0", 0)]
+    assert len(await pubsub_connections(raw, 51)) == 1
+    for subscription in subscriptions[100:]:
+        await subscription.close()
+
+
+async def test_redis_a_channel_stays_subscribed_while_one_subscription_is_left(
+    redis_pair: Any,
+) -> None:
+    a, b, _ = redis_pair
+    first = await a.subscribe("session:s1")
+    second = await a.subscribe("session:s1")
+    await first.close()
+    await b.publish("session:s1", {"n": 1})
+    assert await take(second, 1) == [{"n": 1}]
+    await second.close()
+    again = await a.subscribe("session:s1")  # unsubscribed, then subscribed anew
+    await b.publish("session:s1", {"n": 2})
+    assert await take(again, 1) == [{"n": 2}]
+    await again.close()
+
+
+async def test_redis_lost_pubsub_connection_ends_subscriptions_and_the_next_reconnects(
+    redis_pair: Any,
+) -> None:
+    """Killing the worker's pub/sub connection ends its subscriptions' iteration (the
+    channel layer treats that as a lost subscription); a new subscribe works again."""
+    a, b, raw = redis_pair
+    subscriptions = [await a.subscribe(f"session:k{i}") for i in range(7)]
+    (ours,) = await pubsub_connections(raw, 8)
+    await raw.client_kill_filter(_id=ours["id"])
+    async with asyncio.timeout(DEADLINE_S):
+        for subscription in subscriptions:
+            assert [m async for m in subscription] == []
+    fresh = await a.subscribe("session:k0")
+    await b.publish("session:k0", {"n": 1})
+    assert await take(fresh, 1) == [{"n": 1}]
+    await fresh.close()

@@ -8,24 +8,22 @@ Keys live under one prefix (``parley:`` by default): ``<prefix>lock:<key>``,
   script and returns the previous one), so a worker whose lock expired and
   was taken over cannot release or extend the new owner's lock.
 - TTLs are Redis's own (milliseconds, at least 1).
-- Each subscription has its own connection and a reader task feeding a queue;
+- Pub/sub: all of a worker's subscriptions share one connection (``RedisPubSub``);
   ``subscribe()`` returns only after Redis confirmed the subscription, so any
   message published afterwards is delivered. Messages are JSON objects.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from parley.sessions.local import check_ttl
+from parley.sessions.redis_pubsub import RedisPubSub, RedisSubscription
 
 log = logging.getLogger(__name__)
 
@@ -76,68 +74,6 @@ def ttl_ms(ttl_s: float) -> int:
     return max(1, round(ttl_s * 1000))
 
 
-class RedisSubscription:
-    """Messages from one Redis channel, read by a background task into a queue."""
-
-    _CLOSED: Any = object()
-
-    def __init__(
-        self, pubsub: PubSub, channel: str, on_close: Callable[[RedisSubscription], None]
-    ) -> None:
-        self._pubsub = pubsub
-        self._channel = channel
-        self._on_close = on_close
-        self._queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._reader: asyncio.Task[None] | None = None
-        self._closed = False
-
-    async def open(self) -> None:
-        await self._pubsub.subscribe(self._channel)
-        async with asyncio.timeout(SUBSCRIBE_TIMEOUT_S):
-            while True:
-                reply = await self._pubsub.get_message(timeout=SUBSCRIBE_TIMEOUT_S)
-                if reply and reply["type"] == "subscribe":
-                    break
-        self._reader = asyncio.create_task(self._read(), name=f"redis-sub:{self._channel}")
-
-    async def _read(self) -> None:
-        try:
-            async for reply in self._pubsub.listen():
-                if reply["type"] != "message":
-                    continue
-                try:
-                    self._queue.put_nowait(json.loads(reply["data"]))
-                except json.JSONDecodeError:
-                    log.warning("dropped a non-JSON message on %s", self._channel)
-        except RedisError as exc:
-            log.warning("subscription to %s lost: %s", self._channel, exc)
-        finally:
-            self._queue.put_nowait(self._CLOSED)
-
-    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[dict[str, Any]]:
-        while True:
-            item = await self._queue.get()
-            if item is self._CLOSED:
-                self._queue.put_nowait(item)
-                return
-            yield item
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._on_close(self)
-        if self._reader is not None:
-            self._reader.cancel()
-            await asyncio.wait([self._reader])
-        # A reader cancelled before it ever ran did not get to signal the end.
-        self._queue.put_nowait(self._CLOSED)
-        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
-
-
 class RedisCoordinator:
     """Turn locks, a TTL key-value and pub/sub shared by all workers."""
 
@@ -147,14 +83,13 @@ class RedisCoordinator:
         self.url = url
         self.prefix = prefix
         self._client: aioredis.Redis | None = None
-        self._subscriptions: set[RedisSubscription] = set()
+        self._pubsub: RedisPubSub | None = None
 
     async def start(self) -> None:
         if self._client is not None:
             return
-        # Every live subscription (one per voice/phone/realtime connection) holds its own
-        # Redis connection; redis-py's default pool of 100 ran out at 100 voice sessions
-        # on one worker. One multiplexed pub/sub connection per worker would be leaner.
+        # Commands borrow a pooled connection for a moment; the pool's cap is Redis's own
+        # default maxclients, so a burst of concurrent commands is never refused here.
         client = aioredis.Redis.from_url(
             self.url, decode_responses=True, max_connections=MAX_CONNECTIONS
         )
@@ -164,11 +99,12 @@ class RedisCoordinator:
             await client.aclose()
             raise ConnectionError(f"cannot reach Redis at {self.url}: {exc}") from exc
         self._client = client
+        self._pubsub = RedisPubSub(client, self._channel("_worker"))
 
     async def close(self) -> None:
-        for subscription in list(self._subscriptions):
-            await subscription.close()
-        self._subscriptions.clear()
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            await pubsub.close()
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
@@ -242,13 +178,6 @@ class RedisCoordinator:
         await self._redis().publish(self._channel(channel), json.dumps(message))
 
     async def subscribe(self, channel: str) -> RedisSubscription:
-        subscription = RedisSubscription(
-            self._redis().pubsub(), self._channel(channel), self._subscriptions.discard
-        )
-        try:
-            await subscription.open()
-        except BaseException:
-            await subscription.close()
-            raise
-        self._subscriptions.add(subscription)
-        return subscription
+        if self._pubsub is None:
+            raise RuntimeError("RedisCoordinator is not started: await coordinator.start() first")
+        return await self._pubsub.subscribe(self._channel(channel))
