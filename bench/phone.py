@@ -356,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     print(common.md_table(headers, rows))
     facts = {**common.machine_facts(peers=False), "niceness": niceness}
+    facts["autogroup"] = common.autogroup()
     common.write_json(
         args.out, {"machine": facts, "args": vars(args) | {"out": str(args.out)}, "runs": results}
     )
