@@ -49,6 +49,7 @@ from websockets.exceptions import ConnectionClosed
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as common
+import _profile
 
 from parley.audio.g711 import encode_ulaw
 
@@ -135,7 +136,8 @@ async def run_call(base: str, http: httpx.AsyncClient, call: Call, duration: flo
     sid, call_sid = f"MZ{call.index:032d}", f"CA{call.index:032d}"
     params = await answer(http, base, call_sid)
     url = base.replace("http", "ws", 1) + "/v1/telephony/twilio/stream"
-    async with connect(url, max_size=1 << 20) as ws:
+    # no permessage-deflate, like the voice benchmark's load client (compression=None)
+    async with connect(url, max_size=1 << 20, compression=None) as ws:
         await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
         start = {
             "streamSid": sid,
@@ -227,7 +229,7 @@ def pct(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q))
 
 
-def run_n(args: argparse.Namespace, n: int) -> dict[str, Any]:
+def run_n(args: argparse.Namespace, n: int, profile: Path | None = None) -> dict[str, Any]:
     log = args.out.with_suffix(f".n{n}.log")
     port = common.free_port()
     env = {"PARLEY_PUBLIC_URL": f"http://127.0.0.1:{port}", "PARLEY_TWILIO_DEFAULT_AGENT": "bench"}
@@ -235,7 +237,9 @@ def run_n(args: argparse.Namespace, n: int) -> dict[str, Any]:
     window = Window()
     with common.parley_server(log, env=env, port=port) as server:
         base = f"http://127.0.0.1:{server.port}"
-        calls = asyncio.run(run_calls(base, n, args.duration, args.ramp, server.pid, window))
+        recording = _profile.recording(profile, server.pid) if profile else contextlib.nullcontext()
+        with recording:
+            calls = asyncio.run(run_calls(base, n, args.duration, args.ramp, server.pid, window))
         rss = common.proc_rss_kb(server.pid)
     load_after = os.getloadavg()
     latencies = [x * 1000 for c in calls for x in c.latencies]
@@ -292,6 +296,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per call")
     parser.add_argument("--ramp", type=float, default=2.0, help="seconds to start all calls")
     parser.add_argument("--quick", action="store_true", help="N = 1, 5 for 10 s")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="after the sweep, one extra run at N under py-spy (not tabled)",
+    )
     parser.add_argument(
         "--nice",
         type=int,
@@ -355,6 +366,10 @@ def main(argv: list[str] | None = None) -> int:
         for r in results
     ]
     print(common.md_table(headers, rows))
+    if args.profile:
+        collapsed = args.out.with_suffix(f".profile-n{args.profile}.txt")
+        run_n(args, args.profile, profile=collapsed)
+        _profile.report(collapsed)
     facts = {**common.machine_facts(peers=False), "niceness": niceness}
     facts["autogroup"] = common.autogroup()
     common.write_json(
