@@ -1,22 +1,26 @@
 """Phone benchmark: Parley's Twilio media stream with the fake engines, μ-law in and out.
 
     .venv/bin/python bench/phone.py --quick          # N = 1, 5 for 10 s (a smoke run)
-    .venv/bin/python bench/phone.py --ns 1,10,50,100 --duration 30
+    .venv/bin/python bench/phone.py --ns 1,10,50,100,200 --duration 30 --nice -15
+    .venv/bin/python bench/phone.py --script barge --duration 14 --ramp 3 --nice -15
 
 For each N: ``parley serve`` (agent ``bench`` of ``bench/agents``: the fake engines of
 the shared spec, pinned to CPU 0, fresh data dir, WARNING logs) is started, and this
 process plays N simulated Twilio calls against it (pinned to CPU 1): each answers the
 voice webhook, opens ``/v1/telephony/twilio/stream`` with the webhook's parameters and
-then, in real time, sends 20 ms μ-law ``media`` messages — 1 s of silence, then turns
-of 0.6 s of tone and 2.4 s of silence — while it plays the agent's μ-law audio at real
-speed and echoes every ``mark`` when the audio before it has been played, as Twilio
-does. At the end it hangs up (``stop``).
+then, in real time, sends 20 ms μ-law ``media`` messages (``--script``: ``turns``, 1 s
+of silence then a 0.6 s tone every 3 s; or ``barge``, the voice load client's "full"
+script: an utterance, the reply, a barge-in 1 s into it) while it plays the agent's
+μ-law audio at real speed and echoes every ``mark`` when the audio before it has been
+played, as Twilio does. At the end it hangs up (``stop``).
 
-Measured per N: response latency (end of the caller's tone → first agent media
-message), the *added* latency (minus the 640 ms floor of the fake engines: 200 ms
-end-of-turn silence + 100 ms STT + 260 ms LLM first sentence + 80 ms TTS first chunk,
-the floor of ``bench/voice.py``), playback gaps (the agent's audio ran dry for more
-than 100 ms inside a reply), server CPU (% of one core, and ms per call-second) and
+Measured per N: response latency (end of the caller's tone, i.e. the send time of its
+last frame as in the voice load client → first agent media message), the *added*
+latency (minus the 640 ms floor of the fake engines: 200 ms end-of-turn silence +
+100 ms STT + 260 ms LLM first sentence + 80 ms TTS first chunk, the floor of
+``bench/voice.py``), barge-in (onset of a tone over the agent's audio → ``clear``;
+floor 200 ms), playback gaps (the agent's audio ran dry for more than 100 ms inside a
+reply), server CPU (% of one core, and ms per call-second) and
 RSS. CPU is taken over the steady window (every call connected: from ``--ramp`` + 1 s
 to ``--duration`` − 1 s) for the server, for this process (the callers: if it nears
 100 % the client, not the server, limits the run) and for the machine (what is left
@@ -57,7 +61,8 @@ FRAME_S = 0.02
 FRAME_BYTES = 160
 FLOOR_MS = 640.0
 GAP_S = 0.1
-TONE_S, PAUSE_S, LEAD_IN_S = 0.6, 2.4, 1.0
+TONE_S, PAUSE_S, LEAD_IN_S = 0.6, 2.4, 1.0  # the "turns" script
+UTTERANCE_S, BARGE_DELAY_S = 1.8, 1.0  # the "barge" script (the voice load client's "full")
 
 
 def ulaw_frames(seconds: float, *, speech: bool) -> list[bytes]:
@@ -72,7 +77,7 @@ def ulaw_frames(seconds: float, *, speech: bool) -> list[bytes]:
 
 
 SILENCE = ulaw_frames(FRAME_S, speech=False)[0]
-TONE = ulaw_frames(TONE_S, speech=True)
+TONE = ulaw_frames(UTTERANCE_S, speech=True)  # the turns script uses its first 0.6 s
 
 
 @dataclass
@@ -81,12 +86,16 @@ class Call:
 
     index: int
     latencies: list[float] = field(default_factory=list)
+    barges: list[float] = field(default_factory=list)  # tone onset over the agent → clear
     gaps: int = 0
     media_in: int = 0
     error: str | None = None
     _speech_end: float | None = None
     _play_until: float = 0.0
     _in_reply: bool = False
+    _first_reply: float | None = None
+    _barge_onset: float | None = None
+    _barged: bool = False
 
 
 async def answer(http: httpx.AsyncClient, base: str, call_sid: str) -> dict[str, str]:
@@ -120,6 +129,8 @@ async def read(ws: ClientConnection, call: Call, sid: str) -> None:
                 call.latencies.append(now - call._speech_end)
                 call._speech_end = None
                 call._in_reply = True
+                if call._first_reply is None:
+                    call._first_reply = now
             elif call._in_reply and now - call._play_until > GAP_S:
                 call.gaps += 1
             size = len(base64.b64decode(message["media"]["payload"])) / 8000
@@ -130,9 +141,38 @@ async def read(ws: ClientConnection, call: Call, sid: str) -> None:
         elif event == "clear":
             call._play_until = now
             call._in_reply = False
+            if call._barge_onset is not None:
+                call.barges.append(now - call._barge_onset)
+                call._barge_onset = None
 
 
-async def run_call(base: str, http: httpx.AsyncClient, call: Call, duration: float) -> None:
+def tone_to_start(script: str, call: Call, i: int, now: float) -> int:
+    """How many tone frames the caller starts speaking at frame ``i`` (0: none).
+
+    ``turns``: 1 s of silence, then a 0.6 s tone every 3 s (each a barge-in on the
+    6 s fake reply). ``barge``: the voice load client's "full" script — 1 s of
+    silence, a 1.8 s utterance, silence until 1 s after the first reply audio, the
+    utterance again (a barge-in), then silence.
+    """
+    lead = int(LEAD_IN_S / FRAME_S)
+    if script == "turns":
+        period = int((TONE_S + PAUSE_S) / FRAME_S)
+        return int(TONE_S / FRAME_S) if i >= lead and (i - lead) % period == 0 else 0
+    if i == lead:
+        return len(TONE)
+    if (
+        not call._barged
+        and call._first_reply is not None
+        and now >= call._first_reply + BARGE_DELAY_S
+    ):
+        call._barged = True
+        return len(TONE)
+    return 0
+
+
+async def run_call(
+    base: str, http: httpx.AsyncClient, call: Call, duration: float, script: str
+) -> None:
     sid, call_sid = f"MZ{call.index:032d}", f"CA{call.index:032d}"
     params = await answer(http, base, call_sid)
     url = base.replace("http", "ws", 1) + "/v1/telephony/twilio/stream"
@@ -151,18 +191,22 @@ async def run_call(base: str, http: httpx.AsyncClient, call: Call, duration: flo
         reader = asyncio.create_task(read(ws, call, sid))
         loop = asyncio.get_running_loop()
         t0 = loop.time()
-        script = [SILENCE] * int(LEAD_IN_S / FRAME_S)
-        while len(script) * FRAME_S < duration:
-            script += TONE + [SILENCE] * int(PAUSE_S / FRAME_S)
-        tone_ends = set()
-        for i in range(1, len(script)):
-            if script[i - 1] is not SILENCE and script[i] is SILENCE:
-                tone_ends.add(i)
-        for i, frame in enumerate(script):
+        tone_left = tone_len = 0
+        for i in range(int(duration / FRAME_S)):
             await asyncio.sleep(max(0.0, t0 + i * FRAME_S - loop.time()))
-            if i in tone_ends:
-                call._speech_end = loop.time()
-                call._in_reply = False
+            now = loop.time()
+            if tone_left == 0:
+                tone_left = tone_len = tone_to_start(script, call, i, now)
+                if tone_left and now < call._play_until:  # speaking over the agent: the
+                    call._barge_onset = now - FRAME_S  # start of the first frame's audio
+            if tone_left:
+                frame = TONE[tone_len - tone_left]
+                tone_left -= 1
+                if not tone_left:  # end of speech: the last speech frame's send time,
+                    call._speech_end = now  # as the voice load client measures it
+                    call._in_reply = False
+            else:
+                frame = SILENCE
             payload = base64.b64encode(frame).decode()
             media = {"track": "inbound", "chunk": str(i + 1), "timestamp": str(i * 20)}
             await ws.send(
@@ -205,15 +249,16 @@ async def steady_window(server_pid: int, begin: float, end: float, into: Window)
 
 
 async def run_calls(
-    base: str, n: int, duration: float, ramp: float, server_pid: int, window: Window
+    base: str, n: int, args: argparse.Namespace, server_pid: int, window: Window
 ) -> list[Call]:
+    duration, ramp = args.duration, args.ramp
     calls = [Call(i) for i in range(n)]
     async with httpx.AsyncClient(timeout=30) as http:
 
         async def one(call: Call) -> None:
             await asyncio.sleep(ramp * call.index / max(n, 1))
             try:
-                await run_call(base, http, call, duration)
+                await run_call(base, http, call, duration, args.script)
             except Exception as exc:
                 call.error = f"{type(exc).__name__}: {exc}"
 
@@ -239,10 +284,11 @@ def run_n(args: argparse.Namespace, n: int, profile: Path | None = None) -> dict
         base = f"http://127.0.0.1:{server.port}"
         recording = _profile.recording(profile, server.pid) if profile else contextlib.nullcontext()
         with recording:
-            calls = asyncio.run(run_calls(base, n, args.duration, args.ramp, server.pid, window))
+            calls = asyncio.run(run_calls(base, n, args, server.pid, window))
         rss = common.proc_rss_kb(server.pid)
     load_after = os.getloadavg()
     latencies = [x * 1000 for c in calls for x in c.latencies]
+    barges = [x * 1000 for c in calls for x in c.barges]
     failed = [c for c in calls if c.error or not c.latencies]
     wall = max(window.wall, 1e-9)
     server_pct, client_pct = 100 * window.server / wall, 100 * window.client / wall
@@ -255,6 +301,9 @@ def run_n(args: argparse.Namespace, n: int, profile: Path | None = None) -> dict
         "latency_p95_ms": p95,
         "added_p50_ms": None if p50 is None else p50 - FLOOR_MS,
         "added_p95_ms": None if p95 is None else p95 - FLOOR_MS,
+        "barge_p50_ms": pct(barges, 50),
+        "barge_p95_ms": pct(barges, 95),
+        "barge_ins": len(barges),
         "gaps": sum(c.gaps for c in calls),
         "gap_calls": sum(1 for c in calls if c.gaps),
         "cpu_pct": server_pct,
@@ -296,6 +345,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per call")
     parser.add_argument("--ramp", type=float, default=2.0, help="seconds to start all calls")
     parser.add_argument("--quick", action="store_true", help="N = 1, 5 for 10 s")
+    parser.add_argument(
+        "--script",
+        choices=["turns", "barge"],
+        default="turns",
+        help="turns: a 0.6 s tone every 3 s; barge: the voice load client's 'full' script",
+    )
     parser.add_argument(
         "--profile",
         type=int,
@@ -340,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         "ok",
         "gap calls (gaps)",
         "added p50 / p95 ms",
+        "barge-in → clear p50 / p95 ms",
         "server CPU %",
         "CPU %/call",
         "CPU ms/call-s",
@@ -355,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
             r["ok"],
             f"{r['gap_calls']} ({r['gaps']})",
             f"{f(r['added_p50_ms'])} / {f(r['added_p95_ms'])}",
+            f"{f(r['barge_p50_ms'])} / {f(r['barge_p95_ms'])}",
             f(r["cpu_pct"]),
             f(r["cpu_pct_per_call"], 2),
             f(r["cpu_ms_per_call_s"], 1),
