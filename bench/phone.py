@@ -152,9 +152,12 @@ def tone_to_start(script: str, call: Call, i: int, now: float) -> int:
     ``turns``: 1 s of silence, then a 0.6 s tone every 3 s (each a barge-in on the
     6 s fake reply). ``barge``: the voice load client's "full" script — 1 s of
     silence, a 1.8 s utterance, silence until 1 s after the first reply audio, the
-    utterance again (a barge-in), then silence.
+    utterance again (a barge-in), then silence. ``silence``: only silence (the cost of
+    a connected call, beside the voice benchmark's idle run).
     """
     lead = int(LEAD_IN_S / FRAME_S)
+    if script == "silence":
+        return 0
     if script == "turns":
         period = int((TONE_S + PAUSE_S) / FRAME_S)
         return int(TONE_S / FRAME_S) if i >= lead and (i - lead) % period == 0 else 0
@@ -289,7 +292,8 @@ def run_n(args: argparse.Namespace, n: int, profile: Path | None = None) -> dict
     load_after = os.getloadavg()
     latencies = [x * 1000 for c in calls for x in c.latencies]
     barges = [x * 1000 for c in calls for x in c.barges]
-    failed = [c for c in calls if c.error or not c.latencies]
+    replies_due = args.script != "silence"
+    failed = [c for c in calls if c.error or (replies_due and not c.latencies)]
     wall = max(window.wall, 1e-9)
     server_pct, client_pct = 100 * window.server / wall, 100 * window.client / wall
     p50, p95 = pct(latencies, 50), pct(latencies, 95)
@@ -347,9 +351,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="N = 1, 5 for 10 s")
     parser.add_argument(
         "--script",
-        choices=["turns", "barge"],
+        choices=["turns", "barge", "silence"],
         default="turns",
-        help="turns: a 0.6 s tone every 3 s; barge: the voice load client's 'full' script",
+        help="turns: a 0.6 s tone every 3 s; barge: the voice load client's 'full' script; "
+        "silence: only silence (idle cost)",
     )
     parser.add_argument(
         "--profile",
