@@ -377,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     vads = ["energy", "silero"] if args.vad == "both" else [args.vad]
     facts = common.machine_facts(peers=args.with_peers)
     facts["niceness"] = common.raise_priority(args.nice)
+    facts["autogroup"] = common.autogroup()
     print(json.dumps(facts, indent=1), f"\nresults in {args.out}", flush=True)
 
     def broke(res: Result) -> bool:

@@ -17,133 +17,63 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
+from collections.abc import Mapping
 from typing import Any
 
-from parley.telephony.twilio_wire import DTMF_DIGITS, decode_payload, encode_payload
 from parley.telephony.wire import (
     CarrierError,
-    Connected,
-    DtmfReceived,
     FieldProblem,
-    MarkEchoed,
-    MediaReceived,
+    Handler,
+    JsonStreamCodec,
     ProtocolError,
-    StreamEvent,
     StreamStarted,
-    StreamStopped,
-    field_error,
-    get_int,
     get_object,
     get_str,
-    load_object,
     string_map,
+    ulaw_format,
 )
 
 PCMU = "PCMU"
 
 
-class TelnyxCodec:
+class TelnyxCodec(JsonStreamCodec):
     """Telnyx JSON ⇄ ``parley.telephony.wire`` events. Stateless and pure."""
 
     name = "telnyx"
+    stream_field = "stream_id"
+    stream_default = ""  # only ``start`` must name the stream
+    call_field = "call_control_id"
+    stream_in_outbound = False
 
-    def parse(self, text: str | bytes) -> StreamEvent | ProtocolError:
-        data = load_object(text)
-        if isinstance(data, ProtocolError):
-            return data
-        event = data.get("event")
-        try:
-            if event == "media":
-                return self._media(data)
-            if event == "start":
-                return self._start(data)
-            if event == "mark":
-                mark = get_object(data, "mark")
-                if isinstance(mark, ProtocolError):
-                    return mark
-                stream = get_str(data, "stream_id", "mark", default="")
-                return MarkEchoed(stream, get_str(mark, "name", "mark"))
-            if event == "dtmf":
-                dtmf = get_object(data, "dtmf")
-                if isinstance(dtmf, ProtocolError):
-                    return dtmf
-                digit = get_str(dtmf, "digit", "dtmf")
-                if digit not in DTMF_DIGITS:
-                    return ProtocolError("bad_field", f"dtmf.digit {digit[:8]!r} is not a key")
-                return DtmfReceived(get_str(data, "stream_id", "dtmf", default=""), digit)
-            if event == "stop":
-                stop = data.get("stop")
-                stop = stop if isinstance(stop, dict) else {}
-                return StreamStopped(
-                    get_str(data, "stream_id", "stop", default=""),
-                    get_str(stop, "call_control_id", "stop", default=""),
-                )
-            if event == "error":
-                payload = data.get("payload")
-                payload = payload if isinstance(payload, dict) else {}
-                return CarrierError(
-                    get_str(data, "stream_id", "error", default=""),
-                    get_str(payload, "code", "error", default=""),
-                    get_str(payload, "detail", "error", default="")
-                    or get_str(payload, "title", "error", default=""),
-                )
-            if event == "connected":
-                return Connected("", get_str(data, "version", "connected", default=""))
-        except FieldProblem as exc:
-            return field_error(exc)
-        return ProtocolError("unknown_event", f"unknown event {str(event)[:40]!r}")
+    def extra_events(self) -> Mapping[str, Handler]:
+        return {"error": self._error}
 
-    def _start(self, data: dict[str, Any]) -> StreamStarted | ProtocolError:
+    def parse_start(self, data: dict[str, Any]) -> StreamStarted | ProtocolError:
         start = get_object(data, "start")
         if isinstance(start, ProtocolError):
             return start
-        fmt = start.get("media_format") or {"encoding": PCMU, "sample_rate": 8000, "channels": 1}
-        if not isinstance(fmt, dict):
-            return ProtocolError("bad_field", "start.media_format must be an object")
-        encoding = get_str(fmt, "encoding", "start.media_format", default=PCMU)
-        rate = get_int(fmt, "sample_rate", "start.media_format", default=8000)
-        channels = get_int(fmt, "channels", "start.media_format", default=1)
-        if encoding.upper() != PCMU or rate != 8000 or channels != 1:
-            return ProtocolError(
-                "unsupported_format",
-                f"media format {encoding} {rate} Hz x{channels} is not PCMU 8 kHz mono",
-            )
+        fmt = ulaw_format(start, "media_format", "sample_rate", PCMU)
+        if isinstance(fmt, ProtocolError):
+            return fmt
         return StreamStarted(
             stream_id=get_str(data, "stream_id", "start"),
             call_id=get_str(start, "call_control_id", "start"),
             account_id=get_str(start, "user_id", "start", default=""),
             parameters=_custom_parameters(start.get("custom_parameters")),
-            encoding=PCMU,
-            sample_rate=rate,
-            channels=channels,
+            encoding=fmt.encoding,
+            sample_rate=fmt.sample_rate,
+            channels=fmt.channels,
         )
 
-    def _media(self, data: dict[str, Any]) -> MediaReceived | ProtocolError:
-        media = get_object(data, "media")
-        if isinstance(media, ProtocolError):
-            return media
-        payload = decode_payload(media.get("payload"), "media")
-        if isinstance(payload, ProtocolError):
-            return payload
-        return MediaReceived(
-            stream_id=get_str(data, "stream_id", "media", default=""),
-            payload=payload,
-            track=get_str(media, "track", "media", default="inbound"),
-            chunk=get_int(media, "chunk", "media"),
-            timestamp_ms=get_int(media, "timestamp", "media"),
+    def _error(self, data: dict[str, Any]) -> CarrierError:
+        payload = data.get("payload")
+        payload = payload if isinstance(payload, dict) else {}
+        return CarrierError(
+            self.stream_of(data, "error"),
+            get_str(payload, "code", "error", default=""),
+            get_str(payload, "detail", "error", default="")
+            or get_str(payload, "title", "error", default=""),
         )
-
-    # --- outbound -----------------------------------------------------------------------
-
-    def media(self, stream_id: str, ulaw: bytes) -> str:
-        return json.dumps({"event": "media", "media": {"payload": encode_payload(ulaw)}})
-
-    def mark(self, stream_id: str, name: str) -> str:
-        return json.dumps({"event": "mark", "mark": {"name": name}})
-
-    def clear(self, stream_id: str) -> str:
-        return json.dumps({"event": "clear"})
 
 
 def _custom_parameters(value: Any) -> dict[str, str]:
