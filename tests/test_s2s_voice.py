@@ -331,3 +331,40 @@ async def test_an_upstream_that_cannot_be_reached_ends_the_session_with_error(
     assert ended["reason"] == "ERROR"
     session = await app.services.store.get_session(session_id)
     assert session is not None and session.end_reason == "ERROR"
+
+
+async def test_typed_text_in_a_voice_session_goes_to_the_same_model(
+    gemini_app: Callable[..., Any],
+) -> None:
+    fake = FakeGeminiLive([Reply(says="We open at noon.", chunks=2)])
+    app = await gemini_app(fake, "gemini_live")
+    caller, session_id = await open_caller(app, "rt")
+    await caller.send({"type": "text", "text": "When do you open?"})
+    await caller.until("done")
+    assert fake.connections[0].texts == ["When do you open?"]
+    assert await until_stored(app, session_id, lambda m: len(m) == 2) == [
+        ("user", "When do you open?", False),
+        ("assistant", "We open at noon.", False),
+    ]
+    await caller.ws.close()
+
+
+async def test_chat_without_a_voice_session_is_answered_over_a_text_turn(
+    gemini_app: Callable[..., Any],
+) -> None:
+    """Plain chat on a realtime agent: one short upstream session per model call,
+    seeded with the history, the user's text sent up, the transcript streamed back."""
+    fake = FakeGeminiLive(
+        [Reply(says="Hi, how can I help?", chunks=2), Reply(says="At noon.", chunks=1)]
+    )
+    app = await gemini_app(fake, "gemini_live")
+    client = app.client()
+    await client.create_session("rt")
+    first = [e async for e in client.send("Hello")]
+    assert any(e.event == "assistant_message" for e in first)
+    second = [e async for e in client.send("When do you open?")]
+    said = [e.data["text"] for e in second if e.event == "assistant_message"]
+    assert said == ["At noon."]
+    assert [c.texts for c in fake.connections] == [["Hello"], ["When do you open?"]]
+    assert fake.connections[1].seeded == [("user", "Hello"), ("model", "Hi, how can I help?")]
+    await client.aclose()
