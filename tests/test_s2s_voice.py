@@ -326,7 +326,8 @@ async def test_an_upstream_that_cannot_be_reached_ends_the_session_with_error(
     app = await gemini_app(fake, "gemini_live")
     caller, session_id = await open_caller(app, "rt")
     error = await caller.until("error")
-    assert error["code"] == "upstream_failed" and "401" in error["message"]
+    assert error["code"] == "upstream_failed"
+    assert "401" not in error["message"]  # the provider's text stays in the server log
     ended = await caller.until("session_ended")
     assert ended["reason"] == "ERROR"
     session = await app.services.store.get_session(session_id)

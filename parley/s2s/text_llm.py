@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -32,7 +33,10 @@ from parley.s2s.base import (
 )
 from parley.s2s.factory import s2s_config
 
+log = logging.getLogger(__name__)
+
 CALL_TIMEOUT_S = 60.0
+UNAVAILABLE = "Sorry, I can't answer right now. Please try again in a moment."
 TOOL_RESULTS_NOTE = "(Tool results: {results}. Answer the user using them.)"
 
 
@@ -78,9 +82,10 @@ class UpstreamTextLLM:
                     elif isinstance(event, TurnComplete):
                         return
                     elif isinstance(event, UpstreamError) and not event.retryable:
-                        raise EngineError(event.message, code="upstream_failed")
+                        log.warning("realtime text turn failed upstream: %s", event.message)
+                        raise EngineError(UNAVAILABLE, code="upstream_failed")
         except TimeoutError:
-            raise EngineError("the realtime model did not answer", code="llm_timeout") from None
+            raise EngineError(UNAVAILABLE, code="llm_timeout") from None
         finally:
             await upstream.close()
 

@@ -353,12 +353,13 @@ class S2SVoiceSession(VoiceSession):
         self._write(lambda: self.realtime.heard(text))
 
     async def _upstream_error(self, message: str, retryable: bool, code: str | None) -> None:
+        """The provider's own text stays in the log; the caller hears a sentence."""
         log.warning("session %s: upstream error %s: %s", self.session_id, code, message)
         if retryable:
-            await self.events.emit(Error("upstream_unavailable", message))
+            await self.events.emit(Error("upstream_unavailable", UPSTREAM_TROUBLE))
             self.responder.respond(None, say=UPSTREAM_TROUBLE)
             return
-        await self.events.emit(Error("upstream_failed", message))
+        await self.events.emit(Error("upstream_failed", UPSTREAM_LOST))
         self.responder.respond(None, say=UPSTREAM_LOST)
         if self._on_fatal is not None:
             self.tasks.spawn(self._end_after_apology())
