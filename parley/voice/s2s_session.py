@@ -7,7 +7,8 @@ model (``parley/s2s``), the model's audio comes down through the same ``AudioOut
 one history through ``RealtimeTurns``.
 
 * Input: PCM at the client's rate → 16 kHz → ``send_audio`` (all of it: the provider's
-  VAD takes the turns; in push-to-talk mode only while the key is down). Typed text
+  VAD takes the turns; in push-to-talk mode only while the key is down, then a second of
+  silence so the provider's VAD ends the turn). Typed text
   and card clicks are stored as the user's message and sent up as text.
 * Output: ``AudioOut`` (24 kHz) → the output rate → ``AudioOutput.enqueue``; transcript
   deltas go to the client as ``assistant_text``/``assistant_delta`` in step with the
@@ -73,6 +74,7 @@ __all__ = ["S2SVoiceSession"]
 UPSTREAM_TROUBLE = "Sorry, I lost my connection for a moment. Please say that again."
 UPSTREAM_LOST = "Sorry, I can't continue this call right now. Please try again later."
 DRAIN_POLL_S = 0.02
+PTT_TAIL_S = 1.0  # silence sent after a push-to-talk key-up, for the provider's VAD
 CLOSE_WRITES_S = 5.0
 
 ConfigSource = Callable[[], Awaitable[s2s.S2SConfig]]
@@ -179,6 +181,8 @@ class S2SVoiceSession(VoiceSession):
         self._ptt_down = down
         if down and self.audio.busy:  # the key cuts the agent, as in the cascaded loop
             self._cut_answer(self.clock.monotonic(), notify=True)
+        if not down and self._connected:  # silence after the key-up ends the provider's turn
+            await self.upstream.send_audio(bytes(2 * int(s2s.INPUT_RATE * PTT_TAIL_S)))
 
     def user_turn(self, user: UserInput, timings: Timings | None = None) -> None:
         text = user.text.strip()
