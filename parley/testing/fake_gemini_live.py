@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
@@ -58,6 +59,7 @@ class FakeGeminiLive(FakeServerBase):
                 audio = message["realtimeInput"].get("audio")
                 if audio:
                     size = len(base64.b64decode(audio["data"]))
+                    record.audio_times.append(time.monotonic())
                     record.audio_bytes += size
                     record.turn_bytes += size
                     if record.turn_bytes >= self.bytes_per_turn and not closing:
@@ -84,6 +86,7 @@ class FakeGeminiLive(FakeServerBase):
 
     async def _answer(self, ws: ServerConnection, reply: Reply) -> bool:
         """Play one reply; True when a goAway was sent (the connection then closes)."""
+        await self.think()
         if reply.heard:
             await _content(ws, {"inputTranscription": {"text": reply.heard}})
         if reply.tool_call is not None:
