@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
+import itertools
 import json
 import statistics
 import tempfile
@@ -194,7 +194,7 @@ async def swap_gap(swaps: int) -> dict[str, Any]:
             old, new = fake.connections[0], fake.connections[-1]
             holds.append(new.audio_times[0] - old.audio_times[-1])
             times = sorted(t for c in fake.connections for t in c.audio_times)
-            gaps.append(max(b - a for a, b in zip(times, times[1:], strict=False)))
+            gaps.append(max(b - a for a, b in itertools.pairwise(times)))
             lost.append(sent - fake.audio_bytes)
             assert fake.resumed_with, "no resumption happened"
     return {
