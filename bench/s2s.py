@@ -15,7 +15,13 @@ SQLite) with a realtime agent pointed at it, and the clients.
   the new connection minus the last on the old), the longest gap between consecutive
   caller-audio arrivals, and the bytes lost (sent minus received).
 
-Usage: ``.venv/bin/python bench/s2s.py [--turns 20] [--delay 0.2] [--swaps 10]``
+- **CPU per session** (``--load N``): N callers in a child process stream real-time audio
+  for ``--seconds`` through Parley to the fake Gemini (which answers every 3 s of caller
+  audio with 1 s of speech). The CPU time of the Parley + fake process over the window,
+  minus a control run where the same callers speak straight to the fake, is Parley's
+  cost; divided by the session-seconds it gives CPU per session and sessions per core.
+
+Usage: ``.venv/bin/python bench/s2s.py [--turns 20] [--delay 0.2] [--swaps 10] [--load 20]``
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ import argparse
 import asyncio
 import itertools
 import json
+import resource
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -122,6 +130,7 @@ async def with_parley(fake: FakeServerBase, engine: str, work: Any) -> Any:
             data_dir=Path(tmp) / "data",
             agents_dir=agents,
             database_url=f"sqlite+aiosqlite:///{tmp}/p.db",
+            session_rate_limit=100_000,  # every caller comes from 127.0.0.1
             **keys,
         )
         async with serve_app(create_app(settings)) as base:
@@ -221,14 +230,112 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
+# --- CPU per session ----------------------------------------------------------------
+
+
+async def caller(url: str, seconds: float, direct: bool) -> int:
+    """One real-time caller (child process): 20 ms frames for ``seconds``; returns the
+    model audio bytes it received."""
+    ws = await websockets.connect(url, max_size=None)
+    if direct:
+        await ws.send(gemini_wire.encode_setup(S2SConfig()))
+        await ws.recv()
+    else:
+        await ws.send(json.dumps({"type": "start", "agent": "rt", "sample_rate": RATE}))
+    got = 0
+
+    async def read() -> None:
+        nonlocal got
+        async for msg in ws:
+            got += len(msg)
+
+    reader = asyncio.create_task(read())
+    stream = TURN * int(seconds + 1)
+    start = time.perf_counter()
+    for n, i in enumerate(range(0, int(RATE * 2 * seconds), FRAME)):
+        frame = stream[i : i + FRAME]
+        await ws.send(gemini_wire.encode_audio(frame) if direct else frame)
+        await asyncio.sleep(max(0.0, start + (n + 1) * 0.02 - time.perf_counter()))
+    reader.cancel()
+    await ws.close()
+    return got
+
+
+async def callers_main(url: str, n: int, seconds: float, direct: bool) -> None:
+    got = await asyncio.gather(*(caller(url, seconds, direct) for _ in range(n)))
+    print(json.dumps({"received_bytes": sum(got)}))
+
+
+async def cpu_window(url: str, n: int, seconds: float, direct: bool) -> tuple[float, str]:
+    """CPU seconds this process used while ``n`` callers (a child process) ran."""
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--callers",
+        url,
+        str(n),
+        str(seconds),
+        str(int(direct)),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await child.communicate()
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return used, out.decode().strip()
+
+
+async def cpu_per_session(n: int, seconds: float) -> dict[str, Any]:
+    fake = FakeGeminiLive(
+        [Reply(heard="Hello.", says="Hi there.", chunks=50) for _ in range(100 * n)],
+        bytes_per_turn=3 * len(TURN),
+    )
+    async with fake.running():
+        control, control_out = await cpu_window(
+            gemini_wire.ws_url(fake.base_url, "k"), n, seconds, direct=True
+        )
+
+        async def through(url: str) -> tuple[float, str]:
+            return await cpu_window(url, n, seconds, direct=False)
+
+        total, out = await with_parley(fake, "gemini_live", through)
+    for text in (control_out, out):
+        assert text and json.loads(text)["received_bytes"] > 0, f"callers failed: {text!r}"
+    parley = max(0.0, total - control)
+    per_session = parley / (n * seconds)
+    return {
+        "sessions": n,
+        "seconds": seconds,
+        "cpu_s_with_parley": round(total, 2),
+        "cpu_s_fake_only": round(control, 2),
+        "parley_cpu_per_session_pct": round(per_session * 100, 2),
+        "sessions_per_core_at_70pct": round(0.7 / per_session, 1) if per_session else None,
+        "callers": [control_out, out],
+    }
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--turns", type=int, default=20)
     parser.add_argument("--delay", type=float, default=0.2)
     parser.add_argument("--swaps", type=int, default=10)
+    parser.add_argument("--load", type=int, nargs="*", default=[], help="caller counts")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--callers", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    results = [await latency(e, args.turns, args.delay) for e in ("gemini_live", "openai_realtime")]
-    results.append(await swap_gap(args.swaps))
+    if args.callers:  # the child process of --load
+        url, n, seconds, direct = args.callers
+        await callers_main(url, int(n), float(seconds), direct == "1")
+        return
+    results: list[dict[str, Any]] = []
+    if args.turns:
+        results += [
+            await latency(e, args.turns, args.delay) for e in ("gemini_live", "openai_realtime")
+        ]
+    if args.swaps:
+        results.append(await swap_gap(args.swaps))
+    for n in args.load:
+        results.append(await cpu_per_session(n, args.seconds))
     print(json.dumps(results, indent=2))
 
 
