@@ -369,3 +369,42 @@ async def test_chat_without_a_voice_session_is_answered_over_a_text_turn(
     assert [c.texts for c in fake.connections] == [["Hello"], ["When do you open?"]]
     assert fake.connections[1].seeded == [("user", "Hello"), ("model", "Hi, how can I help?")]
     await client.aclose()
+
+
+async def test_openai_session_cap_is_rebuilt_from_the_history(
+    gemini_app: Callable[..., Any],
+) -> None:
+    """OpenAI's 60-minute cap (``session_expired`` mid-answer, then the socket closes):
+    a new session seeded with the history carries on; no caller audio is lost."""
+    up_bytes = TURN_BYTES * 3 // 2 - 2_000
+    fake = FakeOpenAIRealtime(
+        [
+            Reply(heard="First.", says="Hello there.", chunks=2),
+            Reply(heard="Again.", says="one two three", chunks=3, go_away_after=0),
+            Reply(heard="Third.", says="Back again.", chunks=2),
+        ],
+        bytes_per_turn=up_bytes,
+    )
+    app = await gemini_app(fake, "openai_realtime")
+    caller, session_id = await open_caller(app, "rt")
+    await caller.speak(utterance("first"))
+    await caller.until("done")  # played out: the next turn is no barge-in
+    await caller.speak(utterance("again"))
+    await caller.until("done")  # the expired answer ends (abandoned) when its socket closes
+    await caller.speak(utterance("third"))
+    stored = await until_stored(app, session_id, lambda m: len(m) == 6)
+    assert stored == [
+        ("user", "First.", False),
+        ("assistant", "Hello there.", False),
+        ("user", "Again.", False),
+        ("assistant", "one", True),  # what arrived before the session expired
+        ("user", "Third.", False),
+        ("assistant", "Back again.", False),
+    ]
+    assert len(fake.connections) == 2
+    assert fake.connections[1].seeded[:3] == [
+        ("user", "First."),
+        ("assistant", "Hello there."),
+        ("user", "Again."),
+    ]
+    await caller.ws.close()

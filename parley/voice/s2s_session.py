@@ -311,11 +311,13 @@ class S2SVoiceSession(VoiceSession):
             return
         answer.heard = answer.unstored_heard(heard)
 
-    def _store_answer(self, answer: ModelAnswer) -> None:
+    def _store_answer(self, answer: ModelAnswer, *, abandoned: bool = False) -> None:
+        """``abandoned``: the answer ended with no final transcript (its socket died):
+        what arrived of it is stored, marked interrupted."""
         if answer.heard is not None:
             text, interrupted = answer.heard, True
         else:
-            text, interrupted = "".join(answer.parts).strip(), False
+            text, interrupted = "".join(answer.parts).strip(), abandoned
         answer.parts = []
         answer.stored = (answer.stored + " " + text).strip()
         if text or interrupted:
@@ -327,7 +329,7 @@ class S2SVoiceSession(VoiceSession):
             if tail:
                 self.audio.enqueue(tail, "", answer.generation, extend=False)
         if answer.parts or (answer.heard is not None and not answer.final_seen):
-            self._store_answer(answer)
+            self._store_answer(answer, abandoned=not answer.final_seen)
         if answer.started:
             self.tasks.spawn(self._end_when_played(answer))
         if answer.started:
