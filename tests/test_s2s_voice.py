@@ -408,3 +408,34 @@ async def test_openai_session_cap_is_rebuilt_from_the_history(
         ("user", "Again."),
     ]
     await caller.ws.close()
+
+
+@pytest.mark.parametrize("complete_after_interrupt", [True, False])
+async def test_gemini_interrupted_answer_is_stored_cut_and_the_next_one_plays(
+    gemini_app: Callable[..., Any], complete_after_interrupt: bool
+) -> None:
+    """``serverContent.interrupted`` clears the caller's playback at once and the answer is
+    stored as heard, marked interrupted; the next answer plays whether or not the provider
+    closed the interrupted one with ``turnComplete``."""
+    words = " ".join(f"w{i}" for i in range(1, 21))
+    fake = FakeGeminiLive(
+        [
+            Reply(heard="Tell me.", says=words, chunks=20, interrupt_after=4),
+            Reply(heard="Next.", says="Fine.", chunks=2),
+        ],
+        bytes_per_turn=TURN_BYTES,
+        complete_after_interrupt=complete_after_interrupt,
+    )
+    app = await gemini_app(fake, "gemini_live")
+    caller, session_id = await open_caller(app, "rt")
+    await caller.speak(utterance("tell me"))
+    await caller.until("interrupted")
+    await caller.speak(utterance("next"))
+    stored = await until_stored(app, session_id, lambda m: len(m) == 4)
+    assert stored[0] == ("user", "Tell me.", False)
+    role, cut, interrupted = stored[1]
+    assert role == "assistant" and interrupted and words.startswith(cut)
+    assert stored[2:] == [("user", "Next.", False), ("assistant", "Fine.", False)]
+    await caller.until("done")
+    assert caller.of("assistant_text")[-1]["status"] == "end"
+    await caller.ws.close()

@@ -32,12 +32,15 @@ class FakeGeminiLive(FakeServerBase):
         bytes_per_turn: int = 3200,
         accept_handles: bool = True,
         keep_reading_after_go_away: bool = False,
+        complete_after_interrupt: bool = True,
     ) -> None:
         super().__init__(script, bytes_per_turn=bytes_per_turn)
         self.accept_handles = accept_handles
         # After a goAway a real server goes on reading until the client leaves (or its
         # timeLeft runs out): caller audio that crossed the goAway is still received.
         self.keep_reading_after_go_away = keep_reading_after_go_away
+        # False: an interrupted answer gets no turnComplete (the next turn just begins)
+        self.complete_after_interrupt = complete_after_interrupt
         self.handles_issued: list[str] = []
         self.resumed_with: list[str] = []
 
@@ -106,6 +109,8 @@ class FakeGeminiLive(FakeServerBase):
                 went_away = True
             if reply.interrupt_after == index:
                 await _content(ws, {"interrupted": True})
+                if not self.complete_after_interrupt:
+                    return went_away  # no generationComplete / turnComplete for it
                 break
             if reply.drop_after == index:
                 await ws.close(1011, "internal error")

@@ -239,6 +239,8 @@ class S2SVoiceSession(VoiceSession):
                     await self.events.emit(Transcript("".join(self._heard_partial), final=False))
             case s2s.InputTranscript(text, final=True):
                 self._heard_partial = []
+                if answer.muted:  # a cut answer ends here if its TurnComplete never came
+                    await self._finish(answer)
                 await self._caller_said(text.strip())
             case s2s.Interrupted():
                 if self.audio.busy or answer.started:
