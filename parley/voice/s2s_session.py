@@ -221,8 +221,10 @@ class S2SVoiceSession(VoiceSession):
         answer = self._answer
         match event:
             case s2s.AudioOut(pcm, item_id):
+                answer = await self._next_if_cut(answer, item_id)
                 await self._play(answer, pcm, item_id)
-            case s2s.OutputTranscript(text, final=False):
+            case s2s.OutputTranscript(text, final=False, item_id=item_id):
+                answer = await self._next_if_cut(answer, item_id)
                 if not answer.muted and text:
                     await self._open(answer)
                     answer.add_text(text)
@@ -261,6 +263,14 @@ class S2SVoiceSession(VoiceSession):
                 log.info("session %s: upstream goAway (%.1fs left)", self.session_id, time_left_s)
             case s2s.ResumptionHandle():
                 pass
+
+    async def _next_if_cut(self, answer: ModelAnswer, item_id: str | None) -> ModelAnswer:
+        """Output after a cut belongs to the next answer, unless it is a straggler of
+        the cut one (an item it already had): end the cut answer, return the current."""
+        if not answer.muted or (item_id is not None and item_id in answer.items):
+            return answer
+        await self._finish(answer)
+        return self._answer
 
     async def _open(self, answer: ModelAnswer) -> None:
         if not answer.started:
