@@ -57,13 +57,7 @@ def make_llm(
 
         return FakeLLM(), "fake"
     if agent.brain == "realtime":
-        # The speech-to-speech adapters (parley/s2s) are built but not yet served by the
-        # voice session: refuse at start rather than quietly run another brain.
-        raise ConfigError(
-            f"agent {agent.name!r}: brain: realtime is not served yet (the Gemini Live / "
-            "OpenAI Realtime adapters in parley/s2s are not wired into voice sessions); "
-            "use brain: llm or rules"
-        )
+        return _realtime_llm(agent, settings), "realtime"
     wants_llm = agent.brain == "llm" or (agent.brain == "auto" and settings.llm_base_url)
     if not wants_llm:
         from parley.brain.rules import RulesBrain
@@ -84,6 +78,27 @@ def make_llm(
         client=client,
     )
     return CustomerSafeLLM(llm), "llm"
+
+
+def _realtime_llm(agent: AgentSpec, settings: Settings) -> LLM:
+    """A speech-to-speech agent: its upstream is built once now, so a missing key, an
+    unknown ``engines.s2s`` or a bad base URL stops the server at start. Voice sessions
+    open their own upstream; typed chat without one is answered over a text turn."""
+    from parley.s2s.base import S2SConfigError
+    from parley.s2s.factory import build_upstream
+    from parley.s2s.text_llm import UpstreamTextLLM
+
+    name = (getattr(agent, "engines", {}) or {}).get("s2s")
+    if not name:
+        raise ConfigError(
+            f"agent {agent.name!r} uses brain: realtime but names no engines.s2s "
+            "(gemini_live or openai_realtime)"
+        )
+    try:
+        build_upstream(name, settings)
+    except S2SConfigError as exc:
+        raise ConfigError(f"agent {agent.name!r}: {exc}") from None
+    return UpstreamTextLLM(agent, lambda: build_upstream(name, settings))
 
 
 def make_coordinator(settings: Settings, clock: Clock) -> Coordinator:

@@ -120,7 +120,7 @@ async def serve_app(
 ) -> AsyncIterator[str]:
     """Start ``app`` on a free port of ``host`` in this event loop; yields its base
     URL; shuts it down (in the order above, with a short drain) on exit."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, 0))
     port = sock.getsockname()[1]

@@ -44,7 +44,10 @@ def check_data_dir(settings: Settings) -> str | None:
 def bind(host: str, port: int) -> socket.socket:
     """A listening-ready socket on ``host:port``; ``StartupError`` if it is taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP (not 0): asyncio turns Nagle off (TCP_NODELAY) only on sockets
+    # that say so, and accepted connections inherit it. With Nagle on, a small frame
+    # sent right after another waits ~40 ms for the client's delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

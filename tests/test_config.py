@@ -472,13 +472,41 @@ def test_llm_brain_without_llm_url_fails_at_start(tmp_path: Path) -> None:
         create_app(Settings(data_dir=tmp_path / "data", agents_dir=agents))
 
 
-def test_a_realtime_brain_is_refused_at_start_until_it_is_served(tmp_path: Path) -> None:
-    """``brain: realtime`` parses, but serving it is not wired yet: a clear start-up error,
-    never a quiet fallback to another brain."""
+@pytest.mark.parametrize(
+    ("agent", "settings", "error"),
+    [
+        ("brain: realtime\n", {}, "names no engines.s2s"),
+        ("brain: realtime\nengines: {s2s: gemini_live}\n", {}, "PARLEY_GEMINI_API_KEY"),
+        ("brain: realtime\nengines: {s2s: openai_realtime}\n", {}, "PARLEY_OPENAI_API_KEY"),
+        ("brain: realtime\nengines: {s2s: nova}\n", {}, "unknown engines.s2s 'nova'"),
+        (
+            "brain: realtime\nengines: {s2s: gemini_live}\n",
+            {"gemini_api_key": "k", "gemini_base_url": "ftp://example.org"},
+            "agent 's2s'",
+        ),
+    ],
+)
+def test_a_realtime_brain_that_cannot_connect_is_refused_at_start(
+    tmp_path: Path, agent: str, settings: dict[str, str], error: str
+) -> None:
+    """A missing key, engine or a bad base URL of ``brain: realtime`` is a start-up
+    error naming the agent, never a failure at the first call."""
     from parley.app import build_services
 
     agents = tmp_path / "agents"
     agents.mkdir()
-    (agents / "s2s.yaml").write_text("name: s2s\nbrain: realtime\n")
-    with pytest.raises(ConfigError, match="brain: realtime is not served yet"):
-        build_services(Settings(data_dir=tmp_path / "d", agents_dir=agents))
+    (agents / "s2s.yaml").write_text("name: s2s\n" + agent)
+    with pytest.raises(ConfigError, match=error):
+        build_services(Settings(data_dir=tmp_path / "d", agents_dir=agents, **settings))
+
+
+def test_a_realtime_brain_with_its_key_starts(tmp_path: Path) -> None:
+    from parley.app import build_services
+
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    (agents / "s2s.yaml").write_text("name: s2s\nbrain: realtime\nengines: {s2s: gemini_live}\n")
+    services = build_services(
+        Settings(data_dir=tmp_path / "d", agents_dir=agents, gemini_api_key="k")
+    )
+    assert services.brain.runtimes["s2s"].brain_kind == "realtime"

@@ -160,8 +160,12 @@ async def test_session_cap_rebuilds_from_history_keeping_audio(
             chunk = TURN[:800]
             sent.append(chunk)
             await upstream.send_audio(chunk)
+        # the expired socket's answer ends abandoned (a TurnComplete), then the new
+        # session answers the caller's next turn
+        seen += await events_until(events, lambda e: isinstance(e, TurnComplete))
         seen += await events_until(events, lambda e: isinstance(e, TurnComplete))
         await upstream.close()
+    assert [e for e in seen if isinstance(e, TurnComplete)] == [TurnComplete()] * 2
     assert len(fake.connections) == 2
     assert fake.connections[0].seeded == [
         ("user", "earlier question"),

@@ -83,10 +83,13 @@ def base_url(app: FastAPI) -> str:
 
 @pytest.fixture
 def browse(tmp_path: Path, base_url: str) -> Browse:
-    """``browse(mic_wav=None, deny_mic=False)``: a page on the app in a fresh profile."""
+    """``browse(mic_wav=None, deny_mic=False, path="/")``: a page on the app in a fresh
+    profile."""
 
     @asynccontextmanager
-    async def open_page(mic_wav: Path | None = None, deny_mic: bool = False) -> AsyncIterator[Page]:
+    async def open_page(
+        mic_wav: Path | None = None, deny_mic: bool = False, path: str = "/"
+    ) -> AsyncIterator[Page]:
         flags = list(BASE_FLAGS)
         if deny_mic:  # a fake device exists, but the permission prompt is turned down
             flags += ["--use-fake-device-for-media-stream", "--deny-permission-prompts"]
@@ -108,7 +111,7 @@ def browse(tmp_path: Path, base_url: str) -> Browse:
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             try:
-                await page.goto(base_url + "/")
+                await page.goto(base_url + path)
                 await page.wait_for_function("window.parley && window.parley.snapshot().sessionId")
                 yield page
             finally:

@@ -17,7 +17,7 @@ class AgentRuntime:
     agent: AgentSpec
     tools: dict[str, BoundTool]
     llm: LLM
-    brain_kind: str  # "rules" | "llm" | "fake"
+    brain_kind: str  # "rules" | "llm" | "fake" | "realtime"
 
     def tool_schemas(self) -> list[dict[str, Any]]:
         return [b.tool.openai_schema() for b in self.tools.values()]

@@ -45,6 +45,7 @@ from parley.channels.lifecycle import (
 from parley.channels.phone_output import CarrierOutput
 from parley.channels.phone_status import STATUS_TTL_S, call_session_key
 from parley.channels.raw_ws import ParleyApp, RawWebSocket
+from parley.channels.s2s_voice import voice_session_for
 from parley.channels.services import Services
 from parley.channels.telephony_http import StreamRefused
 from parley.channels.voice_ws import _greeting
@@ -68,7 +69,6 @@ from parley.telephony.twilio_wire import TwilioCodec
 from parley.telephony.wire import CarrierCodec, ProtocolError, StreamStarted
 from parley.voice.io import VoiceOptions
 from parley.voice.session import VoiceSession
-from parley.voice.turns import VoiceTurns
 
 log = logging.getLogger(__name__)
 
@@ -205,14 +205,14 @@ class PhoneStream:
         bind_session(session.id)
         options = phone_options()
         output = CarrierOutput(self.call, options, services.clock, self.send_text)
-        conn = VoiceSession(
-            turns=VoiceTurns(services.brain, session.id, CHANNEL),
-            agent=services.agents[session.agent],
+        conn = voice_session_for(
+            services,
+            session_id=session.id,
+            agent_name=session.agent,
             engines=engines,
             events=PhoneEvents(),
             audio=output,
             options=options,
-            clock=services.clock,
         )
         lifecycle = services.lifecycle
         greet, initial = await _greeting(services, session)

@@ -35,6 +35,7 @@ from parley.channels.lifecycle import (
 )
 from parley.channels.operator_leg import serve_human_leg
 from parley.channels.raw_ws import ParleyApp, RawWebSocket
+from parley.channels.s2s_voice import voice_session_for
 from parley.channels.services import Capacity, Services
 from parley.channels.transcript_policy import client_wire
 from parley.channels.voice_hold import Held, on_hold_frame
@@ -58,7 +59,6 @@ from parley.sessions.stats import SessionStats
 from parley.voice.io import VoiceOptions
 from parley.voice.pump import AudioPump
 from parley.voice.session import VoiceSession
-from parley.voice.turns import VoiceTurns
 
 log = logging.getLogger(__name__)
 
@@ -303,14 +303,14 @@ async def _serve_voice(
         "output_sample_rate": options.output_rate,
         "expires_at": session.expires_at.isoformat() if session.expires_at else None,
     }
-    conn = VoiceSession(
-        turns=VoiceTurns(services.brain, session.id, options.channel),
-        agent=services.agents[session.agent],
+    conn = voice_session_for(
+        services,
+        session_id=session.id,
+        agent_name=session.agent,
         engines=engines,
         events=transport,
         audio=AudioPump.for_options(options, transport, services.clock),
         options=options,
-        clock=services.clock,
     )
     await _attach(ws, conn, transport, services, session, ready)
 

@@ -11,7 +11,8 @@ socket is opened with the last resumption handle (Gemini), and if that is refuse
 is no handle, a fresh session is seeded with the history (the seeded turns plus every final
 transcript and typed text seen since). Then the buffered audio is flushed in order to the
 new socket before it becomes current, so no caller audio is lost. The old socket keeps
-being read until it finishes its answer (``TurnComplete``) or the server closes it.
+being read until it finishes its answer (``TurnComplete``) or the server closes it; a
+socket that ends in the middle of an answer yields a ``TurnComplete`` for it (abandoned).
 
 Errors. Opening a socket is retried with backoff (injected ``sleep``) when the failure may
 pass (refused, reset, HTTP 429/5xx); an authentication or setup rejection is not retried.
@@ -31,6 +32,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from parley.s2s.base import (
+    AudioOut,
     Capabilities,
     GoAway,
     HistoryTurn,
@@ -260,13 +262,18 @@ class UpstreamSession:
 
     async def _read(self, ws: ClientConnection) -> None:
         decoder = self._decoders.pop(ws)
+        answering = False  # the model's answer on this socket has begun and not ended
         try:
             async for message in ws:
                 for event in decoder.decode(message):
                     self._observe(event, current=ws is self._ws)
                     self._queue.put_nowait(event)
-                    if isinstance(event, TurnComplete) and ws is not self._ws:
-                        await ws.close()  # a swapped-out socket has finished its answer
+                    if isinstance(event, AudioOut | OutputTranscript):
+                        answering = True
+                    elif isinstance(event, TurnComplete):
+                        answering = False
+                        if ws is not self._ws:
+                            await ws.close()  # a swapped-out socket has finished its answer
         except ConnectionClosed:
             pass
         except ValueError as exc:  # a wire codec error: the provider broke the protocol
@@ -274,6 +281,10 @@ class UpstreamSession:
             await ws.close()
         finally:
             self._sockets.discard(ws)
+            if answering and not self._closed:
+                # the socket ended mid-answer (session expired, dropped): the answer is
+                # abandoned, so consumers waiting for its end are not left waiting
+                self._queue.put_nowait(TurnComplete())
         if ws is self._ws and not self._closed and self._swap is None:
             log.info("upstream dropped (%s); reconnecting", _close_reason(ws))
             self._start_swap()

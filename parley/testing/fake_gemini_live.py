@@ -6,7 +6,9 @@ the next scripted :class:`~parley.testing.s2s_script.Reply` (``inputTranscriptio
 ``modelTurn`` audio with ``outputTranscription``, ``turnComplete``, then a
 ``sessionResumptionUpdate``). A reply can issue a ``toolCall`` (the ``toolResponse`` is
 answered by the next reply), send ``goAway`` mid-answer (the connection finishes the answer
-and then closes), signal ``interrupted``, or drop the socket (close 1011).
+and then closes; with ``keep_reading_after_go_away`` it goes on receiving caller audio,
+answering nothing, until the client closes it), signal ``interrupted``, or drop the socket
+(close 1011).
 ``accept_handles=False`` refuses resumption.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
@@ -28,9 +31,16 @@ class FakeGeminiLive(FakeServerBase):
         *,
         bytes_per_turn: int = 3200,
         accept_handles: bool = True,
+        keep_reading_after_go_away: bool = False,
+        complete_after_interrupt: bool = True,
     ) -> None:
         super().__init__(script, bytes_per_turn=bytes_per_turn)
         self.accept_handles = accept_handles
+        # After a goAway a real server goes on reading until the client leaves (or its
+        # timeLeft runs out): caller audio that crossed the goAway is still received.
+        self.keep_reading_after_go_away = keep_reading_after_go_away
+        # False: an interrupted answer gets no turnComplete (the next turn just begins)
+        self.complete_after_interrupt = complete_after_interrupt
         self.handles_issued: list[str] = []
         self.resumed_with: list[str] = []
 
@@ -52,9 +62,10 @@ class FakeGeminiLive(FakeServerBase):
                 audio = message["realtimeInput"].get("audio")
                 if audio:
                     size = len(base64.b64decode(audio["data"]))
+                    record.audio_times.append(time.monotonic())
                     record.audio_bytes += size
                     record.turn_bytes += size
-                    if record.turn_bytes >= self.bytes_per_turn:
+                    if record.turn_bytes >= self.bytes_per_turn and not closing:
                         record.turn_bytes = 0
                         reply = self.next_reply()
             elif "clientContent" in message:
@@ -70,14 +81,15 @@ class FakeGeminiLive(FakeServerBase):
             elif "toolResponse" in message:
                 record.tool_results.extend(message["toolResponse"]["functionResponses"])
                 reply = self.next_reply()
-            if reply is not None:
-                closing = await self._answer(ws, reply) or closing
-            if closing:
-                await ws.close(1000, "session moved")
-                return
+            if reply is not None and not closing:
+                closing = await self._answer(ws, reply)
+                if closing and not self.keep_reading_after_go_away:
+                    await ws.close(1000, "session moved")
+                    return
 
     async def _answer(self, ws: ServerConnection, reply: Reply) -> bool:
         """Play one reply; True when a goAway was sent (the connection then closes)."""
+        await self.think()
         if reply.heard:
             await _content(ws, {"inputTranscription": {"text": reply.heard}})
         if reply.tool_call is not None:
@@ -97,6 +109,8 @@ class FakeGeminiLive(FakeServerBase):
                 went_away = True
             if reply.interrupt_after == index:
                 await _content(ws, {"interrupted": True})
+                if not self.complete_after_interrupt:
+                    return went_away  # no generationComplete / turnComplete for it
                 break
             if reply.drop_after == index:
                 await ws.close(1011, "internal error")

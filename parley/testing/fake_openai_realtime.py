@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
@@ -46,6 +47,7 @@ class FakeOpenAIRealtime(FakeServerBase):
                 await self._send(ws, {"type": "session.updated", "session": event["session"]})
             elif kind == "input_audio_buffer.append":
                 size = len(base64.b64decode(event["audio"]))
+                record.audio_times.append(time.monotonic())
                 record.audio_bytes += size
                 record.turn_bytes += size
                 if record.turn_bytes >= self.bytes_per_turn:
@@ -93,6 +95,7 @@ class FakeOpenAIRealtime(FakeServerBase):
 
     async def _respond(self, ws: ServerConnection, reply: Reply) -> bool:
         """Play one reply as a response; True when the session expired mid-answer."""
+        await self.think()
         response_id = self._id("resp")
         item_id = self._id("item")
         await self._send(ws, {"type": "response.created", "response": {"id": response_id}})

@@ -94,6 +94,9 @@ class Connection:
     truncates: list[dict[str, Any]] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
     path: str = ""
+    audio_times: list[float] = field(
+        default_factory=list
+    )  # monotonic arrival of each audio message
 
 
 class FakeServerBase:
@@ -104,6 +107,7 @@ class FakeServerBase:
         self.bytes_per_turn = bytes_per_turn
         self.connections: list[Connection] = []
         self.refuse: list[int] = []  # HTTP statuses for the next handshakes, in order
+        self.reply_delay_s = 0.0  # a model's thinking time before each reply (benchmarks)
         self._server: Server | None = None
         self.port = 0
 
@@ -114,6 +118,11 @@ class FakeServerBase:
     @property
     def audio_bytes(self) -> int:
         return sum(c.audio_bytes for c in self.connections)
+
+    async def think(self) -> None:
+        """Wait ``reply_delay_s`` before answering (a real model's time to first audio)."""
+        if self.reply_delay_s > 0:
+            await asyncio.sleep(self.reply_delay_s)
 
     def next_reply(self) -> Reply:
         return self.script.pop(0) if self.script else Reply()
