@@ -130,7 +130,12 @@ def _parse_cmn(value: str) -> str:
 
 
 class PocketsphinxSTT:
-    """Streaming recogniser; see the module docstring for the design."""
+    """Streaming recogniser; see the module docstring for the design.
+
+    ``phone_grade``: tuned for 8 kHz phone speech (noise floor, language weight,
+    background words, cepstral seed) and, unless ``phone_band_transform`` is False, the
+    acoustic model moved to the phone band (:mod:`parley.engines.phone_band`).
+    """
 
     capabilities = STTCapabilities(sample_rate=SAMPLE_RATE, streaming=True)
 
@@ -141,6 +146,7 @@ class PocketsphinxSTT:
         slots: Mapping[str, Sequence[str]] | None = None,
         cmninit: str | None = None,
         phone_grade: bool = False,
+        phone_band_transform: bool | None = None,
     ) -> None:
         try:
             import pocketsphinx
@@ -158,6 +164,7 @@ class PocketsphinxSTT:
         self.noise_floor_rms = PHONE_NOISE_FLOOR_RMS if phone_grade else NOISE_FLOOR_RMS
         if phone_grade:
             self._config["lw"] = PHONE_LANGUAGE_WEIGHT
+        if phone_grade if phone_band_transform is None else phone_band_transform:
             self._write_phone_band_transform()
         if phrases:
             self._write_domain_model(phrases, slots)

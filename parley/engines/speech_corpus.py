@@ -167,6 +167,8 @@ def _class_index() -> dict[tuple[str, ...], str]:
     for name, members in CLASSES.items():
         for member in members:
             index.setdefault(tuple(member.split()), name)
+    for first, last in itertools.product(FIRST_NAMES, SURNAMES):  # any full name is one span
+        index.setdefault((first, last), "name")
     return index
 
 
