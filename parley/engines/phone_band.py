@@ -141,20 +141,25 @@ def _lag(wide: bytes, narrow: bytes) -> int:
     """Samples by which ``narrow`` trails ``wide`` (filter delays), 0..MAX_LAG."""
     a = np.frombuffer(wide, dtype="<i2").astype(np.float64)
     b = np.frombuffer(narrow, dtype="<i2").astype(np.float64)
-    n = min(a.size, b.size) - MAX_LAG
-    if n <= 0:
+    n = min(a.size, b.size)
+    if n <= MAX_LAG:
         return 0
-    scores = [float(np.dot(a[:n], b[lag : lag + n])) for lag in range(MAX_LAG + 1)]
-    return int(np.argmax(scores))
+    size = 1 << (2 * n - 1).bit_length()
+    corr = np.fft.irfft(np.fft.rfft(b[:n], size) * np.conj(np.fft.rfft(a[:n], size)), size)
+    return int(np.argmax(corr[: MAX_LAG + 1]))
 
 
 def fit_transform(pairs: Iterable[tuple[bytes, bytes]]) -> tuple[Floats, Floats]:
     """``(A, b)`` with narrowband ≈ A · wideband + b over the cepstral-mean-normalised
-    frames of (wideband, narrowband) utterance pairs."""
+    frames of (wideband, narrowband) utterance pairs. The pairs share one line: its
+    delay is measured on the first pair."""
     wides: list[Floats] = []
     narrows: list[Floats] = []
+    lag: int | None = None
     for wide, narrow in pairs:
-        narrow = narrow[2 * _lag(wide, narrow) :]
+        if lag is None:
+            lag = _lag(wide, narrow)
+        narrow = narrow[2 * lag :]
         w, n = cepstra(wide), cepstra(narrow)
         m = min(len(w), len(n))
         if m < 10:
