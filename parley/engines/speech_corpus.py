@@ -154,7 +154,7 @@ class SpeechCorpus:
     topics: tuple[str, ...]  # topics in carrier frames
     agent_text: tuple[str, ...] = field(default=())  # the agent's own sentences
 
-    def weighted(self, phrase_weight: int = 3, agent_weight: int = 1) -> list[str]:
+    def weighted(self, phrase_weight: int = 6, agent_weight: int = 1) -> list[str]:
         """One list in which each phrase counts ``phrase_weight`` times."""
         return [*self.phrases * phrase_weight, *self.topics, *self.agent_text * agent_weight]
 
