@@ -10,11 +10,16 @@ and recognised in two channel conditions:
   and decoded (G.711, as Twilio carries it), then back to 16 kHz with the streaming
   resampler the phone call uses (``parley.telephony.call.PhoneCall``).
 
+Also ``[dev]`` and ``[dev2]``: the sentences the phone-grade settings were tuned on.
+
 Recognisers (``--stt``): ``demo`` is the demo agent's engine as ``EngineHub`` builds it;
-``phone`` is the same agent's phone-grade engine (``phone_grade=True``: narrowband front
-end + a language model with background unigrams). One decoder per voice is reused across
-its utterances, fed in 20 ms frames with the voice loop's 300 ms pre-roll and 500 ms of
-trailing silence. CPU-light on purpose: two voices, 35 sentences.
+``phone`` is the same agent's phone-grade engine as calls and 8 kHz uploads get it
+(``build_phone_stt``: the phone-band transform + a language model of the agent's whole
+corpus with background unigrams); ``phone-plain`` is the phone-grade engine of the
+listed phrases only, ``phone-no-transform`` the corpus model without the transform.
+One decoder per voice is reused across its utterances, fed in 20 ms frames with the
+voice loop's 300 ms pre-roll and 500 ms of trailing silence. CPU-light on purpose: two
+voices, 75 sentences.
 
 Usage: ``.venv/bin/python bench/phone_stt.py [--stt demo,phone] [--json out.json] [-v]``
 """
@@ -50,7 +55,7 @@ from parley.audio.resample import resample  # noqa: E402
 from parley.config import load_agents  # noqa: E402
 from parley.engines.arpa import normalize  # noqa: E402
 from parley.engines.base import STT  # noqa: E402
-from parley.engines.factory import speech_phrases  # noqa: E402
+from parley.engines.factory import build_phone_stt, speech_corpus, speech_phrases  # noqa: E402
 from parley.engines.pocketsphinx_stt import PocketsphinxSTT  # noqa: E402
 from parley.telephony.call import caller_resampler  # noqa: E402
 from parley.testing.speech import pad_silence, speak_pcm16k  # noqa: E402
@@ -73,8 +78,14 @@ def make_stt(name: str) -> STT:
     phrases = speech_phrases(agent)
     if name == "demo":
         return PocketsphinxSTT(phrases)
-    if name == "phone":
+    if name == "phone":  # what calls and 8 kHz uploads use
+        return build_phone_stt(agent)
+    if name == "phone-plain":  # the phone-grade engine of the listed phrases only
         return PocketsphinxSTT(phrases, phone_grade=True)
+    if name == "phone-no-transform":
+        return PocketsphinxSTT(
+            speech_corpus(agent).weighted(), phone_grade=True, phone_band_transform=False
+        )
     raise SystemExit(f"unknown --stt {name!r}")
 
 
@@ -94,9 +105,10 @@ async def recognise(
                 await stream.push(pcm[i : i + FRAME])
             hyp = await stream.finish()
             ref, got = normalize(sentence), normalize(hyp)
+            errors = word_errors(ref, got)
             out.append(
                 Utterance(
-                    condition, voice, rate, kind, sentence, hyp, word_errors(ref, got), len(ref)
+                    condition, voice, rate, kind, sentence, hyp, errors, len(ref), len(pcm) / 32000
                 )
             )
     finally:
@@ -112,7 +124,8 @@ async def main() -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="print every error")
     args = parser.parse_args()
     sets = load_phrases(PHRASES)
-    items = [(kind, s) for kind in ("listed", "heldout") for s in sets[kind]]
+    kinds = [k for k in ("listed", "heldout", "dev", "dev2") if k in sets]
+    items = [(kind, s) for kind in kinds for s in sets[kind]]
     rows: list[dict[str, object]] = []
     for name in args.stt.split(","):
         stt = make_stt(name)
@@ -122,7 +135,7 @@ async def main() -> None:
             for voice, rate in VOICES:
                 results += await recognise(stt, condition, voice, rate, items)
             cpu = time.process_time() - started
-            for kind in ("listed", "heldout"):
+            for kind in kinds:
                 subset = [u for u in results if u.kind == kind]
                 rows.append(
                     {
@@ -140,7 +153,11 @@ async def main() -> None:
                     for u in subset:
                         if u.errors:
                             print(f"    {u.voice:9} {u.ref!r} -> {u.hyp!r}")
-            print(f"{name:6} {condition:6} cpu {cpu:.1f} s")
+            audio_s = len(results) and sum(u.seconds for u in results)
+            print(
+                f"{name:6} {condition:6} cpu {cpu:.1f} s for {audio_s:.1f} s of speech"
+                f" ({cpu / max(audio_s, 1e-9):.3f} s per second)"
+            )
             if args.json:
                 rows.append({"stt": name, "condition": condition, "cpu_s": round(cpu, 2)})
                 rows.extend({"utterance": asdict(u)} for u in results)

@@ -117,6 +117,7 @@ class Utterance:
     hyp: str
     errors: int
     words: int
+    seconds: float = 0.0  # of audio
 
 
 def with_floor(pcm: bytes, rms: float, seed: int) -> bytes:
