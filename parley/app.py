@@ -208,6 +208,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await services.engine_hub.close()
             if services.reports is not None:
                 await services.reports.close()
             await services.coordinator.close()

@@ -203,6 +203,21 @@ async def test_signed_voice_webhook_answers_connect_stream_with_a_one_time_token
             await gate.authorize(started({k: v for k, v in params.items() if k != "token"}))
 
 
+async def test_the_voice_webhook_starts_building_the_phone_recogniser(run_app: AppRunner) -> None:
+    """The phone-grade recogniser takes seconds to build the first time (its channel
+    transform and language model); the webhook comes a moment before the media stream,
+    so the build starts there and the caller's first words do not wait for it."""
+    async with run_app() as (base, services):
+        hub = services.engine_hub
+        assert hub.warming("demo") is None and not hub.phone_stt_ready("demo")
+        resp = await post_signed(base, "/v1/telephony/twilio/voice", call_form(), None)
+        assert resp.status_code == 200, resp.text
+        warming = hub.warming("demo")
+        assert warming is not None  # started by the webhook, before any stream
+        await warming
+        assert hub.phone_stt_ready("demo")
+
+
 async def test_bad_or_missing_signature_is_403_and_nothing_is_created(run_app: AppRunner) -> None:
     async with run_app(twilio_auth_token=AUTH_TOKEN) as (base, services):
         path = "/v1/telephony/twilio/voice"

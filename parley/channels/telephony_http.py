@@ -136,10 +136,12 @@ def stream_secret(settings: Settings) -> str:
 
 
 def pick_agent(services: Services, requested: str | None, called: str, default: str) -> str:
-    """``?agent=``, else the called number's mapping, else the default."""
+    """``?agent=``, else the called number's mapping, else the default. Its phone
+    recogniser starts building now: the media stream follows in a moment."""
     name = requested or services.settings.phone_agents.get(called) or default
     if name not in services.agents:
         raise ApiError(404, "agent_not_found", f"no agent named {name!r}")
+    services.engine_hub.warm_phone_stt(name)
     return name
 
 
@@ -218,6 +220,7 @@ async def place_call(
     )
     session, token, resume = new.session, new.token, new.resume_token
     agent = services.agents[session.agent]
+    services.engine_hub.warm_phone_stt(agent.name)  # ready when the callee answers
     query = urlencode({"agent": agent.name, "session_id": session.id})
     try:
         call = await rest.create_call(

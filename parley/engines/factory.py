@@ -173,6 +173,7 @@ class EngineHub:
         self._sets: dict[str, EngineSet] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._phone: dict[str, STT] = {}
+        self._warming: dict[str, asyncio.Task[STT]] = {}
         self._end_of_turn: EndOfTurnModel | None = None
         self._end_of_turn_tried = False
 
@@ -196,6 +197,36 @@ class EngineHub:
             if agent_name not in self._phone:
                 self._phone[agent_name] = await asyncio.to_thread(build_phone_stt, agent)
         return self._phone[agent_name]
+
+    def warm_phone_stt(self, agent_name: str) -> None:
+        """Start building the agent's phone-grade recogniser now, if it is not built
+        (a carrier's webhook comes a moment before the call's media stream)."""
+        if agent_name in self._phone or agent_name in self._warming:
+            return
+        task = asyncio.create_task(self.phone_stt(agent_name), name=f"warm-phone-stt:{agent_name}")
+        self._warming[agent_name] = task
+
+        def done(task: asyncio.Task[STT]) -> None:
+            self._warming.pop(agent_name, None)
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                log.warning("building the phone recogniser of %s failed: %s", agent_name, exc)
+
+        task.add_done_callback(done)
+
+    def warming(self, agent_name: str) -> asyncio.Task[STT] | None:
+        """The build ``warm_phone_stt`` started, while it runs."""
+        return self._warming.get(agent_name)
+
+    def phone_stt_ready(self, agent_name: str) -> bool:
+        return agent_name in self._phone
+
+    async def close(self) -> None:
+        """Stop the builds still running (at shutdown)."""
+        tasks = list(self._warming.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
 
     async def engines_for(self, agent_name: str) -> EngineSet:
         if agent_name in self._sets:
