@@ -14,6 +14,7 @@ from parley.channels.realtime_tts import espeak_rate, espeak_voice
 from parley.channels.realtime_voice import tuned_agent, voice_shape
 from parley.config import AgentSpec
 from parley.engines.fake import make_fake_engines
+from parley.testing.fake_openai import FakeOpenAIServer, Reply
 from parley.voice.input import VoiceInput
 from parley.voice.io import VoiceOptions
 from parley.voice.turn_taking import TurnTakingConfig
@@ -40,10 +41,7 @@ async def answer_audio(base_url: str, output: dict[str, Any] | None) -> tuple[st
     await client.close()
     assert events[-1]["response"]["status"] == "completed"
     said = next(e for e in events if e["type"] == "response.output_audio_transcript.done")
-    audio = b"".join(
-        base64.b64decode(e["delta"]) for e in events if e["type"] == "response.output_audio.delta"
-    )
-    return said["transcript"], audio
+    return said["transcript"], audio_of(events)
 
 
 def median_pitch_hz(pcm: bytes, rate: int = 24000) -> float:
@@ -109,3 +107,48 @@ async def test_prefix_padding_sets_the_pre_roll() -> None:
     assert default.prefix_padding_secs is None
     assert "prefix_padding_secs" not in (tuned_agent(agent, default).voice.model_extra or {})
     assert TurnTakingConfig.from_voice_spec(agent.voice).prefix_padding_secs == 0.3
+
+
+async def test_a_voice_change_during_a_spoken_response_waits_for_its_end(
+    tmp_path: Path, fake_openai: FakeOpenAIServer
+) -> None:
+    """``session.update`` with another voice while the agent speaks: the running response
+    goes on to its end in its voice (the voice session is not rebuilt under it); the next
+    response speaks with the new voice."""
+    story = "Once upon a time there was a king. He had three clever daughters."
+    fake_openai.script(Reply.text(story), Reply.text("The eldest was clever."))
+    async with realtime_server(
+        tmp_path, llm_base_url=fake_openai.base_url, llm_model="fake-model"
+    ) as (base_url, _, _services):
+        client = openai.AsyncOpenAI(api_key="anything", base_url=f"{base_url}/v1")
+        async with client.realtime.connect(model="demo") as conn:
+            await next_raw(conn)
+            await conn.conversation.item.create(
+                item={
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "A story"}],
+                }
+            )
+            await until(conn, "conversation.item.done")
+            await conn.response.create()
+            first = await until(conn, "response.output_audio.delta")
+            await conn.session.update(
+                session={"type": "realtime", "audio": {"output": {"voice": "coral"}}}
+            )
+            first += await until(conn, "response.done")
+            assert first[-1]["response"]["status"] == "completed"
+            said = next(e for e in first if e["type"] == "response.output_audio_transcript.done")
+            assert said["transcript"] == story
+            before = audio_of(first)
+            assert len(before) > 3 * 48_000 and median_pitch_hz(before) < 140  # all en-us
+            events = await spoken_answer(conn, "Go on")
+        assert events[-1]["response"]["status"] == "completed"
+        assert median_pitch_hz(audio_of(events)) > 160  # en-us+f3 now
+        await client.close()
+
+
+def audio_of(events: list[dict[str, Any]]) -> bytes:
+    return b"".join(
+        base64.b64decode(e["delta"]) for e in events if e["type"] == "response.output_audio.delta"
+    )

@@ -12,9 +12,9 @@ What the session config decides (``VoiceShape``): input and output rates, hands-
 push-to-talk (``turn_detection: null``), the stop silence (``silence_duration_ms``, or
 ``semantic_vad`` eagerness), the VAD threshold, the pre-roll (``prefix_padding_ms``) and
 the output voice and speed (``realtime_tts``, where the agent's TTS engine can). A
-change of shape rebuilds the voice session between responses. ``create_response:
-false`` and push-to-talk hold a finished utterance until ``response.create`` asks for
-it (``RealtimeVoiceSession``).
+change of shape rebuilds the voice session once it is quiet (no response running, no
+utterance open). ``create_response: false`` and push-to-talk hold a finished utterance
+until ``response.create`` asks for it (``RealtimeVoiceSession``).
 
 Voice operations run one at a time, in the order the state machine asked for them
 (``submit``), on one worker task.
@@ -162,6 +162,10 @@ class RealtimeVoiceSession(VoiceSession):
         assert isinstance(turns, RealtimeTurns)
         self.responder.respond(lambda: turns.tool_outputs(outputs, text))
 
+    def quiet(self) -> bool:
+        """No response running or speaking and no utterance open: a rebuild loses nothing."""
+        return self._quiet()
+
     def release(self) -> None:
         """``response.create`` for committed speech: answer what is held, or the next
         utterance when its transcript is not there yet."""
@@ -232,10 +236,12 @@ class RealtimeVoice:
                 self.edges.on_event(Error("internal_error", "the voice session failed"))
 
     async def configure(self, config: SessionConfig) -> RealtimeVoiceSession:
-        """The voice session for ``config``: rebuilt when its shape changes."""
+        """The voice session for ``config``: rebuilt when its shape changes, once it is
+        quiet (a running response, or the user's open utterance, is never cut off: a
+        later call rebuilds it)."""
         shape = voice_shape(config)
         session = self.session
-        if session is None or shape != self.shape:
+        if session is None or (shape != self.shape and session.quiet()):
             if session is not None:
                 await session.close()
             session = await self._build(shape)
