@@ -109,7 +109,7 @@ def run_parley_once(
         cmd = client_command(args, n, script, server.pid, server.port, agent, out, floor, realtime)
         collapsed = args.out / "profiles" / f"{tag}.txt"
         recording = _profile.recording(collapsed, server.pid) if profile else nullcontext()
-        t0 = time.monotonic()
+        t0, cpu0 = time.monotonic(), common.proc_cpu_seconds(server.pid)
         try:
             with recording:
                 subprocess.run(
@@ -118,6 +118,8 @@ def run_parley_once(
         except subprocess.TimeoutExpired:
             print(f"[{tag}] client timed out", flush=True)
             return None
+        time.sleep(1.0)  # the closed sessions' ends (store writes) count too
+        run_cpu = common.proc_cpu_seconds(server.pid) - cpu0
         if server.proc.poll() is not None:
             print(f"[{tag}] server exited ({server.proc.returncode}) during the run", flush=True)
     if not out.exists():
@@ -125,6 +127,10 @@ def run_parley_once(
         return None
     result: Result = json.loads(out.read_text())
     result["system"]["busy_before_start_pct_of_one_core"] = round(busy_before, 1)
+    # CPU time of the whole run (connect, script, close), per session: the work done,
+    # whenever a contended core let it run (less sensitive to foreign load than CPU %)
+    result["server"]["run_cpu_s"] = round(run_cpu, 2)
+    result["server"]["cpu_s_per_session"] = round(run_cpu / n, 4)
     common.write_json(out, result)
     print(f"[{tag}] {one_line(result)}  wall {time.monotonic() - t0:.0f}s", flush=True)
     return result
@@ -261,6 +267,7 @@ def table_rows(target: str, runs: list[Result]) -> list[list[object]]:
                     "",
                     f(srv.get("cpu_steady_pct")),
                     "",
+                    f(srv.get("cpu_s_per_session"), 3),
                     "",
                     "",
                     "",
@@ -282,7 +289,8 @@ def table_rows(target: str, runs: list[Result]) -> list[list[object]]:
                 f((s.get("max_gap_ms") or {}).get("max")),
                 f(srv.get("cpu_steady_pct")),
                 f(srv.get("cpu_steady_per_session_pct"), 2),
-                f(per_core(srv.get("cpu_steady_per_session_pct"))),
+                f(srv.get("cpu_s_per_session"), 3),
+                f(per_core(srv.get("cpu_s_per_session"), r["config"]["duration"])),
                 f(srv.get("rss_connected_mb")),
                 f(srv.get("rss_per_session_kb")),
                 "",
@@ -293,11 +301,12 @@ def table_rows(target: str, runs: list[Result]) -> list[list[object]]:
     return rows
 
 
-def per_core(cpu_pct_per_session: float | None) -> float | None:
-    """Sessions one core carries at this CPU cost per session (100% / cost)."""
-    if not cpu_pct_per_session or cpu_pct_per_session <= 0:
+def per_core(cpu_s_per_session: float | None, session_secs: float) -> float | None:
+    """Concurrent sessions one core carries: a session of ``session_secs`` that costs
+    ``cpu_s_per_session`` CPU seconds (the whole run's CPU time per session)."""
+    if not cpu_s_per_session or cpu_s_per_session <= 0:
         return None
-    return 100.0 / cpu_pct_per_session
+    return session_secs / cpu_s_per_session
 
 
 HEADERS = [
@@ -309,6 +318,7 @@ HEADERS = [
     "max gap ms",
     "server CPU %",
     "CPU %/session",
+    "CPU s/session (run)",
     "sessions/core",
     "RSS MB",
     "RSS KB/session",
