@@ -4,6 +4,7 @@
     .venv/bin/python bench/voice.py --with-peers            # + Pipecat and the null peer
     .venv/bin/python bench/voice.py --vad silero --with-peers
     .venv/bin/python bench/voice.py --ns "" --no-idle --profile 100    # only a py-spy profile
+    .venv/bin/python bench/voice.py --endpoint both --keep-going    # + /v1/realtime, turn about
 
 For each target and N: Parley (``parley serve``, agent ``bench`` = the fake engines of
 the shared spec, pinned to CPU 0 with a fresh data dir and WARNING logs) or a peer is
@@ -14,9 +15,15 @@ An idle run (every session streams silence) gives the cost of a connected sessio
 Peers run through the harness's own ``run_bench`` logic, imported, with results
 written under ``--out`` (never into the harness directory).
 
+``--endpoint realtime|both`` drives the same script through the OpenAI-Realtime-compatible
+``/v1/realtime`` (target ``parley-realtime``; the load client's frames carried as Realtime
+events by ``bench/realtime_client.py``).
+
 Prints one table: added latency (response latency minus the 640 ms floor), barge-in
 (speech onset -> ``interrupted`` / ``clear``), sessions with gaps, CPU and RSS per
-session, idle cost, and the foreign CPU the machine showed during each run.
+session (steady CPU %, and the server's CPU seconds over the whole run per session, with
+the sessions one core carries at that cost), idle cost, and the foreign CPU the machine
+showed during each run.
 """
 
 from __future__ import annotations
