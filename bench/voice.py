@@ -4,6 +4,7 @@
     .venv/bin/python bench/voice.py --with-peers            # + Pipecat and the null peer
     .venv/bin/python bench/voice.py --vad silero --with-peers
     .venv/bin/python bench/voice.py --ns "" --no-idle --profile 100    # only a py-spy profile
+    .venv/bin/python bench/voice.py --endpoint both --keep-going    # + /v1/realtime, turn about
 
 For each target and N: Parley (``parley serve``, agent ``bench`` = the fake engines of
 the shared spec, pinned to CPU 0 with a fresh data dir and WARNING logs) or a peer is
@@ -14,9 +15,15 @@ An idle run (every session streams silence) gives the cost of a connected sessio
 Peers run through the harness's own ``run_bench`` logic, imported, with results
 written under ``--out`` (never into the harness directory).
 
+``--endpoint realtime|both`` drives the same script through the OpenAI-Realtime-compatible
+``/v1/realtime`` (target ``parley-realtime``; the load client's frames carried as Realtime
+events by ``bench/realtime_client.py``).
+
 Prints one table: added latency (response latency minus the 640 ms floor), barge-in
 (speech onset -> ``interrupted`` / ``clear``), sessions with gaps, CPU and RSS per
-session, idle cost, and the foreign CPU the machine showed during each run.
+session (steady CPU %, and the server's CPU seconds over the whole run per session, with
+the sessions one core carries at that cost), idle cost, and the foreign CPU the machine
+showed during each run.
 """
 
 from __future__ import annotations
@@ -37,7 +44,13 @@ import _common as common
 import _profile
 
 START_FRAME = '{{"type":"start","agent":"{agent}","sample_rate":16000}}'
-PARLEY_TARGETS = {"parley": "bench", "parley-silero": "bench_silero"}
+PARLEY_TARGETS = {
+    "parley": "bench",
+    "parley-silero": "bench_silero",
+    # the same agents through the OpenAI-Realtime-compatible endpoint (bench/realtime_client.py)
+    "parley-realtime": "bench",
+    "parley-silero-realtime": "bench_silero",
+}
 PEERS = {"energy": ["pipecat", "null"], "silero": ["pipecat-silero", "null-silero"]}
 FULL_NS = "1,10,50,100,200,400"
 QUICK_NS = "1,10,50"
@@ -57,12 +70,25 @@ def client_command(
     agent: str,
     out: Path,
     floor: dict[str, Any],
+    realtime: bool = False,
 ) -> list[str]:
     duration = args.duration if script == "full" else args.idle_duration
+    if realtime:  # the same load client, its frames carried as Realtime events
+        wire = [
+            str(common.BENCH_DIR / "realtime_client.py"),
+            "--url",
+            f"ws://127.0.0.1:{port}/v1/realtime?model={agent}",
+        ]
+    else:
+        wire = [
+            str(common.HARNESS / "loadclient.py"),
+            "--url",
+            f"ws://127.0.0.1:{port}/v1/voice",
+            "--start-json",
+            START_FRAME.format(agent=agent),
+        ]
     return common.pin(common.CLIENT_CPU, [
-        str(common.CLIENT_PY), str(common.HARNESS / "loadclient.py"),
-        "--url", f"ws://127.0.0.1:{port}/v1/voice",
-        "--start-json", START_FRAME.format(agent=agent),
+        str(common.CLIENT_PY), *wire,
         "--sessions", str(n), "--duration", str(duration), "--ramp", str(args.ramp),
         "--script", script, "--pid", str(pid),
         "--floor-ms", str(floor["total_ms"]),
@@ -86,12 +112,11 @@ def run_parley_once(
     out.unlink(missing_ok=True)  # never read a stale result
     log = args.out / "logs" / f"{tag}.log"
     with common.store_env(args.store) as env, common.parley_server(log, env=env) as server:
-        cmd = client_command(
-            args, n, script, server.pid, server.port, PARLEY_TARGETS[target], out, floor
-        )
+        agent, realtime = PARLEY_TARGETS[target], target.endswith("-realtime")
+        cmd = client_command(args, n, script, server.pid, server.port, agent, out, floor, realtime)
         collapsed = args.out / "profiles" / f"{tag}.txt"
         recording = _profile.recording(collapsed, server.pid) if profile else nullcontext()
-        t0 = time.monotonic()
+        t0, cpu0 = time.monotonic(), common.proc_cpu_seconds(server.pid)
         try:
             with recording:
                 subprocess.run(
@@ -100,6 +125,8 @@ def run_parley_once(
         except subprocess.TimeoutExpired:
             print(f"[{tag}] client timed out", flush=True)
             return None
+        time.sleep(1.0)  # the closed sessions' ends (store writes) count too
+        run_cpu = common.proc_cpu_seconds(server.pid) - cpu0
         if server.proc.poll() is not None:
             print(f"[{tag}] server exited ({server.proc.returncode}) during the run", flush=True)
     if not out.exists():
@@ -107,6 +134,10 @@ def run_parley_once(
         return None
     result: Result = json.loads(out.read_text())
     result["system"]["busy_before_start_pct_of_one_core"] = round(busy_before, 1)
+    # CPU time of the whole run (connect, script, close), per session: the work done,
+    # whenever a contended core let it run (less sensitive to foreign load than CPU %)
+    result["server"]["run_cpu_s"] = round(run_cpu, 2)
+    result["server"]["cpu_s_per_session"] = round(run_cpu / n, 4)
     common.write_json(out, result)
     print(f"[{tag}] {one_line(result)}  wall {time.monotonic() - t0:.0f}s", flush=True)
     return result
@@ -188,25 +219,30 @@ def peer_runner(args: argparse.Namespace, floor: dict[str, Any]) -> Callable[...
 
 def sweep(
     run: Callable[[str, int, str], Result | None],
-    target: str,
+    targets: list[str],
     ns: list[int],
     args: argparse.Namespace,
     broke: Callable[[Result], bool],
-) -> list[Result]:
-    """Full runs at increasing N until one breaks, then the idle run."""
-    results: list[Result] = []
+) -> dict[str, list[Result]]:
+    """Full runs at increasing N until one breaks, then the idle run. Several targets
+    take turns at each N, so the runs compared are minutes apart at most."""
+    results: dict[str, list[Result]] = {target: [] for target in targets}
+    going = list(targets)
     for n in ns:
-        res = run(target, n, "full")
-        if res is None:
-            break
-        results.append(res)
-        if broke(res) and not args.keep_going:
-            print(f"[{target}] broke at N={n}; not increasing N", flush=True)
-            break
-    if args.idle_n:
-        res = run(target, args.idle_n, "silence")
-        if res is not None:
-            results.append(res)
+        for target in list(going):
+            res = run(target, n, "full")
+            if res is None:
+                going.remove(target)
+                continue
+            results[target].append(res)
+            if broke(res) and not args.keep_going:
+                print(f"[{target}] broke at N={n}; not increasing N", flush=True)
+                going.remove(target)
+    for target in targets:
+        if args.idle_n:
+            res = run(target, args.idle_n, "silence")
+            if res is not None:
+                results[target].append(res)
     return results
 
 
@@ -238,6 +274,8 @@ def table_rows(target: str, runs: list[Result]) -> list[list[object]]:
                     "",
                     f(srv.get("cpu_steady_pct")),
                     "",
+                    f(srv.get("cpu_s_per_session"), 3),
+                    "",
                     "",
                     "",
                     f(srv.get("cpu_steady_per_session_pct"), 3),
@@ -258,6 +296,8 @@ def table_rows(target: str, runs: list[Result]) -> list[list[object]]:
                 f((s.get("max_gap_ms") or {}).get("max")),
                 f(srv.get("cpu_steady_pct")),
                 f(srv.get("cpu_steady_per_session_pct"), 2),
+                f(srv.get("cpu_s_per_session"), 3),
+                f(per_core(srv.get("cpu_s_per_session"), r["config"]["duration"])),
                 f(srv.get("rss_connected_mb")),
                 f(srv.get("rss_per_session_kb")),
                 "",
@@ -266,6 +306,14 @@ def table_rows(target: str, runs: list[Result]) -> list[list[object]]:
             ]
         )
     return rows
+
+
+def per_core(cpu_s_per_session: float | None, session_secs: float) -> float | None:
+    """Concurrent sessions one core carries: a session of ``session_secs`` that costs
+    ``cpu_s_per_session`` CPU seconds (the whole run's CPU time per session)."""
+    if not cpu_s_per_session or cpu_s_per_session <= 0:
+        return None
+    return session_secs / cpu_s_per_session
 
 
 HEADERS = [
@@ -277,6 +325,8 @@ HEADERS = [
     "max gap ms",
     "server CPU %",
     "CPU %/session",
+    "CPU s/session (run)",
+    "sessions/core",
     "RSS MB",
     "RSS KB/session",
     "idle CPU %/session",
@@ -301,6 +351,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="sqlite",
         choices=["sqlite", "postgres", "postgres+redis"],
         help="Parley's session store (postgres: a fresh database per run)",
+    )
+    p.add_argument(
+        "--endpoint",
+        choices=["voice", "realtime", "both"],
+        default="voice",
+        help="Parley's /v1/voice, its OpenAI-Realtime-compatible /v1/realtime "
+        "(target parley-realtime), or both, taking turns at each N",
     )
     p.add_argument("--with-peers", action="store_true", help="also Pipecat and the null peer")
     p.add_argument("--peer-ns", default=None, help="session counts for the null peers")
@@ -369,6 +426,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def parley_targets(vad: str, endpoint: str) -> list[str]:
+    base = "parley" if vad == "energy" else "parley-silero"
+    return {"voice": [base], "realtime": [f"{base}-realtime"]}.get(
+        endpoint, [base, f"{base}-realtime"]
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     common.check_venvs(peers=args.with_peers)
@@ -385,15 +449,15 @@ def main(argv: list[str] | None = None) -> int:
 
     runs: dict[str, list[Result]] = {}
     for vad in vads:
-        target = "parley" if vad == "energy" else "parley-silero"
-        runs[target] = sweep(
-            lambda t, n, s: run_parley(args, t, n, s, floor), target, args.ns, args, broke
+        targets = parley_targets(vad, args.endpoint)
+        runs |= sweep(
+            lambda t, n, s: run_parley(args, t, n, s, floor), targets, args.ns, args, broke
         )
         if args.with_peers:
             run_peer = peer_runner(args, floor)
             for peer in PEERS[vad]:
                 ns = args.pipecat_ns if peer.startswith("pipecat") else args.peer_ns
-                runs[peer] = sweep(run_peer, peer, ns, args, broke)
+                runs |= sweep(run_peer, [peer], ns, args, broke)
     rows = [row for target, results in runs.items() for row in table_rows(target, results)]
     table = common.md_table(HEADERS, rows)
     common.write_json(args.out / "summary.json", {"machine": facts, "floor": floor, "runs": runs})
@@ -405,7 +469,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table, flush=True)
     if args.profile:
         for vad in vads:
-            run_profile(args, "parley" if vad == "energy" else "parley-silero", floor)
+            for target in parley_targets(vad, args.endpoint):
+                run_profile(args, target, floor)
     return 0
 
 

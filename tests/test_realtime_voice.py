@@ -324,3 +324,51 @@ async def test_truncate_while_the_response_runs_stops_it_where_the_client_is(
         # 1 s of the 3.3 s sentence: 12 words * 1 / 3.3 -> the first 3
         assert (assistant.text, assistant.interrupted) == ("Once upon a", True)
         await client.close()
+
+
+async def test_response_cancel_stops_a_spoken_response_where_the_client_is(
+    tmp_path: Path, fake_openai: FakeOpenAIServer
+) -> None:
+    """``response.cancel`` while the voice session speaks (the model stalls after its first
+    sentence): the response ends ``cancelled`` (``client_cancelled``), and the stored
+    message is cut to what the client has played by Parley's estimate (1 s of 3.3 s)."""
+    gate = asyncio.Event()  # never set
+    first = "Once upon a time there was a king who had three clever daughters. "
+    fake_openai.script(Reply.of(Text(first), Text("The eldest"), Wait(gate)))
+    sentence_ms = len(speak_pcm(first.strip(), "en-us", 175, 24000)) // 48
+    clock = FakeClock()
+    async with realtime_server(
+        tmp_path, clock, llm_base_url=fake_openai.base_url, llm_model="fake-model"
+    ) as (base_url, _, services):
+        client = openai.AsyncOpenAI(api_key="anything", base_url=f"{base_url}/v1")
+        async with client.realtime.connect(model="demo") as conn:
+            session_id = (await next_raw(conn))["session"]["id"]
+            await conn.conversation.item.create(
+                item={
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "A story"}],
+                }
+            )
+            await until(conn, "conversation.item.done")
+            await conn.response.create()
+            received_ms = 0
+            while received_ms < sentence_ms - 100:
+                delta = (await until(conn, "response.output_audio.delta"))[-1]
+                received_ms += len(base64.b64decode(delta["delta"])) // 48
+            clock.advance(1.0)  # by Parley's clock the client has played 1 s of it
+            await conn.response.cancel()
+            done = (await until(conn, "response.done"))[-1]["response"]
+            assert done["status"] == "cancelled"
+            assert done["status_details"] == {"type": "cancelled", "reason": "client_cancelled"}
+            assert done["output"][0]["status"] == "incomplete"
+            # the session goes on
+            await conn.session.update(session={"type": "realtime", "output_modalities": ["text"]})
+            await until(conn, "session.updated")
+        await until_ended(services, session_id)
+        stored = await services.store.list_messages(session_id)
+        assistant = [m for m in stored if m.role == "assistant"][-1]
+        heard = assistant.text.split()
+        assert assistant.interrupted and 0 < len(heard) < 6, assistant.text
+        assert first.startswith(assistant.text)
+        await client.close()

@@ -16,7 +16,7 @@ import pytest
 import websockets
 
 from parley.app import create_app
-from parley.audio.g711 import decode_ulaw, encode_ulaw
+from parley.audio.g711 import decode_alaw, decode_ulaw, encode_alaw, encode_ulaw
 from parley.channels.services import Services
 from parley.clock import Clock
 from parley.config import Settings
@@ -355,12 +355,13 @@ async def stream_audio(conn: Any, audio: bytes, chunk: int) -> None:
     [
         ("audio/pcm", 24000, bytes, bytes),
         ("audio/pcmu", 8000, encode_ulaw, decode_ulaw),
+        ("audio/pcma", 8000, encode_alaw, decode_alaw),
     ],
 )
 async def test_a_spoken_turn_with_server_vad(
     tmp_path: Path, fmt: str, rate: int, encode: Any, decode: Any
 ) -> None:
-    """espeak speech in (PCM16 24 kHz, or μ-law 8 kHz), Parley's VAD and STT, a spoken
+    """espeak speech in (PCM16 24 kHz, μ-law or A-law 8 kHz), Parley's VAD and STT, a spoken
     answer and its transcript out, in the same format."""
     speech = pad_silence(speak_pcm(PHRASE, "en-us", 175, rate), 0.3, 1.2, rate)
     audio_format = {"type": fmt, "rate": 24000} if fmt == "audio/pcm" else {"type": fmt}

@@ -10,9 +10,11 @@ stored message is cut to the words played).
 
 What the session config decides (``VoiceShape``): input and output rates, hands-free or
 push-to-talk (``turn_detection: null``), the stop silence (``silence_duration_ms``, or
-``semantic_vad`` eagerness) and the VAD threshold. A change of shape rebuilds the voice
-session between responses. ``create_response: false`` and push-to-talk hold a finished
-utterance until ``response.create`` asks for it (``RealtimeVoiceSession``).
+``semantic_vad`` eagerness), the VAD threshold, the pre-roll (``prefix_padding_ms``) and
+the output voice and speed (``realtime_tts``, where the agent's TTS engine can). A
+change of shape rebuilds the voice session once it is quiet (no response running, no
+utterance open). ``create_response: false`` and push-to-talk hold a finished utterance
+until ``response.create`` asks for it (``RealtimeVoiceSession``).
 
 Voice operations run one at a time, in the order the state machine asked for them
 (``submit``), on one worker task.
@@ -24,12 +26,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from parley.brain.client_tools import ClientTools
 from parley.brain.core import Brain, UserInput
 from parley.brain.turn_stream import TurnStream
+from parley.channels.realtime_tts import session_tts
 from parley.channels.services import Services
 from parley.config import AgentSpec
 from parley.events import Error, Event, Transcript
@@ -45,6 +48,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "realtime"
 DEFAULT_THRESHOLD = 0.5  # OpenAI's server_vad default: leave the agent's VAD as it is
+DEFAULT_PREFIX_PADDING_MS = 300  # OpenAI's default, and Parley's pre-roll before the onset
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,16 +61,23 @@ class VoiceShape:
     stop_secs: float | None  # None: the agent's own (semantic_vad keeps its smart mode)
     silence: bool  # server_vad: a fixed silence ends the turn, as OpenAI
     activation: float | None  # the VAD threshold; None: the agent's
+    voice: str | None = None  # audio.output.voice; None: the agent's (realtime_tts)
+    speed: float = 1.0  # audio.output.speed
+    prefix_padding_secs: float | None = None  # audio kept from before the onset; None: 0.3 s
 
 
 def voice_shape(config: SessionConfig) -> VoiceShape:
     td = config.turn_detection
+    rates, voice, speed = (config.input_rate, config.output_rate), config.voice, config.speed
     if td is None:
-        return VoiceShape(config.input_rate, config.output_rate, True, None, False, None)
+        return VoiceShape(*rates, True, None, False, None, voice, speed)
     stop = min(max(td.stop_secs, 0.05), 5.0)
     server = td.type == "server_vad"
     threshold = td.threshold if server and td.threshold != DEFAULT_THRESHOLD else None
-    return VoiceShape(config.input_rate, config.output_rate, False, stop, server, threshold)
+    padding: float | None = None
+    if server and td.prefix_padding_ms != DEFAULT_PREFIX_PADDING_MS:
+        padding = td.prefix_padding_ms / 1000
+    return VoiceShape(*rates, False, stop, server, threshold, voice, speed, padding)
 
 
 def tuned_agent(agent: AgentSpec, shape: VoiceShape) -> AgentSpec:
@@ -82,6 +93,8 @@ def tuned_agent(agent: AgentSpec, shape: VoiceShape) -> AgentSpec:
         update["activation"] = activation
         update["deactivation"] = min(base.deactivation, activation * 0.7)
         update["echo_activation"] = max(base.echo_activation, activation)
+    if shape.prefix_padding_secs is not None:
+        update["prefix_padding_secs"] = shape.prefix_padding_secs
     if not update:
         return agent
     return agent.model_copy(update={"voice": agent.voice.model_copy(update=update)})
@@ -148,6 +161,10 @@ class RealtimeVoiceSession(VoiceSession):
         turns = self.turns
         assert isinstance(turns, RealtimeTurns)
         self.responder.respond(lambda: turns.tool_outputs(outputs, text))
+
+    def quiet(self) -> bool:
+        """No response running or speaking and no utterance open: a rebuild loses nothing."""
+        return self._quiet()
 
     def release(self) -> None:
         """``response.create`` for committed speech: answer what is held, or the next
@@ -219,10 +236,12 @@ class RealtimeVoice:
                 self.edges.on_event(Error("internal_error", "the voice session failed"))
 
     async def configure(self, config: SessionConfig) -> RealtimeVoiceSession:
-        """The voice session for ``config``: rebuilt when its shape changes."""
+        """The voice session for ``config``: rebuilt when its shape changes, once it is
+        quiet (a running response, or the user's open utterance, is never cut off: a
+        later call rebuilds it)."""
         shape = voice_shape(config)
         session = self.session
-        if session is None or shape != self.shape:
+        if session is None or (shape != self.shape and session.quiet()):
             if session is not None:
                 await session.close()
             session = await self._build(shape)
@@ -241,10 +260,13 @@ class RealtimeVoice:
         )
         self.output = UnpacedOutput(shape.output_rate, self.edges, services.clock)
         self.turns = RealtimeTurns(services.brain, self.session_id)
+        agent = services.agents[self.agent]
+        engines = await services.engine_hub.engines_for(self.agent)
+        tts = await session_tts(engines.tts, agent, shape.voice, shape.speed)
         session = RealtimeVoiceSession(
             turns=self.turns,
-            agent=tuned_agent(services.agents[self.agent], shape),
-            engines=await services.engine_hub.engines_for(self.agent),
+            agent=tuned_agent(agent, shape),
+            engines=engines if tts is engines.tts else replace(engines, tts=tts),
             events=self.edges,
             audio=self.output,
             options=options,

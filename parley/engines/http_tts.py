@@ -17,6 +17,7 @@ through; ``"wav"`` has its header parsed and stripped, and audio at another rate
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
@@ -92,6 +93,12 @@ class HttpTTS:
         self.response_format: ResponseFormat = response_format
         self.capabilities = TTSCapabilities(sample_rate=sample_rate, streaming=True)
         self._endpoint = EndpointClient(api_key, timeout_s, client)
+
+    def with_voice(self, voice: str) -> HttpTTS:
+        """The same engine (and HTTP client) speaking with another ``voice``."""
+        other = copy.copy(self)
+        other.voice = voice
+        return other
 
     async def aclose(self) -> None:
         """Close the HTTP client if this engine created it."""

@@ -4,7 +4,7 @@ Audio in (PCM16 at the input rate, any length) → align to whole samples → re
 16 kHz → 20 ms frames → VAD → ``TurnTaking`` (pure) on the input audio's own timeline
 (``audio_t``: seconds of audio received). While an utterance is open its frames go to
 the recogniser (``SttFeed``: calls in order, off the audio path); before it, the last
-``start_secs + PREROLL_EXTRA_SECS`` of frames are kept so a hands-free utterance
+``start_secs + prefix_padding_secs`` of frames are kept so a hands-free utterance
 starts just before the onset the VAD found (push-to-talk starts exactly at key-down).
 
 False interruptions (``voice.false_interruption_secs`` > 0, hands-free): the same
@@ -71,7 +71,6 @@ from parley.voice.turn_taking import (
 
 FRAME_SECS = 0.02
 FRAME_BYTES_16K = 640
-PREROLL_EXTRA_SECS = 0.3  # audio kept from before the speech onset the VAD found
 SCORED_FRAMES = 400  # the audio end-of-turn model looks at the last 8 s
 
 log = logging.getLogger(__name__)
@@ -135,7 +134,7 @@ class VoiceInput:
         self.resampler = Resampler(options.input_rate, 16000)
         self.splitter = FrameSplitter(FRAME_BYTES_16K)
         self.audio_t = 0.0  # seconds of input audio processed (the turn-taking clock)
-        preroll = math.ceil((config.start_secs + PREROLL_EXTRA_SECS) / FRAME_SECS)
+        preroll = math.ceil((config.start_secs + config.prefix_padding_secs) / FRAME_SECS)
         self.preroll: deque[bytes] = deque(maxlen=preroll)
         self.in_utterance = False
         self._resumed_over = False  # the open utterance was a false interruption

@@ -159,12 +159,16 @@ class TurnTakingConfig:
     barge_in_min_words: int = 0
     turn_detection: TurnDetection = TurnDetection.SMART
     max_stop_secs: float = 2.0
+    # audio kept from before the speech onset and given to STT (a Realtime session's
+    # prefix_padding_ms; an agent may set it as a voice: extra)
+    prefix_padding_secs: float = 0.3
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "turn_detection", TurnDetection(self.turn_detection))
         _require(self.max_stop_secs > 0, "max_stop_secs must be > 0")
         for name in ("start_secs", "min_utterance_secs", "barge_in_min_secs"):
             _require(getattr(self, name) >= 0, f"{name} must be >= 0")
+        _require(self.prefix_padding_secs >= 0, "prefix_padding_secs must be >= 0")
         _require(self.stop_secs > 0, "stop_secs must be > 0")
         for name in ("activation", "deactivation", "echo_activation"):
             _require(0.0 < getattr(self, name) <= 1.0, f"{name} must be in (0, 1]")
@@ -189,6 +193,7 @@ class TurnTakingConfig:
             echo_activation=_number(extras, "echo_activation", default.echo_activation),
             turn_detection=TurnDetection(spec.turn_detection),
             max_stop_secs=spec.max_stop_secs,
+            prefix_padding_secs=_number(extras, "prefix_padding_secs", default.prefix_padding_secs),
         )
 
     def end_of_turn_config(self) -> EndOfTurnConfig:
