@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import websockets
 
+from parley.client import ParleyClient, SseEvent
 from parley.testing import FakeClock
 from parley.testing.fake_gemini_live import FakeGeminiLive
 from parley.testing.fake_openai_realtime import FakeOpenAIRealtime
@@ -27,6 +28,7 @@ from tests.plugins.apps import AppFactory, RunningApp
 from tests.plugins.stores import sqlite_url
 
 RECV_TIMEOUT_S = 15.0
+OPERATOR_KEY = "operator-key-for-tests-0123456789"
 CHUNK = 640  # 20 ms of 16 kHz PCM16
 TURN_BYTES = 48_000  # every caller utterance here: 1.5 s of 16 kHz PCM16
 
@@ -117,6 +119,14 @@ async def until_received(fake: FakeServerBase, size: int) -> None:
             break
         await asyncio.sleep(0.01)
     assert fake.audio_bytes == size
+
+
+async def collect(events: AsyncIterator[SseEvent]) -> list[SseEvent]:
+    return [e async for e in events]
+
+
+def fields(event: SseEvent) -> dict[str, Any]:
+    return {k: v for k, v in event.data.items() if k != "type"}
 
 
 async def messages(app: RunningApp, session_id: str) -> list[tuple[str, str, bool]]:
@@ -253,6 +263,90 @@ async def test_gemini_tool_call_waits_for_a_spoken_yes_and_the_result_goes_back(
     assert result["response"]["status"] == completed["status"]
     approval = await app.services.store.get_approval(session_id, asked["tool_call_id"])
     assert approval is not None and approval.decided_by == "voice"
+    await caller.ws.close()
+
+
+def http_client(app: RunningApp, session_id: str, token: str) -> ParleyClient:
+    """A chat API client on the voice session's session (its token, or the operator key)."""
+    client = app.client()
+    client.session = {"session_id": session_id, "session_token": token}
+    return client
+
+
+def booking_script() -> list[Reply]:
+    booking = {"name": "Ann", "date": "2031-06-03", "time": "19:00", "party_size": 2}
+    return [
+        Reply(heard="Book a table for two.", tool_call=("book_table", booking)),
+        Reply(says="You are booked, Ann.", chunks=3),
+    ]
+
+
+async def test_gemini_approval_decided_over_http_lands_in_the_live_voice_session(
+    gemini_app: Callable[..., Any],
+) -> None:
+    """A click in another tab (``POST …/approvals/{id}``) while the caller is on the
+    line: the tool runs once, its result goes up the live upstream (no text-turn
+    connection is opened), and both the HTTP client and the caller see the turn."""
+    fake = FakeGeminiLive(booking_script(), bytes_per_turn=TURN_BYTES)
+    app = await gemini_app(fake, "gemini_live")
+    caller, session_id = await open_caller(app, "rt")
+    token = str(caller.of("ready")[0]["session_token"])
+    await caller.speak(utterance("book a table for two"))
+    asked = await caller.until("approval_requested")
+    call_id = asked["tool_call_id"]
+    client = http_client(app, session_id, token)
+    answer = [e async for e in client.decide(call_id, True)]
+    kinds = [e.event for e in answer]
+    assert kinds[0] == "approval_resolved" and kinds[-1] == "turn_end"
+    assert fields(answer[0]) == {"tool_call_id": call_id, "status": "approved", "decided_by": "user"}
+    assert "tool_call_completed" in kinds
+    resolved = await caller.until("approval_resolved")
+    assert (resolved["status"], resolved["decided_by"]) == ("approved", "user")
+    completed = await caller.until("tool_call_completed")
+    assert completed["tool_call_id"] == call_id
+    stored = await until_stored(app, session_id, lambda m: "booked" in m[-1][1])
+    assert [m[0] for m in stored] == ["user", "assistant", "tool", "assistant"]
+    assert len(fake.connections) == 1  # no text-turn upstream beside the live one
+    results = fake.connections[0].tool_results
+    assert [r["id"] for r in results] == [call_id]
+    assert results[0]["response"]["status"] == completed["status"]
+    assert len(caller.of("approval_resolved")) == 1
+    await client.aclose()
+    await caller.ws.close()
+
+
+async def test_a_second_decision_over_http_hears_the_first_one(
+    gemini_app: Callable[..., Any],
+) -> None:
+    """The operator denies from the console; the user's later approval loses: it gets
+    ``approval_resolved`` with the winning status and ``turn_end``, nothing else, and
+    the model hears exactly one denial."""
+    fake = FakeGeminiLive(
+        [booking_script()[0], Reply(says="All right, I did not book it.", chunks=2)],
+        bytes_per_turn=TURN_BYTES,
+    )
+    app = await gemini_app(fake, "gemini_live", operator_key=OPERATOR_KEY)
+    caller, session_id = await open_caller(app, "rt")
+    token = str(caller.of("ready")[0]["session_token"])
+    await caller.speak(utterance("book a table for two"))
+    call_id = (await caller.until("approval_requested"))["tool_call_id"]
+    operator = http_client(app, session_id, OPERATOR_KEY)
+    first = [e async for e in operator.decide(call_id, False)]
+    assert first[0].data["decided_by"] == "operator"
+    assert (await caller.until("approval_resolved"))["decided_by"] == "operator"
+    await until_stored(app, session_id, lambda m: "did not book" in m[-1][1])
+    user = http_client(app, session_id, token)
+    second = [(e.event, fields(e)) for e in await collect(user.decide(call_id, True))]
+    assert second == [
+        ("approval_resolved", {"tool_call_id": call_id, "status": "denied", "decided_by": "operator"}),
+        ("turn_end", {"status": "completed", "session_status": "active"}),
+    ]
+    results = fake.connections[0].tool_results
+    assert [(r["id"], r["response"]["status"]) for r in results] == [(call_id, "denied")]
+    approval = await app.services.store.get_approval(session_id, call_id)
+    assert approval is not None and approval.decided_by == "operator"
+    await operator.aclose()
+    await user.aclose()
     await caller.ws.close()
 
 
