@@ -298,7 +298,11 @@ async def test_gemini_approval_decided_over_http_lands_in_the_live_voice_session
     answer = [e async for e in client.decide(call_id, True)]
     kinds = [e.event for e in answer]
     assert kinds[0] == "approval_resolved" and kinds[-1] == "turn_end"
-    assert fields(answer[0]) == {"tool_call_id": call_id, "status": "approved", "decided_by": "user"}
+    assert fields(answer[0]) == {
+        "tool_call_id": call_id,
+        "status": "approved",
+        "decided_by": "user",
+    }
     assert "tool_call_completed" in kinds
     resolved = await caller.until("approval_resolved")
     assert (resolved["status"], resolved["decided_by"]) == ("approved", "user")
@@ -338,7 +342,10 @@ async def test_a_second_decision_over_http_hears_the_first_one(
     user = http_client(app, session_id, token)
     second = [(e.event, fields(e)) for e in await collect(user.decide(call_id, True))]
     assert second == [
-        ("approval_resolved", {"tool_call_id": call_id, "status": "denied", "decided_by": "operator"}),
+        (
+            "approval_resolved",
+            {"tool_call_id": call_id, "status": "denied", "decided_by": "operator"},
+        ),
         ("turn_end", {"status": "completed", "session_status": "active"}),
     ]
     results = fake.connections[0].tool_results
