@@ -25,7 +25,7 @@ from parley.testing.fake_openai_realtime import FakeOpenAIRealtime
 from parley.testing.s2s_script import FakeServerBase, Reply
 from parley.testing.speech import pad_silence, speak_pcm16k
 from tests.plugins.apps import AppFactory, RunningApp
-from tests.plugins.stores import sqlite_url
+from tests.plugins.stores import postgres_url, redis_url, sqlite_url
 
 RECV_TIMEOUT_S = 15.0
 OPERATOR_KEY = "operator-key-for-tests-0123456789"
@@ -355,6 +355,44 @@ async def test_a_second_decision_over_http_hears_the_first_one(
     await operator.aclose()
     await user.aclose()
     await caller.ws.close()
+
+
+async def test_a_decision_on_another_worker_reaches_the_voice_session(
+    make_app: AppFactory, tmp_path: Path
+) -> None:
+    """Two workers on one PostgreSQL and Redis: the caller is on worker A, the click
+    reaches worker B; the decision goes over the session's pub/sub channel, A's voice
+    session settles it and sends the result up, and B's HTTP answer streams the turn."""
+    fake = FakeGeminiLive(booking_script(), bytes_per_turn=TURN_BYTES)
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    (agents / "rt.yaml").write_text(agent_yaml("rt", "gemini_live"))
+    async with fake.running(), postgres_url() as db:
+        shared = {
+            "database_url": db,
+            "redis_url": redis_url(),
+            "agents_dir": agents,
+            "gemini_api_key": "test-key",
+            "gemini_base_url": fake.base_url,
+        }
+        async with (
+            make_app(data_dir=tmp_path / "a", **shared) as worker_a,
+            make_app(data_dir=tmp_path / "b", **shared) as worker_b,
+        ):
+            caller, session_id = await open_caller(worker_a, "rt")
+            token = str(caller.of("ready")[0]["session_token"])
+            await caller.speak(utterance("book a table for two"))
+            call_id = (await caller.until("approval_requested"))["tool_call_id"]
+            client = http_client(worker_b, session_id, token)
+            answer = [e.event for e in await collect(client.decide(call_id, True))]
+            assert answer[0] == "approval_resolved" and answer[-1] == "turn_end"
+            assert "tool_call_completed" in answer
+            await caller.until("tool_call_completed")
+            await until_stored(worker_a, session_id, lambda m: "booked" in m[-1][1])
+            assert [r["id"] for r in fake.connections[0].tool_results] == [call_id]
+            assert len(fake.connections) == 1
+            await client.aclose()
+            await caller.ws.close()
 
 
 async def test_gemini_go_away_mid_answer_resumes_without_losing_caller_audio(
