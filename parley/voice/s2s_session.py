@@ -22,7 +22,8 @@ one history through ``RealtimeTurns``.
   message.
 * Tools: a ``ToolCall`` is stored with the text before it and goes through the brain's
   gate; a call that needs approval is asked aloud (the session's TTS) and on the card,
-  and decided by voice or click; the result or the denial goes back with
+  and decided by voice or click — or over HTTP on any worker (``settle_decision``, fed
+  by ``channels/live_decision.py``); the result or the denial goes back with
   ``send_tool_result``.
 * Errors: a retryable ``UpstreamError`` is told to the caller (an ``error`` event and a
   spoken sentence); a final one ends the session with ``ERROR`` via ``on_fatal``.
