@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import websockets
 
+from parley.channels.live_decision import ACK_TIMEOUT_S, decide_in_live_voice
 from parley.client import ParleyClient, SseEvent
 from parley.testing import FakeClock
 from parley.testing.fake_gemini_live import FakeGeminiLive
@@ -123,6 +124,19 @@ async def until_received(fake: FakeServerBase, size: int) -> None:
 
 async def collect(events: AsyncIterator[SseEvent]) -> list[SseEvent]:
     return [e async for e in events]
+
+
+async def until_detached(app: RunningApp, session_id: str) -> None:
+    """Poll (bounded) until no live connection holds the session."""
+    for _ in range(500):
+        if await app.services.lifecycle.current_channel(session_id) == "chat":
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the voice connection never let the session go")
+
+
+async def collect_wires(wires: AsyncIterator[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [w async for w in wires]
 
 
 def fields(event: SseEvent) -> dict[str, Any]:
@@ -393,6 +407,41 @@ async def test_a_decision_on_another_worker_reaches_the_voice_session(
             assert len(fake.connections) == 1
             await client.aclose()
             await caller.ws.close()
+
+
+async def test_a_decision_no_voice_session_takes_is_recorded_for_the_next_turn(
+    gemini_app: Callable[..., Any],
+) -> None:
+    """The voice connection left between the HTTP side's channel check and its published
+    decision: after ``ACK_TIMEOUT_S`` (virtual) the answer says the decision is recorded,
+    and the session's next turn (the caller back on the line) runs the tool."""
+    fake = FakeGeminiLive(
+        [*booking_script()[:1], Reply(heard="Hello again.", says="Hi.", chunks=1)],
+        bytes_per_turn=TURN_BYTES,
+    )
+    clock = FakeClock()
+    app = await gemini_app(fake, "gemini_live", clock=clock)
+    caller, session_id = await open_caller(app, "rt")
+    token = str(caller.of("ready")[0]["session_token"])
+    await caller.speak(utterance("book a table for two"))
+    call_id = (await caller.until("approval_requested"))["tool_call_id"]
+    await caller.ws.close()
+    await until_detached(app, session_id)
+    wires = await decide_in_live_voice(app.services, session_id, call_id, True, "user", None)
+    answer = asyncio.ensure_future(collect_wires(wires))
+    await clock.run_for(ACK_TIMEOUT_S - 0.1)
+    assert not answer.done()
+    await clock.run_for(0.2)
+    assert [(w["type"], w.get("code")) for w in await answer] == [
+        ("approval_resolved", None),
+        ("error", "session_busy"),
+        ("turn_end", None),
+    ]
+    back, _ = await open_caller(app, "rt", session_id=session_id, session_token=token)
+    await back.speak(utterance("hello again"))
+    completed = await back.until("tool_call_completed")
+    assert completed["tool_call_id"] == call_id
+    await back.ws.close()
 
 
 async def test_gemini_go_away_mid_answer_resumes_without_losing_caller_audio(
