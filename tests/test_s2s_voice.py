@@ -18,15 +18,18 @@ from typing import Any
 import pytest
 import websockets
 
+from parley.channels.live_decision import ACK_TIMEOUT_S, decide_in_live_voice
+from parley.client import ParleyClient, SseEvent
 from parley.testing import FakeClock
 from parley.testing.fake_gemini_live import FakeGeminiLive
 from parley.testing.fake_openai_realtime import FakeOpenAIRealtime
 from parley.testing.s2s_script import FakeServerBase, Reply
 from parley.testing.speech import pad_silence, speak_pcm16k
 from tests.plugins.apps import AppFactory, RunningApp
-from tests.plugins.stores import sqlite_url
+from tests.plugins.stores import postgres_url, redis_url, sqlite_url
 
 RECV_TIMEOUT_S = 15.0
+OPERATOR_KEY = "operator-key-for-tests-0123456789"
 CHUNK = 640  # 20 ms of 16 kHz PCM16
 TURN_BYTES = 48_000  # every caller utterance here: 1.5 s of 16 kHz PCM16
 
@@ -117,6 +120,27 @@ async def until_received(fake: FakeServerBase, size: int) -> None:
             break
         await asyncio.sleep(0.01)
     assert fake.audio_bytes == size
+
+
+async def collect(events: AsyncIterator[SseEvent]) -> list[SseEvent]:
+    return [e async for e in events]
+
+
+async def until_detached(app: RunningApp, session_id: str) -> None:
+    """Poll (bounded) until no live connection holds the session."""
+    for _ in range(500):
+        if await app.services.lifecycle.current_channel(session_id) == "chat":
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the voice connection never let the session go")
+
+
+async def collect_wires(wires: AsyncIterator[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [w async for w in wires]
+
+
+def fields(event: SseEvent) -> dict[str, Any]:
+    return {k: v for k, v in event.data.items() if k != "type"}
 
 
 async def messages(app: RunningApp, session_id: str) -> list[tuple[str, str, bool]]:
@@ -254,6 +278,170 @@ async def test_gemini_tool_call_waits_for_a_spoken_yes_and_the_result_goes_back(
     approval = await app.services.store.get_approval(session_id, asked["tool_call_id"])
     assert approval is not None and approval.decided_by == "voice"
     await caller.ws.close()
+
+
+def http_client(app: RunningApp, session_id: str, token: str) -> ParleyClient:
+    """A chat API client on the voice session's session (its token, or the operator key)."""
+    client = app.client()
+    client.session = {"session_id": session_id, "session_token": token}
+    return client
+
+
+def booking_script() -> list[Reply]:
+    booking = {"name": "Ann", "date": "2031-06-03", "time": "19:00", "party_size": 2}
+    return [
+        Reply(heard="Book a table for two.", tool_call=("book_table", booking)),
+        Reply(says="You are booked, Ann.", chunks=3),
+    ]
+
+
+async def test_gemini_approval_decided_over_http_lands_in_the_live_voice_session(
+    gemini_app: Callable[..., Any],
+) -> None:
+    """A click in another tab (``POST …/approvals/{id}``) while the caller is on the
+    line: the tool runs once, its result goes up the live upstream (no text-turn
+    connection is opened), and both the HTTP client and the caller see the turn."""
+    fake = FakeGeminiLive(booking_script(), bytes_per_turn=TURN_BYTES)
+    app = await gemini_app(fake, "gemini_live")
+    caller, session_id = await open_caller(app, "rt")
+    token = str(caller.of("ready")[0]["session_token"])
+    await caller.speak(utterance("book a table for two"))
+    asked = await caller.until("approval_requested")
+    call_id = asked["tool_call_id"]
+    client = http_client(app, session_id, token)
+    answer = [e async for e in client.decide(call_id, True)]
+    kinds = [e.event for e in answer]
+    assert kinds[0] == "approval_resolved" and kinds[-1] == "turn_end"
+    assert fields(answer[0]) == {
+        "tool_call_id": call_id,
+        "status": "approved",
+        "decided_by": "user",
+    }
+    assert "tool_call_completed" in kinds
+    resolved = await caller.until("approval_resolved")
+    assert (resolved["status"], resolved["decided_by"]) == ("approved", "user")
+    completed = await caller.until("tool_call_completed")
+    assert completed["tool_call_id"] == call_id
+    stored = await until_stored(app, session_id, lambda m: "booked" in m[-1][1])
+    assert [m[0] for m in stored] == ["user", "assistant", "tool", "assistant"]
+    assert len(fake.connections) == 1  # no text-turn upstream beside the live one
+    results = fake.connections[0].tool_results
+    assert [r["id"] for r in results] == [call_id]
+    assert results[0]["response"]["status"] == completed["status"]
+    assert len(caller.of("approval_resolved")) == 1
+    await client.aclose()
+    await caller.ws.close()
+
+
+async def test_a_second_decision_over_http_hears_the_first_one(
+    gemini_app: Callable[..., Any],
+) -> None:
+    """The operator denies from the console; the user's later approval loses: it gets
+    ``approval_resolved`` with the winning status and ``turn_end``, nothing else, and
+    the model hears exactly one denial."""
+    fake = FakeGeminiLive(
+        [booking_script()[0], Reply(says="All right, I did not book it.", chunks=2)],
+        bytes_per_turn=TURN_BYTES,
+    )
+    app = await gemini_app(fake, "gemini_live", operator_key=OPERATOR_KEY)
+    caller, session_id = await open_caller(app, "rt")
+    token = str(caller.of("ready")[0]["session_token"])
+    await caller.speak(utterance("book a table for two"))
+    call_id = (await caller.until("approval_requested"))["tool_call_id"]
+    operator = http_client(app, session_id, OPERATOR_KEY)
+    first = [e async for e in operator.decide(call_id, False)]
+    assert first[0].data["decided_by"] == "operator"
+    assert (await caller.until("approval_resolved"))["decided_by"] == "operator"
+    await until_stored(app, session_id, lambda m: "did not book" in m[-1][1])
+    user = http_client(app, session_id, token)
+    second = [(e.event, fields(e)) for e in await collect(user.decide(call_id, True))]
+    assert second == [
+        (
+            "approval_resolved",
+            {"tool_call_id": call_id, "status": "denied", "decided_by": "operator"},
+        ),
+        ("turn_end", {"status": "completed", "session_status": "active"}),
+    ]
+    results = fake.connections[0].tool_results
+    assert [(r["id"], r["response"]["status"]) for r in results] == [(call_id, "denied")]
+    approval = await app.services.store.get_approval(session_id, call_id)
+    assert approval is not None and approval.decided_by == "operator"
+    await operator.aclose()
+    await user.aclose()
+    await caller.ws.close()
+
+
+async def test_a_decision_on_another_worker_reaches_the_voice_session(
+    make_app: AppFactory, tmp_path: Path
+) -> None:
+    """Two workers on one PostgreSQL and Redis: the caller is on worker A, the click
+    reaches worker B; the decision goes over the session's pub/sub channel, A's voice
+    session settles it and sends the result up, and B's HTTP answer streams the turn."""
+    fake = FakeGeminiLive(booking_script(), bytes_per_turn=TURN_BYTES)
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    (agents / "rt.yaml").write_text(agent_yaml("rt", "gemini_live"))
+    async with fake.running(), postgres_url() as db:
+        shared = {
+            "database_url": db,
+            "redis_url": redis_url(),
+            "agents_dir": agents,
+            "gemini_api_key": "test-key",
+            "gemini_base_url": fake.base_url,
+        }
+        async with (
+            make_app(data_dir=tmp_path / "a", **shared) as worker_a,
+            make_app(data_dir=tmp_path / "b", **shared) as worker_b,
+        ):
+            caller, session_id = await open_caller(worker_a, "rt")
+            token = str(caller.of("ready")[0]["session_token"])
+            await caller.speak(utterance("book a table for two"))
+            call_id = (await caller.until("approval_requested"))["tool_call_id"]
+            client = http_client(worker_b, session_id, token)
+            answer = [e.event for e in await collect(client.decide(call_id, True))]
+            assert answer[0] == "approval_resolved" and answer[-1] == "turn_end"
+            assert "tool_call_completed" in answer
+            await caller.until("tool_call_completed")
+            await until_stored(worker_a, session_id, lambda m: "booked" in m[-1][1])
+            assert [r["id"] for r in fake.connections[0].tool_results] == [call_id]
+            assert len(fake.connections) == 1
+            await client.aclose()
+            await caller.ws.close()
+
+
+async def test_a_decision_no_voice_session_takes_is_recorded_for_the_next_turn(
+    gemini_app: Callable[..., Any],
+) -> None:
+    """The voice connection left between the HTTP side's channel check and its published
+    decision: after ``ACK_TIMEOUT_S`` (virtual) the answer says the decision is recorded,
+    and the session's next turn (the caller back on the line) runs the tool."""
+    fake = FakeGeminiLive(
+        [*booking_script()[:1], Reply(heard="Hello again.", says="Hi.", chunks=1)],
+        bytes_per_turn=TURN_BYTES,
+    )
+    clock = FakeClock()
+    app = await gemini_app(fake, "gemini_live", clock=clock)
+    caller, session_id = await open_caller(app, "rt")
+    token = str(caller.of("ready")[0]["session_token"])
+    await caller.speak(utterance("book a table for two"))
+    call_id = (await caller.until("approval_requested"))["tool_call_id"]
+    await caller.ws.close()
+    await until_detached(app, session_id)
+    wires = await decide_in_live_voice(app.services, session_id, call_id, True, "user", None)
+    answer = asyncio.ensure_future(collect_wires(wires))
+    await clock.run_for(ACK_TIMEOUT_S - 0.1)
+    assert not answer.done()
+    await clock.run_for(0.2)
+    assert [(w["type"], w.get("code")) for w in await answer] == [
+        ("approval_resolved", None),
+        ("error", "session_busy"),
+        ("turn_end", None),
+    ]
+    back, _ = await open_caller(app, "rt", session_id=session_id, session_token=token)
+    await back.speak(utterance("hello again"))
+    completed = await back.until("tool_call_completed")
+    assert completed["tool_call_id"] == call_id
+    await back.ws.close()
 
 
 async def test_gemini_go_away_mid_answer_resumes_without_losing_caller_audio(

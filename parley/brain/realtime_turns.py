@@ -15,6 +15,8 @@ console see one history):
 * ``decide(...)``: an approval claimed (first decision wins) and settled — the tool runs
   or the denial is recorded — *without* asking a model afterwards: the upstream model
   goes on once the session sends it the result;
+* ``settle(...)``: an approval already claimed elsewhere (a decision over HTTP, relayed
+  to the live voice session) settled in this session, as ``decide`` settles it;
 * ``cut(message_id, heard)``: a stored assistant message truncated to what was heard.
 
 The voice session consumes the events and sends tool results back upstream.
@@ -23,7 +25,7 @@ The voice session consumes the events and sends tool results back upstream.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from parley.brain import errors
@@ -123,13 +125,6 @@ class RealtimeTurns:
                 TurnEnd("completed", "active"),
             ]
 
-        async def body(state: TurnProgress) -> AsyncIterator[Event]:
-            yield ApprovalResolved(tool_call_id, status, by)
-            async for ev in self.brain._settle(state, deny_pending=False):
-                yield ev
-            pending = await store.list_approvals(state.session.id, "pending")
-            yield TurnEnd("awaiting_approval" if pending else "completed", state.session.status)
-
         def recorded_while_busy() -> list[Event]:
             return [
                 ApprovalResolved(tool_call_id, status, by),
@@ -138,8 +133,34 @@ class RealtimeTurns:
             ]
 
         return self.brain._turn(
-            self.session_id, self.channel, body, preface=claim, when_busy=recorded_while_busy
+            self.session_id,
+            self.channel,
+            self._settled(tool_call_id, status, by),
+            preface=claim,
+            when_busy=recorded_while_busy,
         )
+
+    def settle(
+        self, tool_call_id: str, status: Literal["approved", "denied"], by: str
+    ) -> TurnStream:
+        """Settle an approval another channel claimed (``status`` by ``by``): the tool
+        runs or the denial is recorded, with no model call after."""
+        body = self._settled(tool_call_id, status, by)
+        return self.brain._turn(self.session_id, self.channel, body)
+
+    def _settled(
+        self, tool_call_id: str, status: Literal["approved", "denied"], by: str
+    ) -> Callable[[TurnProgress], AsyncIterator[Event]]:
+        """The body of a turn that settles a claimed approval."""
+
+        async def body(state: TurnProgress) -> AsyncIterator[Event]:
+            yield ApprovalResolved(tool_call_id, status, by)
+            async for ev in self.brain._settle(state, deny_pending=False):
+                yield ev
+            pending = await self.brain.store.list_approvals(state.session.id, "pending")
+            yield TurnEnd("awaiting_approval" if pending else "completed", state.session.status)
+
+        return body
 
 
 async def upstream_config(brain: Brain, session_id: str) -> S2SConfig:

@@ -21,6 +21,7 @@ from parley.channels.http_models import (
     Decision,
     SendMessage,
 )
+from parley.channels.live_decision import decide_in_live_voice, live_voice_decides
 from parley.channels.services import Services
 from parley.channels.strict_route import StrictRoute
 from parley.channels.transcript_policy import client_wire
@@ -56,7 +57,12 @@ TokenDep = Annotated[str | None, Depends(bearer)]
 
 def sse_frame(event: Event, *, transcripts: bool = True) -> str:
     """The SSE frame of a turn event ("" when the agent's transcript policy hides it)."""
-    wire = client_wire(event.to_wire(), to_client=transcripts)
+    return sse_wire(event.to_wire(), transcripts=transcripts)
+
+
+def sse_wire(event: dict[str, Any], *, transcripts: bool = True) -> str:
+    """The SSE frame of a turn event's wire dict ("" when the policy hides it)."""
+    wire = client_wire(event, to_client=transcripts)
     if wire is None:
         return ""
     data = json.dumps(wire, ensure_ascii=False, default=str)
@@ -261,6 +267,12 @@ async def decide_approval(
     """Approve or deny a pending tool call; the first decision wins."""
     session = await _session(services, session_id, token)
     decided_by = actor_of(services, token)
+    if await live_voice_decides(services, session.id, session.agent):
+        # the model waiting for the result is on the voice session's upstream
+        wires = await decide_in_live_voice(
+            services, session.id, tool_call_id, body.approved, decided_by, body.reason
+        )
+        return _stream_wires(wires, transcripts=_shown(services, session))
     turn = services.brain.decide(
         session.id, tool_call_id, body.approved, decided_by=decided_by, reason=body.reason
     )
@@ -274,6 +286,19 @@ async def decide_approval(
         await lifecycle.relay(session.id, event)
 
     return await stream_turn(turn, relay, services.metrics, transcripts=_shown(services, session))
+
+
+def _stream_wires(wires: AsyncIterator[dict[str, Any]], *, transcripts: bool) -> StreamingResponse:
+    """Turn events already on the wire (a turn run by another connection), as SSE."""
+
+    async def frames() -> AsyncIterator[str]:
+        async for wire in wires:
+            frame = sse_wire(wire, transcripts=transcripts)
+            if frame:
+                yield frame
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(frames(), media_type="text/event-stream", headers=headers)
 
 
 def _shown(services: Services, session: Session) -> bool:

@@ -42,6 +42,7 @@ from parley.channels.lifecycle import (
     WARNING,
     warning_text,
 )
+from parley.channels.live_decision import DECISION, settle_here
 from parley.channels.phone_output import CarrierOutput
 from parley.channels.phone_status import STATUS_TTL_S, call_session_key
 from parley.channels.raw_ws import ParleyApp, RawWebSocket
@@ -269,7 +270,8 @@ class PhoneStream:
                     return
 
     async def watch(self, subscription: Subscription, owner: str, conn: VoiceSession) -> None:
-        """The session's events made elsewhere: a decision over HTTP, a warning (said
+        """The session's events made elsewhere: a decision over HTTP (relayed, or a
+        ``decision`` a realtime session settles itself), a warning (said
         at the next pause), the end or a newer attachment (the socket is closed)."""
         async for message in subscription:
             kind = message.get("type")
@@ -277,6 +279,8 @@ class PhoneStream:
                 event = message["event"]
                 if event.get("type") == "approval_resolved":
                     conn.decided_elsewhere(str(event.get("tool_call_id")))
+            elif kind == DECISION:
+                settle_here(self.services, conn.session_id, conn, message)
             elif kind == WARNING:
                 spoken = warning_text(conn.agent, message.get("seconds_left"))
                 if spoken:

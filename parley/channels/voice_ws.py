@@ -33,6 +33,7 @@ from parley.channels.lifecycle import (
     WARNING,
     warning_text,
 )
+from parley.channels.live_decision import DECISION, settle_here
 from parley.channels.operator_leg import serve_human_leg
 from parley.channels.raw_ws import ParleyApp, RawWebSocket
 from parley.channels.s2s_voice import voice_session_for
@@ -347,7 +348,9 @@ async def _attach(
         await events.close()
         raise
     held = Held(services, session.id, transport, conn)
-    watcher = asyncio.create_task(_watch_end(events, transport, attachment.owner, conn, held))
+    watcher = asyncio.create_task(
+        _watch_end(events, transport, attachment.owner, conn, held, services)
+    )
     live = services.voice_registry.add(session.id, str(ready["resume_token"]), transport)
     lifecycle.count(session.id, transport.stats)
     try:
@@ -409,9 +412,11 @@ async def _watch_end(
     owner: str,
     conn: VoiceSession,
     held: Held,
+    services: Services,
 ) -> None:
     """Events of the session made elsewhere: a decision or turn over HTTP is forwarded
-    to the client; the session's end (HTTP ``/end``, another worker) or a newer voice
+    to the client (a realtime session settles a ``decision`` itself, see
+    ``live_decision``); the session's end (HTTP ``/end``, another worker) or a newer voice
     connection closes this one — the receive loop then finishes the connection."""
     async for message in subscription:
         kind = message.get("type")
@@ -420,6 +425,8 @@ async def _watch_end(
             await held.step(message)
         elif kind == HumanMessage.type:
             await transport.send_text(wire.render_wire(message))
+        elif kind == DECISION:
+            settle_here(services, conn.session_id, conn, message)
         elif kind == RELAY and isinstance(message.get("event"), dict):
             event = message["event"]
             if event.get("type") == "approval_resolved":

@@ -22,7 +22,8 @@ one history through ``RealtimeTurns``.
   message.
 * Tools: a ``ToolCall`` is stored with the text before it and goes through the brain's
   gate; a call that needs approval is asked aloud (the session's TTS) and on the card,
-  and decided by voice or click; the result or the denial goes back with
+  and decided by voice or click — or over HTTP on any worker (``settle_decision``, fed
+  by ``channels/live_decision.py``); the result or the denial goes back with
   ``send_tool_result``.
 * Errors: a retryable ``UpstreamError`` is told to the caller (an ``error`` event and a
   spoken sentence); a final one ends the session with ``ERROR`` via ``on_fatal``.
@@ -36,7 +37,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 from parley.audio.resample import Resampler
 from parley.brain.core import UserInput
@@ -79,7 +80,8 @@ CLOSE_WRITES_S = 5.0
 
 ConfigSource = Callable[[], Awaitable[s2s.S2SConfig]]
 OnFatal = Callable[[str], Awaitable[None]]
-Write = tuple[Callable[[], TurnStream], ModelAnswer | None]
+Echo = Callable[[Event], Awaitable[None]]
+Write = tuple[Callable[[], TurnStream], ModelAnswer | None, Echo | None]
 
 
 class S2SVoiceSession(VoiceSession):
@@ -197,6 +199,16 @@ class S2SVoiceSession(VoiceSession):
         if self.responder.pending_approval == tool_call_id:
             self.responder.answered()
         self._write(lambda: self.realtime.decide(tool_call_id, approved, by))
+
+    def settle_decision(self, tool_call_id: str, approved: bool, by: str, echo: Echo) -> None:
+        """An approval decided (and claimed) on another channel — over HTTP, on any
+        worker — settled here as a spoken yes/no would be: the tool runs or the denial
+        is recorded, and the result goes up. ``echo`` gets every event of that turn
+        (its ``turn_end`` too) for the HTTP answer."""
+        if self.responder.pending_approval == tool_call_id:
+            self.responder.answered()
+        status: Literal["approved", "denied"] = "approved" if approved else "denied"
+        self._write(lambda: self.realtime.settle(tool_call_id, status, by), echo=echo)
 
     async def interrupt(self, *, notify: bool = True) -> None:
         await super().interrupt(notify=notify)  # a spoken prompt or notice
@@ -391,20 +403,34 @@ class S2SVoiceSession(VoiceSession):
 
     # --- the writer: turns in order --------------------------------------------------------
 
-    def _write(self, make: Callable[[], TurnStream], answer: ModelAnswer | None = None) -> None:
-        self._writes.put_nowait((make, answer))
+    def _write(
+        self,
+        make: Callable[[], TurnStream],
+        answer: ModelAnswer | None = None,
+        *,
+        echo: Echo | None = None,
+    ) -> None:
+        self._writes.put_nowait((make, answer, echo))
 
     async def _write_all(self) -> None:
         while (item := await self._writes.get()) is not None:
-            make, answer = item
+            make, answer, echo = item
+            ended = False
             try:
                 turn = await self.responder._start_turn(make)
                 if turn is None:
                     continue
                 async for event in turn:
                     await self._on_turn_event(event, answer)
+                    if echo is not None:
+                        ended = ended or isinstance(event, TurnEnd)
+                        await echo(event)
             except Exception:
                 log.exception("session %s: storing a realtime turn failed", self.session_id)
+            finally:
+                if echo is not None and not ended:
+                    with contextlib.suppress(Exception):
+                        await echo(TurnEnd("error"))
 
     async def _on_turn_event(self, event: Event, answer: ModelAnswer | None) -> None:
         if isinstance(event, TurnEnd):
