@@ -159,6 +159,7 @@ async def evaluate(corpus: list[dict[str, Any]]) -> dict[str, Any]:
     base_smart_turn.time = clock  # type: ignore[assignment]  # the analyzer's buffer clock
     latency: list[float] = []
     latency_no_model: list[float] = []
+    by_timeout: list[str] = []  # complete, but the model said incomplete: the 3 s timeout
     split: list[bool] = []
     held: list[bool] = []
     undecided: list[str] = []
@@ -183,6 +184,8 @@ async def evaluate(corpus: list[dict[str, Any]]) -> dict[str, Any]:
         if after:
             latency.append(after[0][1] - s["speech_end"])
             latency_no_model.append(after[0][0] - s["speech_end"])
+            if after[0][0] - s["speech_end"] > 3.0:
+                by_timeout.append(name)
         else:
             undecided.append(name)
 
@@ -197,8 +200,7 @@ async def evaluate(corpus: list[dict[str, Any]]) -> dict[str, Any]:
         "decision_mean_ms": round(1000 * statistics.mean(latency)) if latency else None,
         "decision_without_model_time_p50_ms": quantile(latency_no_model, 0.5),
         "split_early_pct": pct(split),
-        # complete utterances the model called incomplete: the 3 s timeout ended them
-        "complete_ended_by_timeout": sum(1 for t in latency_no_model if t > 3.0),
+        "complete_ended_by_timeout": by_timeout,
         "undecided_complete": undecided,
         "pauses": len(held),
         "pauses_held_pct": pct(held),
