@@ -507,6 +507,14 @@ async def test_a_backchannel_over_the_greeting_pauses_and_resumes_its_playback(
         await page.wait_for_selector(".msg-assistant")
         await page.evaluate(ORB_WATCH)  # every state the orb shows, with the player's facts
         await page.click("#mic")  # hands-free
+        keep = os.environ.get("PARLEY_SCREENSHOTS_DIR")
+        if keep:  # a picture of the paused orb (only then: the pause lasts well under a second)
+            await page.wait_for_function(
+                "window.parley.snapshot().orb === 'paused'", polling=10, timeout=30_000
+            )
+            path = tmp_path / "voice-paused.png"
+            await page.screenshot(path=str(path))
+            keep_screenshot(path, keep)
         await page.wait_for_function(
             "window.parley.events().some(e => e.type === 'playback_resumed')", timeout=30_000
         )
