@@ -5,6 +5,7 @@
     .venv/bin/python bench/voice.py --vad silero --with-peers
     .venv/bin/python bench/voice.py --ns "" --no-idle --profile 100    # only a py-spy profile
     .venv/bin/python bench/voice.py --endpoint both --keep-going    # + /v1/realtime, turn about
+    .venv/bin/python bench/voice.py --turn silence,smart,smart-model --smart-turn-model PATH
 
 For each target and N: Parley (``parley serve``, agent ``bench`` = the fake engines of
 the shared spec, pinned to CPU 0 with a fresh data dir and WARNING logs) or a peer is
@@ -12,6 +13,13 @@ started, the shared load client runs pinned to CPU 1, the server is stopped. N g
 until more than 20% of the sessions fail or have a playback gap, or p50 latency exceeds
 3x the floor (the harness's rule, applied also to runs with foreign load).
 An idle run (every session streams silence) gives the cost of a connected session.
+
+``--turn`` (energy VAD only) picks the end-of-turn mode of the Parley agent:
+``silence`` (``bench``, the shared spec), ``smart`` (``bench_smart``: the same 0.2 s stop
+decided by the smart detector; no partials from the fake STT), ``smart-model`` (the
+same agent with the Smart Turn model loaded from ``--smart-turn-model``: one model
+decision per turn, which does not delay the reply) and ``smart-wait`` (``bench_smart_wait``
+with the model: the model's answer ends each turn, so its time shows as latency).
 Peers run through the harness's own ``run_bench`` logic, imported, with results
 written under ``--out`` (never into the harness directory).
 
@@ -30,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -50,7 +59,17 @@ PARLEY_TARGETS = {
     # the same agents through the OpenAI-Realtime-compatible endpoint (bench/realtime_client.py)
     "parley-realtime": "bench",
     "parley-silero-realtime": "bench_silero",
+    "parley-smart": "bench_smart",
+    "parley-smart-model": "bench_smart",
+    "parley-smart-wait": "bench_smart_wait",
 }
+TURN_TARGETS = {
+    "silence": "parley",
+    "smart": "parley-smart",
+    "smart-model": "parley-smart-model",
+    "smart-wait": "parley-smart-wait",
+}
+MODEL_TARGETS = {"parley-smart-model", "parley-smart-wait"}  # served with the Smart Turn model
 PEERS = {"energy": ["pipecat", "null"], "silero": ["pipecat-silero", "null-silero"]}
 FULL_NS = "1,10,50,100,200,400"
 QUICK_NS = "1,10,50"
@@ -111,7 +130,10 @@ def run_parley_once(
     out = args.out / "raw" / f"{tag}.json"
     out.unlink(missing_ok=True)  # never read a stale result
     log = args.out / "logs" / f"{tag}.log"
-    with common.store_env(args.store) as env, common.parley_server(log, env=env) as server:
+    with (
+        common.store_env(args.store) as env,
+        common.parley_server(log, env={**env, **model_env(args, target)}) as server,
+    ):
         agent, realtime = PARLEY_TARGETS[target], target.endswith("-realtime")
         cmd = client_command(args, n, script, server.pid, server.port, agent, out, floor, realtime)
         collapsed = args.out / "profiles" / f"{tag}.txt"
@@ -141,6 +163,14 @@ def run_parley_once(
     common.write_json(out, result)
     print(f"[{tag}] {one_line(result)}  wall {time.monotonic() - t0:.0f}s", flush=True)
     return result
+
+
+def model_env(args: argparse.Namespace, target: str) -> dict[str, str]:
+    """The server's Smart Turn setting: the model file for the model targets only
+    (``main`` drops an inherited PARLEY_SMART_TURN_MODEL)."""
+    if target in MODEL_TARGETS:
+        return {"PARLEY_SMART_TURN_MODEL": str(args.smart_turn_model)}
+    return {}
 
 
 def run_parley(
@@ -347,6 +377,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--vad", choices=["energy", "silero", "both"], default="energy")
     p.add_argument(
+        "--turn",
+        default="silence",
+        help="end-of-turn modes of the energy-VAD agent, comma-separated: "
+        f"{', '.join(TURN_TARGETS)} (default silence)",
+    )
+    p.add_argument(
+        "--smart-turn-model",
+        type=Path,
+        default=None,
+        help="Smart Turn v3 .onnx for --turn smart-model / smart-wait (server needs onnxruntime)",
+    )
+    p.add_argument(
         "--store",
         default="sqlite",
         choices=["sqlite", "postgres", "postgres+redis"],
@@ -422,19 +464,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     if args.no_idle:
         args.idle_n = 0
+    args.turn = [t for t in args.turn.split(",") if t]
+    unknown = [t for t in args.turn if t not in TURN_TARGETS]
+    if unknown:
+        p.error(f"--turn: unknown mode(s) {unknown}; choose from {list(TURN_TARGETS)}")
+    if any(TURN_TARGETS[t] in MODEL_TARGETS for t in args.turn):
+        if args.smart_turn_model is None or not args.smart_turn_model.is_file():
+            p.error("--turn smart-model / smart-wait need --smart-turn-model FILE")
+        args.smart_turn_model = args.smart_turn_model.resolve()
     args.out = (args.out or common.default_out("voice")).resolve()
     return args
 
 
-def parley_targets(vad: str, endpoint: str) -> list[str]:
+def parley_targets(vad: str, endpoint: str, turns: list[str]) -> list[str]:
+    """The Parley targets of one sweep: each turn-taking mode over /v1/voice (energy
+    VAD; Silero runs silence mode only), and/or the silence mode over /v1/realtime."""
     base = "parley" if vad == "energy" else "parley-silero"
-    return {"voice": [base], "realtime": [f"{base}-realtime"]}.get(
-        endpoint, [base, f"{base}-realtime"]
+    voice = [TURN_TARGETS[t] for t in turns] if vad == "energy" else [base]
+    return {"voice": voice, "realtime": [f"{base}-realtime"]}.get(
+        endpoint, [*voice, f"{base}-realtime"]
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    os.environ.pop("PARLEY_SMART_TURN_MODEL", None)  # only the model targets get one
     common.check_venvs(peers=args.with_peers)
     rb = common.harness()
     floor = rb.floor()
@@ -449,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
 
     runs: dict[str, list[Result]] = {}
     for vad in vads:
-        targets = parley_targets(vad, args.endpoint)
+        targets = parley_targets(vad, args.endpoint, args.turn)
         runs |= sweep(
             lambda t, n, s: run_parley(args, t, n, s, floor), targets, args.ns, args, broke
         )

@@ -400,6 +400,23 @@ def voice_channel() -> None:
     pytest.importorskip("parley.channels.voice_ws", reason="the /v1/voice channel is not built yet")
 
 
+# Records every state the orb takes (its ``data-state``), the label shown with it and
+# whether the page's player was holding its queue (``snapshot().paused``) at that moment.
+ORB_WATCH = """() => {
+  window.orbStates = [];
+  const orb = document.getElementById('orb');
+  const label = document.getElementById('orb-label');
+  new MutationObserver(() => {
+    const last = window.orbStates[window.orbStates.length - 1];
+    if (last && last.state === orb.dataset.state) return;
+    window.orbStates.push({
+      state: orb.dataset.state, label: label.textContent,
+      paused: window.parley.snapshot().paused,
+    });
+  }).observe(orb, { attributes: true, attributeFilter: ['data-state'] });
+}"""
+
+
 async def events_of(page: Page, kind: str) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = await page.evaluate(
         "k => window.parley.events().filter(e => e.type === k)", kind
@@ -491,11 +508,36 @@ async def test_a_backchannel_over_the_greeting_pauses_and_resumes_its_playback(
     wav = speech.write_speech_wav(tmp_path, "okay", before_s=2.5, after_s=20.0)
     async with browse(mic_wav=wav) as page:
         await page.wait_for_selector(".msg-assistant")
+        await page.evaluate(ORB_WATCH)  # every state the orb shows, with the player's facts
         await page.click("#mic")  # hands-free
+        keep = os.environ.get("PARLEY_SCREENSHOTS_DIR")
+        if keep:  # a picture of the paused orb (only then: the pause lasts well under a second)
+            await page.wait_for_function(
+                "window.parley.snapshot().orb === 'paused'", polling=10, timeout=30_000
+            )
+            path = tmp_path / "voice-paused.png"
+            await page.screenshot(path=str(path))
+            keep_screenshot(path, keep)
         await page.wait_for_function(
             "window.parley.events().some(e => e.type === 'playback_resumed')", timeout=30_000
         )
         assert (await snapshot(page))["pauses"] == 1  # the page held its player
+        # the pause was shown, distinctly, while it lasted, and went away on the resume
+        await page.wait_for_function("window.parley.snapshot().orb !== 'paused'", timeout=1_000)
+        shown = await page.evaluate("window.orbStates")
+        states = [entry["state"] for entry in shown]
+        assert "paused" in states, states
+        at = states.index("paused")
+        assert "speaking" in states[:at], states  # the greeting was playing when it paused
+        assert states[at + 1] == "speaking", states  # and plays on after the resume
+        assert all(
+            entry["paused"] and entry["label"].startswith("Paused")
+            for entry in shown
+            if entry["state"] == "paused"
+        ), shown
+        assert not (await snapshot(page))["paused"]
+        label = await page.locator("#orb-label").inner_text()
+        assert "Paused" not in label
         await page.wait_for_function(
             "window.parley.events().some(e => e.type === 'done')", timeout=30_000
         )

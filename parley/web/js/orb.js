@@ -4,7 +4,9 @@
  *
  * States: off, connecting, reconnecting, ready (push-to-talk, idle), listening
  * (hands-free), user_speaking, thinking, tool (running <name>), approval (waiting for a
- * decision), speaking (agent audio playing).
+ * decision), speaking (agent audio playing), paused (the agent's speech is held because
+ * the caller made a sound over it: `playback_paused`; `playback_resumed` returns to
+ * speaking, `interrupted` to the caller's turn).
  */
 
 import { toolName } from './describe.js';
@@ -19,6 +21,7 @@ const LABELS = {
   thinking: 'Thinking…',
   approval: 'Waiting for your approval',
   speaking: 'Speaking',
+  paused: 'Paused — go on, or stay quiet to let me finish',
 };
 
 export class OrbModel {
@@ -29,6 +32,7 @@ export class OrbModel {
     this.pttHeld = false;
     this.playing = false;
     this.userSpeaking = false;
+    this.paused = false; // the agent's playback is held (playback_paused)
   }
 
   /** The resting state when nothing is happening. */
@@ -49,9 +53,17 @@ export class OrbModel {
       case 'reconnecting':
       case 'off':
         this.playing = false;
+        this.paused = false;
         return this.set(fact);
       case 'open':
       case 'mode':
+        if (this.paused) return this.set('paused');
+        return this.set(this.playing ? 'speaking' : this.idle());
+      case 'playback_paused':
+        this.paused = true;
+        return this.set('paused');
+      case 'playback_resumed':
+        this.paused = false;
         return this.set(this.playing ? 'speaking' : this.idle());
       case 'ptt_down':
         this.pttHeld = true;
@@ -61,9 +73,12 @@ export class OrbModel {
         return this.set('thinking');
       case 'vad':
         this.userSpeaking = detail.state === 'speech_started';
-        return this.set(this.userSpeaking ? 'user_speaking' : 'thinking');
+        if (this.paused) return this.set('paused'); // the pause shows until it resolves
+        if (this.userSpeaking) return this.set('user_speaking');
+        return this.set(this.playing ? 'speaking' : 'thinking');
       case 'transcript_final':
         this.userSpeaking = false;
+        if (this.paused) return this.set('paused');
         return this.set(this.playing ? 'speaking' : 'thinking');
       case 'tool_call_started':
         this.tool = detail.name || '';
@@ -74,10 +89,12 @@ export class OrbModel {
         return this.set('approval');
       case 'playing':
         this.playing = Boolean(detail.playing);
+        if (this.paused) return this.set('paused');
         if (this.playing) return this.set('speaking');
         return this.set(this.state === 'speaking' ? this.idle() : this.state);
       case 'interrupted':
         this.playing = false;
+        this.paused = false;
         return this.set(this.userSpeaking || this.pttHeld ? 'user_speaking' : this.idle());
       case 'turn_end':
         this.userSpeaking = false;

@@ -54,7 +54,7 @@ export class VoiceMode {
     this.stats = {
       framesSent: 0, bytesSent: 0, audioFramesReceived: 0, micLevel: 0, playbackLevel: 0,
       maxPlaybackLevel: 0, playedMs: 0, playedReports: 0, interruptions: 0, playing: false,
-      pauses: 0,
+      pauses: 0, paused: false,
     };
   }
 
@@ -187,6 +187,7 @@ export class VoiceMode {
     } else if (status === 'reconnecting') {
       this.deps.banner('Voice connection lost — reconnecting…');
       this.responseOpen = false;
+      this.stats.paused = false;
       this.audio.clearPlayback();
       this.paint('reconnecting');
     } else if (status === 'failed') {
@@ -223,6 +224,7 @@ export class VoiceMode {
     this.model.handsFree = false;
     this.deps.onHandsFree(false);
     this.stats.playing = false;
+    this.stats.paused = false;
     this.paint('off');
     this.deps.onChannel('chat');
   }
@@ -304,12 +306,16 @@ export class VoiceMode {
       this.deps.onReady(frame);
     } else if (type === 'interrupted') {
       this.stats.interruptions += 1;
+      this.stats.paused = false;
       this.responseOpen = false;
       this.audio.clearPlayback();
       this.paint('interrupted');
     } else if (type === 'playback_paused' || type === 'playback_resumed') {
-      if (type === 'playback_paused') this.stats.pauses += 1;
-      this.audio.pausePlayback(type === 'playback_paused'); // a sound over the agent
+      const paused = type === 'playback_paused';
+      if (paused) this.stats.pauses += 1;
+      this.stats.paused = paused;
+      this.audio.pausePlayback(paused); // a sound over the agent: hold the queue, not drop it
+      this.paint(type);
     } else if (type === 'done') {
       this.audio.endResponse(this.response);
       this.responseOpen = false;
