@@ -106,6 +106,9 @@ class CallerLeg:
         self.joined = False
         self.caller_words: BridgeTranscriber | None = None
         self.human_words: BridgeTranscriber | None = None
+        # Called once audio flows both ways, before ``joined`` is announced: the
+        # caller's connection mutes the AI then (``voice_hold.Held``).
+        self.on_joined: Callable[[], None] | None = None
 
     async def connect(
         self, human: LegFormat, human_out: LegFormat, send: SendBytes, human_channel: str
@@ -147,6 +150,8 @@ class CallerLeg:
         if self.joined or self.bridge is None or not self.bridge.flowing:
             return
         self.joined = True
+        if self.on_joined is not None:
+            self.on_joined()
         with contextlib.suppress(IllegalTransition):
             await self.desk.board.apply(self.transfer_id, "bridge")
 

@@ -94,11 +94,17 @@ class Held:
                 self.caller_out,
                 self.transport.send_bridged,
             )
+            leg.on_joined = self._joined
             self.tone = asyncio.create_task(leg.hold_loop(self.services.clock, self._ai_idle))
         if status is Status.JOINED:
             self._stop_tone()
             self.transport.muted = True
             await self.conn.interrupt(notify=False)
+
+    def _joined(self) -> None:
+        """Audio flows both ways: from now on nothing of the AI reaches the caller."""
+        self._stop_tone()
+        self.transport.muted = True
 
     def _stop_tone(self) -> None:
         if self.tone is not None:
