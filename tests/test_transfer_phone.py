@@ -11,8 +11,10 @@ and level, and no agent audio (440 Hz, marks) may reach the caller after ``joine
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
+import json
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -190,9 +192,7 @@ async def test_phone_to_phone_briefed_accepted_bridged_transcribed_and_hung_up(
             await human.wait_for(lambda p: len(p.received) > 5)  # the briefing, spoken
             await human.press("1")
             await human.wait_for(lambda p: p.clears)  # the rest of the briefing is cut
-            cleared_at = next(
-                i for i, m in enumerate(human.received) if m.get("event") == "clear"
-            )
+            cleared_at = next(i for i, m in enumerate(human.received) if m.get("event") == "clear")
 
             clears = caller.clears
             up, down = tone(600, 2.0), tone(1000, 2.0)
@@ -386,7 +386,9 @@ async def test_a_phone_caller_is_bridged_to_the_console_voice_leg(
             human = Voice(ows)
             start = {"type": "start", "transfer_id": dialing["transfer_id"], "operator_key": KEY}
             await human.send({**start, "sample_rate": 16000})
-            assert (await human.until("ready"))["caller_channel"] == "phone"
+            ready = await human.until("ready")
+            assert ready["caller_channel"] == "phone"
+            out_rate = int(ready["output_sample_rate"])
             clears = caller.clears
             up, down = tone(600, 1.0), tone(1000, 1.0, rate=16000)
             for i in range(0, len(up), FRAME):
@@ -399,20 +401,36 @@ async def test_a_phone_caller_is_bridged_to_the_console_voice_leg(
                 await caller.say(up[i : i + FRAME], 8000)
                 await human.send(down[2 * i : 2 * i + 2 * FRAME])
 
-            async def both_ways() -> bool:
-                return len(heard(caller.received[joined_at:])) >= 6000 and (
-                    sum(len(a) for a in human.audio) >= 32000
-                )
+            async def to_caller() -> bool:
+                return len(heard(caller.received[joined_at:])) >= 6000
 
-            await eventually(both_ways)
+            await eventually(to_caller)
+            human.audio.clear()
+            while sum(len(a) for a in human.audio) < out_rate:  # 0.5 s of the caller
+                await asyncio.wait_for(read_frame(human), 10.0)
             f_caller, level_caller, agent_caller = analyse(heard(caller.received[joined_at:]))
-            f_human, level_human, _ = analyse(b"".join(human.audio)[-16000:], 16000)
+            f_human, level_human, _ = analyse(b"".join(human.audio), out_rate)
             assert abs(f_caller - 1000) < 10 and abs(f_human - 600) < 10
             expected = 0.3 / np.sqrt(2)
             assert abs(level_human - expected) < 0.05 and abs(level_caller - expected) < 0.05
             assert agent_caller < 0.01
         await next_published(aiter(events), "transfer", status="ended")
         await caller.hang_up()
+
+    async def transcribed() -> set[tuple[str, str | None]]:
+        messages = await app.services.store.list_messages(session_id)
+        said = {(m.role, m.channel) for m in messages if m.text == TRANSCRIPT}
+        return said if len(said) == 2 else set()
+
+    assert await eventually(transcribed) == {("user", "phone"), ("human_agent", "operator")}
+
+
+async def read_frame(voice: Voice) -> None:
+    msg = await voice.ws.recv()
+    if isinstance(msg, bytes):
+        voice.audio.append(msg)
+    else:
+        voice.events.append(json.loads(msg))
 
 
 # --- the pure parts -----------------------------------------------------------------------------
