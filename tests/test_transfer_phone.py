@@ -447,7 +447,7 @@ def test_the_human_s_words_accept_or_decline() -> None:
 def test_utterances_are_cut_on_the_audio_s_own_time() -> None:
     cuts = Utterances(FakeEnergyVAD().open_stream(), stop_ms=600)
     loud = tone(500, 0.5, rate=16000)
-    steps = cuts.feed(b"\x00\x00" * 3200 + loud + b"\x00\x00" * 8000)
+    steps = cuts.feed(b"\x00\x00" * 3200 + loud + b"\x00\x00" * 9600)
     speech = [s for s in steps if isinstance(s, Speech)]
     assert isinstance(steps[-1], Ended) and sum(isinstance(s, Ended) for s in steps) == 1
     # pre-roll (up to 200 ms) + 0.5 s of speech + 600 ms of quiet before the end
