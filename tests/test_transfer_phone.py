@@ -34,6 +34,7 @@ from parley.sessions.coordinator import Subscription
 from parley.testing import FakeClock
 from parley.testing.fake_twilio import FakeTwilio
 from parley.testing.phone_peer import PhonePeer
+from parley.testing.speech import pad_silence, speak_pcm
 from tests.plugins.apps import AppFactory, RunningApp
 from tests.test_phone_calls import eventually
 from tests.test_transfer_console import next_published
@@ -58,6 +59,7 @@ rules:
     keywords: [pressed]
     tool: transfer_to_human
 """
+SPOKEN_AGENT = AGENT.replace("name: line", "name: spoken").replace("stt: fake", "stt: pocketsphinx")
 CONSOLE_AGENT = AGENT.replace("name: line", "name: desk").replace(f'transfer_to: "{HUMAN}"', "")
 FRAME = 320  # 20 ms of 8 kHz PCM16
 
@@ -70,6 +72,7 @@ async def line(
     agents.mkdir()
     (agents / "line.yaml").write_text(AGENT)
     (agents / "desk.yaml").write_text(CONSOLE_AGENT)
+    (agents / "spoken.yaml").write_text(SPOKEN_AGENT)
     async with FakeTwilio(ACCOUNT, TOKEN) as twilio:
         settings = {
             "agents_dir": agents,
@@ -246,6 +249,33 @@ async def test_phone_to_phone_briefed_accepted_bridged_transcribed_and_hung_up(
     assert {"Status": ["completed"]} in updates or not updates  # hung up, at most once
     messages = await app.services.store.list_messages(session_id)
     assert any("left the conversation" in m.text for m in messages if m.role == "assistant")
+
+
+@pytest.mark.parametrize("words", ["connect", "decline"])
+async def test_the_human_answers_in_words(line: tuple[RunningApp, FakeTwilio], words: str) -> None:
+    """Real speech (espeak-ng, μ-law) to the embedded recogniser: "connect" bridges
+    the call, "decline" sends the caller back to the agent."""
+    app, twilio = line
+    async with phone_caller(app, twilio, agent="spoken") as (caller, _session_id, events):
+        _transfer_id, human_sid = await ask_for_a_person(twilio, caller, events)
+        url, params = stream_of(app, await twilio.answer(human_sid))
+        async with PhonePeer.dial(url, parameters=params, call_id=human_sid) as human:
+            await next_published(aiter(events), "transfer", status="briefing")
+            speech = pad_silence(speak_pcm(words, sample_rate=8000), 0.3, 1.0, 8000)
+            for i in range(0, len(speech), FRAME):
+                await human.say(speech[i : i + FRAME], 8000)
+            if words == "decline":
+                failed = await next_published(aiter(events), "transfer", status="failed")
+                assert failed["reason"] == "declined"
+                await human.wait_for(lambda p: p.closed)
+            else:
+                await human.wait_for(lambda p: p.clears)  # accepted: the briefing is cut
+                beep = tone(1000, 0.2)
+                for i in range(0, len(beep), FRAME):
+                    await caller.say(beep[i : i + FRAME], 8000)
+                    await human.say(beep[i : i + FRAME], 8000)
+                await next_published(aiter(events), "transfer", status="joined")
+        await caller.hang_up()
 
 
 async def test_no_answer_gives_the_caller_back_to_the_ai(
@@ -431,6 +461,23 @@ async def read_frame(voice: Voice) -> None:
         voice.audio.append(msg)
     else:
         voice.events.append(json.loads(msg))
+
+
+async def test_an_operator_taking_a_ringing_phone_transfer_cancels_the_call(
+    line: tuple[RunningApp, FakeTwilio],
+) -> None:
+    app, twilio = line
+    async with phone_caller(app, twilio) as (caller, _session_id, events):
+        transfer_id, human_sid = await ask_for_a_person(twilio, caller, events)
+        ws_url = app.base_url.replace("http", "ws", 1) + "/v1/voice"
+        async with websockets.connect(ws_url) as ows:
+            human = Voice(ows)
+            await human.send({"type": "start", "transfer_id": transfer_id, "operator_key": KEY})
+            await human.until("briefing")
+            assert twilio.calls[human_sid].updates == [{"Status": ["canceled"]}]
+            late = await twilio.answer(human_sid)  # the phone is picked up too late
+            assert "<Hangup/>" in late.text
+        await caller.hang_up()
 
 
 # --- the pure parts -----------------------------------------------------------------------------

@@ -109,7 +109,11 @@ class BridgeTranscriber:
             self._queue.put_nowait(data)
 
     async def close(self) -> None:
-        """Finish the pending utterance (its text is stored), then stop."""
+        """Finish the pending utterance (its text is stored), then stop. Called from
+        ``on_text`` itself (the words decided something), it only asks the task to stop."""
+        if asyncio.current_task() is self._task:
+            self._queue.put_nowait(None)
+            return
         if not self._task.done():
             self._queue.put_nowait(None)
             with contextlib.suppress(Exception):

@@ -22,7 +22,13 @@ from fastapi import WebSocketDisconnect
 from parley.channels import browser_wire as wire
 from parley.channels.raw_ws import RawWebSocket
 from parley.channels.services import Services
-from parley.channels.transfer_desk import CALLER_MESSAGE, CallerLeg, TransferDesk, status_of
+from parley.channels.transfer_desk import (
+    CALLER_MESSAGE,
+    CONSOLE,
+    CallerLeg,
+    TransferDesk,
+    status_of,
+)
 from parley.events import Error
 from parley.handoff.bridge import LegFormat
 from parley.handoff.state import IllegalTransition, Status, Transfer
@@ -71,6 +77,8 @@ async def serve_human_leg(
             transfer = await desk.apply(transfer_id, "answer", human="operator")
         except IllegalTransition:
             raise LegRefused("transfer_taken", "another operator took this transfer") from None
+        if transfer.target != CONSOLE and desk.dialer is not None:
+            await desk.dialer.end_call(transfer)  # the console took it: stop the phone ringing
     except LegRefused as exc:
         await _refuse(ws, send_text, exc.code, str(exc))
         return

@@ -10,7 +10,8 @@
   ``failed{error}``; ``completed`` ends what is still live (the human hung up).
   The call must be the transfer's own call (the coordinator remembers which), so a
   callback cannot move another transfer.
-- ``finished``: the transfer is final: a call not yet answered is cancelled
+- ``end_call``: the transfer is final (or an operator took it in the console while
+  the phone rang): a call whose stream never started is cancelled
   (``Status=canceled``), an answered one hung up (``Status=completed``), once.
 """
 
@@ -35,6 +36,11 @@ FAILS = {"no-answer": "no_answer", "busy": "busy", "failed": "error", "canceled"
 def call_key(transfer_id: str) -> str:
     """Coordinator key: the outbound call of a transfer."""
     return f"transfer_call:{transfer_id}"
+
+
+def answered_key(transfer_id: str) -> str:
+    """Coordinator key: the dialled person's stream started (``phone_human``)."""
+    return f"transfer_call:{transfer_id}:answered"
 
 
 def transfer_of_call_key(call_sid: str) -> str:
@@ -87,14 +93,14 @@ class PhoneDialer:
             await desk.apply(transfer_id, event)
         return True
 
-    async def finished(self, transfer: Transfer) -> None:
+    async def end_call(self, transfer: Transfer) -> None:
         coordinator = self.services.coordinator
         sid = await coordinator.get(call_key(transfer.id))
         if sid is None or await coordinator.get(f"{call_key(transfer.id)}:over") is not None:
             return
         if not await coordinator.set_if_absent(f"{call_key(transfer.id)}:over", "ended", KEEP_S):
             return
-        answered = transfer.human is not None
+        answered = await coordinator.get(answered_key(transfer.id)) is not None
         try:
             if answered:
                 await self.rest.hang_up(sid)

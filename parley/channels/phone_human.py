@@ -6,8 +6,9 @@ URL ``phone_dialer`` gave Twilio). Then:
 1. The transfer is ``answer``ed (``briefing``, the human is the dialled number) —
    only while it is ``dialing``; otherwise the stream is closed (1008).
 2. The briefing is spoken with the agent's TTS, then the choice: "press 1 or say
-   connect to take the call, press 2 or say decline". Keys and words (the agent's
-   phone-grade recogniser on the human's speech) are both accepted.
+   connect to take the call, press 2 or say decline". Keys and words are both
+   accepted (a phone-grade recogniser built for the answer words alone,
+   ``EngineHub.phone_answer_stt``, listens to the human until they choose).
 3. Accept: the briefing is cut (``clear``) and the stream is bridged to the caller's
    ``CallerLeg`` on this worker (μ-law both ways; ``joined`` once audio has flowed
    both ways). Decline: ``failed{declined}``, the AI takes the caller back.
@@ -29,8 +30,9 @@ from typing import TYPE_CHECKING
 
 from parley.channels.bridge_speech import BridgeTranscriber
 from parley.channels.operator_leg import hang_up_human
+from parley.channels.phone_dialer import KEEP_S, answered_key
 from parley.channels.transfer_desk import CallerLeg, status_of
-from parley.engines.base import EngineSet
+from parley.engines.base import STT, EngineSet
 from parley.handoff.bridge import LegFormat
 from parley.handoff.state import FINAL, IllegalTransition, Transfer
 from parley.sessions.coordinator import Subscription
@@ -48,6 +50,7 @@ CHOICE = "Press 1 or say connect to take the call. Press 2 or say decline to dec
 ELSEWHERE = "Sorry, the caller cannot be connected from here. Goodbye."
 ACCEPT_WORDS = frozenset({"connect", "accept", "yes"})
 DECLINE_WORDS = frozenset({"decline", "no"})
+ANSWER_PHRASES = ("connect", "connect me", "yes connect", "accept", "decline", "no decline")
 HUMAN_IN = LegFormat("pcm16", 16000)  # ``PhoneCall`` hands over 16 kHz PCM
 HUMAN_OUT = LegFormat("ulaw", 8000)
 
@@ -63,7 +66,9 @@ def choice_in(words: str) -> str | None:
 
 
 class PhoneHuman:
-    def __init__(self, stream: PhoneStream, transfer: Transfer, engines: EngineSet) -> None:
+    def __init__(
+        self, stream: PhoneStream, transfer: Transfer, engines: EngineSet, answers: STT
+    ) -> None:
         self.stream = stream
         self.services = stream.services
         self.desk = stream.services.transfers
@@ -73,7 +78,7 @@ class PhoneHuman:
         self.done = False
         self.briefing_task: asyncio.Task[None] | None = None
         self.words: BridgeTranscriber | None = BridgeTranscriber(
-            engines.stt, engines.vad, HUMAN_IN, self.heard
+            answers, engines.vad, HUMAN_IN, self.heard
         )
 
     # --- the briefing ------------------------------------------------------------------------
@@ -106,8 +111,8 @@ class PhoneHuman:
         leg = self.desk.legs.get(self.transfer.session_id)
         if self.briefing_task is not None:
             self.briefing_task.cancel()
-        for send in self.stream.call.interrupt().sends:  # the rest of the briefing goes
-            await self.stream.send_text(send.text)
+        self.stream.call.interrupt()  # the rest of the briefing goes (marks dropped)
+        await self.stream.send_text(self.stream.codec.clear(self.stream.call.stream_id))
         if leg is None:
             self.done = True
             await self.speak(ELSEWHERE)
@@ -185,9 +190,12 @@ async def serve_phone_human(stream: PhoneStream, transfer_id: str) -> None:
         log.warning("transfer stream %s refused: %s", transfer_id, exc)
         await stream.close(1008, "refused")
         return
+    await stream.services.coordinator.set(answered_key(transfer_id), "1", KEEP_S)
     try:
         session = await stream.services.store.get_session(transfer.session_id)
-        engines = await stream.engines(session.agent if session is not None else "")
+        agent = session.agent if session is not None else ""
+        engines = await stream.engines(agent)
+        answers = await stream.services.engine_hub.phone_answer_stt(agent, ANSWER_PHRASES)
     except Exception as exc:  # no engines to brief with: nobody can take the call
         log.warning("transfer %s: cannot brief the human (%s)", transfer_id, exc)
         with contextlib.suppress(IllegalTransition):
@@ -195,7 +203,7 @@ async def serve_phone_human(stream: PhoneStream, transfer_id: str) -> None:
         await stream.close(1011, "no speech engines")
         return
     events = await stream.services.lifecycle.subscribe(transfer.session_id)
-    human = PhoneHuman(stream, transfer, engines)
+    human = PhoneHuman(stream, transfer, engines, answers)
     watcher = asyncio.create_task(human.watch(events))
     human.briefing_task = asyncio.create_task(human.brief())
     try:

@@ -68,7 +68,7 @@ class Dialer(Protocol):
 
     async def dial(self, transfer: Transfer) -> None: ...
 
-    async def finished(self, transfer: Transfer) -> None: ...
+    async def end_call(self, transfer: Transfer) -> None: ...
 
 
 def hold_tone(rate: int, seconds: float = 0.25, freq: float = 440.0, level: float = 0.05) -> bytes:
@@ -268,7 +268,7 @@ class TransferDesk:
         """A transfer became final here: end its outbound call, give the caller back."""
         if self.dialer is not None and transfer.target != CONSOLE:
             try:
-                await self.dialer.finished(transfer)
+                await self.dialer.end_call(transfer)
             except Exception:
                 log.exception("transfer %s: ending the outbound call failed", transfer.id)
         await self.give_back(transfer)

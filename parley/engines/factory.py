@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -91,10 +92,11 @@ def is_narrowband(sample_rate: int) -> bool:
     return sample_rate <= NARROWBAND_MAX_RATE
 
 
-def build_phone_stt(agent: AgentSpec) -> STT:
+def build_phone_stt(agent: AgentSpec, phrases: Sequence[str] = ()) -> STT:
+    """Phone-grade pocketsphinx for the agent's phrases, or only for ``phrases``."""
     from parley.engines.pocketsphinx_stt import PocketsphinxSTT
 
-    return PocketsphinxSTT(speech_phrases(agent) or None, phone_grade=True)
+    return PocketsphinxSTT(list(phrases) or speech_phrases(agent) or None, phone_grade=True)
 
 
 def build_tts(agent: AgentSpec) -> TTS:
@@ -188,6 +190,20 @@ class EngineHub:
             if agent_name not in self._phone:
                 self._phone[agent_name] = await asyncio.to_thread(build_phone_stt, agent)
         return self._phone[agent_name]
+
+    async def phone_answer_stt(self, agent_name: str, phrases: Sequence[str]) -> STT:
+        """A phone-grade recogniser that expects one of a few answers (a dialled
+        person's "connect" / "decline"): the embedded engine built for ``phrases``
+        alone; other engines serve unchanged."""
+        agent = self.agents[agent_name]
+        if engine_name(agent, "stt") != "pocketsphinx":
+            return (await self.engines_for(agent_name)).stt
+        key = "answers:" + "|".join(phrases)
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            if key not in self._phone:
+                self._phone[key] = await asyncio.to_thread(build_phone_stt, agent, phrases)
+        return self._phone[key]
 
     async def engines_for(self, agent_name: str) -> EngineSet:
         if agent_name in self._sets:
