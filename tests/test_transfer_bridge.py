@@ -11,6 +11,7 @@ from parley.handoff.bridge import Bridge, LegFormat
 BROWSER = LegFormat("pcm16", 48000)
 CONSOLE = LegFormat("pcm16", 16000)
 PHONE = LegFormat("ulaw", 8000)
+PHONE_16K = LegFormat("pcm16", 16000)  # a call's audio as ``PhoneCall`` hands it over
 
 
 def tone(freq: float, rate: int, seconds: float = 1.0, amp: float = 0.3) -> bytes:
@@ -34,7 +35,8 @@ def analyse(fmt: LegFormat, data: bytes) -> tuple[float, float]:
 
 
 @pytest.mark.parametrize(
-    ("caller", "human"), [(PHONE, CONSOLE), (BROWSER, PHONE), (BROWSER, CONSOLE), (PHONE, PHONE)]
+    ("caller", "human"),
+    [(PHONE, CONSOLE), (BROWSER, PHONE), (BROWSER, CONSOLE), (PHONE, PHONE), (PHONE_16K, PHONE)],
 )
 def test_a_tone_from_each_side_arrives_on_the_other(caller: LegFormat, human: LegFormat) -> None:
     bridge = Bridge(caller, human)
@@ -58,3 +60,37 @@ def test_a_tone_from_each_side_arrives_on_the_other(caller: LegFormat, human: Le
 def test_mu_law_runs_only_at_8k() -> None:
     with pytest.raises(ValueError, match="8000"):
         LegFormat("ulaw", 16000)
+
+
+def onset(pcm: bytes, threshold: float = 0.05) -> int:
+    x = np.abs(np.frombuffer(pcm, dtype="<i2").astype(np.float64) / 32768)
+    return int(np.argmax(x > threshold))
+
+
+def test_2x_rate_changes_add_little_delay_and_keep_images_out() -> None:
+    """16 ⇄ 8 kHz in the bridge: ~6 ms of delay in 20 ms chunks (soxr would hold back
+    up to ~60 ms), a tone above the new Nyquist is filtered out."""
+    from parley.audio.downsample import Downsampler2x
+    from parley.handoff.bridge import rate_converter
+
+    quiet, burst = b"\x00\x00" * 1600, tone(1000, 16000, 0.2)
+    pcm = quiet + burst + quiet
+    down = rate_converter(16000, 8000)
+    assert isinstance(down, Downsampler2x)
+    out = b"".join(down.process(pcm[i : i + 640]) for i in range(0, len(pcm), 640))
+    assert len(out) == len(pcm) // 2
+    delay_ms = (onset(out) - 800) / 8
+    assert 0 <= delay_ms < 7  # the filter: 95 input samples, 5.9 ms
+    f, level = analyse(LegFormat("pcm16", 8000), out[1600 : 1600 + 3200])
+    assert abs(f - 1000) < 10 and abs(level - 0.3 / np.sqrt(2)) < 0.02
+    high = tone(6000, 16000, 0.5)
+    gone = Downsampler2x().process(high)[400:]
+    assert np.sqrt(np.mean((np.frombuffer(gone, "<i2") / 32768.0) ** 2)) < 0.003
+    # odd-length chunks: a sample waits for its pair, nothing is lost
+    odd = Downsampler2x()
+    parts = [odd.process(pcm[i : i + 322]) for i in range(0, len(pcm), 322)]
+    assert b"".join(parts) == Downsampler2x().process(pcm)
+
+    up = rate_converter(8000, 16000)
+    out = b"".join(up.process(out[i : i + 320]) for i in range(0, len(out), 320))
+    assert 0 <= (onset(out) - 1600) / 16 < 14  # both ways
