@@ -188,12 +188,15 @@ class TransferDesk:
 
     # --- opening ---------------------------------------------------------------------
 
-    def target_for(self, agent: str | None) -> str:
+    def target_for(self, agent: str | None, channel: str) -> str:
         """The agent's ``transfer_to``, else ``PARLEY_TRANSFER_TO``, else the console.
-        A number with no way to dial it (telephony not configured) falls back to the
-        console, with a warning."""
+        A chat caller always goes to the console (its chat box); a number with no way
+        to dial it (telephony not configured) falls back to the console, with a
+        warning."""
         spec = self.lifecycle.agents.get(agent) if agent else None
         number = (spec.transfer_to if spec is not None else None) or self.default_target
+        if channel == "chat":
+            return CONSOLE
         if number and self.dialer is None:
             log.warning("transfer target %s: outbound calls are not configured", number)
             return CONSOLE
@@ -202,7 +205,8 @@ class TransferDesk:
     async def open(self, session_id: str, transfer_id: str, reason: str) -> None:
         """``Brain.on_transfer``: put the transfer on the board, brief, offer it."""
         session = await self.store.get_session(session_id)
-        target = self.target_for(session.agent if session is not None else None)
+        channel = session.current_channel if session is not None else "chat"
+        target = self.target_for(session.agent if session is not None else None, channel)
         await self.board.open(session_id, reason, target, transfer_id=transfer_id)
         self.held.add(transfer_id)
         runtime = self.brain.runtime_for(session) if session is not None else None
