@@ -232,7 +232,7 @@ async def test_phone_to_phone_briefed_accepted_bridged_transcribed_and_hung_up(
 
             async def transcribed() -> list[tuple[str, str]]:
                 messages = await app.services.store.list_messages(session_id)
-                said = [(m.role, m.text) for m in messages if m.role in ("user", "human_agent")]
+                said = [(m.role, m.text) for m in messages if m.text == TRANSCRIPT]
                 return said if {r for r, _ in said} >= {"user", "human_agent"} else []
 
             said = await eventually(transcribed)
@@ -296,6 +296,23 @@ async def test_no_answer_gives_the_caller_back_to_the_ai(
     assert any("nobody from the team" in m.text for m in messages if m.role == "assistant")
     session = await app.services.store.get_session(session_id)
     assert session is not None  # the caller's session was not ended by the human's call
+
+
+async def test_twilio_refusing_the_call_fails_the_transfer_and_the_ai_comes_back(
+    line: tuple[RunningApp, FakeTwilio],
+) -> None:
+    app, twilio = line
+    async with phone_caller(app, twilio) as (caller, session_id, events):
+        twilio.fail_next = (400, 21211, "The 'To' number is not a valid phone number")
+        back_at = len(caller.received)
+        await caller.press("0")
+        failed = await next_published(aiter(events), "transfer", status="failed")
+        assert failed["reason"] == "error"
+        await gave_back(caller, back_at)
+        assert not [c for c in twilio.calls.values() if c.to == HUMAN]
+        await caller.hang_up()
+    messages = await app.services.store.list_messages(session_id)
+    assert any("nobody from the team" in m.text for m in messages if m.role == "assistant")
 
 
 async def test_busy_is_a_failure_with_its_reason(line: tuple[RunningApp, FakeTwilio]) -> None:

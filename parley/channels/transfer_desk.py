@@ -37,6 +37,7 @@ from parley.brain.core import Brain
 from parley.channels.bridge_speech import BridgeTranscriber
 from parley.channels.lifecycle import RELAY, SessionLifecycle, session_channel
 from parley.clock import Clock
+from parley.engines.base import STT
 from parley.events import AssistantMessage, HumanMessage
 from parley.handoff.board import TransferBoard
 from parley.handoff.bridge import Bridge, LegFormat
@@ -338,14 +339,21 @@ class TransferDesk:
         if self.engine_hub is None or session is None:
             return None, None
         hub, agent = self.engine_hub, session.agent
+        channel = session.current_channel or "voice"
+
+        async def stt_for(leg: LegFormat, leg_channel: str) -> STT:
+            # a phone leg's audio is narrowband even when handed over at 16 kHz
+            if leg_channel == "phone":
+                return await hub.phone_stt(agent)
+            return await hub.stt_for_rate(agent, leg.rate)
+
         try:
             vad = (await hub.engines_for(agent)).vad
-            caller_stt = await hub.stt_for_rate(agent, caller.rate)
-            human_stt = await hub.stt_for_rate(agent, human.rate)
+            caller_stt = await stt_for(caller, channel)
+            human_stt = await stt_for(human, human_channel)
         except Exception as exc:
             log.warning("transfer %s: bridged speech is not transcribed (%s)", transfer_id, exc)
             return None, None
-        channel = session.current_channel or "voice"
 
         async def said_by_caller(text: str) -> None:
             await self.caller_text(session_id, transfer_id, text, channel)
