@@ -162,6 +162,25 @@ def created(twilio: FakeTwilio, sid: str) -> dict[str, list[str]]:
     )
 
 
+async def talk_until_joined(caller: PhonePeer, human: PhonePeer, events: Subscription) -> None:
+    """Both legs send 20 ms frames (as carriers do, all the time) until ``joined``."""
+    beep = tone(1000, 0.02)
+
+    async def talk() -> None:
+        while True:
+            await caller.say(beep, 8000)
+            await human.say(beep, 8000)
+            await asyncio.sleep(0.02)  # a carrier's pace, not a wait for a result
+
+    talking = asyncio.create_task(talk())
+    try:
+        await next_published(aiter(events), "transfer", status="joined")
+    finally:
+        talking.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await talking
+
+
 def muted_at(peer: PhonePeer) -> int:
     """Where the agent was muted on the caller's stream (its last ``clear``): all that
     follows is the bridge."""
@@ -270,11 +289,7 @@ async def test_the_human_answers_in_words(line: tuple[RunningApp, FakeTwilio], w
                 await human.wait_for(lambda p: p.closed)
             else:
                 await human.wait_for(lambda p: p.clears)  # accepted: the briefing is cut
-                beep = tone(1000, 0.2)
-                for i in range(0, len(beep), FRAME):
-                    await caller.say(beep[i : i + FRAME], 8000)
-                    await human.say(beep[i : i + FRAME], 8000)
-                await next_published(aiter(events), "transfer", status="joined")
+                await talk_until_joined(caller, human, events)
         await caller.hang_up()
 
 
@@ -362,6 +377,23 @@ async def test_the_caller_hanging_up_while_dialing_cancels_the_call(
     # The person picks up too late: a polite goodbye, no stream.
     late = await twilio.answer(human_sid)
     assert "<Hangup/>" in late.text and "<Stream" not in late.text
+
+
+async def test_the_caller_hanging_up_during_the_bridge_ends_the_person_s_call(
+    line: tuple[RunningApp, FakeTwilio],
+) -> None:
+    app, twilio = line
+    async with phone_caller(app, twilio) as (caller, _session_id, events):
+        _transfer_id, human_sid = await ask_for_a_person(twilio, caller, events)
+        url, params = stream_of(app, await twilio.answer(human_sid))
+        async with PhonePeer.dial(url, parameters=params, call_id=human_sid) as human:
+            await human.press("1")
+            await talk_until_joined(caller, human, events)
+            await caller.hang_up()
+            ended = await next_published(aiter(events), "transfer", status="ended")
+            assert ended["reason"]  # why it was asked for
+            await human.wait_for(lambda p: p.closed)  # Parley closes the person's stream
+    assert {"Status": ["completed"]} in twilio.calls[human_sid].updates
 
 
 async def test_ringing_30_s_on_the_clock_fails_with_timeout_and_cancels(

@@ -77,6 +77,7 @@ class PhoneHuman:
         self.leg: CallerLeg | None = None
         self.done = False
         self.briefing_task: asyncio.Task[None] | None = None
+        self._closing: asyncio.Future[None] | None = None  # the answer recogniser stopping
         self.words: BridgeTranscriber | None = BridgeTranscriber(
             answers, engines.vad, HUMAN_IN, self.heard
         )
@@ -119,7 +120,7 @@ class PhoneHuman:
             with contextlib.suppress(IllegalTransition):
                 await self.desk.apply(self.transfer.id, "error")
             return
-        await self._stop_listening()
+        self._stop_listening()  # in the background: the human's audio keeps flowing
         self.leg = leg
         await leg.connect(HUMAN_IN, HUMAN_OUT, self.stream.send_bridged, CHANNEL)
 
@@ -130,10 +131,10 @@ class PhoneHuman:
         with contextlib.suppress(IllegalTransition):
             await self.desk.apply(self.transfer.id, "declined")
 
-    async def _stop_listening(self) -> None:
+    def _stop_listening(self) -> None:
         words, self.words = self.words, None
         if words is not None:
-            await words.close()
+            self._closing = asyncio.ensure_future(words.close())
 
     # --- the stream ----------------------------------------------------------------------------
 
@@ -173,7 +174,9 @@ class PhoneHuman:
     async def stop(self) -> None:
         if self.briefing_task is not None:
             self.briefing_task.cancel()
-        await self._stop_listening()
+        self._stop_listening()
+        if self._closing is not None:
+            await self._closing
         if self.leg is not None:
             await self.leg.disconnect()
 
