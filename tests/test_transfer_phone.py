@@ -181,6 +181,12 @@ async def talk_until_joined(caller: PhonePeer, human: PhonePeer, events: Subscri
             await talking
 
 
+def hold_beep(received: list[dict[str, Any]]) -> bytes:
+    """Audio sent after the agent's last mark (the hold tone), as 8 kHz PCM16."""
+    marks = [i for i, m in enumerate(received) if m.get("event") == "mark"]
+    return heard(received[marks[-1] + 1 :]) if marks else b""
+
+
 def muted_at(peer: PhonePeer) -> int:
     """Where the agent was muted on the caller's stream (its last ``clear``): all that
     follows is the bridge."""
@@ -299,6 +305,10 @@ async def test_no_answer_gives_the_caller_back_to_the_ai(
     app, twilio = line
     async with phone_caller(app, twilio) as (caller, session_id, events):
         transfer_id, human_sid = await ask_for_a_person(twilio, caller, events)
+        # On hold: after the agent's notice, a soft 440 Hz beep, μ-law, with no mark.
+        await caller.wait_for(lambda p: len(hold_beep(p.received)) >= 4000, within_s=15)
+        f, level, _ = analyse(hold_beep(caller.received)[:4000])  # one 0.25 s beep
+        assert abs(f - 440) < 10 and 0.01 < level < 0.06
         back_at = len(caller.received)
         assert (await twilio.send_status(human_sid, "ringing")).status_code == 204
         assert (await twilio.send_status(human_sid, "no-answer")).status_code == 204
