@@ -67,30 +67,38 @@ def onset(pcm: bytes, threshold: float = 0.05) -> int:
     return int(np.argmax(x > threshold))
 
 
-def test_2x_rate_changes_add_little_delay_and_keep_images_out() -> None:
-    """16 ⇄ 8 kHz in the bridge: ~6 ms of delay in 20 ms chunks (soxr would hold back
-    up to ~60 ms), a tone above the new Nyquist is filtered out."""
-    from parley.audio.downsample import Downsampler2x
+@pytest.mark.parametrize(("low", "high"), [(8000, 16000), (16000, 48000), (8000, 48000)])
+def test_integer_ratios_add_little_delay_and_keep_images_out(low: int, high: int) -> None:
+    """Rate changes in the bridge, in 20 ms chunks: a few ms of delay each way (soxr
+    holds back up to ~60 ms), level and frequency kept, nothing above the lower
+    rate's Nyquist let through."""
+    from parley.audio.polyphase import Decimator, Interpolator
     from parley.handoff.bridge import rate_converter
 
-    quiet, burst = b"\x00\x00" * 1600, tone(1000, 16000, 0.2)
+    quiet, burst = b"\x00\x00" * (high // 10), tone(1000, high, 0.2)
     pcm = quiet + burst + quiet
-    down = rate_converter(16000, 8000)
-    assert isinstance(down, Downsampler2x)
-    out = b"".join(down.process(pcm[i : i + 640]) for i in range(0, len(pcm), 640))
-    assert len(out) == len(pcm) // 2
-    delay_ms = (onset(out) - 800) / 8
-    assert 0 <= delay_ms < 7  # the filter: 95 input samples, 5.9 ms
-    f, level = analyse(LegFormat("pcm16", 8000), out[1600 : 1600 + 3200])
+    step = high // 50 * 2
+    down = rate_converter(high, low)
+    assert isinstance(down, Decimator)
+    out = b"".join(down.process(pcm[i : i + step]) for i in range(0, len(pcm), step))
+    assert len(out) == len(pcm) * low // high
+    delay_ms = (onset(out) - low // 10) * 1000 / low
+    assert 0 <= delay_ms < 7
+    f, level = analyse(LegFormat("pcm16", low), out[low // 5 : low // 5 + low // 5 * 2])
     assert abs(f - 1000) < 10 and abs(level - 0.3 / np.sqrt(2)) < 0.02
-    high = tone(6000, 16000, 0.5)
-    gone = Downsampler2x().process(high)[400:]
-    assert np.sqrt(np.mean((np.frombuffer(gone, "<i2") / 32768.0) ** 2)) < 0.003
-    # odd-length chunks: a sample waits for its pair, nothing is lost
-    odd = Downsampler2x()
+    image = tone(low * 0.75, high, 0.5)  # above the lower rate's Nyquist
+    gone = np.frombuffer(rate_converter(high, low).process(image), "<i2")[low // 20 :]
+    assert np.sqrt(np.mean((gone / 32768.0) ** 2)) < 0.003
+    # chunks that do not divide: samples wait for their group, nothing is lost
+    odd = rate_converter(high, low)
     parts = [odd.process(pcm[i : i + 322]) for i in range(0, len(pcm), 322)]
-    assert b"".join(parts) == Downsampler2x().process(pcm)
+    assert b"".join(parts) == rate_converter(high, low).process(pcm)
 
-    up = rate_converter(8000, 16000)
-    out = b"".join(up.process(out[i : i + 320]) for i in range(0, len(out), 320))
-    assert 0 <= (onset(out) - 1600) / 16 < 14  # both ways
+    up = rate_converter(low, high)
+    assert isinstance(up, Interpolator)
+    small = low // 50 * 2
+    back = b"".join(up.process(out[i : i + small]) for i in range(0, len(out), small))
+    assert len(back) == len(out) * high // low
+    assert 0 <= (onset(back) - high // 10) * 1000 / high < 14  # both ways
+    f, level = analyse(LegFormat("pcm16", high), back[high // 5 : high // 5 + high // 5 * 2])
+    assert abs(f - 1000) < 10 and abs(level - 0.3 / np.sqrt(2)) < 0.02

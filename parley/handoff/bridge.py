@@ -3,11 +3,12 @@
 A ``LegFormat`` says what one leg speaks on its wire (PCM16 at a rate, or G.711
 μ-law at 8 kHz for carriers). ``Bridge`` holds one ``Direction`` each way; a
 direction decodes, resamples and encodes with its own resampler state, so chunk
-boundaries leave no clicks and the two directions never share state. 8 ⇄ 16 kHz (a
-phone leg and a 16 kHz leg, or two phone legs: calls hand over 16 kHz) use the
-low-delay 2x filters (``Upsampler2x``/``Downsampler2x``, ~6 ms) instead of soxr,
-which holds back up to ~60 ms at those rates. Pure: bytes in, bytes out; the legs'
-socket loops feed it.
+boundaries leave no clicks and the two directions never share state. Integer ratios
+(8 ⇄ 16 kHz for two phone legs — calls hand over 16 kHz — 16 ⇄ 48 kHz or 8 ⇄ 48 kHz
+for a phone and a browser) use the low-delay polyphase filters of
+``parley.audio.polyphase`` (3–6 ms) instead of soxr, which holds back up to ~22 ms
+(16 ⇄ 48 kHz) or ~60 ms (8 ⇄ 16 kHz) in 20 ms chunks. Pure: bytes in, bytes out; the
+legs' socket loops feed it.
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from parley.audio.downsample import Downsampler2x
 from parley.audio.g711 import decode_ulaw, encode_ulaw
 from parley.audio.pcm import SampleAligner
+from parley.audio.polyphase import Decimator, Interpolator
 from parley.audio.resample import Resampler
-from parley.audio.upsample import Upsampler2x
 
 Encoding = Literal["pcm16", "ulaw"]
 
@@ -40,10 +40,10 @@ class RateConverter(Protocol):
 
 def rate_converter(in_rate: int, out_rate: int) -> RateConverter:
     """The streaming converter with the least delay for these rates."""
-    if out_rate == 2 * in_rate:
-        return Upsampler2x(in_rate)
-    if in_rate == 2 * out_rate:
-        return Downsampler2x(in_rate)
+    if out_rate > in_rate and out_rate % in_rate == 0:
+        return Interpolator(in_rate, out_rate // in_rate)
+    if in_rate > out_rate and in_rate % out_rate == 0:
+        return Decimator(in_rate, in_rate // out_rate)
     return Resampler(in_rate, out_rate)
 
 
