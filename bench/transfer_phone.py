@@ -62,7 +62,7 @@ rules:
     keywords: [pressed]
     tool: transfer_to_human
 """
-THRESHOLD = 1000  # int16 RMS of a received 20 ms frame that carries the burst
+THRESHOLD = 3000  # |int16| of a sample that belongs to the burst (amplitude ~9800)
 
 
 def burst(rate: int, freq: float) -> bytes:
@@ -70,9 +70,11 @@ def burst(rate: int, freq: float) -> bytes:
     return (np.sin(2 * np.pi * freq * t) * 0.3 * 32767).astype("<i2").tobytes()
 
 
-def loud(pcm: bytes) -> bool:
-    x = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
-    return bool(x.size) and float(np.sqrt(np.mean(x**2))) > THRESHOLD
+def onset_s(pcm: bytes, rate: int) -> float | None:
+    """Where in a received frame the burst starts (seconds into the frame), or None."""
+    x = np.abs(np.frombuffer(pcm, dtype="<i2").astype(np.int32))
+    hits = np.flatnonzero(x > THRESHOLD)
+    return float(hits[0]) / rate if hits.size else None
 
 
 class Stamped(list[Any]):
@@ -89,11 +91,11 @@ def stream_of(base: str, answer: Any) -> tuple[str, dict[str, str]]:
     return base.replace("http", "ws", 1) + urlsplit(stream.attrib["url"]).path, params
 
 
-def phone_arrivals(peer: PhonePeer) -> list[tuple[float, bool]]:
+def phone_arrivals(peer: PhonePeer) -> list[tuple[float, float | None]]:
     import base64
 
     return [
-        (t, loud(decode_ulaw(base64.b64decode(m["media"]["payload"]))))
+        (t, onset_s(decode_ulaw(base64.b64decode(m["media"]["payload"])), 8000))
         for t, m in peer.received
         if m.get("event") == "media"
     ]
@@ -130,10 +132,13 @@ async def placed(twilio: FakeTwilio) -> str:
         await asyncio.sleep(0.001)
 
 
-def latencies(sent: list[float], arrivals: list[tuple[float, bool]]) -> list[float]:
+def latencies(sent: list[float], arrivals: list[tuple[float, float | None]]) -> list[float]:
+    """Per burst: (arrival of the first frame that carries it + the burst's position in
+    that frame) − the send time of its first frame, i.e. the audio's own delay when the
+    receiver plays frames as they arrive."""
     out = []
     for t0 in sent:
-        hit = next((t for t, is_loud in arrivals if t >= t0 and is_loud), None)
+        hit = next((t + at for t, at in arrivals if t >= t0 and at is not None), None)
         if hit is not None and hit - t0 < 0.5:
             out.append(hit - t0)
     return out
@@ -170,7 +175,7 @@ async def one_transfer(
                     async def human_send(pcm: bytes) -> None:
                         await human.send(human.dialect.media(0, 0, encode_ulaw(pcm)))
 
-                    def human_arrivals() -> list[tuple[float, bool]]:
+                    def human_arrivals() -> list[tuple[float, float | None]]:
                         return phone_arrivals(human)
                 else:
                     dialing = await anext(
@@ -189,12 +194,12 @@ async def one_transfer(
                         "output_sample_rate": 48000,
                     }
                     await ws.send(json.dumps(start))
-                    got: list[tuple[float, bool]] = []
+                    got: list[tuple[float, float | None]] = []
 
                     async def read() -> None:
                         async for msg in ws:
                             if isinstance(msg, bytes):
-                                got.append((time.perf_counter(), loud(msg)))
+                                got.append((time.perf_counter(), onset_s(msg, 48000)))
 
                     reader = asyncio.create_task(read())
                     stack.callback(reader.cancel)
@@ -203,7 +208,7 @@ async def one_transfer(
                     async def human_send(pcm: bytes) -> None:
                         await ws.send(pcm)
 
-                    def human_arrivals() -> list[tuple[float, bool]]:
+                    def human_arrivals() -> list[tuple[float, float | None]]:
                         return got
 
                 async def caller_send(pcm: bytes) -> None:
