@@ -11,9 +11,11 @@ presses 1 as soon as the briefing starts — or (``--human console``) a console 
 **Setup**: the caller's key press → ``joined`` published. **Added latency** per
 direction: both legs stream 20 ms frames in real time (silence), each with a 100 ms
 tone burst once a second (offset by half a second between the legs); latency is the
-time from sending a burst's first frame to the first frame above the threshold on the
-other leg. It includes everything on the path: two socket hops, μ-law decoding, the
-resamplers (8 kHz ⇄ 16 kHz, or 8 kHz ⇄ 48 kHz) and the sender's pacing granularity.
+arrival of the first frame that carries a burst plus the burst's position inside that
+frame, minus the send time of the burst's first frame (the audio's own delay when frames
+are played as they arrive). It includes everything on the path: two socket hops, μ-law,
+the rate changes (8 ⇄ 16 kHz, or 8 ⇄ 48 kHz) and the pacing of the senders, which share
+this process and its event loop with the server.
 
 Usage: ``.venv/bin/python bench/transfer_phone.py [--human phone|console]
 [--transfers 10] [--seconds 10]``
