@@ -118,9 +118,15 @@ class CallerLeg:
         is transcribed from here on."""
         self.bridge = Bridge(self.caller, human, caller_out=self.caller_out, human_out=human_out)
         self.human_send = send
-        self.caller_words, self.human_words = await self.desk.transcribers(
+        words = await self.desk.transcribers(
             self.session_id, self.transfer_id, self.caller, human, human_channel
         )
+        if self.bridge is None:  # the human left while the recognisers were made
+            for transcriber in words:
+                if transcriber is not None:
+                    await transcriber.close()
+            return
+        self.caller_words, self.human_words = words
 
     async def disconnect(self) -> None:
         self.bridge = None
