@@ -267,6 +267,9 @@ class AgentSpec(_Strict):
     # Engine name per kind for this agent, e.g. {llm: fake}. For stt/tts/vad a name
     # here wins over voice.stt/tts/vad; without "llm" the server's LLM is used.
     engines: dict[Literal["llm", "stt", "tts", "vad", "s2s"], str] = Field(default_factory=dict)
+    # warm transfer: the E.164 number to dial for a person (else PARLEY_TRANSFER_TO, else
+    # the operator console)
+    transfer_to: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{1,14}$")
     # false: no transcript or assistant text reaches the client (interviews); all is stored
     transcripts_to_client: bool = True
     # brain: realtime — engines.s2s names the upstream (gemini_live | openai_realtime).

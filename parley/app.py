@@ -164,6 +164,9 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     )
     board = TransferBoard(coordinator, clock)
     transfers = TransferDesk(board, store, lifecycle, brain, clock)
+    transfers.default_target = settings.transfer_to
+    engine_hub = EngineHub(agents, smart_turn_model=settings.smart_turn_model)
+    transfers.engine_hub = engine_hub
     brain.on_transfer = transfers.open
     return Services(
         settings=settings,
@@ -177,7 +180,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         lifecycle=lifecycle,
         http_client=client,
         tool_registry=registry,
-        engine_hub=EngineHub(agents, smart_turn_model=settings.smart_turn_model),
+        engine_hub=engine_hub,
         reply_audio=ReplyAudioStore(coordinator, clock),
         voice_capacity=Capacity(settings.max_voice_connections),
         metrics=metrics,

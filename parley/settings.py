@@ -106,6 +106,12 @@ class Settings(BaseSettings):
     twilio_from: str | None = Field(default=None, description="caller id of outbound calls")
     twilio_default_agent: str = "demo"
     twilio_api_base: str = "https://api.twilio.com"
+    transfer_to: str | None = Field(
+        default=None,
+        pattern=r"^\+[1-9][0-9]{1,14}$",
+        description="E.164 number a warm transfer dials (an agent's transfer_to wins); "
+        "unset: transfers go to the operator console",
+    )
     # called number (E.164) -> agent name; the environment gives JSON
     phone_agents: dict[str, str] = Field(default_factory=dict)
     telephony_stream_secret: str | None = Field(

@@ -3,8 +3,8 @@
 
 The start frame accepts the transfer (first accept wins: a second operator gets
 ``error{transfer_taken}``), the human reads the briefing, then the socket is bridged
-to the caller: PCM16 audio both ways with a browser voice caller on this worker,
-``text`` frames both ways with any caller (the caller's words arrive as
+to the caller: PCM16 audio both ways with a voice caller (browser or phone) on
+this worker, ``text`` frames both ways with any caller (the caller's words arrive as
 ``caller_message``, the human's reach the caller as ``human_message``). Closing the
 socket (or ``{"type": "end"}``) hangs up the human side: ``ended`` once joined,
 ``failed{declined}`` before.
@@ -22,7 +22,13 @@ from fastapi import WebSocketDisconnect
 from parley.channels import browser_wire as wire
 from parley.channels.raw_ws import RawWebSocket
 from parley.channels.services import Services
-from parley.channels.transfer_desk import CALLER_MESSAGE, CallerLeg, TransferDesk, status_of
+from parley.channels.transfer_desk import (
+    CALLER_MESSAGE,
+    CONSOLE,
+    CallerLeg,
+    TransferDesk,
+    status_of,
+)
 from parley.events import Error
 from parley.handoff.bridge import LegFormat
 from parley.handoff.state import IllegalTransition, Status, Transfer
@@ -71,6 +77,8 @@ async def serve_human_leg(
             transfer = await desk.apply(transfer_id, "answer", human="operator")
         except IllegalTransition:
             raise LegRefused("transfer_taken", "another operator took this transfer") from None
+        if transfer.target != CONSOLE and desk.dialer is not None:
+            await desk.dialer.end_call(transfer)  # the console took it: stop the phone ringing
     except LegRefused as exc:
         await _refuse(ws, send_text, exc.code, str(exc))
         return
@@ -97,7 +105,8 @@ async def serve_human_leg(
     try:
         if leg is not None:
             human = LegFormat("pcm16", start.sample_rate)
-            leg.connect(human, LegFormat("pcm16", start.output_sample_rate), send_audio)
+            out = LegFormat("pcm16", start.output_sample_rate)
+            await leg.connect(human, out, send_audio, "operator")
         elif channel == "chat":
             await desk.apply(transfer_id, "bridge")  # a text bridge: joined at once
         else:
@@ -111,8 +120,8 @@ async def serve_human_leg(
         watcher.cancel()
         await events.close()
         if leg is not None:
-            leg.disconnect()
-        ended = await _hang_up(desk, transfer_id)
+            await leg.disconnect()
+        ended = await hang_up_human(desk, transfer_id)
         if ended is not None:  # the human hung up: they hear it too
             await send_text(json.dumps({**ended.wire(), "session_id": session_id}))
         if ws.open:
@@ -177,7 +186,7 @@ async def _watch(events: Subscription, send_text: SendText, ws: RawWebSocket) ->
         await ws.close(1000, "transfer over")
 
 
-async def _hang_up(desk: TransferDesk, transfer_id: str) -> Transfer | None:
+async def hang_up_human(desk: TransferDesk, transfer_id: str) -> Transfer | None:
     """End the human's side; the transfer it left, or None if it was over already."""
     transfer = await desk.board.get(transfer_id)
     if transfer is None or transfer.final:

@@ -12,12 +12,15 @@ termination path (a second end is a no-op):
   ``ERROR`` with the status as the detail.
 
 Other statuses (``queued``, ``initiated``, ``ringing``, ``in-progress``) change nothing.
+The calls a warm transfer placed to a person have no session: their callbacks move the
+transfer instead (``phone_dialer.PhoneDialer.status``).
 """
 
 from __future__ import annotations
 
 import logging
 
+from parley.channels.phone_dialer import PhoneDialer
 from parley.channels.services import Services
 from parley.channels.telephony_http import CallStatus, StatusSink
 
@@ -59,6 +62,9 @@ def status_sink(services: Services) -> StatusSink:
     async def sink(update: CallStatus) -> None:
         key = f"phone:call-status:{update.call_sid}"
         await services.coordinator.set(key, update.status, STATUS_TTL_S)
+        dialer = services.transfers.dialer
+        if isinstance(dialer, PhoneDialer) and await dialer.status(update):
+            return
         reason = ENDS.get(update.status)
         if reason is None:
             return

@@ -7,13 +7,19 @@ text message goes to ``PhoneCall.receive`` and the loop carries out the actions.
 1. Until ``start``: ``connected`` is accepted; anything else is a protocol error
    (logged, counted in ``parley_bad_messages{channel="phone"}``, ignored).
 2. ``start``: the stream token is checked (``PhoneGate.authorize``; refused → close
-   1008, nothing created). Inbound calls create a session of the token's agent with
-   the caller as ``{caller}``; outbound calls attach the session named by
-   ``session_id``. The session's channel is ``phone`` while the call lasts.
+   1008, nothing created). A token naming a ``transfer_id`` is the person a warm
+   transfer dialled: the stream goes to ``phone_human`` (no AI session). Inbound
+   calls create a session of the token's agent with the caller as ``{caller}``;
+   outbound calls attach the session named by ``session_id``. The session's channel
+   is ``phone`` while the call lasts.
 3. The call: caller audio → ``VoiceSession.feed_audio`` (phone-grade STT for the
    embedded recogniser); the agent's speech goes out through ``CarrierOutput``
    (μ-law media, marks, ``clear`` on barge-in); marks echoed → what was heard; DTMF →
-   a pending approval (1 = approve, 2 = deny) or a user turn (``dtmf_text``).
+   a pending approval (1 = approve, 2 = deny) or a user turn (``dtmf_text``). While
+   a transfer holds the caller (``voice_hold.Held``), their audio goes to its
+   ``CallerLeg`` instead (hold tone, then the person, μ-law both ways), keys are
+   ignored, and after ``joined`` the agent's output is muted (a ``clear`` drops
+   what the carrier still had queued).
 4. The end, one path: ``stop`` → ``USER_ENDED``; the socket closed without ``stop`` →
    ``DISCONNECTED`` at once (a carrier never reopens a media stream, so there is no
    resume grace); the session ended elsewhere (HTTP ``/end``, time limit, a status
@@ -43,19 +49,23 @@ from parley.channels.lifecycle import (
     warning_text,
 )
 from parley.channels.live_decision import DECISION, settle_here
+from parley.channels.phone_human import serve_phone_human
 from parley.channels.phone_output import CarrierOutput
 from parley.channels.phone_status import STATUS_TTL_S, call_session_key
 from parley.channels.raw_ws import ParleyApp, RawWebSocket
 from parley.channels.s2s_voice import voice_session_for
 from parley.channels.services import Services
 from parley.channels.telephony_http import StreamRefused
+from parley.channels.voice_hold import Held
 from parley.channels.voice_ws import _greeting
 from parley.engines.base import EngineError, EngineSet
 from parley.events import Error, Event
+from parley.handoff.bridge import LegFormat
 from parley.logs import bind_session
 from parley.sessions.coordinator import Subscription
 from parley.sessions.records import Session
 from parley.telephony.call import (
+    ULAW_BYTES_PER_MS,
     CallBegan,
     CallEnded,
     CallerAudio,
@@ -118,6 +128,34 @@ class PhoneStream:
         self.end_reason: str | None = None  # set when this socket decides the end
         self.closed_by_us = False
         self._tasks: set[asyncio.Future[None]] = set()
+        self._muted = False  # a transfer is joined: the agent's output is dropped
+        self.audio_sent = 0  # messages of the agent's output (the hold tone waits for quiet)
+
+    # --- the agent's output and the bridge (``voice_hold.HeldTransport``) ---------------------
+
+    @property
+    def muted(self) -> bool:
+        return self._muted
+
+    @muted.setter
+    def muted(self, value: bool) -> None:
+        if value and not self._muted and self.call.stream_id:
+            task = asyncio.ensure_future(self.send_text(self.codec.clear(self.call.stream_id)))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self._muted = value
+
+    async def send_agent(self, text: str) -> None:
+        """The agent's media, marks and clears: nothing once a person is bridged."""
+        self.audio_sent += 1
+        if not self._muted:
+            await self.send_text(text)
+
+    async def send_bridged(self, ulaw: bytes) -> None:
+        """Bridged (or hold) audio, μ-law 8 kHz, as 20 ms media messages."""
+        frame = 20 * ULAW_BYTES_PER_MS
+        for i in range(0, len(ulaw), frame):
+            await self.send_text(self.codec.media(self.call.stream_id, ulaw[i : i + frame]))
 
     # --- sending and bad input -----------------------------------------------------------
 
@@ -153,10 +191,9 @@ class PhoneStream:
 
     # --- 2. the session ---------------------------------------------------------------------
 
-    async def open_session(self, started: StreamStarted) -> Session:
-        """Check the token, then create (inbound) or look up (outbound) the session."""
-        services = self.services
-        gate = services.phone_gate
+    async def authorize(self, started: StreamStarted) -> dict[str, str]:
+        """The parameters the stream's one-time token vouches for (or ``Refused``)."""
+        gate = self.services.phone_gate
         if gate is None:
             raise Refused("telephony is not mounted")
         try:
@@ -165,7 +202,11 @@ class PhoneStream:
             )
         except StreamRefused as exc:
             raise Refused(f"stream token refused: {exc}") from None
-        params = claims.claims
+        return dict(claims.claims)
+
+    async def open_session(self, started: StreamStarted, params: dict[str, str]) -> Session:
+        """Create (inbound) or look up (outbound) the session of an authorized stream."""
+        services = self.services
         if params.get("session_id"):
             session = await services.store.get_session(params["session_id"])
             if session is None or session.status != "active":
@@ -205,7 +246,7 @@ class PhoneStream:
         services = self.services
         bind_session(session.id)
         options = phone_options()
-        output = CarrierOutput(self.call, options, services.clock, self.send_text)
+        output = CarrierOutput(self.call, options, services.clock, self.send_agent)
         conn = voice_session_for(
             services,
             session_id=session.id,
@@ -232,14 +273,24 @@ class PhoneStream:
         except BaseException:
             await events.close()
             raise
-        watcher = asyncio.create_task(self.watch(events, attachment.owner, conn))
+        held = Held(
+            services,
+            session.id,
+            self,
+            conn,
+            caller_in=LegFormat("pcm16", options.input_rate),
+            caller_out=LegFormat("ulaw", 8000),
+            channel=CHANNEL,
+        )
+        watcher = asyncio.create_task(self.watch(events, attachment.owner, conn, held))
         live = services.voice_registry.add(session.id, "", _NoGoAway())
         try:
             await conn.start(greet=greet, initial_turn=initial)
-            await self.receive_loop(conn, output)
+            await self.receive_loop(conn, output, session.id)
         finally:
             services.voice_registry.remove(live)
             watcher.cancel()
+            await held.caller_left()
             await events.close()
             await conn.close()
             await lifecycle.detach(attachment)
@@ -247,7 +298,10 @@ class PhoneStream:
                 await lifecycle.end(session.id, self.end_reason, f"phone call: {self.codec.name}")
             await self.close()
 
-    async def receive_loop(self, conn: VoiceSession, output: CarrierOutput) -> None:
+    async def receive_loop(
+        self, conn: VoiceSession, output: CarrierOutput, session_id: str
+    ) -> None:
+        legs = self.services.transfers.legs
         while True:
             message = await self.ws.receive()
             if message["type"] == "websocket.disconnect":
@@ -256,26 +310,34 @@ class PhoneStream:
                     self.end_reason = END_ON["disconnected"]
                 return
             for action in self.call.receive(_payload(message)):
+                leg = legs.get(session_id)
                 if isinstance(action, CallerAudio):
-                    if action.pcm:
+                    if leg is not None:  # on hold or bridged: never the AI
+                        await leg.from_caller(action.pcm)
+                    elif action.pcm:
                         await conn.feed_audio(action.pcm)
                 elif isinstance(action, Heard):
                     output.heard(action)
                 elif isinstance(action, CallerPressed):
-                    await press(conn, action.digit)
+                    if leg is None:
+                        await press(conn, action.digit)
                 elif isinstance(action, ProtocolError):
                     self.bad(action)
                 elif isinstance(action, CallEnded):
                     self.end_reason = END_ON.get(action.reason, "USER_ENDED")
                     return
 
-    async def watch(self, subscription: Subscription, owner: str, conn: VoiceSession) -> None:
+    async def watch(
+        self, subscription: Subscription, owner: str, conn: VoiceSession, held: Held
+    ) -> None:
         """The session's events made elsewhere: a decision over HTTP (relayed, or a
-        ``decision`` a realtime session settles itself), a warning (said
-        at the next pause), the end or a newer attachment (the socket is closed)."""
+        ``decision`` a realtime session settles itself), a warning (said at the next
+        pause), a transfer's steps, the end or a newer attachment (the socket is closed)."""
         async for message in subscription:
             kind = message.get("type")
-            if kind == RELAY and isinstance(message.get("event"), dict):
+            if kind == "transfer":
+                await held.step(message)
+            elif kind == RELAY and isinstance(message.get("event"), dict):
                 event = message["event"]
                 if event.get("type") == "approval_resolved":
                     conn.decided_elsewhere(str(event.get("tool_call_id")))
@@ -325,13 +387,21 @@ async def stream_endpoint(ws: RawWebSocket, services: Services, codec: CarrierCo
             started = await asyncio.wait_for(stream.wait_for_start(), START_TIMEOUT_S)
             if started is None:
                 return
-            session = await stream.open_session(started)
-            engines = await stream.engines(session.agent)
+            params = await stream.authorize(started)
+            if not params.get("transfer_id"):
+                session = await stream.open_session(started, params)
+                engines = await stream.engines(session.agent)
         except (Refused, TimeoutError, EngineError) as exc:
             log.warning("%s stream refused: %s", codec.name, exc or "no start message")
             await stream.close(1008, "refused")
             return
         except WebSocketDisconnect:
+            return
+        if params.get("transfer_id"):  # the person a transfer dialled: no AI session
+            log.info(
+                "%s call %s for transfer %s", codec.name, started.call_id, params["transfer_id"]
+            )
+            await serve_phone_human(stream, params["transfer_id"])
             return
         log.info("%s call %s on session %s", codec.name, started.call_id, session.id)
         await stream.serve(session, engines)

@@ -5,7 +5,11 @@ outbound calls (PROTOCOL.md "Telephony").
   ``X-Twilio-Signature`` when ``PARLEY_TWILIO_AUTH_TOKEN`` is set (bad or missing → 403,
   nothing created) and answers TwiML ``<Connect><Stream url="wss://{public host}/v1/
   telephony/twilio/stream">`` whose ``<Parameter>``s name the agent, the caller, the
-  called number, an outbound call's session and a one-time stream token.
+  called number, an outbound call's session and a one-time stream token. With
+  ``?transfer_id=`` (the answer URL of a warm transfer's call to a person,
+  ``phone_dialer``) the stream's parameters name the transfer instead of an agent:
+  ``phone_stream`` routes it to the transfer, not to a new AI session; a transfer
+  that is no longer ringing gets a polite ``<Say>`` and ``<Hangup/>``.
 - ``POST /v1/telephony/twilio/status``: call status callbacks (signed the same way),
   handed to the injected ``StatusSink``.
 - ``POST /v1/calls`` (operator key): places an outbound call through Twilio's REST API;
@@ -55,9 +59,10 @@ TWILIO_STREAM_PATH = "/v1/telephony/twilio/stream"
 TELNYX_VOICE_PATH = "/v1/telephony/telnyx/voice"
 TELNYX_STREAM_PATH = "/v1/telephony/telnyx/stream"
 XML = "application/xml"
+TRANSFER_GONE = "Sorry, the caller is no longer waiting. Goodbye."
 TOKEN_PARAM = "token"
 # the stream parameters the token covers (everything but the token itself)
-CLAIM_PARAMS = ("agent", "caller", "called", "session_id")
+CLAIM_PARAMS = ("agent", "caller", "called", "session_id", "transfer_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +273,10 @@ def install(app: Any, services: Services, *, on_status: StatusSink | None = None
     sinks = [on_status or phone_status.status_sink(services)]
     app.state.phone_status_sinks = sinks
     rest = twilio_client(services)
+    if rest is not None and settings.twilio_from and settings.public_url:
+        from parley.channels.phone_dialer import PhoneDialer
+
+        services.transfers.dialer = PhoneDialer(services, rest)
     router = APIRouter(
         tags=["telephony"],
         route_class=StrictRoute,
@@ -310,6 +319,9 @@ def install(app: Any, services: Services, *, on_status: StatusSink | None = None
         outbound = form.get("Direction", "").startswith("outbound")
         caller = form.get("To" if outbound else "From", "")
         called = form.get("From" if outbound else "To", "")
+        transfer_id = request.query_params.get("transfer_id")
+        if transfer_id:
+            return await transfer_answer(call_sid, transfer_id, caller, called)
         agent = pick_agent(
             services, request.query_params.get("agent"), called, settings.twilio_default_agent
         )
@@ -319,6 +331,19 @@ def install(app: Any, services: Services, *, on_status: StatusSink | None = None
         params[TOKEN_PARAM] = gate.issue(call_sid, params)
         log.info("twilio call %s for agent %s", call_sid, agent)
         url = twiml.stream_url(base, TWILIO_STREAM_PATH)
+        return xml_response(twiml.connect_stream(url, params))
+
+    async def transfer_answer(
+        call_sid: str, transfer_id: str, caller: str, called: str
+    ) -> Response:
+        """The person a transfer dialled picked up: stream to the transfer, if it rings."""
+        transfer = await services.transfers.board.get(transfer_id)
+        if transfer is None or transfer.final or transfer.status.value != "dialing":
+            log.info("twilio call %s: transfer %s is not ringing any more", call_sid, transfer_id)
+            return xml_response(twiml.say_and_hang_up(TRANSFER_GONE))
+        params = {"transfer_id": transfer_id, "caller": caller, "called": called}
+        params[TOKEN_PARAM] = gate.issue(call_sid, params)
+        url = twiml.stream_url(public_url(settings), TWILIO_STREAM_PATH)
         return xml_response(twiml.connect_stream(url, params))
 
     @router.post(TWILIO_STATUS_PATH, status_code=204, response_class=Response)

@@ -1,4 +1,4 @@
-"""A browser voice caller during a transfer: on hold, bridged, then given back.
+"""A voice caller (browser or phone) during a transfer: on hold, bridged, given back.
 
 ``Held`` follows the board's ``transfer`` events for the connection's session: while
 the transfer is live the connection's frames go to a ``CallerLeg`` (its audio never
@@ -36,12 +36,25 @@ class HeldTransport(Protocol):
 
 class Held:
     def __init__(
-        self, services: Services, session_id: str, transport: HeldTransport, conn: VoiceSession
+        self,
+        services: Services,
+        session_id: str,
+        transport: HeldTransport,
+        conn: VoiceSession,
+        *,
+        caller_in: LegFormat | None = None,
+        caller_out: LegFormat | None = None,
+        channel: str = "voice",
     ) -> None:
+        """``caller_in``/``caller_out``: what the caller's leg sends and takes (default
+        PCM16 at the connection's rates; a phone takes μ-law)."""
         self.services = services
         self.session_id = session_id
         self.transport = transport
         self.conn = conn
+        self.caller_in = caller_in or LegFormat("pcm16", conn.options.input_rate)
+        self.caller_out = caller_out or LegFormat("pcm16", conn.options.output_rate)
+        self.channel = channel
         self.tone: asyncio.Task[None] | None = None
         self._last_sent = -1
 
@@ -68,25 +81,30 @@ class Held:
                     "assistant",
                     text,
                     blocks=[{"type": "text", "text": text}],
-                    channel="voice",
+                    channel=self.channel,
                 )
                 self.conn.notice(text)
             return
         if self.session_id not in desk.legs:
-            options = self.conn.options
             desk.legs[self.session_id] = leg = CallerLeg(
                 desk,
                 str(message.get("transfer_id")),
                 self.session_id,
-                LegFormat("pcm16", options.input_rate),
-                LegFormat("pcm16", options.output_rate),
+                self.caller_in,
+                self.caller_out,
                 self.transport.send_bridged,
             )
+            leg.on_joined = self._joined
             self.tone = asyncio.create_task(leg.hold_loop(self.services.clock, self._ai_idle))
         if status is Status.JOINED:
             self._stop_tone()
             self.transport.muted = True
             await self.conn.interrupt(notify=False)
+
+    def _joined(self) -> None:
+        """Audio flows both ways: from now on nothing of the AI reaches the caller."""
+        self._stop_tone()
+        self.transport.muted = True
 
     def _stop_tone(self) -> None:
         if self.tone is not None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -94,15 +95,18 @@ def is_narrowband(sample_rate: int) -> bool:
     return sample_rate <= NARROWBAND_MAX_RATE
 
 
-def build_phone_stt(agent: AgentSpec) -> STT:
-    """pocketsphinx for 8 kHz speech: the phone-band transform and a language model of
-    the agent's whole corpus (:func:`speech_corpus`), which generalises past its phrases
+def build_phone_stt(agent: AgentSpec, phrases: Sequence[str] = ()) -> STT:
+    """pocketsphinx for 8 kHz speech with the phone-band transform. With ``phrases``
+    (a few expected answers), a model of those alone; otherwise a language model of the
+    agent's whole corpus (:func:`speech_corpus`), which generalises past its phrases
     (held-out sentences: fewer errors at 8 kHz) at some cost on the listed phrases; the
     16 kHz engine keeps the sharper phrase-only model."""
     from parley.engines.pocketsphinx_stt import PocketsphinxSTT
 
-    phrases = speech_phrases(agent)
-    return PocketsphinxSTT(speech_corpus(agent).weighted() if phrases else None, phone_grade=True)
+    if phrases:
+        return PocketsphinxSTT(list(phrases), phone_grade=True)
+    corpus = speech_corpus(agent).weighted() if speech_phrases(agent) else None
+    return PocketsphinxSTT(corpus, phone_grade=True)
 
 
 def build_tts(agent: AgentSpec) -> TTS:
@@ -227,6 +231,20 @@ class EngineHub:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks)
+
+    async def phone_answer_stt(self, agent_name: str, phrases: Sequence[str]) -> STT:
+        """A phone-grade recogniser that expects one of a few answers (a dialled
+        person's "connect" / "decline"): the embedded engine built for ``phrases``
+        alone; other engines serve unchanged."""
+        agent = self.agents[agent_name]
+        if engine_name(agent, "stt") != "pocketsphinx":
+            return (await self.engines_for(agent_name)).stt
+        key = "answers:" + "|".join(phrases)
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            if key not in self._phone:
+                self._phone[key] = await asyncio.to_thread(build_phone_stt, agent, phrases)
+        return self._phone[key]
 
     async def engines_for(self, agent_name: str) -> EngineSet:
         if agent_name in self._sets:

@@ -95,24 +95,31 @@ class TransferBoard:
             return False
         return await self.coordinator.compare_and_set(key, raw, raw, self.lease_s)
 
-    async def live(self) -> list[Transfer]:
+    async def live(self, lost_out: list[Transfer] | None = None) -> list[Transfer]:
         """Every transfer that is not final. One whose lease ran out (its worker died)
         is dropped and announced as ``failed`` (``error``) to its session and the
-        console."""
+        console — by one worker only — and added to ``lost_out``."""
         out = []
         for transfer_id, session_id in (await self._ids()).items():
             transfer = await self.get(transfer_id)
             if transfer is None:
                 await self._index(remove=transfer_id)
-                await self._publish(lost(transfer_id, session_id))
+                claim = f"transfer_lost:{transfer_id}"
+                if not await self.coordinator.set_if_absent(claim, "1", 3600.0):
+                    continue  # another worker announced it
+                gone = lost(transfer_id, session_id)
+                await self._publish(gone)
+                if lost_out is not None:
+                    lost_out.append(gone)
             elif not transfer.final:
                 out.append(transfer)
         return out
 
     async def sweep(self) -> list[Transfer]:
-        """Apply the timeouts that are due; returns the transfers that changed."""
-        changed = []
-        for transfer in await self.live():
+        """Apply the timeouts that are due; returns the transfers that changed (and the
+        lost ones this worker announced)."""
+        changed: list[Transfer] = []
+        for transfer in await self.live(changed):
             event = transfer.expired(self.clock.monotonic(), self.timeouts)
             if event is None:
                 continue

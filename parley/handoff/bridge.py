@@ -3,17 +3,22 @@
 A ``LegFormat`` says what one leg speaks on its wire (PCM16 at a rate, or G.711
 μ-law at 8 kHz for carriers). ``Bridge`` holds one ``Direction`` each way; a
 direction decodes, resamples and encodes with its own resampler state, so chunk
-boundaries leave no clicks and the two directions never share state. Pure: bytes
-in, bytes out; the legs' socket loops feed it.
+boundaries leave no clicks and the two directions never share state. Integer ratios
+(8 ⇄ 16 kHz for two phone legs — calls hand over 16 kHz — 16 ⇄ 48 kHz or 8 ⇄ 48 kHz
+for a phone and a browser) use the low-delay polyphase filters of
+``parley.audio.polyphase`` (3–6 ms) instead of soxr, which holds back up to ~22 ms
+(16 ⇄ 48 kHz) or ~60 ms (8 ⇄ 16 kHz) in 20 ms chunks. Pure: bytes in, bytes out; the
+legs' socket loops feed it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from parley.audio.g711 import decode_ulaw, encode_ulaw
 from parley.audio.pcm import SampleAligner
+from parley.audio.polyphase import Decimator, Interpolator
 from parley.audio.resample import Resampler
 
 Encoding = Literal["pcm16", "ulaw"]
@@ -29,6 +34,19 @@ class LegFormat:
             raise ValueError("G.711 μ-law legs run at 8000 Hz")
 
 
+class RateConverter(Protocol):
+    def process(self, pcm: bytes) -> bytes: ...
+
+
+def rate_converter(in_rate: int, out_rate: int) -> RateConverter:
+    """The streaming converter with the least delay for these rates."""
+    if out_rate > in_rate and out_rate % in_rate == 0:
+        return Interpolator(in_rate, out_rate // in_rate)
+    if in_rate > out_rate and in_rate % out_rate == 0:
+        return Decimator(in_rate, in_rate // out_rate)
+    return Resampler(in_rate, out_rate)
+
+
 class Direction:
     """One way of the bridge: ``source`` wire bytes → ``target`` wire bytes."""
 
@@ -36,7 +54,7 @@ class Direction:
         self.source = source
         self.target = target
         self._aligner = SampleAligner()
-        self._resampler = Resampler(source.rate, target.rate)
+        self._resampler = rate_converter(source.rate, target.rate)
 
     def convert(self, data: bytes) -> bytes:
         pcm = decode_ulaw(data) if self.source.encoding == "ulaw" else self._aligner.feed(data)

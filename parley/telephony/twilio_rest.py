@@ -3,7 +3,8 @@
 - ``create_call``: ``POST /Accounts/{sid}/Calls.json`` (To, From, Url, StatusCallback…)
 - ``update_call``: ``POST /Accounts/{sid}/Calls/{call}.json`` with a new ``Url`` or
   ``Twiml`` (e.g. redirect a live call)
-- ``hang_up``: the same with ``Status=completed``
+- ``hang_up``: the same with ``Status=completed`` (a call in progress)
+- ``cancel``: the same with ``Status=canceled`` (a call still queued or ringing)
 
 Requests are form-encoded with HTTP Basic auth (account SID : auth token).
 
@@ -125,6 +126,10 @@ class TwilioRestClient:
     async def hang_up(self, call_sid: str) -> TwilioCall:
         """End a call in progress (``Status=completed``)."""
         return await self._post(f"/Calls/{call_sid}.json", [("Status", "completed")])
+
+    async def cancel(self, call_sid: str) -> TwilioCall:
+        """Stop a call that is still queued or ringing (``Status=canceled``)."""
+        return await self._post(f"/Calls/{call_sid}.json", [("Status", "canceled")])
 
     async def _post(self, path: str, form: list[tuple[str, str]]) -> TwilioCall:
         try:

@@ -8,8 +8,9 @@ Twilio's error JSON, code 20003); a wrong account in the path is 404 (20404); a 
 ``To``/``From``/``Url``-or-``Twiml`` is 400 (21201...).
 
 The test drives the far side of the call with ``answer`` (POSTs the call's voice
-webhook, signed like Twilio, and returns the TwiML) and ``send_status`` (POSTs a
-signed status callback). ``tunnel`` maps the public URL Parley believes it has to the
+webhook, signed like Twilio, and returns the TwiML), ``incoming`` (an inbound call:
+the number's voice webhook, signed) and ``send_status`` (POSTs a signed status
+callback). ``tunnel`` maps the public URL Parley believes it has to the
 local address it really listens on, as ngrok would::
 
     async with FakeTwilio("AC" + "1" * 32, "secret-token") as twilio:
@@ -218,6 +219,15 @@ class FakeTwilio:
             raise ValueError(f"call {sid} has inline TwiML, no webhook")
         call.status = "in-progress"
         return await self._signed_post(call.url, self._call_form(call, "in-progress"))
+
+    async def incoming(self, voice_url: str, from_: str, to: str) -> tuple[str, httpx.Response]:
+        """Someone calls the number: Twilio posts its voice webhook (signed); the new
+        call's SID and the webhook's answer."""
+        sid = "CA" + secrets.token_hex(16)
+        call = FakeCall(sid, to, from_, voice_url, None, status="ringing")
+        self.calls[sid] = call
+        form = {**self._call_form(call, "ringing"), "Direction": "inbound"}
+        return sid, await self._signed_post(voice_url, form)
 
     async def send_status(self, sid: str, status: str) -> httpx.Response:
         """A status callback for the call, as Twilio sends it."""
