@@ -364,7 +364,7 @@ async def test_the_human_declines_with_2(line: tuple[RunningApp, FakeTwilio]) ->
             await human.wait_for(lambda p: p.closed)  # Parley ends the person's call
             await gave_back(caller, back_at)
         await caller.hang_up()
-    assert {"Status": ["completed"]} in twilio.calls[human_sid].updates
+    await twilio.updated(human_sid, {"Status": ["completed"]})
     messages = await app.services.store.list_messages(session_id)
     assert any("nobody from the team" in m.text for m in messages if m.role == "assistant")
 
@@ -403,7 +403,7 @@ async def test_the_caller_hanging_up_during_the_bridge_ends_the_person_s_call(
             ended = await next_published(aiter(events), "transfer", status="ended")
             assert ended["reason"]  # why it was asked for
             await human.wait_for(lambda p: p.closed)  # Parley closes the person's stream
-    assert {"Status": ["completed"]} in twilio.calls[human_sid].updates
+    await twilio.updated(human_sid, {"Status": ["completed"]})  # and hangs up their call
 
 
 async def test_ringing_30_s_on_the_clock_fails_with_timeout_and_cancels(

@@ -20,6 +20,7 @@ local address it really listens on, as ngrok would::
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -80,6 +81,7 @@ class FakeTwilio:
         self.fail_next: tuple[int, int, str] | None = None  # (status, code, message)
         self.base_url = ""
         self._stack: contextlib.AsyncExitStack | None = None
+        self._changed = asyncio.Condition()  # notified on every call update
         self._app = self._build()
 
     async def __aenter__(self) -> FakeTwilio:
@@ -169,6 +171,8 @@ class FakeTwilio:
             status = form.get("Status", [""])[0]
             if status in ("completed", "canceled"):
                 call.status = status
+            async with self._changed:
+                self._changed.notify_all()
             return JSONResponse(call.resource(self.account_sid))
 
         @app.get(prefix + "/Calls/{sid}.json")
@@ -181,6 +185,12 @@ class FakeTwilio:
             return JSONResponse(call.resource(self.account_sid))
 
         return app
+
+    async def updated(self, sid: str, form: dict[str, list[str]], within_s: float = 10.0) -> None:
+        """Wait until the call has received an update with this form (Parley ends a
+        call over REST while, not before, other things happen)."""
+        async with asyncio.timeout(within_s), self._changed:
+            await self._changed.wait_for(lambda: form in self.calls[sid].updates)
 
     # --- the far side of a call ------------------------------------------------------------
 
