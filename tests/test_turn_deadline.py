@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from parley.testing import FakeClock
-from parley.testing.voice import ScriptedSTT, ScriptedLLM, voice_harness
+from parley.testing.voice import ScriptedLLM, ScriptedSTT, voice_harness
 from parley.voice.turn_taking import (
     Mode,
     SpeechStopped,

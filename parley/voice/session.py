@@ -85,6 +85,7 @@ class VoiceSession:
             engines,
             self,
             recovery=FalseInterruptionConfig.from_voice_spec(agent.voice),
+            clock=clock,
         )
         self.responder = Responder(
             turns=turns,
@@ -211,6 +212,12 @@ class VoiceSession:
 
     async def playback_resumed(self) -> None:
         await self.pause.resume()
+
+    def pause_started(self, transcript: str) -> None:
+        pass
+
+    def pause_cancelled(self) -> None:
+        pass
 
     def utterance_ended(self, final: asyncio.Future[str]) -> None:
         self.tasks.spawn(self._finish_utterance(final, self.clock.monotonic()))

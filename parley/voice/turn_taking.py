@@ -56,6 +56,15 @@ machine emits one ``EndOfTurnCheck`` per pause once the silence reaches the dete
 the caller resumes speaking after is reported to the detector's ``CallerPace``. With
 no partials and no model, ``smart`` waits ``stop_secs`` like ``silence``.
 
+Pause deadline (wall clock). ``now`` is the audio's own timeline, so a client that
+stops sending frames mid-pause (audio gated on a button, a phone leg whose media
+pauses) would leave the turn open for ever. While hands-free and STOPPING,
+``pause_onset`` is the silence onset; the loop arms a timer on its own clock for
+``pause_deadline_secs`` (the longest wait, ``max(max_stop_secs, stop_secs)``, in either
+mode) and calls ``on_pause_deadline(onset, now)`` when it fires. If that pause is still
+open the turn ends at its silence onset by the usual rules; a deadline of a pause the
+caller resumed after (or that has ended) is ignored.
+
 Switching mode (``set_mode``) closes an open turn first, by the rules of the old mode,
 at ``now``: a STARTING blip is dropped, an utterance ends at ``now`` (or at the silence
 onset if it was STOPPING), a held key is released at ``now``.
@@ -237,6 +246,7 @@ class _Input(enum.Enum):
     SILENCE_ONSET = "unvoiced frame"
     VOICE_RESUMED = "voiced again"
     SILENCE_CONFIRMED = "unvoiced for stop_secs (smart: as long as the detector asks)"
+    PAUSE_DEADLINE = "no audio ended the pause by its wall-clock deadline"
     KEY_DOWN = "ptt_down"
     KEY_UP = "ptt_up"
     CLOSED = "mode switch"
@@ -252,6 +262,7 @@ _TRANSITIONS: dict[tuple[TurnState, _Input], TurnState] = {
     (_S.SPEAKING, _I.SILENCE_ONSET): _S.STOPPING,
     (_S.STOPPING, _I.VOICE_RESUMED): _S.SPEAKING,
     (_S.STOPPING, _I.SILENCE_CONFIRMED): _S.QUIET,
+    (_S.STOPPING, _I.PAUSE_DEADLINE): _S.QUIET,
     # push-to-talk
     (_S.QUIET, _I.KEY_DOWN): _S.SPEAKING,
     (_S.SPEAKING, _I.KEY_UP): _S.QUIET,
@@ -305,6 +316,21 @@ class TurnTaking:
     def agent_state(self) -> AgentState:
         return self._barge.state
 
+    @property
+    def pause_onset(self) -> float | None:
+        """The silence onset of the open hands-free pause (STOPPING), else None."""
+        return self._silence_onset if self._state is TurnState.STOPPING else None
+
+    @property
+    def pause_deadline_secs(self) -> float:
+        """The longest a pause can keep a turn open: ``max(max_stop_secs, stop_secs)``."""
+        return self.detector.config.max_stop_secs
+
+    @property
+    def transcript(self) -> str:
+        """The latest partial transcript of the open utterance ("" before any)."""
+        return self._transcript
+
     # --- inputs ----------------------------------------------------------------------
 
     def on_frame(self, speech_prob: float, now: float, frame_secs: float) -> list[TurnTakingEvent]:
@@ -341,6 +367,15 @@ class TurnTaking:
             return []
         self._score = score
         return self._check_silence(now)
+
+    def on_pause_deadline(self, silence_onset: float, now: float) -> list[TurnTakingEvent]:
+        """The wall-clock deadline of the pause that began at ``silence_onset`` passed
+        with no audio ending it: end the turn there (ignored if that pause is over)."""
+        self._advance_time(now)
+        if self.pause_onset is None or abs(self._silence_onset - silence_onset) > _EPS:
+            return []
+        log.debug("pause at %.3f outlasted its deadline with no audio", silence_onset)
+        return self._finish(self._silence_onset, _I.PAUSE_DEADLINE)
 
     def ptt_down(self, now: float) -> list[TurnTakingEvent]:
         self._require_ptt("ptt_down")
