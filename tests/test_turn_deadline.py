@@ -99,7 +99,7 @@ def db(tmp_path: Path) -> str:
 
 async def test_the_session_ends_a_turn_whose_audio_stopped(db: str) -> None:
     stt = ScriptedSTT(["a table for four people"], partial="a table for", partial_after=10)
-    async with voice_harness(db, stt=stt, llm=ScriptedLLM("Sure.")) as h:
+    async with voice_harness(db, stt=stt, llm=ScriptedLLM(default="Sure.")) as h:
         await h.conn.start()
         await h.mic.speak(1.0)
         silence_from = h.time.monotonic() + FRAME  # the first silent frame arrives then
