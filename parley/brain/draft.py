@@ -23,7 +23,6 @@ context would be compressed first (that writes a summary).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -97,12 +96,6 @@ class DraftReply:
         finally:
             self.cancel()  # a turn cancelled mid-reply stops the model too
 
-    async def wait(self) -> None:
-        """Until the draft has finished (tests, shutdown)."""
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
 
 def start_draft(
     store: Store, runtimes: Callable[[Session], AgentRuntime], session_id: str, text: str
@@ -122,6 +115,7 @@ def start_draft(
     async def run() -> None:
         try:
             draft.prompt = await prepare()
+            draft._more.set()  # a claim waiting for the prompt can compare now
             if draft.prompt is not None and runtime is not None:
                 async for chunk in runtime.llm.stream(*draft.prompt):
                     draft._add(chunk)

@@ -28,7 +28,7 @@ Pause deadline: ``TurnTaking`` runs on the audio's timeline, so when a pause ope
 ``pause_deadline_secs``; if no audio has ended the pause by then (the client stopped
 sending), ``on_pause_deadline`` ends the turn there. A pause that closes disarms it.
 
-Preemptive generation: the listener hears ``pause_started(transcript)`` when a pause
+Preemptive generation: a ``PauseListener`` hears ``pause_started(transcript)`` when a pause
 opens (again when a newer partial arrives during it) and ``pause_cancelled()`` when the
 caller speaks on or the utterance is dropped; an ended turn goes to
 ``utterance_ended`` as before.
@@ -87,7 +87,7 @@ SCORED_FRAMES = 400  # the audio end-of-turn model looks at the last 8 s
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FRAME_SECS", "InputListener", "VoiceInput"]
+__all__ = ["FRAME_SECS", "InputListener", "PauseListener", "VoiceInput"]
 
 
 class InputListener(Protocol):
@@ -111,6 +111,10 @@ class InputListener(Protocol):
         """The sound was not an interruption: play on from where it paused."""
         ...
 
+
+class PauseListener(Protocol):
+    """Who hears about pauses (preemptive generation, ``parley.voice.drafts``)."""
+
     def pause_started(self, transcript: str) -> None:
         """The user fell silent; ``transcript`` is what was heard so far (called
         again if a newer partial arrives during the pause)."""
@@ -133,9 +137,11 @@ class VoiceInput:
         *,
         recovery: FalseInterruptionConfig | None = None,
         clock: Clock | None = None,
+        pauses: PauseListener | None = None,
     ) -> None:
         self.options = options
         self.listener = listener
+        self.pauses = pauses
         self._clock = clock  # for the pause deadline (None: audio time only)
         self._pause: tuple[float, str] | None = None  # the open pause: onset, transcript
         self._deadline: asyncio.Task[None] | None = None
@@ -280,11 +286,11 @@ class VoiceInput:
             elif isinstance(ev, UtteranceDiscarded):
                 self.in_utterance = False
                 self.stt_feed.cancel()
-                self.listener.pause_cancelled()
+                self._pause_cancelled()
             elif isinstance(ev, UtteranceEnded) and self._resumed_over:
                 self.in_utterance = self._resumed_over = False
                 self.stt_feed.cancel()  # a backchannel or a noise: not a turn
-                self.listener.pause_cancelled()
+                self._pause_cancelled()
             elif isinstance(ev, UtteranceEnded):
                 self.in_utterance = False
                 # queued now, before any later audio
@@ -305,10 +311,14 @@ class VoiceInput:
                 self._deadline = None
             if pause is not None and self._clock is not None:
                 self._deadline = asyncio.ensure_future(self._pause_deadline(pause[0]))
-        if pause is not None:
-            self.listener.pause_started(pause[1])
-        elif tt.state in (TurnState.SPEAKING, TurnState.STARTING):
-            self.listener.pause_cancelled()  # the caller spoke on
+        if pause is not None and self.pauses is not None:
+            self.pauses.pause_started(pause[1])
+        elif pause is None and tt.state in (TurnState.SPEAKING, TurnState.STARTING):
+            self._pause_cancelled()  # the caller spoke on
+
+    def _pause_cancelled(self) -> None:
+        if self.pauses is not None:
+            self.pauses.pause_cancelled()
 
     async def _pause_deadline(self, onset: float) -> None:
         assert self._clock is not None

@@ -108,9 +108,7 @@ class Preemption:
     def pause_started(self, transcript: str, *, blocked: bool = False) -> list[PreemptionAction]:
         """A pause opened with ``transcript`` heard so far (or a newer partial came)."""
         text = transcript.strip()
-        wanted = (
-            self.enabled and not blocked and transcript_verdict(text) is not Verdict.UNKNOWN
-        )
+        wanted = self.enabled and not blocked and transcript_verdict(text) is not Verdict.UNKNOWN
         if self._state is PreemptionState.IDLE:
             if not wanted:
                 return []

@@ -85,6 +85,13 @@ class VoiceSession:
         self.audio = audio
         self.tasks = BackgroundTasks(turns.session_id)
         self.events = TextInStep(events, lambda: self.responder.speaking)
+        self.preemptive = PreemptiveReplies(
+            turns,
+            self.drafts_allowed and preemption_enabled(agent.voice),
+            # no draft while a spoken yes/no is awaited or the agent is heard (a sound
+            # over it is mostly a backchannel; a real barge-in cuts it first)
+            lambda: self.responder.pending_approval is not None or self.responder.speaking,
+        )
         self.input = VoiceInput(
             TurnTakingConfig.from_voice_spec(agent.voice),
             options,
@@ -92,6 +99,7 @@ class VoiceSession:
             self,
             recovery=FalseInterruptionConfig.from_voice_spec(agent.voice),
             clock=clock,
+            pauses=self.preemptive,
         )
         self.responder = Responder(
             turns=turns,
@@ -102,13 +110,6 @@ class VoiceSession:
             clock=clock,
             spawn=self.tasks.spawn,
             set_stt_mode=self.input.set_stt_mode,
-        )
-        self.preemptive = PreemptiveReplies(
-            turns,
-            self.drafts_allowed and preemption_enabled(agent.voice),
-            # no draft while a spoken yes/no is awaited or the agent is heard (a sound
-            # over it is mostly a backchannel; a real barge-in cuts it first)
-            lambda: self.responder.pending_approval is not None or self.responder.speaking,
         )
         self.pause = PlaybackPause(
             session_id=turns.session_id,
@@ -226,12 +227,6 @@ class VoiceSession:
 
     async def playback_resumed(self) -> None:
         await self.pause.resume()
-
-    def pause_started(self, transcript: str) -> None:
-        self.preemptive.pause_started(transcript)
-
-    def pause_cancelled(self) -> None:
-        self.preemptive.pause_cancelled()
 
     def utterance_ended(self, final: asyncio.Future[str]) -> None:
         self.preemptive.turn_ended()
