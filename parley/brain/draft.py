@@ -158,4 +158,3 @@ async def draft_prompt(
         system_prompt, view, session.agent_state
     )
     return messages, tools
-
