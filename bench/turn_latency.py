@@ -13,7 +13,9 @@ sends ``interrupt`` (the reply need not play out) and waits 0.5 s before the nex
 
 Turn detection with ``smart`` uses the transcript (and the Smart Turn model if
 ``PARLEY_SMART_TURN_MODEL`` names one, or pipecat-ai is installed); ``silence`` waits the
-agent's ``stop_secs`` (0.5 s).
+agent's ``stop_secs`` (0.5 s). A mode may end in ``:drafts`` or ``:nodrafts`` to set
+``voice.preemptive_generation`` (else ``auto``: on with smart); the drafts each mode
+started, used and dropped are counted from the server's debug log.
 
 Usage: ``python bench/turn_latency.py [--subset ci|full] [--voices N] [--turns N]
 [--modes smart,silence] [--json out.json]``. Real time: about 4 s per turn.
@@ -25,6 +27,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import sys
 import tempfile
 import time
@@ -56,13 +59,31 @@ class Turn:
     v2v_ms: float | None
 
 
+class DraftCounter(logging.Handler):
+    """Counts the preemption actions the voice sessions log (parley.voice.drafts)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.counts = {"StartDraft": 0, "UseDraft": 0, "DropDraft": 0}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        for action in record.args[1] if isinstance(record.args, tuple) else ():
+            name = type(action).__name__
+            if name in self.counts:
+                self.counts[name] += 1
+
+
 def agent_dir(root: Path, mode: str) -> Path:
-    """The demo agent with ``turn_detection: mode`` and the corpus phrases."""
+    """The demo agent with ``turn_detection: mode`` (and ``:drafts`` / ``:nodrafts``)
+    and the corpus phrases."""
     spec = yaml.safe_load((BUILTIN_AGENTS_DIR / "demo.yaml").read_text(encoding="utf-8"))
     voice = spec.setdefault("voice", {})
-    voice["turn_detection"] = mode
+    detection, _, drafts = mode.partition(":")
+    voice["turn_detection"] = detection
+    if drafts:
+        voice["preemptive_generation"] = drafts == "drafts"
     voice["phrases"] = [*voice.get("phrases", []), *(p.lower() for p in PHRASES)]
-    out = root / mode
+    out = root / mode.replace(":", "-")
     out.mkdir()
     (out / "demo.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
     return out
@@ -93,8 +114,9 @@ async def one_turn(mic: Microphone, ear: Listener, ws: Any, sample: Sample, mode
 
 
 async def measure(mode: str, samples: list[Sample], root: Path) -> list[Turn]:
+    name = mode.replace(":", "-")
     settings = Settings(  # the embedded stack, whatever PARLEY_* says
-        data_dir=root / f"data-{mode}", database_url=f"sqlite:///{root}/{mode}.db",
+        data_dir=root / f"data-{name}", database_url=f"sqlite:///{root}/{name}.db",
         redis_url=None, llm_base_url=None, agents_dir=agent_dir(root, mode),
     )  # fmt: skip
     app = create_app(settings)
@@ -121,6 +143,7 @@ def summary(turns: list[Turn]) -> dict[str, Any]:
         "replied": len(done),
         "p50_ms": round(percentile(done, 0.5), 1) if done else None,
         "p90_ms": round(percentile(done, 0.9), 1) if done else None,
+        "p95_ms": round(percentile(done, 0.95), 1) if done else None,
         "min_ms": min(done) if done else None,
         "max_ms": max(done) if done else None,
     }
@@ -133,13 +156,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     samples = [s for s in corpus if (s.voice, s.rate) in voices][: args.turns]
     results: dict[str, Any] = {"machine": info, "modes": {}}
     with tempfile.TemporaryDirectory() as tmp:
+        drafts_log = logging.getLogger("parley.voice.drafts")
+        drafts_log.setLevel(logging.DEBUG)
         for mode in args.modes.split(","):
-            turns = await measure(mode, samples, Path(tmp))
+            counter = DraftCounter()
+            drafts_log.addHandler(counter)
+            try:
+                turns = await measure(mode, samples, Path(tmp))
+            finally:
+                drafts_log.removeHandler(counter)
             results["modes"][mode] = {
                 "summary": summary(turns),
+                "drafts": counter.counts,
                 "turns": [asdict(t) for t in turns],
             }
-            print(f"\n{mode}: {summary(turns)}")
+            print(f"\n{mode}: {summary(turns)}  drafts {counter.counts}")
             for t in turns:
                 print(f"  {t.v2v_ms!s:>7} ms  {t.said!r} -> {t.heard!r}")
     print(f"\n{info['date']}  {info['nproc']} cores  load {info['load_avg_1m']:.1f}")

@@ -162,6 +162,9 @@ class VoiceSpec(_Strict):
     # Speech while the agent talks pauses it; within this window noise or a backchannel
     # resumes it, words cut it. 0 = no pause, cut at once as before.
     false_interruption_secs: float = Field(default=1.0, ge=0, le=5)
+    # Start the reply when the caller falls silent, before the turn is known to be over
+    # (parley.voice.preemptive); auto = on with smart turn detection, off with silence.
+    preemptive_generation: bool | Literal["auto"] = "auto"
 
 
 class LimitsSpec(_Strict):

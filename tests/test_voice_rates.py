@@ -44,9 +44,10 @@ async def recv_until(ws: Any, kind: str, audio: list[bytes]) -> dict[str, Any]:
 async def test_8k_and_48k_input_is_understood(running: RunningApp) -> None:
     url = running.base_url.replace("http", "ws", 1) + "/v1/voice"
     for rate in (8000, 48000):
-        # 2.5 s of trailing silence: the end-of-turn wait is on the audio's own timeline and may
-        # take up to max_stop_secs (2 s) when the partial transcript reads unfinished
-        pcm = silence(0.5, rate) + speak_pcm(SENTENCE, sample_rate=rate) + silence(2.5, rate)
+        # 1 s of trailing silence, then nothing: if the partial transcript reads unfinished
+        # the end-of-turn wait is longer than the audio sent, and the pause's wall-clock
+        # deadline (max_stop_secs after the silence began) ends the turn
+        pcm = silence(0.5, rate) + speak_pcm(SENTENCE, sample_rate=rate) + silence(1.0, rate)
         frame = rate // 50 * 2  # 20 ms
         audio: list[bytes] = []
         async with websockets.connect(url) as ws:

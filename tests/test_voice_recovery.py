@@ -31,6 +31,9 @@ from tests.plugins.stores import sqlite_url
 
 REPLY = "One two three four five. Six seven eight nine ten."
 BATCH_S = 0.06  # the pump's send batch: a pause must land within one
+# ScriptedLLM answers in call order: where the scripted partial is not the final, a
+# preemptive draft would take a scripted reply (tests/test_preemptive.py covers drafts)
+NO_DRAFTS = {"voice": {"preemptive_generation": False}}
 
 
 @pytest.fixture
@@ -95,7 +98,8 @@ async def until_audio(h: VoiceHarness) -> None:
 async def test_a_backchannel_is_not_a_turn(db: str) -> None:
     # the scripted recogniser hears "mm-hm" 5 frames into every utterance
     stt = ScriptedSTT(["tell me", "mm-hm"], partial="mm-hm", partial_after=5)
-    async with voice_harness(db, stt=stt, llm=ScriptedLLM(REPLY)) as h:
+    agent = scripted_agent(**NO_DRAFTS)
+    async with voice_harness(db, stt=stt, llm=ScriptedLLM(REPLY), agent=agent) as h:
         await h.conn.start()
         await h.mic.utterance()
         await until_audio(h)
@@ -155,7 +159,7 @@ async def test_a_yes_over_a_pending_approval_is_an_answer(db: str, pending: bool
     stt = ScriptedSTT(["book it for sam", "yes"], partial="yes", partial_after=3, partial_every=3)
     first = [*tokens("I can do that. "), book_call()] if pending else REPLY
     llm = ScriptedLLM(first, "Booked.")
-    async with voice_harness(db, stt=stt, llm=llm) as h:
+    async with voice_harness(db, stt=stt, llm=llm, agent=scripted_agent(**NO_DRAFTS)) as h:
         await h.conn.start()
         await h.mic.utterance()
         await until_audio(h)
@@ -180,7 +184,8 @@ async def test_a_yes_over_a_pending_approval_is_an_answer(db: str, pending: bool
 
 async def test_a_pause_mid_sentence_sends_partials_and_one_final_for_the_turn(db: str) -> None:
     stt = ScriptedSTT(["a table for four people"], partial="a table for", partial_after=20)
-    async with voice_harness(db, stt=stt, llm=ScriptedLLM("Done.")) as h:
+    agent = scripted_agent(**NO_DRAFTS)
+    async with voice_harness(db, stt=stt, llm=ScriptedLLM("Done."), agent=agent) as h:
         await h.conn.start()
         await h.mic.silence(0.2)
         await h.mic.speak(0.6)

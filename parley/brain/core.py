@@ -28,6 +28,7 @@ from parley.brain.approval_words import decide_in_words
 from parley.brain.client_tools import ClientTools
 from parley.brain.context import STATE_KEY as CONTEXT_STATE_KEY
 from parley.brain.context import ContextWindow
+from parley.brain.draft import DraftReply
 from parley.brain.history import INITIAL_TURN_PROMPT, to_model_messages, unanswered_tool_calls
 from parley.brain.message_blocks import reply_blocks, result_blocks
 from parley.brain.recorder import persist
@@ -122,10 +123,16 @@ class Brain:
     # --- public entry points ---------------------------------------------------------
 
     def user_turn(
-        self, session_id: str, user: UserInput, client_tools: ClientTools | None = None
+        self,
+        session_id: str,
+        user: UserInput,
+        client_tools: ClientTools | None = None,
+        draft: DraftReply | None = None,
     ) -> TurnStream:
         """``client_tools``: tools the client declared; a call of one ends the turn
-        with ``ClientToolCall`` (answered later with ``tool_outputs``)."""
+        with ``ClientToolCall`` (answered later with ``tool_outputs``). ``draft``: a
+        preemptive reply to these words, used for the first model call if it matches
+        (``draft.py``)."""
 
         async def body(state: TurnProgress) -> AsyncIterator[Event]:
             answered = []
@@ -145,7 +152,7 @@ class Brain:
                 ]
             await state.recorder.close_dangling_user_message()
             await state.recorder.add("user", user.text, blocks)
-            async for ev in self._model_loop(state, client_tools=client_tools):
+            async for ev in self._model_loop(state, client_tools=client_tools, draft=draft):
                 yield ev
 
         return self._turn(session_id, user.channel, body, (self._channel_check(user.channel),))
@@ -300,6 +307,7 @@ class Brain:
         *,
         initial: bool = False,
         client_tools: ClientTools | None = None,
+        draft: DraftReply | None = None,
     ) -> AsyncIterator[Event]:
         runtime = self.runtime_for(state.session)
         recorder = state.recorder
@@ -315,8 +323,10 @@ class Brain:
                 messages.append({"role": "system", "content": INITIAL_TURN_PROMPT})
             recorder.begin_reply()
             calls: list[ToolCallRequest] = []
+            drafted = await draft.claim(messages, tools) if draft is not None else None
+            draft = None  # only the first model call
             try:
-                async for chunk in runtime.llm.stream(messages, tools):
+                async for chunk in drafted or runtime.llm.stream(messages, tools):
                     if isinstance(chunk, TextDelta):
                         if chunk.text:
                             recorder.on_delta(chunk.text)

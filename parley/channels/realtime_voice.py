@@ -129,6 +129,7 @@ class RealtimeVoiceSession(VoiceSession):
     for ever."""
 
     hold = False
+    drafts_allowed = False  # held turns and client tools: a draft would not match
     held: list[tuple[UserInput, Timings | None]]
     wanted = False  # a response.create came before the utterance's transcript
     finishing = 0  # ended utterances whose final transcript has not come yet

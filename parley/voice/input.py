@@ -23,6 +23,16 @@ they are scored off the event loop (the model's batcher, shared by every session
 the answer goes back to ``TurnTaking.on_end_of_turn_score`` (an answer for a pause
 that is over is ignored there; a failed scoring leaves the transcript to decide).
 
+Pause deadline: ``TurnTaking`` runs on the audio's timeline, so when a pause opens
+(``pause_onset``) a timer on the session's clock is armed for its
+``pause_deadline_secs``; if no audio has ended the pause by then (the client stopped
+sending), ``on_pause_deadline`` ends the turn there. A pause that closes disarms it.
+
+Preemptive generation: a ``PauseListener`` hears ``pause_started(transcript)`` when a pause
+opens (again when a newer partial arrives during it) and ``pause_cancelled()`` when the
+caller speaks on or the utterance is dropped; an ended turn goes to
+``utterance_ended`` as before.
+
 What comes out goes to an ``InputListener`` (the session): ``vad`` and partial
 ``transcript`` events, a barge-in, a pause and a resume of playback, an ended
 utterance (a future of its final transcript). Whole 16 kHz frames pass the aligner,
@@ -43,6 +53,7 @@ import numpy as np
 
 from parley.audio.pcm import FrameSplitter, SampleAligner
 from parley.audio.resample import Resampler
+from parley.clock import Clock
 from parley.engines.base import EndOfTurnModel, EngineError, EngineSet, STTMode
 from parley.events import Event, Transcript, Vad
 from parley.voice.barge_in import BargeIn
@@ -61,6 +72,7 @@ from parley.voice.turn_taking import (
     Mode,
     SpeechStarted,
     SpeechStopped,
+    TurnState,
     TurnTaking,
     TurnTakingConfig,
     TurnTakingError,
@@ -75,7 +87,7 @@ SCORED_FRAMES = 400  # the audio end-of-turn model looks at the last 8 s
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FRAME_SECS", "InputListener", "VoiceInput"]
+__all__ = ["FRAME_SECS", "InputListener", "PauseListener", "VoiceInput"]
 
 
 class InputListener(Protocol):
@@ -100,6 +112,19 @@ class InputListener(Protocol):
         ...
 
 
+class PauseListener(Protocol):
+    """Who hears about pauses (preemptive generation, ``parley.voice.drafts``)."""
+
+    def pause_started(self, transcript: str) -> None:
+        """The user fell silent; ``transcript`` is what was heard so far (called
+        again if a newer partial arrives during the pause)."""
+        ...
+
+    def pause_cancelled(self) -> None:
+        """The pause did not end a turn: the user spoke on, or it was dropped."""
+        ...
+
+
 class VoiceInput:
     """One session's input side (see the module docstring)."""
 
@@ -111,9 +136,15 @@ class VoiceInput:
         listener: InputListener,
         *,
         recovery: FalseInterruptionConfig | None = None,
+        clock: Clock | None = None,
+        pauses: PauseListener | None = None,
     ) -> None:
         self.options = options
         self.listener = listener
+        self.pauses = pauses
+        self._clock = clock  # for the pause deadline (None: audio time only)
+        self._pause: tuple[float, str] | None = None  # the open pause: onset, transcript
+        self._deadline: asyncio.Task[None] | None = None
         self.recovery: FalseInterruption | None = None
         if recovery is not None and recovery.window_secs > 0:
             self.recovery = FalseInterruption(recovery)
@@ -162,6 +193,8 @@ class VoiceInput:
                 await self._playback(playback)
         if events:
             await self._handle(events)
+        elif self.turn_taking.pause_onset is not None or self._pause is not None:
+            self._watch_pause()
 
     def _recovery(self) -> FalseInterruption | None:
         """The false-interruption machine, when it listens (hands-free mode)."""
@@ -197,6 +230,8 @@ class VoiceInput:
     async def close(self) -> None:
         for task in list(self._scoring):
             task.cancel()
+        if self._deadline is not None:
+            self._deadline.cancel()
         await self.stt_feed.close()
 
     def _score_end_of_turn(self, model: EndOfTurnModel) -> None:
@@ -251,13 +286,48 @@ class VoiceInput:
             elif isinstance(ev, UtteranceDiscarded):
                 self.in_utterance = False
                 self.stt_feed.cancel()
+                self._pause_cancelled()
             elif isinstance(ev, UtteranceEnded) and self._resumed_over:
                 self.in_utterance = self._resumed_over = False
                 self.stt_feed.cancel()  # a backchannel or a noise: not a turn
+                self._pause_cancelled()
             elif isinstance(ev, UtteranceEnded):
                 self.in_utterance = False
                 # queued now, before any later audio
                 self.listener.utterance_ended(self.stt_feed.finish())
+        self._watch_pause()
+
+    def _watch_pause(self) -> None:
+        """Follow the open pause: arm its deadline, tell the listener what it heard."""
+        tt = self.turn_taking
+        onset = tt.pause_onset
+        pause = None if onset is None else (onset, tt.transcript)
+        if pause == self._pause:
+            return
+        old, self._pause = self._pause, pause
+        if pause is None or old is None or old[0] != pause[0]:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+            if pause is not None and self._clock is not None:
+                self._deadline = asyncio.ensure_future(self._pause_deadline(pause[0]))
+        if pause is not None and self.pauses is not None:
+            self.pauses.pause_started(pause[1])
+        elif pause is None and tt.state in (TurnState.SPEAKING, TurnState.STARTING):
+            self._pause_cancelled()  # the caller spoke on
+
+    def _pause_cancelled(self) -> None:
+        if self.pauses is not None:
+            self.pauses.pause_cancelled()
+
+    async def _pause_deadline(self, onset: float) -> None:
+        assert self._clock is not None
+        await self._clock.sleep(self.turn_taking.pause_deadline_secs)
+        self._deadline = None
+        try:
+            await self._handle(self.turn_taking.on_pause_deadline(onset, self.audio_t))
+        except Exception:
+            log.exception("ending a pause at its deadline failed")
 
     def _open_utterance(self) -> None:
         """Speech confirmed: the recogniser gets the audio from just before its onset

@@ -87,6 +87,8 @@ Write = tuple[Callable[[], TurnStream], ModelAnswer | None, Echo | None]
 class S2SVoiceSession(VoiceSession):
     """A voice attachment answered by a speech-to-speech upstream (module docstring)."""
 
+    drafts_allowed = False  # the upstream model answers; no cascaded draft
+
     def __init__(
         self,
         *,

@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable
+from typing import ClassVar
 
 from parley.brain.core import UserInput
 from parley.clock import Clock
@@ -39,6 +40,7 @@ from parley.config import AgentSpec
 from parley.engines.base import EngineError, EngineSet
 from parley.events import Error, Event, Transcript
 from parley.voice.background import BackgroundTasks
+from parley.voice.drafts import PreemptiveReplies, preemption_enabled
 from parley.voice.false_interruption import FalseInterruptionConfig
 from parley.voice.input import FRAME_SECS, VoiceInput
 from parley.voice.io import AudioOutput, EventSink, VoiceOptions
@@ -61,6 +63,10 @@ PAUSE_GRACE_S = 1.0
 class VoiceSession:
     """One voice attachment (see the module docstring)."""
 
+    # Preemptive replies (voice.preemptive_generation); off in a subclass that holds or
+    # reshapes user turns (the Realtime endpoint: response.create, client tools).
+    drafts_allowed: ClassVar[bool] = True
+
     def __init__(
         self,
         *,
@@ -79,12 +85,21 @@ class VoiceSession:
         self.audio = audio
         self.tasks = BackgroundTasks(turns.session_id)
         self.events = TextInStep(events, lambda: self.responder.speaking)
+        self.preemptive = PreemptiveReplies(
+            turns,
+            self.drafts_allowed and preemption_enabled(agent.voice),
+            # no draft while a spoken yes/no is awaited or the agent is heard (a sound
+            # over it is mostly a backchannel; a real barge-in cuts it first)
+            lambda: self.responder.pending_approval is not None or self.responder.speaking,
+        )
         self.input = VoiceInput(
             TurnTakingConfig.from_voice_spec(agent.voice),
             options,
             engines,
             self,
             recovery=FalseInterruptionConfig.from_voice_spec(agent.voice),
+            clock=clock,
+            pauses=self.preemptive,
         )
         self.responder = Responder(
             turns=turns,
@@ -134,6 +149,7 @@ class VoiceSession:
         await self.responder.interrupt(notify=False)  # a response that registered meanwhile
         await self.audio.close()
         await self.input.close()
+        self.preemptive.close()
 
     # --- what the transport calls --------------------------------------------------------
 
@@ -213,17 +229,20 @@ class VoiceSession:
         await self.pause.resume()
 
     def utterance_ended(self, final: asyncio.Future[str]) -> None:
+        self.preemptive.turn_ended()
         self.tasks.spawn(self._finish_utterance(final, self.clock.monotonic()))
 
     async def _finish_utterance(self, final: asyncio.Future[str], vad_end: float) -> None:
         try:
             text = (await final).strip()
         except EngineError as exc:
+            self.preemptive.take("")  # drops the draft
             log.warning("speech recognition failed: %s", exc)
             await self.events.emit(Error(exc.code, f"speech recognition failed: {exc}"))
             self.responder.respond(None, say=APOLOGY)
             return
         timings = Timings(vad_end=vad_end, stt_final=self.clock.monotonic())
+        draft = self.preemptive.take(text)
         if self.options.transcripts or text:
             await self.events.emit(Transcript(text, final=True))
         if not text:
@@ -232,10 +251,16 @@ class VoiceSession:
         if tool_call_id is not None:
             decision = yes_or_no(text)
             if decision is not None:
+                if draft is not None:
+                    draft.cancel()
                 self.responder.answered()  # answered, whoever wins the claim
                 self.decide(tool_call_id, decision, "voice", timings)
                 return
-        self.user_turn(UserInput(text, self.options.channel), timings)
+        user = UserInput(text, self.options.channel)
+        if draft is None:
+            self.user_turn(user, timings)
+        else:  # the reply is already under way (parley.voice.drafts)
+            self.responder.respond(lambda: self.turns.drafted_turn(user, draft), timings=timings)
 
     # --- OutputListener ------------------------------------------------------------------
 

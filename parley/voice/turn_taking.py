@@ -56,6 +56,15 @@ machine emits one ``EndOfTurnCheck`` per pause once the silence reaches the dete
 the caller resumes speaking after is reported to the detector's ``CallerPace``. With
 no partials and no model, ``smart`` waits ``stop_secs`` like ``silence``.
 
+Pause deadline (wall clock). ``now`` is the audio's own timeline, so a client that
+stops sending frames mid-pause (audio gated on a button, a phone leg whose media
+pauses) would leave the turn open for ever. While hands-free and STOPPING,
+``pause_onset`` is the silence onset; the loop arms a timer on its own clock for
+``pause_deadline_secs`` (the longest wait, ``max(max_stop_secs, stop_secs)``, in either
+mode) and calls ``on_pause_deadline(onset, now)`` when it fires. If that pause is still
+open the turn ends at its silence onset by the usual rules; a deadline of a pause the
+caller resumed after (or that has ended) is ignored.
+
 Switching mode (``set_mode``) closes an open turn first, by the rules of the old mode,
 at ``now``: a STARTING blip is dropped, an utterance ends at ``now`` (or at the silence
 onset if it was STOPPING), a held key is released at ``now``.
@@ -67,13 +76,26 @@ import enum
 import logging
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 
 from parley.voice.barge_in import AgentState, BargeIn, BargeInPolicy
-from parley.voice.end_of_turn import EndOfTurnConfig, EndOfTurnDetector
+from parley.voice.end_of_turn import EndOfTurnDetector
+from parley.voice.turn_config import Mode, TurnDetection, TurnTakingConfig
 
-if TYPE_CHECKING:
-    from parley.config import VoiceSpec
+__all__ = [
+    "EndOfTurnCheck",
+    "Mode",
+    "SpeechStarted",
+    "SpeechStopped",
+    "TurnDetection",
+    "TurnState",
+    "TurnTaking",
+    "TurnTakingConfig",
+    "TurnTakingError",
+    "TurnTakingEvent",
+    "UtteranceDiscarded",
+    "UtteranceEnded",
+]
 
 log = logging.getLogger(__name__)
 
@@ -134,92 +156,6 @@ TurnTakingEvent = (
 )
 
 
-# --- configuration -------------------------------------------------------------------
-
-
-class Mode(enum.StrEnum):
-    HANDS_FREE = "hands_free"
-    PUSH_TO_TALK = "push_to_talk"
-
-
-class TurnDetection(enum.StrEnum):
-    SILENCE = "silence"  # a fixed stop_secs of silence ends the turn
-    SMART = "smart"  # the end-of-turn detector decides (parley.voice.end_of_turn)
-
-
-@dataclass(frozen=True, slots=True)
-class TurnTakingConfig:
-    start_secs: float = 0.2
-    stop_secs: float = 0.5
-    min_utterance_secs: float = 0.25
-    activation: float = 0.5
-    deactivation: float = 0.35
-    echo_activation: float = 0.7
-    barge_in_min_secs: float = 0.3
-    barge_in_min_words: int = 0
-    turn_detection: TurnDetection = TurnDetection.SMART
-    max_stop_secs: float = 2.0
-    # audio kept from before the speech onset and given to STT (a Realtime session's
-    # prefix_padding_ms; an agent may set it as a voice: extra)
-    prefix_padding_secs: float = 0.3
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "turn_detection", TurnDetection(self.turn_detection))
-        _require(self.max_stop_secs > 0, "max_stop_secs must be > 0")
-        for name in ("start_secs", "min_utterance_secs", "barge_in_min_secs"):
-            _require(getattr(self, name) >= 0, f"{name} must be >= 0")
-        _require(self.prefix_padding_secs >= 0, "prefix_padding_secs must be >= 0")
-        _require(self.stop_secs > 0, "stop_secs must be > 0")
-        for name in ("activation", "deactivation", "echo_activation"):
-            _require(0.0 < getattr(self, name) <= 1.0, f"{name} must be in (0, 1]")
-        _require(self.deactivation <= self.activation, "deactivation must be <= activation")
-        _require(self.activation <= self.echo_activation, "echo_activation must be >= activation")
-        _require(self.barge_in_min_words >= 0, "barge_in_min_words must be >= 0")
-
-    @classmethod
-    def from_voice_spec(cls, spec: VoiceSpec) -> TurnTakingConfig:
-        """From an agent's ``voice:`` section; the thresholds may be set there as extras
-        (``activation``, ``deactivation``, ``echo_activation``)."""
-        extras = spec.model_extra or {}
-        default = cls()
-        return cls(
-            start_secs=spec.start_secs,
-            stop_secs=spec.stop_secs,
-            min_utterance_secs=spec.min_utterance_secs,
-            barge_in_min_secs=spec.barge_in_min_secs,
-            barge_in_min_words=spec.barge_in_min_words,
-            activation=_number(extras, "activation", default.activation),
-            deactivation=_number(extras, "deactivation", default.deactivation),
-            echo_activation=_number(extras, "echo_activation", default.echo_activation),
-            turn_detection=TurnDetection(spec.turn_detection),
-            max_stop_secs=spec.max_stop_secs,
-            prefix_padding_secs=_number(extras, "prefix_padding_secs", default.prefix_padding_secs),
-        )
-
-    def end_of_turn_config(self) -> EndOfTurnConfig:
-        """The detector's waits for this configuration (smart mode)."""
-        base = EndOfTurnConfig()
-        longest = max(self.max_stop_secs, self.stop_secs)  # never shorter than silence mode
-        return EndOfTurnConfig(
-            complete_secs=min(base.complete_secs, self.stop_secs),
-            stop_secs=self.stop_secs,
-            incomplete_secs=min(base.incomplete_secs, longest),
-            max_stop_secs=longest,
-        )
-
-
-def _number(extras: dict[str, Any], name: str, default: float) -> float:
-    value = extras.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"turn-taking config: {name} must be a number, got {value!r}")
-    return float(value)
-
-
-def _require(ok: bool, message: str) -> None:
-    if not ok:
-        raise ValueError(f"turn-taking config: {message}")
-
-
 # --- state machine -------------------------------------------------------------------
 
 
@@ -237,6 +173,7 @@ class _Input(enum.Enum):
     SILENCE_ONSET = "unvoiced frame"
     VOICE_RESUMED = "voiced again"
     SILENCE_CONFIRMED = "unvoiced for stop_secs (smart: as long as the detector asks)"
+    PAUSE_DEADLINE = "no audio ended the pause by its wall-clock deadline"
     KEY_DOWN = "ptt_down"
     KEY_UP = "ptt_up"
     CLOSED = "mode switch"
@@ -252,6 +189,7 @@ _TRANSITIONS: dict[tuple[TurnState, _Input], TurnState] = {
     (_S.SPEAKING, _I.SILENCE_ONSET): _S.STOPPING,
     (_S.STOPPING, _I.VOICE_RESUMED): _S.SPEAKING,
     (_S.STOPPING, _I.SILENCE_CONFIRMED): _S.QUIET,
+    (_S.STOPPING, _I.PAUSE_DEADLINE): _S.QUIET,
     # push-to-talk
     (_S.QUIET, _I.KEY_DOWN): _S.SPEAKING,
     (_S.SPEAKING, _I.KEY_UP): _S.QUIET,
@@ -305,6 +243,21 @@ class TurnTaking:
     def agent_state(self) -> AgentState:
         return self._barge.state
 
+    @property
+    def pause_onset(self) -> float | None:
+        """The silence onset of the open hands-free pause (STOPPING), else None."""
+        return self._silence_onset if self._state is TurnState.STOPPING else None
+
+    @property
+    def pause_deadline_secs(self) -> float:
+        """The longest a pause can keep a turn open: ``max(max_stop_secs, stop_secs)``."""
+        return self.detector.config.max_stop_secs
+
+    @property
+    def transcript(self) -> str:
+        """The latest partial transcript of the open utterance ("" before any)."""
+        return self._transcript
+
     # --- inputs ----------------------------------------------------------------------
 
     def on_frame(self, speech_prob: float, now: float, frame_secs: float) -> list[TurnTakingEvent]:
@@ -341,6 +294,15 @@ class TurnTaking:
             return []
         self._score = score
         return self._check_silence(now)
+
+    def on_pause_deadline(self, silence_onset: float, now: float) -> list[TurnTakingEvent]:
+        """The wall-clock deadline of the pause that began at ``silence_onset`` passed
+        with no audio ending it: end the turn there (ignored if that pause is over)."""
+        self._advance_time(now)
+        if self.pause_onset is None or abs(self._silence_onset - silence_onset) > _EPS:
+            return []
+        log.debug("pause at %.3f outlasted its deadline with no audio", silence_onset)
+        return self._finish(self._silence_onset, _I.PAUSE_DEADLINE)
 
     def ptt_down(self, now: float) -> list[TurnTakingEvent]:
         self._require_ptt("ptt_down")

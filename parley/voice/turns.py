@@ -11,10 +11,11 @@ its events, ``cancel(heard)``.
 from __future__ import annotations
 
 from parley.brain.core import Brain, UserInput
+from parley.brain.draft import DraftReply, start_draft
 from parley.brain.turn_stream import TurnStream
 from parley.events import AssistantMessage
 
-__all__ = ["TurnStream", "UserInput", "VoiceTurns"]
+__all__ = ["DraftReply", "TurnStream", "UserInput", "VoiceTurns"]
 
 
 class VoiceTurns:
@@ -32,6 +33,14 @@ class VoiceTurns:
 
     def user_turn(self, user: UserInput) -> TurnStream:
         return self.brain.user_turn(self.session_id, user)
+
+    def drafted_turn(self, user: UserInput, draft: DraftReply) -> TurnStream:
+        """A user turn whose first model call uses ``draft`` if it matches."""
+        return self.brain.user_turn(self.session_id, user, draft=draft)
+
+    def draft(self, text: str) -> DraftReply:
+        """Start a preemptive reply to ``text``: nothing stored, sent or locked."""
+        return start_draft(self.brain.store, self.brain.runtime_for, self.session_id, text)
 
     def initial_turn(self) -> TurnStream:
         return self.brain.initial_turn(self.session_id, self.channel)
