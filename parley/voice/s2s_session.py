@@ -37,7 +37,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Literal
 
 from parley.audio.resample import Resampler
 from parley.brain.core import UserInput
@@ -47,26 +47,21 @@ from parley.clock import Clock
 from parley.config import AgentSpec
 from parley.engines.base import EngineSet
 from parley.events import (
-    ApprovalRequested,
-    ApprovalResolved,
     AssistantDelta,
-    AssistantMessage,
     AssistantText,
     Done,
     Error,
-    Event,
     Interrupted,
-    ToolCallCompleted,
     Transcript,
-    TurnEnd,
 )
 from parley.s2s import base as s2s
 from parley.voice.io import AudioOutput, EventSink, VoiceOptions
 from parley.voice.responder import yes_or_no
 from parley.voice.response import Timings
 from parley.voice.s2s_answer import ModelAnswer
+from parley.voice.s2s_writer import Echo, TurnWriter
 from parley.voice.session import VoiceSession
-from parley.voice.turns import TurnStream, VoiceTurns
+from parley.voice.turns import VoiceTurns
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +71,9 @@ UPSTREAM_TROUBLE = "Sorry, I lost my connection for a moment. Please say that ag
 UPSTREAM_LOST = "Sorry, I can't continue this call right now. Please try again later."
 DRAIN_POLL_S = 0.02
 PTT_TAIL_S = 1.0  # silence sent after a push-to-talk key-up, for the provider's VAD
-CLOSE_WRITES_S = 5.0
 
 ConfigSource = Callable[[], Awaitable[s2s.S2SConfig]]
 OnFatal = Callable[[str], Awaitable[None]]
-Echo = Callable[[Event], Awaitable[None]]
-Write = tuple[Callable[[], TurnStream], ModelAnswer | None, Echo | None]
 
 
 class S2SVoiceSession(VoiceSession):
@@ -123,10 +115,8 @@ class S2SVoiceSession(VoiceSession):
         self._answer = ModelAnswer()
         self._last: ModelAnswer | None = None  # the answer before, while its audio plays
         self._heard_partial: list[str] = []
-        self._writes: asyncio.Queue[Write | None] = asyncio.Queue()
-        self._writer: asyncio.Task[None] | None = None
+        self.writer = TurnWriter(self, upstream)
         self._reader: asyncio.Task[None] | None = None
-        self._cancelled_calls: set[str] = set()
         self._ptt_down = False
         self._connected = False
 
@@ -134,7 +124,7 @@ class S2SVoiceSession(VoiceSession):
 
     async def start(self, *, greet: str | None = None, initial_turn: bool = False) -> None:
         self.audio.start(self)
-        self._writer = asyncio.create_task(self._write_all())
+        self.writer.start()
         await self.upstream.connect(await self._config())
         self._connected = True
         self._reader = asyncio.create_task(self._read_upstream())
@@ -156,12 +146,7 @@ class S2SVoiceSession(VoiceSession):
         if answer.started and not answer.final_seen:
             self._cut_answer(self.clock.monotonic(), notify=False)
             self._store_answer(answer)
-        self._writes.put_nowait(None)
-        if self._writer is not None:
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
-                async with asyncio.timeout(CLOSE_WRITES_S):
-                    await asyncio.shield(self._writer)
-            self._writer.cancel()
+        await self.writer.close()
         await self.upstream.close()
         await super().close()
 
@@ -192,7 +177,7 @@ class S2SVoiceSession(VoiceSession):
         text = user.text.strip()
         if not text:
             return
-        self._write(lambda: self.realtime.heard(text))
+        self.writer.write(lambda: self.realtime.heard(text))
         self.tasks.spawn(self.upstream.send_text(text))
 
     def decide(
@@ -200,7 +185,7 @@ class S2SVoiceSession(VoiceSession):
     ) -> None:
         if self.responder.pending_approval == tool_call_id:
             self.responder.answered()
-        self._write(lambda: self.realtime.decide(tool_call_id, approved, by))
+        self.writer.write(lambda: self.realtime.decide(tool_call_id, approved, by))
 
     def settle_decision(self, tool_call_id: str, approved: bool, by: str, echo: Echo) -> None:
         """An approval decided (and claimed) on another channel — over HTTP, on any
@@ -210,7 +195,7 @@ class S2SVoiceSession(VoiceSession):
         if self.responder.pending_approval == tool_call_id:
             self.responder.answered()
         status: Literal["approved", "denied"] = "approved" if approved else "denied"
-        self._write(lambda: self.realtime.settle(tool_call_id, status, by), echo=echo)
+        self.writer.write(lambda: self.realtime.settle(tool_call_id, status, by), echo=echo)
 
     async def interrupt(self, *, notify: bool = True) -> None:
         await super().interrupt(notify=notify)  # a spoken prompt or notice
@@ -264,9 +249,9 @@ class S2SVoiceSession(VoiceSession):
             case s2s.ToolCall(call_id, name, args):
                 text = answer.take_unstored()
                 call = (call_id, name, dict(args))
-                self._write(lambda: self.realtime.said(text, [call]), answer)
+                self.writer.write(lambda: self.realtime.said(text, [call]), answer)
             case s2s.ToolCallCancelled(call_ids):
-                self._cancelled_calls.update(call_ids)
+                self.writer.cancelled_calls.update(call_ids)
                 if self.responder.pending_approval in call_ids:
                     self.responder.answered()
             case s2s.TurnComplete():
@@ -333,7 +318,7 @@ class S2SVoiceSession(VoiceSession):
         self._last = None
         if answer is not self._answer or answer.final_seen:
             # stored whole (or queued to be): cut the stored message once it exists
-            self._write(lambda: self.realtime.cut(answer.message_id or "", heard))
+            self.writer.write(lambda: self.realtime.cut(answer.message_id or "", heard))
             return
         answer.heard = answer.unstored_heard(heard)
 
@@ -347,7 +332,7 @@ class S2SVoiceSession(VoiceSession):
         answer.parts = []
         answer.stored = (answer.stored + " " + text).strip()
         if text or interrupted:
-            self._write(lambda: self.realtime.said(text, interrupted=interrupted), answer)
+            self.writer.write(lambda: self.realtime.said(text, interrupted=interrupted), answer)
 
     async def _finish(self, answer: ModelAnswer) -> None:
         if answer.generation is not None and not answer.muted:
@@ -382,7 +367,7 @@ class S2SVoiceSession(VoiceSession):
             if decision is not None:
                 self.decide(pending, decision, "voice")
                 return
-        self._write(lambda: self.realtime.heard(text))
+        self.writer.write(lambda: self.realtime.heard(text))
 
     async def _upstream_error(self, message: str, retryable: bool, code: str | None) -> None:
         """The provider's own text stays in the log; the caller hears a sentence."""
@@ -402,57 +387,3 @@ class S2SVoiceSession(VoiceSession):
             await self.clock.sleep(DRAIN_POLL_S)
         if self._on_fatal is not None:
             await self._on_fatal("ERROR")
-
-    # --- the writer: turns in order --------------------------------------------------------
-
-    def _write(
-        self,
-        make: Callable[[], TurnStream],
-        answer: ModelAnswer | None = None,
-        *,
-        echo: Echo | None = None,
-    ) -> None:
-        self._writes.put_nowait((make, answer, echo))
-
-    async def _write_all(self) -> None:
-        while (item := await self._writes.get()) is not None:
-            make, answer, echo = item
-            ended = False
-            try:
-                turn = await self.responder._start_turn(make)
-                if turn is None:
-                    continue
-                async for event in turn:
-                    await self._on_turn_event(event, answer)
-                    if echo is not None:
-                        ended = ended or isinstance(event, TurnEnd)
-                        await echo(event)
-            except Exception:
-                log.exception("session %s: storing a realtime turn failed", self.session_id)
-            finally:
-                if echo is not None and not ended:
-                    with contextlib.suppress(Exception):
-                        await echo(TurnEnd("error"))
-
-    async def _on_turn_event(self, event: Event, answer: ModelAnswer | None) -> None:
-        if isinstance(event, TurnEnd):
-            return  # the answer's own ``done`` ends it for the client
-        if isinstance(event, AssistantMessage) and answer is not None:
-            answer.message_id = event.message_id
-        elif isinstance(event, ApprovalRequested):
-            self.responder.awaiting_answer(event.tool_call_id)
-            self.tasks.spawn(self._say_when_quiet(event.prompt))
-        elif isinstance(event, ApprovalResolved):
-            if event.tool_call_id == self.responder.pending_approval:
-                self.responder.answered()
-        elif isinstance(event, ToolCallCompleted):
-            if event.tool_call_id not in self._cancelled_calls:
-                result: dict[str, Any] = {"status": event.status, "result": event.result}
-                await self.upstream.send_tool_result(event.tool_call_id, result)
-        await self.events.emit(event)
-
-    async def _say_when_quiet(self, text: str) -> None:
-        """Speak an approval prompt once the model's audio before it has played."""
-        while self.audio.busy:
-            await self.clock.sleep(DRAIN_POLL_S)
-        self.responder.respond(None, say=text)
