@@ -105,7 +105,7 @@ def make_coordinator(settings: Settings, clock: Clock) -> Coordinator:
     if settings.redis_url:
         from parley.sessions.redis_coordinator import RedisCoordinator
 
-        return RedisCoordinator(settings.redis_url)
+        return RedisCoordinator(settings.redis_url, prefix=settings.redis_prefix)
     return LocalCoordinator(clock)
 
 

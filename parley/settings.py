@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     agents_dir: Path | None = None
     database_url: str | None = None
     redis_url: str | None = None
+    # every Redis key and channel starts with this: several deployments can share one Redis
+    redis_prefix: str = Field(default="parley:", min_length=1, max_length=100)
     llm_base_url: str | None = None
     llm_model: str = Field(default="gpt-4o-mini", min_length=1)
     llm_api_key: str | None = None

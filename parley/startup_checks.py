@@ -97,7 +97,7 @@ async def check_redis(settings: Settings) -> str | None:
         return None
     from parley.sessions.redis_coordinator import RedisCoordinator
 
-    coordinator = RedisCoordinator(settings.redis_url)
+    coordinator = RedisCoordinator(settings.redis_url, prefix=settings.redis_prefix)
     where = urlsplit(settings.redis_url)
     try:
         await asyncio.wait_for(coordinator.start(), CONNECT_TIMEOUT_S)

@@ -348,3 +348,26 @@ async def test_redis_lost_pubsub_connection_ends_subscriptions_and_the_next_reco
     await b.publish("session:k0", {"n": 1})
     assert await take(fresh, 1) == [{"n": 1}]
     await fresh.close()
+
+
+async def test_the_redis_prefix_setting_keeps_deployments_apart(tmp_path: Any) -> None:
+    """PARLEY_REDIS_PREFIX: two deployments on one Redis never see each other's keys."""
+    from parley.app import make_coordinator as app_coordinator
+    from parley.settings import Settings
+
+    async with redis_prefix() as one, redis_prefix() as two:
+        first = app_coordinator(
+            Settings(data_dir=tmp_path, redis_url=redis_url(), redis_prefix=one), FakeClock()
+        )
+        second = app_coordinator(
+            Settings(data_dir=tmp_path, redis_url=redis_url(), redis_prefix=two), FakeClock()
+        )
+        await first.start()
+        await second.start()
+        try:
+            await first.set("transfers", "mine")
+            assert await second.get("transfers") is None
+            assert await first.get("transfers") == "mine"
+        finally:
+            await first.close()
+            await second.close()

@@ -84,11 +84,12 @@ async def workers(tmp_path: Path, llm_url: str) -> AsyncIterator[tuple[Worker, W
     (agents / "crashy.yaml").write_text(
         crashy + "\nengines: {stt: fake, tts: fake, vad: fake_energy}\n"
     )
-    async with postgres_url() as db, redis_prefix():
+    async with postgres_url() as db, redis_prefix() as prefix:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")} | {
             "PYTHONPATH": str(ROOT),
             "PARLEY_DATABASE_URL": db,
             "PARLEY_REDIS_URL": redis_url(),
+            "PARLEY_REDIS_PREFIX": prefix,
             "PARLEY_LLM_BASE_URL": llm_url,
             "PARLEY_LLM_MODEL": "fake-model",
             "PARLEY_AGENTS_DIR": str(agents),

@@ -49,7 +49,7 @@ from parley.app import create_app
 from parley.config import Settings
 from parley.testing.fake_twilio import FakeTwilio
 from parley.testing.servers import serve_app
-from tests.plugins.stores import postgres_url, redis_url, sqlite_url
+from tests.plugins.stores import postgres_url, redis_prefix, redis_url, sqlite_url
 
 EXAMPLES = int(os.environ.get("PARLEY_FUZZ_EXAMPLES", "12"))
 # CI replays the same cases every run; a long run (PARLEY_FUZZ_EXAMPLES set) explores anew.
@@ -83,8 +83,8 @@ async def _database(kind: str, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
     if kind == "sqlite":
         yield {"database_url": sqlite_url(tmp_path)}
         return
-    async with postgres_url() as url:
-        yield {"database_url": url, "redis_url": redis_url()}
+    async with postgres_url() as url, redis_prefix() as prefix:
+        yield {"database_url": url, "redis_url": redis_url(), "redis_prefix": prefix}
 
 
 @dataclass

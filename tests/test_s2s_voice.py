@@ -26,7 +26,7 @@ from parley.testing.fake_openai_realtime import FakeOpenAIRealtime
 from parley.testing.s2s_script import FakeServerBase, Reply
 from parley.testing.speech import pad_silence, speak_pcm16k
 from tests.plugins.apps import AppFactory, RunningApp
-from tests.plugins.stores import postgres_url, redis_url, sqlite_url
+from tests.plugins.stores import postgres_url, redis_prefix, redis_url, sqlite_url
 
 RECV_TIMEOUT_S = 15.0
 OPERATOR_KEY = "operator-key-for-tests-0123456789"
@@ -381,10 +381,11 @@ async def test_a_decision_on_another_worker_reaches_the_voice_session(
     agents = tmp_path / "agents"
     agents.mkdir()
     (agents / "rt.yaml").write_text(agent_yaml("rt", "gemini_live"))
-    async with fake.running(), postgres_url() as db:
+    async with fake.running(), postgres_url() as db, redis_prefix() as prefix:
         shared = {
             "database_url": db,
             "redis_url": redis_url(),
+            "redis_prefix": prefix,
             "agents_dir": agents,
             "gemini_api_key": "test-key",
             "gemini_base_url": fake.base_url,

@@ -14,7 +14,7 @@ import websockets
 from parley.channels.services import drain
 from parley.testing import FakeClock
 from tests.plugins.apps import AppFactory, RunningApp
-from tests.plugins.stores import postgres_url, redis_url, sqlite_url
+from tests.plugins.stores import postgres_url, redis_prefix, redis_url, sqlite_url
 from tests.test_voice_ws import AGENTS, Voice, open_voice, url
 
 LONG = """
@@ -148,8 +148,13 @@ async def _async(value: bool) -> bool:
 
 @pytest.fixture
 async def shared(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
-    async with postgres_url() as db:
-        yield {"database_url": db, "redis_url": redis_url(), "agents_dir": write_agents(tmp_path)}
+    async with postgres_url() as db, redis_prefix() as prefix:
+        yield {
+            "database_url": db,
+            "redis_url": redis_url(),
+            "redis_prefix": prefix,
+            "agents_dir": write_agents(tmp_path),
+        }
 
 
 async def test_drain_sends_go_away_and_the_session_resumes_on_another_worker(

@@ -16,7 +16,7 @@ from parley.client import ParleyClient
 from parley.config import Settings
 from parley.testing import FakeClock
 from parley.testing.servers import serve_app
-from tests.plugins.stores import postgres_url, redis_url, sqlite_url
+from tests.plugins.stores import postgres_url, redis_prefix, redis_url, sqlite_url
 
 
 @dataclass
@@ -38,8 +38,10 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     if request.param == "sqlite+local":
         yield {"database_url": sqlite_url(tmp_path)}
         return
-    async with postgres_url() as url:
-        yield {"database_url": url, "redis_url": redis_url()}
+    # a Redis key prefix of its own: tests (and test runs) sharing the server never see
+    # each other's keys (the transfer index, call keys), and every key is deleted after
+    async with postgres_url() as url, redis_prefix() as prefix:
+        yield {"database_url": url, "redis_url": redis_url(), "redis_prefix": prefix}
 
 
 @pytest.fixture
