@@ -11,7 +11,9 @@ work disturbs far less than wall time. Two parts:
   speech again, silence to 14 s; 20 ms frames) in ``silence`` mode, ``smart`` mode
   without partial transcripts (what the fake STT gives), ``smart`` with a partial every
   100 ms while the caller speaks (the embedded STT), and ``smart`` with audio scores
-  (the ``EndOfTurnCheck`` answered at once). Microseconds per session-second.
+  (the ``EndOfTurnCheck`` answered at once), without and with partials. Microseconds
+  per session-second, and the model decisions (checks) each session asks for; with a
+  model file, ``model_us_per_session_second`` = checks × the model's CPU per decision.
 * **model**: the Smart Turn model's front end + inference on clips of the bench's
   espeak utterance (8 s window), batches of 1, 2, 4, 8 and 16 as ``SmartTurnBatcher``
   forms them when several sessions pause at once; CPU ms per decision (the model runs
@@ -61,13 +63,13 @@ def drive(mode: str, probs: list[float]) -> int:
         min_utterance_secs=0.0,
         turn_detection=TurnDetection.SMART if smart else TurnDetection.SILENCE,
     )
-    tt = TurnTaking(config, audio_scores=mode == "smart+model")
+    tt = TurnTaking(config, audio_scores=mode.startswith("smart+model"))
     checks = 0
     spoken = 0
     for i, prob in enumerate(probs):
         now = i * FRAME
         events = tt.on_frame(prob, now, FRAME)
-        if mode == "smart+partials" and prob > 0 and i % 5 == 4:
+        if mode.endswith("partials") and prob > 0 and i % 5 == 4:
             spoken = min(len(PARTIAL_WORDS), spoken + 1)
             events += tt.on_partial(" ".join(PARTIAL_WORDS[:spoken]), now + FRAME)
         if prob == 0:
@@ -82,7 +84,7 @@ def drive(mode: str, probs: list[float]) -> int:
 def machine_cost(repeats: int) -> dict[str, Any]:
     probs = session_frames()
     out: dict[str, Any] = {}
-    for mode in ("silence", "smart", "smart+partials", "smart+model"):
+    for mode in ("silence", "smart", "smart+partials", "smart+model", "smart+model+partials"):
         drive(mode, probs)  # warm up
         times = []
         for _ in range(repeats):
@@ -152,6 +154,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         path = find_model(None if args.smart_turn == "auto" else args.smart_turn)
     if path is not None:
         report["model"] = model_cost(path, max(3, args.repeats // 4))
+        per_decision = report["model"]["batch1"]["cpu_ms_per_decision"]
+        for row in report["machine"].values():
+            model_us = row["checks_per_session"] * per_decision * 1000 / SESSION_SECS
+            row["model_us_per_session_second"] = round(model_us, 1)
     print(json.dumps(report, indent=1))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))

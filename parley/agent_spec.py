@@ -165,6 +165,10 @@ class VoiceSpec(_Strict):
     # Start the reply when the caller falls silent, before the turn is known to be over
     # (parley.voice.preemptive); auto = on with smart turn detection, off with silence.
     preemptive_generation: bool | Literal["auto"] = "auto"
+    # ...but only once the silence has lasted this long: the gaps the VAD hears between
+    # words (20-60 ms on the turn corpus) start no draft. Keep it below the shortest
+    # end of turn (0.2 s after words that read complete) or no draft is ever in time.
+    draft_after_secs: float = Field(default=0.1, ge=0, le=5)
 
 
 class LimitsSpec(_Strict):

@@ -286,20 +286,65 @@ def test_a_model_that_never_answers_costs_at_most_stop_secs() -> None:
     assert c.ended_at() == pytest.approx(1.5)
 
 
-def test_a_complete_transcript_does_not_wait_for_the_model() -> None:
+def test_a_complete_transcript_ends_the_turn_without_asking_the_model() -> None:
     tt = TurnTaking(TurnTakingConfig(), audio_scores=True)
     c = Clock(tt)
     c.feed(1.0, SPEECH)
     c.partial("thank you")
     c.feed(0.2, SILENCE)
-    assert [type(e) for _, e in c.log] == [
-        SpeechStarted,
-        EndOfTurnCheck,
-        SpeechStopped,
-        UtteranceEnded,
-    ]
+    # the turn ends in the check's frame whatever the model says: no call (~55 ms CPU)
+    assert [type(e) for _, e in c.log] == [SpeechStarted, SpeechStopped, UtteranceEnded]
     assert c.ended_at() == pytest.approx(1.2)
-    assert tt.on_end_of_turn_score(0.1, c.t) == []  # too late to matter
+    assert tt.on_end_of_turn_score(0.1, c.t) == []  # an unasked answer changes nothing
+
+
+def test_no_check_when_stop_secs_is_the_check_point() -> None:
+    """``bench_smart``: stop_secs = complete_secs = 0.2, no words: the pause ends the
+    turn at the check point whatever the model would say."""
+    tt = TurnTaking(TurnTakingConfig(stop_secs=0.2), audio_scores=True)
+    c = Clock(tt)
+    c.feed(1.0, SPEECH)
+    c.feed(0.2, SILENCE)
+    assert [type(e) for _, e in c.log] == [SpeechStarted, SpeechStopped, UtteranceEnded]
+    assert c.ended_at() == pytest.approx(1.2)
+
+
+def test_no_check_while_the_words_read_incomplete_then_one_when_they_stop_doing_so() -> None:
+    tt = TurnTaking(TurnTakingConfig(), audio_scores=True)
+    c = Clock(tt)
+    c.feed(1.0, SPEECH)
+    c.partial("a table for")
+    assert c.feed(0.3, SILENCE) == []  # incomplete_secs whatever the model says: not asked
+    # the recogniser took its words back (a marker only): now the score decides
+    assert c.partial("<sil>") == [EndOfTurnCheck(at=1.3, started_at=0.0, silence_onset=1.0)]
+    assert c.feed(0.04, SILENCE) == []
+    assert tt.on_end_of_turn_score(0.9, c.t) == [SpeechStopped(1.0), UtteranceEnded(0, 1, 1)]
+
+
+@pytest.mark.parametrize(
+    ("fields", "text", "asked"),
+    [
+        ({}, None, True),  # no words: model ok -> 0.2 s, not ok -> 1.5 s
+        ({"stop_secs": 0.3}, None, True),  # ends at 0.3 s if the model is slow
+        ({"stop_secs": 0.2}, None, False),  # ends at the check point anyway
+        ({}, "thank you", False),
+        ({"stop_secs": 0.2}, "thank you", False),
+        ({}, "a table for", False),
+        ({}, "my number is five five", False),
+    ],
+)
+def test_the_model_is_asked_exactly_when_its_answer_can_matter(
+    fields: dict[str, Any], text: str | None, asked: bool
+) -> None:
+    tt = TurnTaking(TurnTakingConfig(**fields), audio_scores=True)
+    c = Clock(tt)
+    c.feed(1.0, SPEECH)
+    if text is not None:
+        c.partial(text)
+    events = c.feed(2.0, SILENCE)
+    checks = [e for e in events if isinstance(e, EndOfTurnCheck)]
+    assert checks == ([EndOfTurnCheck(at=1.2, started_at=0.0, silence_onset=1.0)] if asked else [])
+    assert isinstance(events[-1], UtteranceEnded)  # the turn ended all the same
 
 
 def test_bad_score_is_rejected() -> None:

@@ -189,11 +189,53 @@ async def test_a_draft_that_wants_a_tool_runs_nothing_until_the_turn_is_confirme
         assert [m.text for m in await h.messages("assistant")] == ["Nothing else."]
 
 
-async def first_audio_delay(db: str, preemptive: bool) -> tuple[float, list[str]]:
+async def test_a_word_gap_starts_no_draft_a_longer_pause_does(db: str) -> None:
+    """voice.draft_after_secs (0.1 s by default): the short gaps the VAD hears between
+    words start no draft; a pause that could end the turn does."""
+    time = FakeClock()
+    stt = ScriptedSTT([SPOKEN], partial="a table for four", partial_after=10, partial_every=5)
+    llm = ScriptedLLM("Four it is.", default="Four people, noted.", clock=time)
+    async with voice_harness(db, stt=stt, llm=llm, time=time) as h:
+        await h.conn.start()
+        await h.mic.speak(0.6)
+        for _ in range(3):
+            await h.mic.silence(0.08)  # a gap between words
+            await h.time.settle()
+            assert h.conn.preemptive.started == 0 and llm.calls == []
+            await h.mic.speak(0.2)
+        await h.mic.silence(0.12)  # a pause past the minimum: the draft starts
+        await h.time.settle()
+        assert h.conn.preemptive.started == 1
+        assert [c[-1]["content"] for c in llm.calls] == ["a table for four"]
+        await h.mic.speak(0.2)  # the caller spoke on after all: dropped
+        assert h.conn.preemptive.dropped == 1
+
+
+async def test_draft_after_secs_zero_drafts_at_every_gap(db: str) -> None:
+    agent = scripted_agent(voice={"draft_after_secs": 0})
+    stt = ScriptedSTT([SPOKEN], partial="a table for four", partial_after=10, partial_every=5)
+    async with voice_harness(db, stt=stt, llm=ScriptedLLM(default="Ok."), agent=agent) as h:
+        await h.conn.start()
+        await h.mic.speak(0.6)
+        await h.mic.silence(0.04)
+        assert h.conn.preemptive.started == 1
+
+
+def test_draft_after_secs_is_an_agent_option() -> None:
+    assert VoiceSpec().draft_after_secs == 0.1
+    assert VoiceSpec(draft_after_secs=0.15).draft_after_secs == 0.15
+    with pytest.raises(ValueError):
+        VoiceSpec(draft_after_secs=-0.1)
+
+
+async def first_audio_delay(
+    db: str, preemptive: bool, after_secs: float = 0.1
+) -> tuple[float, list[str]]:
     """Last speech frame → first reply audio, with a model that takes 0.3 s to answer
     and a recogniser whose final takes 50 ms; and the stored history."""
     time = FakeClock()
-    agent = scripted_agent(voice={"preemptive_generation": preemptive})
+    voice = {"preemptive_generation": preemptive, "draft_after_secs": after_secs}
+    agent = scripted_agent(voice=voice)
     stt = ScriptedSTT([SPOKEN], partial=SPOKEN, partial_after=10, delay=0.05)
     llm = ScriptedLLM([Pause(0.3), *tokens("Four people, noted.")], clock=time)
     async with voice_harness(db, stt=stt, llm=llm, agent=agent, time=time) as h:
@@ -209,15 +251,19 @@ async def first_audio_delay(db: str, preemptive: bool) -> tuple[float, list[str]
 
 
 async def test_a_used_draft_gets_the_first_audio_out_sooner(tmp_path: Path) -> None:
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    with_draft, history_on = await first_audio_delay(sqlite_url(tmp_path / "a"), True)
-    without, history_off = await first_audio_delay(sqlite_url(tmp_path / "b"), False)
-    assert history_on == history_off == [f"user: {SPOKEN}", "assistant: Four people, noted."]
+    for name in "abc":
+        (tmp_path / name).mkdir()
+    at_once, history_0 = await first_audio_delay(sqlite_url(tmp_path / "a"), True, 0.0)
+    with_draft, history_on = await first_audio_delay(sqlite_url(tmp_path / "b"), True)
+    without, history_off = await first_audio_delay(sqlite_url(tmp_path / "c"), False)
+    assert history_0 == history_on == history_off
+    assert history_on == [f"user: {SPOKEN}", "assistant: Four people, noted."]
     # without: 0.2 s end-of-turn wait + 0.05 s recogniser + 0.3 s model (+ a frame or so);
-    # with: the model started at the silence, so only the longer of the three counts
+    # with: the model started at the silence (draft_after_secs 0) or 0.1 s into it (the
+    # default), so only the longer of that and the turn's end counts
     assert without == pytest.approx(0.55, abs=0.04)
-    assert with_draft == pytest.approx(0.3, abs=0.04)
+    assert at_once == pytest.approx(0.3, abs=0.04)
+    assert with_draft == pytest.approx(0.4, abs=0.04)
 
 
 async def test_a_used_draft_runs_its_tool_once_after_the_turn_is_confirmed(db: str) -> None:

@@ -33,9 +33,16 @@ class PreemptiveReplies:
     """Drafts of one session (see the module docstring). ``blocked()`` is true while
     no draft may start (a spoken approval answer is awaited)."""
 
-    def __init__(self, turns: VoiceTurns, enabled: bool, blocked: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        turns: VoiceTurns,
+        enabled: bool,
+        blocked: Callable[[], bool],
+        after_secs: float = 0.0,
+    ) -> None:
         self.turns = turns
         self.plan = Preemption(enabled)
+        self.after_secs = after_secs  # voice.draft_after_secs: silence before a draft
         self._blocked = blocked
         self.draft: DraftReply | None = None
         self.started = self.used = self.dropped = 0  # counts, for logs and tests

@@ -35,7 +35,12 @@ Decision table (waits before the caller's pace is applied; ``ok`` = model score
 the turn-taking corpus the transcript is the better judge, and waiting costs the
 inference time), so in practice the model decides the turns with no words yet — a
 recogniser without partials, or one that has not caught up. While its answer is
-pending such a turn waits at most ``stop_secs``, what ``silence`` mode would.
+pending such a turn waits at most ``stop_secs``, what ``silence`` mode would. The
+model is not asked at all when its answer cannot matter (``TurnTaking`` asks
+``score_matters`` first): when the pause ends the turn at the check point anyway (a
+complete transcript, or ``stop_secs`` equal to ``complete_secs``), or when the words
+read incomplete (the same wait whatever the score; asked later if a newer partial
+changes that).
 
 **The caller's pace** (``CallerPace``): each pause of at least ``complete_secs`` that
 the caller resumed speaking after (one that did *not* end the turn; shorter gaps are
@@ -224,3 +229,8 @@ class EndOfTurnDetector:
         else:
             wait = stop if verdict is Verdict.COMPLETE else incomplete
         return min(wait, c.max_stop_secs)
+
+    def score_matters(self, transcript: str) -> bool:
+        """Could an audio model's answer change the wait for ``transcript``? (Not for
+        words that read incomplete: they wait ``incomplete_secs`` whatever it says.)"""
+        return self.required_silence(transcript, 0.0) != self.required_silence(transcript, 1.0)

@@ -28,10 +28,11 @@ Pause deadline: ``TurnTaking`` runs on the audio's timeline, so when a pause ope
 ``pause_deadline_secs``; if no audio has ended the pause by then (the client stopped
 sending), ``on_pause_deadline`` ends the turn there. A pause that closes disarms it.
 
-Preemptive generation: a ``PauseListener`` hears ``pause_started(transcript)`` when a pause
-opens (again when a newer partial arrives during it) and ``pause_cancelled()`` when the
-caller speaks on or the utterance is dropped; an ended turn goes to
-``utterance_ended`` as before.
+Preemptive generation: a ``PauseListener`` hears ``pause_started(transcript)`` once a
+pause has lasted its ``after_secs`` of audio (``voice.draft_after_secs``: the short gaps
+the VAD hears between words tell it nothing; again when a newer partial arrives later in
+the pause) and ``pause_cancelled()`` when the caller speaks on or the utterance is
+dropped; an ended turn goes to ``utterance_ended`` as before.
 
 What comes out goes to an ``InputListener`` (the session): ``vad`` and partial
 ``transcript`` events, a barge-in, a pause and a resume of playback, an ended
@@ -84,6 +85,7 @@ from parley.voice.turn_taking import (
 FRAME_SECS = 0.02
 FRAME_BYTES_16K = 640
 SCORED_FRAMES = 400  # the audio end-of-turn model looks at the last 8 s
+_EPS = 1e-6  # seconds: far below a frame, far above float noise
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +117,9 @@ class InputListener(Protocol):
 class PauseListener(Protocol):
     """Who hears about pauses (preemptive generation, ``parley.voice.drafts``)."""
 
+    # how long a pause must have lasted (seconds of audio) before ``pause_started``
+    after_secs: float
+
     def pause_started(self, transcript: str) -> None:
         """The user fell silent; ``transcript`` is what was heard so far (called
         again if a newer partial arrives during the pause)."""
@@ -144,6 +149,7 @@ class VoiceInput:
         self.pauses = pauses
         self._clock = clock  # for the pause deadline (None: audio time only)
         self._pause: tuple[float, str] | None = None  # the open pause: onset, transcript
+        self._told: tuple[float, str] | None = None  # the pause the listener last heard
         self._deadline: asyncio.Task[None] | None = None
         self.recovery: FalseInterruption | None = None
         if recovery is not None and recovery.window_secs > 0:
@@ -302,19 +308,21 @@ class VoiceInput:
         tt = self.turn_taking
         onset = tt.pause_onset
         pause = None if onset is None else (onset, tt.transcript)
-        if pause == self._pause:
+        if pause != self._pause:
+            old, self._pause = self._pause, pause
+            if pause is None or old is None or old[0] != pause[0]:
+                if self._deadline is not None:
+                    self._deadline.cancel()
+                    self._deadline = None
+                if pause is not None and self._clock is not None:
+                    self._deadline = asyncio.ensure_future(self._pause_deadline(pause[0]))
+            if pause is None and tt.state in (TurnState.SPEAKING, TurnState.STARTING):
+                self._pause_cancelled()  # the caller spoke on
+        if pause is None or pause == self._told or self.pauses is None:
             return
-        old, self._pause = self._pause, pause
-        if pause is None or old is None or old[0] != pause[0]:
-            if self._deadline is not None:
-                self._deadline.cancel()
-                self._deadline = None
-            if pause is not None and self._clock is not None:
-                self._deadline = asyncio.ensure_future(self._pause_deadline(pause[0]))
-        if pause is not None and self.pauses is not None:
+        if self.audio_t - pause[0] >= self.pauses.after_secs - _EPS:
+            self._told = pause
             self.pauses.pause_started(pause[1])
-        elif pause is None and tt.state in (TurnState.SPEAKING, TurnState.STARTING):
-            self._pause_cancelled()  # the caller spoke on
 
     def _pause_cancelled(self) -> None:
         if self.pauses is not None:

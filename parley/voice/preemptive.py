@@ -10,8 +10,9 @@ is already under way or done. One instance per voice connection; the loop feeds 
 what turn-taking saw and carries out the actions it returns. Nothing here reads a
 clock or does I/O.
 
-Inputs: ``pause_started(transcript)`` (a pause opened — the detector's first look — or a
-newer partial arrived during it), ``pause_cancelled()`` (the caller spoke on, or the
+Inputs: ``pause_started(transcript)`` (a pause has lasted ``voice.draft_after_secs`` —
+``VoiceInput`` holds it back until then, so a gap between words starts nothing — or a
+newer partial arrived later in it), ``pause_cancelled()`` (the caller spoke on, or the
 utterance was dropped), ``turn_ended()`` (the pause ended the turn; the final
 transcript follows) and ``final(text)`` (that transcript).
 

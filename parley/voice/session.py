@@ -91,6 +91,7 @@ class VoiceSession:
             # no draft while a spoken yes/no is awaited or the agent is heard (a sound
             # over it is mostly a backchannel; a real barge-in cuts it first)
             lambda: self.responder.pending_approval is not None or self.responder.speaking,
+            agent.voice.draft_after_secs,
         )
         self.input = VoiceInput(
             TurnTakingConfig.from_voice_spec(agent.voice),

@@ -50,8 +50,11 @@ the silence reaches what an ``EndOfTurnDetector`` (``parley.voice.end_of_turn``)
 for, recomputed on every frame, partial transcript (``on_partial``) and audio score:
 0.2 s after a transcript that reads complete, up to ``max_stop_secs`` after "a table
 for...". When the loop has an audio end-of-turn model (``audio_scores=True``), the
-machine emits one ``EndOfTurnCheck`` per pause once the silence reaches the detector's
-``complete_secs``; the loop scores the utterance's audio and answers with
+machine emits at most one ``EndOfTurnCheck`` per pause once the silence reaches the
+detector's ``complete_secs`` — only when the answer can change the decision: not when
+the turn ends in that frame anyway (the words read complete, or ``stop_secs`` equals
+``complete_secs``), nor while the words read incomplete (``score_matters``); the
+model costs ~55 ms of CPU a call. The loop scores the utterance's audio and answers with
 ``on_end_of_turn_score`` (a late answer for a pause that is over is ignored). A pause
 the caller resumes speaking after is reported to the detector's ``CallerPace``. With
 no partials and no model, ``smart`` waits ``stop_secs`` like ``silence``.
@@ -222,6 +225,7 @@ class TurnTaking:
         self._transcript = ""  # latest partial transcript of the open utterance
         self._score: float | None = None  # audio end-of-turn score for this pause
         self._score_asked = False
+        self._moot_for: str | None = None  # words this pause's score cannot matter for
         self._mode = _parse_mode(mode)
         self._state = TurnState.QUIET
         self._barge = BargeInPolicy(self.config.barge_in_min_secs, self.config.barge_in_min_words)
@@ -374,7 +378,7 @@ class TurnTaking:
                 return self._voiced(end)
             self._move(_I.SILENCE_ONSET)
             self._silence_onset = now
-            self._score, self._score_asked = None, False
+            self._score, self._score_asked, self._moot_for = None, False, None
             return self._check_silence(end)
         # STOPPING
         if voiced_now:
@@ -402,16 +406,23 @@ class TurnTaking:
             if silence < self.config.stop_secs - _EPS:
                 return []
             return self._finish(self._silence_onset, _I.SILENCE_CONFIRMED)
-        events: list[TurnTakingEvent] = []
-        check_at = self.detector.config.complete_secs
+        detector = self.detector
+        check_at = detector.config.complete_secs
         if self._audio_scores and not self._score_asked and silence >= check_at - _EPS:
-            self._score_asked = True
-            events.append(EndOfTurnCheck(end, self._onset, self._silence_onset))
+            # Ask only when the answer can matter: not when the pause ends in this very
+            # frame whatever the model says (its answer would come too late), nor when
+            # no score changes the wait for these words (asked later if they change).
+            if silence >= detector.required_silence(self._transcript, None, True) - _EPS:
+                return self._finish(self._silence_onset, _I.SILENCE_CONFIRMED)
+            if self._transcript != self._moot_for and detector.score_matters(self._transcript):
+                self._score_asked = True
+                return [EndOfTurnCheck(end, self._onset, self._silence_onset)]
+            self._moot_for = self._transcript
         pending = self._score_asked and self._score is None
-        required = self.detector.required_silence(self._transcript, self._score, pending)
+        required = detector.required_silence(self._transcript, self._score, pending)
         if silence < required - _EPS:
-            return events
-        return events + self._finish(self._silence_onset, _I.SILENCE_CONFIRMED)
+            return []
+        return self._finish(self._silence_onset, _I.SILENCE_CONFIRMED)
 
     # --- shared ----------------------------------------------------------------------
 
