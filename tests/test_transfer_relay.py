@@ -15,8 +15,21 @@ import numpy as np
 import pytest
 import websockets
 
+from parley.engines.fake import TRANSCRIPT
+from parley.testing.fake_twilio import FakeTwilio
+from parley.testing.phone_peer import PhonePeer
+from tests import test_transfer_phone as phone
 from tests.plugins.apps import AppFactory, RunningApp
-from tests.test_transfer_console import AGENT, KEY, analyse, caller_on_hold, tone, ws_url
+from tests.test_phone_calls import eventually
+from tests.test_transfer_console import (
+    AGENT,
+    KEY,
+    analyse,
+    caller_on_hold,
+    next_published,
+    tone,
+    ws_url,
+)
 from tests.test_voice_ws import Voice
 
 
@@ -109,3 +122,87 @@ async def test_the_caller_on_a_hanging_up_ends_the_bridge_on_b(
         transfer = await b.services.transfers.board.get(transfer_id)
         assert transfer is not None and transfer.status.value == "ended"
         assert not a.services.transfers.relays  # A let go of the relay
+
+
+async def test_a_phone_caller_on_a_and_the_dialled_person_on_b_hear_each_other(
+    make_app: AppFactory, tmp_path: Path, backend: dict[str, Any]
+) -> None:
+    if not backend.get("redis_url"):
+        pytest.skip("two workers share state through Redis")
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    (agents / "line.yaml").write_text(phone.AGENT)
+    async with FakeTwilio(phone.ACCOUNT, phone.TOKEN) as twilio:
+        settings = {
+            "agents_dir": agents,
+            "public_url": phone.PUBLIC,
+            "operator_key": KEY,
+            "twilio_account_sid": phone.ACCOUNT,
+            "twilio_auth_token": phone.TOKEN,
+            "twilio_from": "+15559990000",
+            "twilio_api_base": twilio.base_url,
+        }
+        async with make_app(**settings) as a, make_app(**settings) as b:
+            twilio.tunnel = (phone.PUBLIC, a.base_url)  # the caller's call reaches A
+            async with phone.phone_caller(a, twilio) as (caller, session_id, events):
+                transfer_id, human_sid = await phone.ask_for_a_person(twilio, caller, events)
+                twilio.tunnel = (phone.PUBLIC, b.base_url)  # the person's call reaches B
+                url, params = phone.stream_of(b, await twilio.answer(human_sid))
+                assert params["transfer_id"] == transfer_id
+                async with PhonePeer.dial(url, parameters=params, call_id=human_sid) as human:
+                    await next_published(aiter(events), "transfer", status="briefing")
+                    await human.wait_for(lambda p: len(p.received) > 5)  # the briefing
+                    await human.press("1")
+                    await human.wait_for(lambda p: p.clears)
+                    cleared_at = next(
+                        i for i, m in enumerate(human.received) if m.get("event") == "clear"
+                    )
+                    clears = caller.clears
+                    up, down = phone.tone(600, 2.0), phone.tone(1000, 2.0)
+                    frame = phone.FRAME
+                    for i in range(0, len(up) // 2, frame):
+                        await caller.say(up[i : i + frame], 8000)
+                        await human.say(down[i : i + frame], 8000)
+                    await next_published(aiter(events), "transfer", status="joined")
+                    await caller.wait_for(lambda p: p.clears > clears)  # the agent muted
+                    joined_at = phone.muted_at(caller)
+                    for i in range(len(up) // 2, len(up), frame):
+                        await caller.say(up[i : i + frame], 8000)
+                        await human.say(down[i : i + frame], 8000)
+                    quiet = b"\x00\x00" * 8000
+                    for i in range(0, len(quiet), frame):
+                        await caller.say(quiet[i : i + frame], 8000)
+                        await human.say(quiet[i : i + frame], 8000)
+
+                    async def both_ways() -> bool:
+                        return len(phone.heard(caller.received[joined_at:])) >= 8000 and (
+                            len(phone.heard(human.received[cleared_at:])) >= 24000
+                        )
+
+                    await eventually(both_ways)
+                    to_caller = phone.heard(caller.received[joined_at:])[:8000]
+                    to_human = phone.heard(human.received[cleared_at:])[8000:24000]
+                    f_caller, level_caller, agent_caller = phone.analyse(to_caller)
+                    f_human, level_human, _ = phone.analyse(to_human)
+                    assert abs(f_human - 600) < 10 and abs(f_caller - 1000) < 10
+                    expected = 0.3 / np.sqrt(2)
+                    assert abs(level_human - expected) < 0.05
+                    assert abs(level_caller - expected) < 0.05
+                    assert agent_caller < 0.01  # no agent (440 Hz) after joined
+                    assert not [m for m in caller.received[joined_at:] if m.get("event") == "mark"]
+
+                    async def transcribed() -> list[tuple[str, str]]:
+                        messages = await a.services.store.list_messages(session_id)
+                        said = [(m.role, m.text) for m in messages if m.text == TRANSCRIPT]
+                        return said if {r for r, _ in said} >= {"user", "human_agent"} else []
+
+                    said = await eventually(transcribed)  # on A, once per utterance
+                    assert said.count(("human_agent", TRANSCRIPT)) == 1
+                    assert said.count(("user", TRANSCRIPT)) == 1
+
+                    back_at = len(caller.received)
+                    await human.hang_up()  # the person on B hangs up
+                    await next_published(aiter(events), "transfer", status="ended")
+                    await phone.gave_back(caller, back_at)
+                await caller.hang_up()
+            assert not a.services.transfers.relays
