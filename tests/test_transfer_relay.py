@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import websockets
 
+from parley.channels import bridge_relay
 from parley.engines.fake import TRANSCRIPT
 from parley.testing.fake_twilio import FakeTwilio
 from parley.testing.phone_peer import PhonePeer
@@ -206,3 +207,31 @@ async def test_a_phone_caller_on_a_and_the_dialled_person_on_b_hear_each_other(
                     await phone.gave_back(caller, back_at)
                 await caller.hang_up()
             assert not a.services.transfers.relays
+
+
+async def test_the_human_s_worker_lost_ends_the_bridge_and_the_ai_comes_back(
+    make_app: AppFactory, tmp_path: Path, backend: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bridge_relay, "HUMAN_RENEW_S", 3600.0)  # B renews by hand here
+    async with (
+        two_workers(make_app, tmp_path, backend) as (a, b),
+        websockets.connect(ws_url(a)) as cws,
+        websockets.connect(ws_url(b)) as ows,
+    ):
+        caller, transfer_id, session_id = await caller_on_hold(a, cws)
+        human = Voice(ows)
+        await human.send({"type": "start", "transfer_id": transfer_id, "operator_key": KEY})
+        await human.until("briefing")
+        await bridged(caller, human)
+        desk_a = a.services.transfers
+        await desk_a.renew()
+        assert transfer_id in desk_a.relays  # B's key is there: nothing happens
+
+        await a.services.coordinator.delete(bridge_relay.human_key(transfer_id))  # B died
+        await desk_a.renew()
+        await caller.until("transfer", status="ended")
+        assert await caller.until("assistant_text", status="start") is not None
+        messages = await a.services.store.list_messages(session_id)
+        assert "left the conversation" in messages[-1].text
+        assert not desk_a.relays
+        await human.closed()  # B closes the human's socket on the final status
