@@ -1,8 +1,10 @@
-"""Warm transfer across workers (issue 11): the caller's voice socket on worker A,
-the operator's voice leg on worker B, two app instances on one PostgreSQL and one
-Redis. Each direction's audio is relayed through Redis pub/sub; tones from each side
-must arrive on the other at their frequency and level, nothing of the AI after
-``joined``, and either side hanging up ends the bridge."""
+"""Warm transfer across workers (issue 11): the caller on worker A, the human's leg
+(the console's voice socket, or the dialled person's media stream) on worker B, two
+app instances on one PostgreSQL and one Redis. Each direction's audio is relayed
+through Redis pub/sub; tones from each side must arrive on the other at their
+frequency and level, nothing of the AI after ``joined``, bridged speech stored once,
+either side hanging up ends the bridge, and a lost worker B ends it too. A chat
+caller's text crosses workers as before."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from tests.test_transfer_console import (
     KEY,
     analyse,
     caller_on_hold,
+    chat_transfer,
     next_published,
     tone,
     ws_url,
@@ -235,3 +238,33 @@ async def test_the_human_s_worker_lost_ends_the_bridge_and_the_ai_comes_back(
         assert "left the conversation" in messages[-1].text
         assert not desk_a.relays
         await human.closed()  # B closes the human's socket on the final status
+
+
+async def test_a_chat_caller_on_a_and_the_console_on_b_talk_in_text(
+    make_app: AppFactory, tmp_path: Path, backend: dict[str, Any]
+) -> None:
+    """Text was never limited to one worker (it goes through pub/sub); kept so."""
+    async with two_workers(make_app, tmp_path, backend) as (a, b):
+        client, transfer_id = await chat_transfer(a)
+        channel = await b.services.lifecycle.subscribe(client.session_id)
+        try:
+            async with websockets.connect(ws_url(b)) as ows:
+                human = Voice(ows)
+                await human.send(
+                    {"type": "start", "transfer_id": transfer_id, "operator_key": KEY}
+                )
+                await human.until("transfer", status="joined")
+                events = [e async for e in client.send("are you a person?")]
+                assert [e.event for e in events] == ["transfer", "turn_end"]
+                assert (await human.until("caller_message"))["text"] == "are you a person?"
+                await human.send({"type": "text", "text": "Yes, I'm Sam."})
+                said = await next_published(aiter(channel), "human_message")
+                assert said["text"] == "Yes, I'm Sam."
+            back = await next_published(aiter(channel), "assistant_message")
+            assert "left the conversation" in back["text"]
+        finally:
+            await channel.close()
+        roles = [(m["role"], m["text"]) for m in await client.messages()]
+        assert roles.count(("human_agent", "Yes, I'm Sam.")) == 1
+        assert not a.services.transfers.relays and not b.services.transfers.relays
+        await client.aclose()
