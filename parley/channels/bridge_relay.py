@@ -90,6 +90,7 @@ class CallerRelay:
         self.transfer_id = leg.transfer_id
         self.events = events
         self.connected = False  # a remote human is bridged
+        self._listening: asyncio.Task[None] | None = None  # its recognisers being made
         self._task = asyncio.create_task(self._run(), name="bridge-relay-caller")
 
     @classmethod
@@ -119,12 +120,23 @@ class CallerRelay:
         elif kind == "hello" and not self.connected:
             human, out = _format(message.get("in")), _format(message.get("out"))
             self.connected = True
+            # bridged before ``ready``: once the human is told to talk, caller audio
+            # goes over; the recognisers are made beside the audio, as for a local leg
+            self.leg.attach(human, out, self._send)
             await self.coordinator.publish(to_human(self.transfer_id), {"t": "ready"})
-            # bridged before the first await: caller audio goes over from now on
-            await self.leg.connect(human, out, self._send, str(message.get("channel")))
+            channel = str(message.get("channel"))
+            self._listening = asyncio.create_task(self.leg.listen(human, channel))
         elif kind == "bye" and self.connected:
-            self.connected = False
-            await self.leg.disconnect()
+            await self._let_go()
+
+    async def _let_go(self) -> None:
+        """The human left: stop listening, unbridge (a pending utterance is stored)."""
+        self.connected = False
+        listening, self._listening = self._listening, None
+        if listening is not None:
+            with contextlib.suppress(Exception):
+                await listening
+        await self.leg.disconnect()
 
     async def human_alive(self) -> bool:
         """False once a bridged human's worker stopped renewing its key."""
@@ -140,8 +152,7 @@ class CallerRelay:
         with contextlib.suppress(Exception):
             await self.coordinator.delete(caller_key(self.transfer_id))
         if self.connected:
-            self.connected = False
-            await self.leg.disconnect()
+            await self._let_go()
 
 
 class RemoteCaller:

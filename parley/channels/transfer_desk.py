@@ -140,8 +140,16 @@ class CallerLeg:
     ) -> None:
         """The human's voice leg joins this worker's caller; each direction's speech
         is transcribed from here on."""
+        self.attach(human, human_out, send)
+        await self.listen(human, human_channel)
+
+    def attach(self, human: LegFormat, human_out: LegFormat, send: SendBytes) -> None:
+        """Bridged: audio flows both ways from now on (not yet transcribed)."""
         self.bridge = Bridge(self.caller, human, caller_out=self.caller_out, human_out=human_out)
         self.human_send = send
+
+    async def listen(self, human: LegFormat, human_channel: str) -> None:
+        """One recogniser per direction, for an attached human."""
         words = await self.desk.transcribers(
             self.session_id, self.transfer_id, self.caller, human, human_channel
         )
