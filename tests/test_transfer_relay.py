@@ -8,6 +8,7 @@ caller's text crosses workers as before."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -128,14 +129,18 @@ async def test_the_caller_on_a_hanging_up_ends_the_bridge_on_b(
         assert not a.services.transfers.relays  # A let go of the relay
 
 
-async def test_a_phone_caller_on_a_and_the_dialled_person_on_b_hear_each_other(
+@asynccontextmanager
+async def phone_workers(
     make_app: AppFactory, tmp_path: Path, backend: dict[str, Any]
-) -> None:
+) -> AsyncIterator[tuple[RunningApp, RunningApp, FakeTwilio]]:
+    """Two workers that take Twilio calls (agents ``line``, dialling a number, and
+    ``desk``, to the console) and the local fake Twilio REST API."""
     if not backend.get("redis_url"):
         pytest.skip("two workers share state through Redis")
     agents = tmp_path / "agents"
     agents.mkdir()
     (agents / "line.yaml").write_text(phone.AGENT)
+    (agents / "desk.yaml").write_text(phone.CONSOLE_AGENT)
     async with FakeTwilio(phone.ACCOUNT, phone.TOKEN) as twilio:
         settings = {
             "agents_dir": agents,
@@ -147,69 +152,76 @@ async def test_a_phone_caller_on_a_and_the_dialled_person_on_b_hear_each_other(
             "twilio_api_base": twilio.base_url,
         }
         async with make_app(**settings) as a, make_app(**settings) as b:
-            twilio.tunnel = (phone.PUBLIC, a.base_url)  # the caller's call reaches A
-            async with phone.phone_caller(a, twilio) as (caller, session_id, events):
-                transfer_id, human_sid = await phone.ask_for_a_person(twilio, caller, events)
-                twilio.tunnel = (phone.PUBLIC, b.base_url)  # the person's call reaches B
-                url, params = phone.stream_of(b, await twilio.answer(human_sid))
-                assert params["transfer_id"] == transfer_id
-                async with PhonePeer.dial(url, parameters=params, call_id=human_sid) as human:
-                    await next_published(aiter(events), "transfer", status="briefing")
-                    await human.wait_for(lambda p: len(p.received) > 5)  # the briefing
-                    await human.press("1")
-                    await human.wait_for(lambda p: p.clears)
-                    cleared_at = next(
-                        i for i, m in enumerate(human.received) if m.get("event") == "clear"
+            yield a, b, twilio
+
+
+async def test_a_phone_caller_on_a_and_the_dialled_person_on_b_hear_each_other(
+    make_app: AppFactory, tmp_path: Path, backend: dict[str, Any]
+) -> None:
+    async with phone_workers(make_app, tmp_path, backend) as (a, b, twilio):
+        twilio.tunnel = (phone.PUBLIC, a.base_url)  # the caller's call reaches A
+        async with phone.phone_caller(a, twilio) as (caller, session_id, events):
+            transfer_id, human_sid = await phone.ask_for_a_person(twilio, caller, events)
+            twilio.tunnel = (phone.PUBLIC, b.base_url)  # the person's call reaches B
+            url, params = phone.stream_of(b, await twilio.answer(human_sid))
+            assert params["transfer_id"] == transfer_id
+            async with PhonePeer.dial(url, parameters=params, call_id=human_sid) as human:
+                await next_published(aiter(events), "transfer", status="briefing")
+                await human.wait_for(lambda p: len(p.received) > 5)  # the briefing
+                await human.press("1")
+                await human.wait_for(lambda p: p.clears)
+                cleared_at = next(
+                    i for i, m in enumerate(human.received) if m.get("event") == "clear"
+                )
+                clears = caller.clears
+                up, down = phone.tone(600, 2.0), phone.tone(1000, 2.0)
+                frame = phone.FRAME
+                for i in range(0, len(up) // 2, frame):
+                    await caller.say(up[i : i + frame], 8000)
+                    await human.say(down[i : i + frame], 8000)
+                await next_published(aiter(events), "transfer", status="joined")
+                await caller.wait_for(lambda p: p.clears > clears)  # the agent muted
+                joined_at = phone.muted_at(caller)
+                for i in range(len(up) // 2, len(up), frame):
+                    await caller.say(up[i : i + frame], 8000)
+                    await human.say(down[i : i + frame], 8000)
+                quiet = b"\x00\x00" * 8000
+                for i in range(0, len(quiet), frame):
+                    await caller.say(quiet[i : i + frame], 8000)
+                    await human.say(quiet[i : i + frame], 8000)
+
+                async def both_ways() -> bool:
+                    return len(phone.heard(caller.received[joined_at:])) >= 8000 and (
+                        len(phone.heard(human.received[cleared_at:])) >= 24000
                     )
-                    clears = caller.clears
-                    up, down = phone.tone(600, 2.0), phone.tone(1000, 2.0)
-                    frame = phone.FRAME
-                    for i in range(0, len(up) // 2, frame):
-                        await caller.say(up[i : i + frame], 8000)
-                        await human.say(down[i : i + frame], 8000)
-                    await next_published(aiter(events), "transfer", status="joined")
-                    await caller.wait_for(lambda p: p.clears > clears)  # the agent muted
-                    joined_at = phone.muted_at(caller)
-                    for i in range(len(up) // 2, len(up), frame):
-                        await caller.say(up[i : i + frame], 8000)
-                        await human.say(down[i : i + frame], 8000)
-                    quiet = b"\x00\x00" * 8000
-                    for i in range(0, len(quiet), frame):
-                        await caller.say(quiet[i : i + frame], 8000)
-                        await human.say(quiet[i : i + frame], 8000)
 
-                    async def both_ways() -> bool:
-                        return len(phone.heard(caller.received[joined_at:])) >= 8000 and (
-                            len(phone.heard(human.received[cleared_at:])) >= 24000
-                        )
+                await eventually(both_ways)
+                to_caller = phone.heard(caller.received[joined_at:])[:8000]
+                to_human = phone.heard(human.received[cleared_at:])[8000:24000]
+                f_caller, level_caller, agent_caller = phone.analyse(to_caller)
+                f_human, level_human, _ = phone.analyse(to_human)
+                assert abs(f_human - 600) < 10 and abs(f_caller - 1000) < 10
+                expected = 0.3 / np.sqrt(2)
+                assert abs(level_human - expected) < 0.05
+                assert abs(level_caller - expected) < 0.05
+                assert agent_caller < 0.01  # no agent (440 Hz) after joined
+                assert not [m for m in caller.received[joined_at:] if m.get("event") == "mark"]
 
-                    await eventually(both_ways)
-                    to_caller = phone.heard(caller.received[joined_at:])[:8000]
-                    to_human = phone.heard(human.received[cleared_at:])[8000:24000]
-                    f_caller, level_caller, agent_caller = phone.analyse(to_caller)
-                    f_human, level_human, _ = phone.analyse(to_human)
-                    assert abs(f_human - 600) < 10 and abs(f_caller - 1000) < 10
-                    expected = 0.3 / np.sqrt(2)
-                    assert abs(level_human - expected) < 0.05
-                    assert abs(level_caller - expected) < 0.05
-                    assert agent_caller < 0.01  # no agent (440 Hz) after joined
-                    assert not [m for m in caller.received[joined_at:] if m.get("event") == "mark"]
+                async def transcribed() -> list[tuple[str, str]]:
+                    messages = await a.services.store.list_messages(session_id)
+                    said = [(m.role, m.text) for m in messages if m.text == TRANSCRIPT]
+                    return said if {r for r, _ in said} >= {"user", "human_agent"} else []
 
-                    async def transcribed() -> list[tuple[str, str]]:
-                        messages = await a.services.store.list_messages(session_id)
-                        said = [(m.role, m.text) for m in messages if m.text == TRANSCRIPT]
-                        return said if {r for r, _ in said} >= {"user", "human_agent"} else []
+                said = await eventually(transcribed)  # on A, once per utterance
+                assert said.count(("human_agent", TRANSCRIPT)) == 1
+                assert said.count(("user", TRANSCRIPT)) == 1
 
-                    said = await eventually(transcribed)  # on A, once per utterance
-                    assert said.count(("human_agent", TRANSCRIPT)) == 1
-                    assert said.count(("user", TRANSCRIPT)) == 1
-
-                    back_at = len(caller.received)
-                    await human.hang_up()  # the person on B hangs up
-                    await next_published(aiter(events), "transfer", status="ended")
-                    await phone.gave_back(caller, back_at)
-                await caller.hang_up()
-            assert not a.services.transfers.relays
+                back_at = len(caller.received)
+                await human.hang_up()  # the person on B hangs up
+                await next_published(aiter(events), "transfer", status="ended")
+                await phone.gave_back(caller, back_at)
+            await caller.hang_up()
+        assert not a.services.transfers.relays
 
 
 async def test_the_human_s_worker_lost_ends_the_bridge_and_the_ai_comes_back(
@@ -250,9 +262,7 @@ async def test_a_chat_caller_on_a_and_the_console_on_b_talk_in_text(
         try:
             async with websockets.connect(ws_url(b)) as ows:
                 human = Voice(ows)
-                await human.send(
-                    {"type": "start", "transfer_id": transfer_id, "operator_key": KEY}
-                )
+                await human.send({"type": "start", "transfer_id": transfer_id, "operator_key": KEY})
                 await human.until("transfer", status="joined")
                 events = [e async for e in client.send("are you a person?")]
                 assert [e.event for e in events] == ["transfer", "turn_end"]
@@ -268,3 +278,59 @@ async def test_a_chat_caller_on_a_and_the_console_on_b_talk_in_text(
         assert roles.count(("human_agent", "Yes, I'm Sam.")) == 1
         assert not a.services.transfers.relays and not b.services.transfers.relays
         await client.aclose()
+
+
+async def test_a_phone_caller_on_a_and_the_console_on_b_hear_each_other(
+    make_app: AppFactory, tmp_path: Path, backend: dict[str, Any]
+) -> None:
+    async with phone_workers(make_app, tmp_path, backend) as (a, b, twilio):
+        twilio.tunnel = (phone.PUBLIC, a.base_url)
+        async with phone.phone_caller(a, twilio, agent="desk") as (caller, session_id, events):
+            await caller.press("0")
+            dialing = await next_published(aiter(events), "transfer", status="dialing")
+            async with websockets.connect(ws_url(b)) as ows:
+                human = Voice(ows)
+                start = {"type": "start", "transfer_id": dialing["transfer_id"]}
+                await human.send({**start, "operator_key": KEY, "sample_rate": 16000})
+                ready = await human.until("ready")
+                assert ready["caller_channel"] == "phone"
+                out_rate = int(ready["output_sample_rate"])
+                clears = caller.clears
+                frame = phone.FRAME
+                up, down = phone.tone(600, 1.0), phone.tone(1000, 1.0, rate=16000)
+                for i in range(0, len(up), frame):
+                    await caller.say(up[i : i + frame], 8000)
+                    await human.send(down[2 * i : 2 * i + 2 * frame])
+                await human.until("transfer", status="joined")
+                await caller.wait_for(lambda p: p.clears > clears)  # the agent muted
+                joined_at = phone.muted_at(caller)
+                for i in range(0, len(up), frame):
+                    await caller.say(up[i : i + frame], 8000)
+                    await human.send(down[2 * i : 2 * i + 2 * frame])
+
+                async def to_caller() -> bool:
+                    return len(phone.heard(caller.received[joined_at:])) >= 6000
+
+                await eventually(to_caller)
+                human.audio.clear()
+                while sum(len(x) for x in human.audio) < out_rate:  # 0.5 s of the caller
+                    await asyncio.wait_for(phone.read_frame(human), 10.0)
+                heard_by_caller = phone.heard(caller.received[joined_at:])
+                f_caller, level_caller, agent_caller = phone.analyse(heard_by_caller)
+                f_human, level_human, _ = phone.analyse(b"".join(human.audio), out_rate)
+                assert abs(f_caller - 1000) < 10 and abs(f_human - 600) < 10
+                expected = 0.3 / np.sqrt(2)
+                assert abs(level_human - expected) < 0.05
+                assert abs(level_caller - expected) < 0.05
+                assert agent_caller < 0.01
+            await next_published(aiter(events), "transfer", status="ended")  # B hung up
+            await caller.hang_up()
+
+        async def transcribed() -> list[tuple[str, str | None]]:
+            messages = await a.services.store.list_messages(session_id)
+            said = [(m.role, m.channel) for m in messages if m.text == TRANSCRIPT]
+            return said if len(set(said)) == 2 else []
+
+        said = await eventually(transcribed)  # on A, once per direction's utterance
+        assert sorted(said) == [("human_agent", "operator"), ("user", "phone")]
+        assert not a.services.transfers.relays

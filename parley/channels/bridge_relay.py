@@ -42,6 +42,7 @@ KEEP_S = 3600.0
 HUMAN_LEASE_S = 10.0
 HUMAN_RENEW_S = 2.0
 READY_TIMEOUT_S = 5.0
+CLOSE_TIMEOUT_S = 10.0
 SendBytes = Callable[[bytes], Awaitable[None]]
 
 
@@ -145,10 +146,16 @@ class CallerRelay:
         return await self.coordinator.get(human_key(self.transfer_id)) is not None
 
     async def close(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        """Stop listening: what was already relayed is handled first (a ``bye`` the
+        human's worker sent before the final status arrives before it), then the
+        human, if still bridged, is let go (a pending utterance is stored)."""
         await self.events.close()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
         with contextlib.suppress(Exception):
             await self.coordinator.delete(caller_key(self.transfer_id))
         if self.connected:

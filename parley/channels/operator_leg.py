@@ -119,9 +119,7 @@ async def serve_human_leg(
         elif channel == "chat":
             await desk.apply(transfer_id, "bridge")  # a text bridge: joined at once
         else:
-            await send_text(
-                wire.render(Error("transfer_elsewhere", "the caller is not connected"))
-            )
+            await send_text(wire.render(Error("transfer_elsewhere", "the caller is not connected")))
             await desk.apply(transfer_id, "error")
             return
         await _receive(ws, send_text, desk, session_id, leg)
