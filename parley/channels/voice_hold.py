@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 from parley.channels import browser_wire as wire
@@ -25,6 +26,8 @@ from parley.voice.session import VoiceSession
 
 if TYPE_CHECKING:
     from parley.channels.voice_ws import Replies
+
+log = logging.getLogger(__name__)
 
 
 class HeldTransport(Protocol):
@@ -101,7 +104,12 @@ class Held:
             leg.on_joined = self._joined
             self.tone = asyncio.create_task(leg.hold_loop(self.services.clock, self._ai_idle))
             # a human leg on another worker reaches this caller through pub/sub
-            desk.relays[leg.transfer_id] = await CallerRelay.start(desk.board.coordinator, leg)
+            try:
+                relay = await CallerRelay.start(desk.board.coordinator, leg)
+            except Exception as exc:  # only a human leg on this worker can join then
+                log.warning("transfer %s: no cross-worker relay (%s)", leg.transfer_id, exc)
+            else:
+                desk.relays[leg.transfer_id] = relay
         if status is Status.JOINED:
             self._stop_tone()
             self.transport.muted = True
