@@ -3,10 +3,11 @@
 
 The start frame accepts the transfer (first accept wins: a second operator gets
 ``error{transfer_taken}``), the human reads the briefing, then the socket is bridged
-to the caller: PCM16 audio both ways with a voice caller (browser or phone) on
-this worker, ``text`` frames both ways with any caller (the caller's words arrive as
-``caller_message``, the human's reach the caller as ``human_message``). Closing the
-socket (or ``{"type": "end"}``) hangs up the human side: ``ended`` once joined,
+to the caller: PCM16 audio both ways with a voice caller (browser or phone) on this
+worker or, relayed through pub/sub (``bridge_relay``), on another one; ``text``
+frames both ways with any caller (the caller's words arrive as ``caller_message``,
+the human's reach the caller as ``human_message``). Closing the socket (or
+``{"type": "end"}``) hangs up the human side: ``ended`` once joined,
 ``failed{declined}`` before.
 """
 
@@ -20,12 +21,13 @@ from collections.abc import Awaitable, Callable
 from fastapi import WebSocketDisconnect
 
 from parley.channels import browser_wire as wire
+from parley.channels.bridge_relay import RemoteCaller
 from parley.channels.raw_ws import RawWebSocket
 from parley.channels.services import Services
 from parley.channels.transfer_desk import (
     CALLER_MESSAGE,
     CONSOLE,
-    CallerLeg,
+    HumanSide,
     TransferDesk,
     status_of,
 )
@@ -84,8 +86,17 @@ async def serve_human_leg(
         return
     session_id = transfer.session_id
     events = await services.lifecycle.subscribe(session_id)
-    leg = desk.legs.get(session_id)
+    leg: HumanSide | None = desk.legs.get(session_id)
     channel = await services.lifecycle.current_channel(session_id)
+    human = LegFormat("pcm16", start.sample_rate)
+    out = LegFormat("pcm16", start.output_sample_rate)
+    if leg is None and await RemoteCaller.there(desk.board.coordinator, transfer_id):
+        remote = RemoteCaller(desk.board.coordinator, services.clock, transfer_id)
+        try:  # bridged on the caller's worker before the human is told to talk
+            await remote.prepare(human, out, "operator")
+            leg = remote
+        except (TimeoutError, StopAsyncIteration):
+            await remote.disconnect()
     ready = {
         "type": "ready",
         "transfer_id": transfer_id,
@@ -104,15 +115,11 @@ async def serve_human_leg(
     watcher = asyncio.create_task(_watch(events, send_text, ws))
     try:
         if leg is not None:
-            human = LegFormat("pcm16", start.sample_rate)
-            out = LegFormat("pcm16", start.output_sample_rate)
             await leg.connect(human, out, send_audio, "operator")
         elif channel == "chat":
             await desk.apply(transfer_id, "bridge")  # a text bridge: joined at once
         else:
-            await send_text(
-                wire.render(Error("transfer_elsewhere", "the caller is on another worker"))
-            )
+            await send_text(wire.render(Error("transfer_elsewhere", "the caller is not connected")))
             await desk.apply(transfer_id, "error")
             return
         await _receive(ws, send_text, desk, session_id, leg)
@@ -134,7 +141,7 @@ async def _receive(
     send_text: SendText,
     desk: TransferDesk,
     session_id: str,
-    leg: CallerLeg | None,
+    leg: HumanSide | None,
 ) -> None:
     while True:
         message = await ws.receive()

@@ -10,14 +10,15 @@ URL ``phone_dialer`` gave Twilio). Then:
    accepted (a phone-grade recogniser built for the answer words alone,
    ``EngineHub.phone_answer_stt``, listens to the human until they choose).
 3. Accept: the briefing is cut (``clear``) and the stream is bridged to the caller's
-   ``CallerLeg`` on this worker (μ-law both ways; ``joined`` once audio has flowed
-   both ways). Decline: ``failed{declined}``, the AI takes the caller back.
+   ``CallerLeg`` on this worker, or on another one through pub/sub
+   (``bridge_relay.RemoteCaller``) (μ-law both ways; ``joined`` once audio has
+   flowed both ways). Decline: ``failed{declined}``, the AI takes the caller back.
 4. The end: the human hangs up (``stop`` or the socket closing) → ``ended`` once
    joined, ``failed{declined}`` before; a final status or the session's end closes
    the stream (Twilio then ends the call).
 
-Limit (as for the console's voice leg): the caller must be a voice caller on this
-worker; otherwise the transfer fails with ``error``.
+A caller who is no voice caller held on any worker (or whose worker does not answer)
+cannot be connected: the person hears so and the transfer fails with ``error``.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
+from parley.channels.bridge_relay import RemoteCaller
 from parley.channels.bridge_speech import BridgeTranscriber
 from parley.channels.operator_leg import hang_up_human
 from parley.channels.phone_dialer import KEEP_S, answered_key
-from parley.channels.transfer_desk import CallerLeg, status_of
+from parley.channels.transfer_desk import HumanSide, status_of
 from parley.engines.base import STT, EngineSet
 from parley.handoff.bridge import LegFormat
 from parley.handoff.state import FINAL, IllegalTransition, Transfer
@@ -74,8 +76,9 @@ class PhoneHuman:
         self.desk = stream.services.transfers
         self.transfer = transfer
         self.engines = engines
-        self.leg: CallerLeg | None = None
+        self.leg: HumanSide | None = None
         self.done = False
+        self.accepting = False
         self.briefing_task: asyncio.Task[None] | None = None
         self._closing: asyncio.Future[None] | None = None  # the answer recogniser stopping
         self.words: BridgeTranscriber | None = BridgeTranscriber(
@@ -107,9 +110,12 @@ class PhoneHuman:
             await self.decline()
 
     async def accept(self) -> None:
-        if self.leg is not None or self.done:
+        if self.leg is not None or self.done or self.accepting:
             return
-        leg = self.desk.legs.get(self.transfer.session_id)
+        self.accepting = True  # keys and words may both accept, while this awaits
+        # a caller on another worker is bridged there first: when the briefing is
+        # cut, the person's words already reach the caller
+        leg = self.desk.legs.get(self.transfer.session_id) or await self._remote_caller()
         if self.briefing_task is not None:
             self.briefing_task.cancel()
         self.stream.call.interrupt()  # the rest of the briefing goes (marks dropped)
@@ -124,8 +130,21 @@ class PhoneHuman:
         self.leg = leg
         await leg.connect(HUMAN_IN, HUMAN_OUT, self.stream.send_bridged, CHANNEL)
 
+    async def _remote_caller(self) -> HumanSide | None:
+        """The caller held on another worker, bridged there through pub/sub, or None."""
+        coordinator = self.services.coordinator
+        if not await RemoteCaller.there(coordinator, self.transfer.id):
+            return None
+        remote = RemoteCaller(coordinator, self.services.clock, self.transfer.id)
+        try:
+            await remote.prepare(HUMAN_IN, HUMAN_OUT, CHANNEL)
+        except (TimeoutError, StopAsyncIteration):
+            await remote.disconnect()
+            return None
+        return remote
+
     async def decline(self) -> None:
-        if self.leg is not None or self.done:
+        if self.leg is not None or self.done or self.accepting:
             return
         self.done = True
         with contextlib.suppress(IllegalTransition):

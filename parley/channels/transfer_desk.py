@@ -19,8 +19,11 @@
   AI, which says so (spoken on a voice leg, an ``assistant_message`` in chat).
 - ``run``: the board's timeouts, swept on a timer.
 
-Limit: a voice caller and the operator's voice leg must reach the same worker (the
-coordinator carries no audio); chat callers work across workers (pub/sub text).
+- Across workers: a voice caller's worker also listens for a human leg elsewhere
+  (``bridge_relay.CallerRelay``, kept in ``relays``); the audio of each direction then
+  goes through the coordinator's pub/sub, and the bridge, its converters and both
+  recognisers stay here. Text (chat callers, ``text`` frames) goes through pub/sub
+  anyway.
 """
 
 from __future__ import annotations
@@ -84,6 +87,27 @@ def back_text(status: str) -> str | None:
     return BACK_AFTER.get(status)
 
 
+class HumanSide(Protocol):
+    """What a human's leg talks to: the caller's ``CallerLeg`` on this worker, or
+    ``bridge_relay.RemoteCaller`` for a caller on another worker."""
+
+    async def connect(
+        self, human: LegFormat, human_out: LegFormat, send: SendBytes, human_channel: str
+    ) -> None: ...
+
+    async def from_human(self, data: bytes) -> None: ...
+
+    async def disconnect(self) -> None: ...
+
+
+class Relay(Protocol):
+    """A held caller's link to human legs on other workers (``bridge_relay``)."""
+
+    async def human_alive(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
 class CallerLeg:
     """A browser voice caller on hold or bridged to a human."""
 
@@ -116,8 +140,16 @@ class CallerLeg:
     ) -> None:
         """The human's voice leg joins this worker's caller; each direction's speech
         is transcribed from here on."""
+        self.attach(human, human_out, send)
+        await self.listen(human, human_channel)
+
+    def attach(self, human: LegFormat, human_out: LegFormat, send: SendBytes) -> None:
+        """Bridged: audio flows both ways from now on (not yet transcribed)."""
         self.bridge = Bridge(self.caller, human, caller_out=self.caller_out, human_out=human_out)
         self.human_send = send
+
+    async def listen(self, human: LegFormat, human_channel: str) -> None:
+        """One recogniser per direction, for an attached human."""
         words = await self.desk.transcribers(
             self.session_id, self.transfer_id, self.caller, human, human_channel
         )
@@ -188,6 +220,7 @@ class TransferDesk:
         self.brain = brain
         self.clock = clock
         self.legs: dict[str, CallerLeg] = {}  # by session id: voice callers of this worker
+        self.relays: dict[str, Relay] = {}  # by transfer id: those callers' cross-worker links
         self.held: set[str] = set()  # transfers this worker opened: it renews their lease
         self.default_target: str | None = None  # PARLEY_TRANSFER_TO
         self.dialer: Dialer | None = None  # set when telephony can place calls
@@ -324,11 +357,18 @@ class TransferDesk:
 
     async def caller_left(self, session_id: str) -> None:
         """The caller's connection closed while a transfer was live."""
-        self.legs.pop(session_id, None)
+        leg = self.legs.pop(session_id, None)
+        if leg is not None:
+            await self.drop_relay(leg.transfer_id)
         transfer = await self.live_for(session_id)
         if transfer is not None:
             with contextlib.suppress(IllegalTransition):
                 await self.apply(transfer.id, "caller_left")
+
+    async def drop_relay(self, transfer_id: str) -> None:
+        relay = self.relays.pop(transfer_id, None)
+        if relay is not None:
+            await relay.close()
 
     async def transcribers(
         self,
@@ -388,6 +428,12 @@ class TransferDesk:
             transfer = await self.board.get(transfer_id)
             if transfer is None or transfer.final or not await self.board.renew(transfer_id):
                 self.held.discard(transfer_id)
+        for transfer_id, relay in list(self.relays.items()):
+            if not await relay.human_alive():  # the human's worker is gone
+                log.warning("transfer %s: the human's worker stopped answering", transfer_id)
+                await self.drop_relay(transfer_id)
+                with contextlib.suppress(IllegalTransition):
+                    await self.apply(transfer_id, "hang_up")
 
     async def run(self) -> None:
         """Renew the leases and sweep the board's timeouts until cancelled."""

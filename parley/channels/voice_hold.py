@@ -2,7 +2,8 @@
 
 ``Held`` follows the board's ``transfer`` events for the connection's session: while
 the transfer is live the connection's frames go to a ``CallerLeg`` (its audio never
-reaches the AI; a soft tone plays while nobody is bridged), ``joined`` mutes the AI
+reaches the AI; a soft tone plays while nobody is bridged; a ``CallerRelay`` lets a
+human leg on another worker reach it), ``joined`` mutes the AI
 (it stops speaking and its events stay off the socket), and a final status hands the
 conversation back: the AI says so (``failed``, ``ended``). ``on_hold_frame`` is the
 receive loop's answer to one frame while held.
@@ -12,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 from parley.channels import browser_wire as wire
+from parley.channels.bridge_relay import CallerRelay
 from parley.channels.services import Services
 from parley.channels.transfer_desk import CallerLeg, back_text, status_of
 from parley.handoff.bridge import LegFormat
@@ -23,6 +26,8 @@ from parley.voice.session import VoiceSession
 
 if TYPE_CHECKING:
     from parley.channels.voice_ws import Replies
+
+log = logging.getLogger(__name__)
 
 
 class HeldTransport(Protocol):
@@ -72,7 +77,9 @@ class Held:
             return
         if status in FINAL:
             self._stop_tone()
-            desk.legs.pop(self.session_id, None)
+            leg = desk.legs.pop(self.session_id, None)
+            if leg is not None:
+                await desk.drop_relay(leg.transfer_id)
             self.transport.muted = False
             text = back_text(status.value)
             if text is not None:
@@ -96,6 +103,13 @@ class Held:
             )
             leg.on_joined = self._joined
             self.tone = asyncio.create_task(leg.hold_loop(self.services.clock, self._ai_idle))
+            # a human leg on another worker reaches this caller through pub/sub
+            try:
+                relay = await CallerRelay.start(desk.board.coordinator, leg)
+            except Exception as exc:  # only a human leg on this worker can join then
+                log.warning("transfer %s: no cross-worker relay (%s)", leg.transfer_id, exc)
+            else:
+                desk.relays[leg.transfer_id] = relay
         if status is Status.JOINED:
             self._stop_tone()
             self.transport.muted = True
