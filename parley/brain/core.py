@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from parley.brain import errors
+from parley.brain.approval_claim import claim_approval
 from parley.brain.approval_words import decide_in_words
 from parley.brain.client_tools import ClientTools
 from parley.brain.context import STATE_KEY as CONTEXT_STATE_KEY
@@ -214,20 +215,9 @@ class Brain:
         status: Literal["approved", "denied"] = "approved" if approved else "denied"
 
         async def claim() -> list[Event] | None:
-            won, record = await self.store.claim_approval(
-                session_id, tool_call_id, status, decided_by, reason
+            return await claim_approval(
+                self.store, session_id, tool_call_id, status, decided_by, reason
             )
-            if record is None:
-                raise errors.approval_not_found()
-            if won:
-                return None
-            final: Literal["approved", "denied"] = (
-                "approved" if record.status == "approved" else "denied"
-            )
-            return [
-                ApprovalResolved(tool_call_id, final, record.decided_by),
-                TurnEnd("completed", "active"),
-            ]
 
         async def body(state: TurnProgress) -> AsyncIterator[Event]:
             yield ApprovalResolved(tool_call_id, "approved" if approved else "denied", decided_by)

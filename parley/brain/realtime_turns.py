@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from parley.brain import errors
+from parley.brain.approval_claim import claim_approval
 from parley.brain.core import Brain
 from parley.brain.message_blocks import reply_blocks
 from parley.brain.recorder import persist
@@ -110,20 +111,7 @@ class RealtimeTurns:
         store = self.brain.store
 
         async def claim() -> list[Event] | None:
-            won, record = await store.claim_approval(
-                self.session_id, tool_call_id, status, by, None
-            )
-            if record is None:
-                raise errors.approval_not_found()
-            if won:
-                return None
-            final: Literal["approved", "denied"] = (
-                "approved" if record.status == "approved" else "denied"
-            )
-            return [
-                ApprovalResolved(tool_call_id, final, record.decided_by),
-                TurnEnd("completed", "active"),
-            ]
+            return await claim_approval(store, self.session_id, tool_call_id, status, by, None)
 
         def recorded_while_busy() -> list[Event]:
             return [
