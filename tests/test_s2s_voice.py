@@ -627,6 +627,18 @@ async def test_gemini_interrupted_answer_is_stored_cut_and_the_next_one_plays(
     assert stored[2:] == [("user", "Next.", False), ("assistant", "Fine.", False)]
     await caller.until("done")
     assert caller.of("assistant_text")[-1]["status"] == "end"
+    if not any(e.get("text") == "Next." for e in caller.of("transcript_final")):
+        await caller.until("transcript_final", text="Next.")
+    # Gemini reports no speech start: its barge-in signal stands for one
+    states = [e["state"] if e["type"] == "vad" else e["type"] for e in caller.events]
+    states = [s for s in states if s in ("speech_started", "speech_stopped", "interrupted")]
+    assert states == [
+        "speech_started",
+        "speech_stopped",
+        "speech_started",
+        "interrupted",
+        "speech_stopped",
+    ]
     await caller.ws.close()
 
 

@@ -7,9 +7,10 @@ model (``parley/s2s``), the model's audio comes down through the same ``AudioOut
 one history through ``RealtimeTurns``.
 
 * Input: PCM at the client's rate → 16 kHz → ``send_audio`` (all of it: the provider's
-  VAD takes the turns; in push-to-talk mode only while the key is down, then a second of
-  silence so the provider's VAD ends the turn). Typed text
-  and card clicks are stored as the user's message and sent up as text.
+  VAD takes the turns, and Parley's is not run — no ``VoiceInput``, so no VAD or STT
+  stream, end-of-turn model or draft; in push-to-talk mode only while the key is down,
+  then a second of silence so the provider's VAD ends the turn). Typed text and card
+  clicks are stored as the user's message and sent up as text.
 * Output: ``AudioOut`` (24 kHz) → the output rate → ``AudioOutput.enqueue``; transcript
   deltas go to the client as ``assistant_text``/``assistant_delta`` in step with the
   audio (``TextInStep``), ``assistant_text{start}`` opens an answer and
@@ -17,6 +18,9 @@ one history through ``RealtimeTurns``.
 * Barge-in: the provider's ``Interrupted`` clears the output at once (``interrupted``
   to the client); the answer is stored as heard, marked interrupted, and OpenAI gets
   ``conversation.item.truncate`` with the heard ``audio_end_ms``.
+* ``vad``: from the provider's ``SpeechStarted``/``SpeechStopped`` (OpenAI); for a
+  provider without them (Gemini) derived from its barge-in signal and the caller's
+  transcription (first piece: started; final: stopped).
 * Transcripts: the caller's final one is a ``transcript_final`` and the user message
   (or the spoken yes/no of a pending approval); the model's final one the assistant
   message.

@@ -6,6 +6,7 @@ Audio and control calls in; ``Event``s (to an ``EventSink``) and agent audio (to
 ``client_played``) and renders what the sinks get. Inside, three parts:
 
 * ``VoiceInput``: audio → VAD → turn-taking → utterances (``parley.voice.input``);
+  None in a session whose upstream hears the caller itself (``cascaded_input``);
 * ``Responder``: one spoken response at a time, interrupts, the busy retry, spoken
   approvals (``parley.voice.responder``, turns through ``VoiceTurns``);
 * the output, which paces the audio and reports what was heard, and ``TextInStep``,
