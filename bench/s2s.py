@@ -21,7 +21,16 @@ SQLite) with a realtime agent pointed at it, and the clients.
   minus a control run where the same callers speak straight to the fake, is Parley's
   cost; divided by the session-seconds it gives CPU per session and sessions per core.
 
-Usage: ``.venv/bin/python bench/s2s.py [--turns 20] [--delay 0.2] [--swaps 10] [--load 20]``
+- **Idle cost** (``--idle N``): N callers (a child process) open a realtime voice session
+  each and stream silence in real time for ``--seconds`` to a fake Gemini that never
+  answers. The agent names the default cascaded engines (pocketsphinx, Silero), which a
+  realtime session does not use: the figure shows what an unused STT/VAD stream would
+  cost. Reported: the Parley + fake process's CPU per session over the window, and its
+  RSS growth per session (peak during the window minus the baseline after one warm-up
+  session built the agent's engines).
+
+Usage: ``.venv/bin/python bench/s2s.py [--turns 20] [--delay 0.2] [--swaps 10] [--load 20]
+[--idle 20]``
 """
 
 from __future__ import annotations
@@ -58,6 +67,14 @@ AGENT = """
 name: rt
 brain: realtime
 engines: {{s2s: {engine}, stt: fake, tts: fake, vad: fake_energy}}
+instructions: "You are a test agent."
+"""
+
+
+IDLE_AGENT = """
+name: rt
+brain: realtime
+engines: {{s2s: {engine}}}
 instructions: "You are a test agent."
 """
 
@@ -116,11 +133,11 @@ async def parley_turn(ws: Any) -> float:
             return first
 
 
-async def with_parley(fake: FakeServerBase, engine: str, work: Any) -> Any:
+async def with_parley(fake: FakeServerBase, engine: str, work: Any, agent: str = AGENT) -> Any:
     with tempfile.TemporaryDirectory() as tmp:
         agents = Path(tmp) / "agents"
         agents.mkdir()
-        (agents / "rt.yaml").write_text(AGENT.format(engine=engine))
+        (agents / "rt.yaml").write_text(agent.format(engine=engine))
         keys = (
             {"gemini_api_key": "k", "gemini_base_url": fake.base_url}
             if engine == "gemini_live"
@@ -314,12 +331,52 @@ async def cpu_per_session(n: int, seconds: float) -> dict[str, Any]:
     }
 
 
+# --- idle cost ------------------------------------------------------------------------
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+async def idle_cost(n: int, seconds: float) -> dict[str, Any]:
+    fake = FakeGeminiLive([], bytes_per_turn=10**12)  # never ends a caller turn
+
+    async def through(url: str) -> dict[str, Any]:
+        warm = await open_voice(url)  # builds the agent's engines once
+        await warm.close()
+        await asyncio.sleep(1.0)
+        baseline = rss_mb()
+        peak = baseline
+        window = asyncio.create_task(cpu_window(url, n, seconds, direct=False))
+        while not window.done():
+            peak = max(peak, rss_mb())
+            await asyncio.sleep(0.25)
+        used, out = await window
+        return {"cpu_s": used, "rss_baseline_mb": baseline, "rss_peak_mb": peak, "out": out}
+
+    async with fake.running():
+        got = await with_parley(fake, "gemini_live", through, agent=IDLE_AGENT)
+    assert fake.audio_bytes > 0, "no caller audio reached the provider"
+    return {
+        "idle_sessions": n,
+        "seconds": seconds,
+        "cpu_s_parley_and_fake": round(got["cpu_s"], 2),
+        "cpu_per_session_pct": round(got["cpu_s"] / (n * seconds) * 100, 2),
+        "rss_baseline_mb": round(got["rss_baseline_mb"], 1),
+        "rss_per_session_mb": round((got["rss_peak_mb"] - got["rss_baseline_mb"]) / n, 2),
+    }
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--turns", type=int, default=20)
     parser.add_argument("--delay", type=float, default=0.2)
     parser.add_argument("--swaps", type=int, default=10)
     parser.add_argument("--load", type=int, nargs="*", default=[], help="caller counts")
+    parser.add_argument("--idle", type=int, nargs="*", default=[], help="idle session counts")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--callers", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -336,6 +393,8 @@ async def main() -> None:
         results.append(await swap_gap(args.swaps))
     for n in args.load:
         results.append(await cpu_per_session(n, args.seconds))
+    for n in args.idle:
+        results.append(await idle_cost(n, args.seconds))
     print(json.dumps(results, indent=2))
 
 

@@ -627,4 +627,67 @@ async def test_gemini_interrupted_answer_is_stored_cut_and_the_next_one_plays(
     assert stored[2:] == [("user", "Next.", False), ("assistant", "Fine.", False)]
     await caller.until("done")
     assert caller.of("assistant_text")[-1]["status"] == "end"
+    if not any(e.get("text") == "Next." for e in caller.of("transcript_final")):
+        await caller.until("transcript_final", text="Next.")
+    # Gemini reports no speech start: its barge-in signal stands for one
+    states = [e["state"] if e["type"] == "vad" else e["type"] for e in caller.events]
+    states = [s for s in states if s in ("speech_started", "speech_stopped", "interrupted")]
+    assert states == [
+        "speech_started",
+        "speech_stopped",
+        "speech_started",
+        "interrupted",
+        "speech_stopped",
+    ]
+    await caller.ws.close()
+
+
+@pytest.mark.parametrize("engine", ["gemini_live", "openai_realtime"])
+async def test_a_realtime_session_opens_no_cascaded_stt_or_vad_stream(
+    gemini_app: Callable[..., Any], speak_pcm16k: Callable[..., bytes], engine: str
+) -> None:
+    """The provider hears the caller: the agent's STT and VAD engines (counting fakes,
+    the ones the hub hands every voice connection) never open a stream."""
+    speech = speak_pcm16k("a table for two tonight")
+    wire = len(speech) * 3 // 2 - 2_000 if engine == "openai_realtime" else len(speech)
+    script = [Reply(heard="A table for two tonight.", says="Sure.", chunks=2)]
+    fake = (
+        FakeGeminiLive(script, bytes_per_turn=wire)
+        if engine == "gemini_live"
+        else FakeOpenAIRealtime(script, bytes_per_turn=wire)
+    )
+    app = await gemini_app(fake, engine)
+    engines = await app.services.engine_hub.engines_for("rt")
+    caller, _ = await open_caller(app, "rt")
+    await caller.speak(speech)
+    await caller.until("done")
+    assert (engines.stt.opened, engines.vad.opened) == (0, 0)
+    await caller.ws.close()
+
+
+@pytest.mark.parametrize("engine", ["gemini_live", "openai_realtime"])
+async def test_the_caller_gets_vad_events_around_a_spoken_turn(
+    gemini_app: Callable[..., Any], speak_pcm16k: Callable[..., bytes], engine: str
+) -> None:
+    """``vad speech_started`` then ``speech_stopped``, once each, before the final
+    transcript, as the cascaded loop sends them: from OpenAI's
+    ``input_audio_buffer.speech_started/stopped``, from Gemini's input transcription."""
+    speech = speak_pcm16k("a table for two tonight")
+    wire = len(speech) * 3 // 2 - 2_000 if engine == "openai_realtime" else len(speech)
+    script = [Reply(heard="A table for two tonight.", says="Sure.", chunks=2)]
+    fake = (
+        FakeGeminiLive(script, bytes_per_turn=wire)
+        if engine == "gemini_live"
+        else FakeOpenAIRealtime(script, bytes_per_turn=wire)
+    )
+    app = await gemini_app(fake, engine)
+    caller, _ = await open_caller(app, "rt")
+    await caller.speak(speech)
+    await caller.until("done")
+    kinds = [
+        e.get("state") if e["type"] == "vad" else e["type"]
+        for e in caller.events
+        if e["type"] in ("vad", "transcript_final")
+    ]
+    assert kinds == ["speech_started", "speech_stopped", "transcript_final"]
     await caller.ws.close()

@@ -20,6 +20,8 @@ from parley.s2s.base import (
     ResumptionHandle,
     S2SConfig,
     S2SConfigError,
+    SpeechStarted,
+    SpeechStopped,
     ToolCall,
     ToolCallCancelled,
     ToolDeclaration,
@@ -253,7 +255,10 @@ def test_openai_server_events_decode() -> None:
     ) == [OutputTranscript("Hey", True, "i1")]
     done = ev(type="conversation.item.input_audio_transcription.completed", transcript=" yes ")
     assert d.decode(done) == [InputTranscript("yes", final=True)]
-    assert d.decode(ev(type="input_audio_buffer.speech_started", item_id="i2")) == [Interrupted()]
+    started = ev(type="input_audio_buffer.speech_started", item_id="i2", audio_start_ms=0)
+    assert d.decode(started) == [SpeechStarted(), Interrupted()]
+    stopped = ev(type="input_audio_buffer.speech_stopped", item_id="i2", audio_end_ms=900)
+    assert d.decode(stopped) == [SpeechStopped()]
     args = ev(
         type="response.function_call_arguments.done", call_id="c1", name="f", arguments='{"a":1}'
     )

@@ -175,3 +175,19 @@ async def test_the_hub_without_a_model_uses_the_transcript_alone(tmp_path: Path)
     missing = EngineHub({"a": fake_agent("a", "smart")}, smart_turn_model=tmp_path / "no.onnx")
     with pytest.raises(EngineUnavailable, match="no such file"):
         await missing.engines_for("a")
+
+
+async def test_the_hub_never_loads_the_model_for_a_realtime_agent(tmp_path: Path) -> None:
+    """A speech-to-speech agent takes no turns itself: even with the default
+    ``turn_detection: smart`` and a model setting naming a missing file (which fails a
+    cascaded agent), its engines come without an end-of-turn model."""
+    agent = AgentSpec.model_validate(
+        {
+            "name": "rt",
+            "brain": "realtime",
+            "engines": {"s2s": "gemini_live", "stt": "fake", "tts": "fake", "vad": "fake_energy"},
+        }
+    )
+    assert agent.voice.turn_detection == "smart"
+    hub = EngineHub({"rt": agent}, smart_turn_model=tmp_path / "no.onnx")
+    assert (await hub.engines_for("rt")).end_of_turn is None

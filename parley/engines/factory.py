@@ -167,7 +167,8 @@ def build_vad(agent: AgentSpec) -> VAD:
 class EngineHub:
     """Engines per agent, built on first use (in a thread) and cached. The Smart Turn
     audio end-of-turn model, when installed, is loaded once per process and shared by
-    every agent with ``turn_detection: smart`` (one ``SmartTurnBatcher``)."""
+    every cascaded agent with ``turn_detection: smart`` (one ``SmartTurnBatcher``);
+    never for a ``brain: realtime`` agent."""
 
     def __init__(
         self, agents: dict[str, AgentSpec], *, smart_turn_model: str | Path | None = None
@@ -254,7 +255,8 @@ class EngineHub:
             if agent_name not in self._sets:
                 agent = self.agents[agent_name]
                 engines = await asyncio.to_thread(self._build, agent)
-                if agent.voice.turn_detection == "smart":
+                # a speech-to-speech agent's provider takes the turns: no model
+                if agent.voice.turn_detection == "smart" and agent.brain != "realtime":
                     engines = replace(engines, end_of_turn=await self.end_of_turn())
                 self._sets[agent_name] = engines
                 log.info("speech engines ready for agent %s", agent_name)

@@ -146,7 +146,11 @@ class FakeEnergyVAD:
 
     capabilities = VADCapabilities(sample_rate=SAMPLE_RATE, window_samples=FRAME_SAMPLES)
 
+    def __init__(self) -> None:
+        self.opened = 0  # streams opened, for tests
+
     def open_stream(self) -> FakeEnergyVADStream:
+        self.opened += 1
         return FakeEnergyVADStream()
 
 
@@ -186,8 +190,10 @@ class FakeSTT:
 
     def __init__(self, *, clock: Clock | None = None) -> None:
         self._clock = _timing(clock)
+        self.opened = 0  # streams opened, for tests
 
     def open_stream(self) -> FakeSTTStream:
+        self.opened += 1
         return FakeSTTStream(self._clock)
 
     async def transcribe(self, pcm: bytes) -> str:

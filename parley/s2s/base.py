@@ -76,6 +76,7 @@ class S2SConfig:
 class Capabilities:
     truncate: bool  # truncate(item_id, audio_end_ms) tells the model what was heard
     resumable: bool  # the provider hands out session-resumption handles
+    speech_events: bool = False  # SpeechStarted/SpeechStopped come from its VAD
 
 
 # --- what comes down -----------------------------------------------------------------
@@ -109,6 +110,17 @@ class OutputTranscript:
 @dataclass(frozen=True, slots=True)
 class Interrupted:
     """The provider detected barge-in: flush playout now."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted:
+    """The provider's VAD heard the caller start speaking (OpenAI only; Gemini sends
+    no such signal under automatic activity detection)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStopped:
+    """The provider's VAD heard the caller stop speaking (OpenAI only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +166,8 @@ S2SEvent = (
     | InputTranscript
     | OutputTranscript
     | Interrupted
+    | SpeechStarted
+    | SpeechStopped
     | ToolCall
     | ToolCallCancelled
     | TurnComplete

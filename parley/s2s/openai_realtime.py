@@ -20,7 +20,7 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
 class OpenAIDialect:
-    capabilities = Capabilities(truncate=True, resumable=False)
+    capabilities = Capabilities(truncate=True, resumable=False, speech_events=True)
 
     def __init__(self, api_key: str, base_url: str) -> None:
         self._api_key = api_key

@@ -27,6 +27,8 @@ from parley.s2s.base import (
     OutputTranscript,
     S2SConfig,
     S2SEvent,
+    SpeechStarted,
+    SpeechStopped,
     ToolCall,
     TurnComplete,
     UpstreamError,
@@ -157,7 +159,9 @@ class OpenAIDecoder:
             case "conversation.item.input_audio_transcription.completed":
                 return [InputTranscript(str(event.get("transcript", "")).strip(), final=True)]
             case "input_audio_buffer.speech_started":
-                return [Interrupted()]
+                return [SpeechStarted(), Interrupted()]
+            case "input_audio_buffer.speech_stopped":
+                return [SpeechStopped()]
             case "response.function_call_arguments.done":
                 return self._call(event.get("call_id"), event.get("name"), event.get("arguments"))
             case "response.output_item.done":

@@ -203,6 +203,7 @@ class Mic:
         """Silence, ``speech`` seconds of speech, then silence until the turn ends."""
         await self.silence(before)
         await self.speak(speech)
+        assert self.conn.input is not None, "a cascaded voice session"
         await self.silence(self.conn.input.turn_taking.config.stop_secs)
 
 

@@ -7,9 +7,10 @@ model (``parley/s2s``), the model's audio comes down through the same ``AudioOut
 one history through ``RealtimeTurns``.
 
 * Input: PCM at the client's rate → 16 kHz → ``send_audio`` (all of it: the provider's
-  VAD takes the turns; in push-to-talk mode only while the key is down, then a second of
-  silence so the provider's VAD ends the turn). Typed text
-  and card clicks are stored as the user's message and sent up as text.
+  VAD takes the turns, and Parley's is not run — no ``VoiceInput``, so no VAD or STT
+  stream, end-of-turn model or draft; in push-to-talk mode only while the key is down,
+  then a second of silence so the provider's VAD ends the turn). Typed text and card
+  clicks are stored as the user's message and sent up as text.
 * Output: ``AudioOut`` (24 kHz) → the output rate → ``AudioOutput.enqueue``; transcript
   deltas go to the client as ``assistant_text``/``assistant_delta`` in step with the
   audio (``TextInStep``), ``assistant_text{start}`` opens an answer and
@@ -17,6 +18,9 @@ one history through ``RealtimeTurns``.
 * Barge-in: the provider's ``Interrupted`` clears the output at once (``interrupted``
   to the client); the answer is stored as heard, marked interrupted, and OpenAI gets
   ``conversation.item.truncate`` with the heard ``audio_end_ms``.
+* ``vad``: from the provider's ``SpeechStarted``/``SpeechStopped`` (OpenAI); for a
+  provider without them (Gemini) derived from its barge-in signal and the caller's
+  transcription (first piece: started; final: stopped).
 * Transcripts: the caller's final one is a ``transcript_final`` and the user message
   (or the spoken yes/no of a pending approval); the model's final one the assistant
   message.
@@ -53,6 +57,7 @@ from parley.events import (
     Error,
     Interrupted,
     Transcript,
+    Vad,
 )
 from parley.s2s import base as s2s
 from parley.voice.io import AudioOutput, EventSink, VoiceOptions
@@ -80,6 +85,7 @@ class S2SVoiceSession(VoiceSession):
     """A voice attachment answered by a speech-to-speech upstream (module docstring)."""
 
     drafts_allowed = False  # the upstream model answers; no cascaded draft
+    cascaded_input = False  # the upstream hears the caller: no VAD, STT, end-of-turn model
 
     def __init__(
         self,
@@ -119,6 +125,7 @@ class S2SVoiceSession(VoiceSession):
         self._reader: asyncio.Task[None] | None = None
         self._ptt_down = False
         self._connected = False
+        self._caller_speaking = False  # as the provider's VAD last told (``vad`` events)
 
     # --- life cycle ------------------------------------------------------------------
 
@@ -234,16 +241,24 @@ class S2SVoiceSession(VoiceSession):
                 rest = answer.final_text(text)
                 answer.parts = [rest] if rest else []
                 self._store_answer(answer)
+            case s2s.SpeechStarted():
+                await self._vad(True)
+            case s2s.SpeechStopped():
+                await self._vad(False)
             case s2s.InputTranscript(text, final=False):
+                await self._vad(True, derived=True)
                 self._heard_partial.append(text)
                 if self.options.transcripts:
                     await self.events.emit(Transcript("".join(self._heard_partial), final=False))
             case s2s.InputTranscript(text, final=True):
                 self._heard_partial = []
+                await self._vad(True, derived=True)  # a final with no partial before it
+                await self._vad(False, derived=True)
                 if answer.muted:  # a cut answer ends here if its TurnComplete never came
                     await self._finish(answer)
                 await self._caller_said(text.strip())
             case s2s.Interrupted():
+                await self._vad(True, derived=True)
                 if self.audio.busy or answer.started:
                     self._cut_answer(self.clock.monotonic(), notify=True)
             case s2s.ToolCall(call_id, name, args):
@@ -262,6 +277,16 @@ class S2SVoiceSession(VoiceSession):
                 log.info("session %s: upstream goAway (%.1fs left)", self.session_id, time_left_s)
             case s2s.ResumptionHandle():
                 pass
+
+    async def _vad(self, speaking: bool, *, derived: bool = False) -> None:
+        """Tell the client ``vad`` when the caller starts or stops speaking, once per
+        change. ``derived``: inferred from a barge-in or the input transcription, for
+        a provider that reports no speech start/stop (Gemini); ignored for one that does."""
+        if derived and self.upstream.capabilities.speech_events:
+            return
+        if speaking != self._caller_speaking:
+            self._caller_speaking = speaking
+            await self.events.emit(Vad("speech_started" if speaking else "speech_stopped"))
 
     async def _next_if_cut(self, answer: ModelAnswer, item_id: str | None) -> ModelAnswer:
         """Output after a cut belongs to the next answer, unless it is a straggler of

@@ -6,6 +6,7 @@ Audio and control calls in; ``Event``s (to an ``EventSink``) and agent audio (to
 ``client_played``) and renders what the sinks get. Inside, three parts:
 
 * ``VoiceInput``: audio → VAD → turn-taking → utterances (``parley.voice.input``);
+  None in a session whose upstream hears the caller itself (``cascaded_input``);
 * ``Responder``: one spoken response at a time, interrupts, the busy retry, spoken
   approvals (``parley.voice.responder``, turns through ``VoiceTurns``);
 * the output, which paces the audio and reports what was heard, and ``TextInStep``,
@@ -37,7 +38,7 @@ from typing import ClassVar
 from parley.brain.core import UserInput
 from parley.clock import Clock
 from parley.config import AgentSpec
-from parley.engines.base import EngineError, EngineSet
+from parley.engines.base import EngineError, EngineSet, STTMode
 from parley.events import Error, Event, Transcript
 from parley.voice.background import BackgroundTasks
 from parley.voice.drafts import PreemptiveReplies, preemption_enabled
@@ -60,12 +61,20 @@ NOTICE_POLL_S = 0.1
 PAUSE_GRACE_S = 1.0
 
 
+def _no_stt(mode: STTMode) -> None:
+    """``set_stt_mode`` of a session with no recogniser of its own."""
+
+
 class VoiceSession:
     """One voice attachment (see the module docstring)."""
 
     # Preemptive replies (voice.preemptive_generation); off in a subclass that holds or
     # reshapes user turns (the Realtime endpoint: response.create, client tools).
     drafts_allowed: ClassVar[bool] = True
+    # Parley's own input side (VAD, turn-taking, STT, end-of-turn model); off in a
+    # subclass whose upstream hears the caller itself (the speech-to-speech session):
+    # then no VAD or STT stream is opened and ``input`` is None.
+    cascaded_input: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -93,15 +102,17 @@ class VoiceSession:
             lambda: self.responder.pending_approval is not None or self.responder.speaking,
             agent.voice.draft_after_secs,
         )
-        self.input = VoiceInput(
-            TurnTakingConfig.from_voice_spec(agent.voice),
-            options,
-            engines,
-            self,
-            recovery=FalseInterruptionConfig.from_voice_spec(agent.voice),
-            clock=clock,
-            pauses=self.preemptive,
-        )
+        self.input: VoiceInput | None = None
+        if self.cascaded_input:
+            self.input = VoiceInput(
+                TurnTakingConfig.from_voice_spec(agent.voice),
+                options,
+                engines,
+                self,
+                recovery=FalseInterruptionConfig.from_voice_spec(agent.voice),
+                clock=clock,
+                pauses=self.preemptive,
+            )
         self.responder = Responder(
             turns=turns,
             tts=engines.tts,
@@ -110,7 +121,7 @@ class VoiceSession:
             output_rate=options.output_rate,
             clock=clock,
             spawn=self.tasks.spawn,
-            set_stt_mode=self.input.set_stt_mode,
+            set_stt_mode=_no_stt if self.input is None else self.input.set_stt_mode,
         )
         self.pause = PlaybackPause(
             session_id=turns.session_id,
@@ -149,7 +160,8 @@ class VoiceSession:
         await self.tasks.close()
         await self.responder.interrupt(notify=False)  # a response that registered meanwhile
         await self.audio.close()
-        await self.input.close()
+        if self.input is not None:
+            await self.input.close()
         self.preemptive.close()
 
     # --- what the transport calls --------------------------------------------------------
@@ -157,12 +169,14 @@ class VoiceSession:
     def feed_audio(self, data: bytes) -> Awaitable[None]:
         """PCM16 LE mono at the input rate, any length (odd lengths too). The input's
         own coroutine: no extra await per frame."""
+        assert self.input is not None, "a session without cascaded input feeds its own"
         return self.input.feed_audio(data)
 
     async def ptt(self, down: bool) -> None:
         """Push-to-talk key. Raises ``ValueError`` for a key-up without a key-down."""
         if self.pause.active:  # push-to-talk has no false interruptions
             await self.pause.resume()
+        assert self.input is not None, "a session without cascaded input has its own ptt"
         await self.input.ptt(down)
 
     def user_turn(self, user: UserInput, timings: Timings | None = None) -> None:
@@ -187,7 +201,7 @@ class VoiceSession:
         return (
             self.responder.response is None
             and not self.responder.speaking
-            and not self.input.in_utterance
+            and not (self.input is not None and self.input.in_utterance)
         )
 
     async def _notice(self, text: str, within_s: float) -> None:
@@ -268,7 +282,8 @@ class VoiceSession:
     def speaking_changed(self, speaking: bool) -> None:
         if not speaking:
             self.pause.clear()  # a paused response never drains on its own
-        self.input.set_agent_speaking(speaking)
+        if self.input is not None:
+            self.input.set_agent_speaking(speaking)
 
     def first_audio(self, now: float) -> None:
         self.responder.first_audio(now)
