@@ -12,18 +12,29 @@ taps per unit of the ratio) at the higher rate:
 - ``Decimator(in_rate, factor)``: the filter, then every ``factor``-th sample; a chunk
   gives ``len // factor`` samples at once (a remainder waits for the next chunk).
 
+- ``RationalResampler(in_rate, out_rate)``: any ratio ``L/M`` (24 → 16 kHz is 2/3,
+  16 → 24 kHz 3/2): zero-stuffing by ``L``, the filter (cutoff at the lower rate's
+  Nyquist), every ``M``-th sample, done as one polyphase step (output ``n`` is branch
+  ``n·M mod L`` on the input up to sample ``⌊n·M / L⌋``). An output leaves as soon as
+  its last input sample has come, so a chunk holds back under one input sample.
+
 The group delay is ``(taps - 1) / 2`` samples at the higher rate (~3 ms at 48 kHz for
-3x). Same interface as ``Resampler`` (``process``, ``flush``, ``reset``).
+3x and for 2/3 and 3/2). Same interface as ``Resampler`` (``process``, ``flush``,
+``reset``); only ``RationalResampler.flush`` gives out its filter's tail.
 """
 
 from __future__ import annotations
 
+from math import gcd
+
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from parley.audio.pcm import SAMPLE_WIDTH, pcm_to_array
 
 TAPS_PER = 96
 KAISER_BETA = 8.0
+MAX_BRANCH_LOOP = 8  # RationalResampler: up to this L, one matrix product per branch
 
 
 def low_pass(factor: int) -> np.ndarray:
@@ -105,3 +116,67 @@ class Decimator:
     def reset(self) -> None:
         self._history[:] = 0.0
         self._rest = np.zeros(0, dtype=np.float64)
+
+
+class RationalResampler:
+    """Streaming ``out_rate / in_rate`` resampling of PCM16 mono (module docstring)."""
+
+    def __init__(self, in_rate: int, out_rate: int) -> None:
+        if in_rate <= 0 or out_rate <= 0 or in_rate == out_rate:
+            raise ValueError(f"cannot resample {in_rate} Hz to {out_rate} Hz")
+        self.in_rate = in_rate
+        self.out_rate = out_rate
+        common = gcd(in_rate, out_rate)
+        self.up, self.down = out_rate // common, in_rate // common
+        h = low_pass(max(self.up, self.down)) * self.up
+        self.taps = len(h)
+        h = np.append(h, np.zeros(-len(h) % self.up))
+        # branch p, reversed: a window of input samples (oldest first) @ branch = output
+        branches = [h[p :: self.up][::-1] for p in range(self.up)]
+        self._branches = np.stack(branches).astype(np.float32)
+        self._width = self._branches.shape[1]
+        self._history = np.zeros(self._width - 1, dtype=np.float32)
+        self._in = 0  # input samples taken (modulo whole periods)
+        self._out = 0  # output samples given (modulo whole periods)
+
+    @property
+    def delay_s(self) -> float:
+        """The filter's group delay in seconds (it is linear-phase)."""
+        return (self.taps - 1) / 2 / (self.up * self.in_rate)
+
+    def process(self, pcm: bytes | bytearray | memoryview) -> bytes:
+        return _to_pcm(self._run(_samples(pcm).astype(np.float32)))
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        if x.size == 0:
+            return x
+        buf = np.concatenate((self._history, x))
+        self._history = buf[len(buf) - len(self._history) :]
+        total = self._in + x.size
+        # outputs n with ⌊n·M / L⌋ < total, i.e. n·M < total·L
+        end = -(-total * self.up // self.down)
+        n = np.arange(self._out, end)
+        steps = n * self.down
+        starts = steps // self.up - self._in  # window start in buf (history first)
+        windows = sliding_window_view(buf, self._width)
+        if self.up > MAX_BRANCH_LOOP:
+            out = np.einsum("ij,ij->i", windows[starts], self._branches[steps % self.up])
+        else:
+            out = np.empty(n.size, dtype=np.float32)
+            for p in range(min(self.up, n.size)):  # outputs p, p + L, … share one branch
+                branch = self._branches[steps[p] % self.up]
+                out[p :: self.up] = windows[starts[p :: self.up]] @ branch
+        periods = min(end // self.up, total // self.down)
+        self._in, self._out = total - periods * self.down, end - periods * self.up
+        return np.asarray(out)
+
+    def flush(self) -> bytes:
+        """The filter's tail (the last input's delayed output); then starts afresh."""
+        tail = self._run(np.zeros(-(-(self.taps - 1) // (2 * self.up)) + 1, dtype=np.float32))
+        keep = round(self.delay_s * self.out_rate)
+        self.reset()
+        return _to_pcm(tail[:keep])
+
+    def reset(self) -> None:
+        self._history[:] = 0.0
+        self._in = self._out = 0

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from parley.audio.resample import Resampler
+from parley.audio.resample import stream_resampler
 from parley.brain.turn_stream import TurnStream
 from parley.clock import Clock
 from parley.engines.base import TTS, EngineError
@@ -166,7 +166,7 @@ class Response:
 
     async def _speak(self, text: str, stored: bool) -> None:
         rate = self.tts.capabilities.sample_rate
-        resampler = Resampler(rate, self.output_rate) if rate != self.output_rate else None
+        resampler = stream_resampler(rate, self.output_rate) if rate != self.output_rate else None
         first = True
         chunks = self.tts.synthesize(speakable(text))
         try:
