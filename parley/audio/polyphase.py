@@ -28,7 +28,6 @@ from __future__ import annotations
 from math import gcd
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from parley.audio.pcm import SAMPLE_WIDTH, pcm_to_array
 
@@ -155,17 +154,22 @@ class RationalResampler:
         total = self._in + x.size
         # outputs n with ⌊n·M / L⌋ < total, i.e. n·M < total·L
         end = -(-total * self.up // self.down)
-        n = np.arange(self._out, end)
-        steps = n * self.down
-        starts = steps // self.up - self._in  # window start in buf (history first)
-        windows = sliding_window_view(buf, self._width)
+        # window i: the inputs ending at new input i (a view; sliding_window_view is slower)
+        size = buf.itemsize
+        shape = (buf.size - self._width + 1, self._width)
+        windows = np.ndarray(shape, buf.dtype, buffer=buf, strides=(size, size))
         if self.up > MAX_BRANCH_LOOP:
+            steps = np.arange(self._out, end) * self.down
+            starts = steps // self.up - self._in
             out = np.einsum("ij,ij->i", windows[starts], self._branches[steps % self.up])
         else:
-            out = np.empty(n.size, dtype=np.float32)
-            for p in range(min(self.up, n.size)):  # outputs p, p + L, … share one branch
-                branch = self._branches[steps[p] % self.up]
-                out[p :: self.up] = windows[starts[p :: self.up]] @ branch
+            out = np.empty(max(end - self._out, 0), dtype=np.float32)
+            for p in range(min(self.up, out.size)):  # outputs p, p + L, … share one branch
+                first = (self._out + p) * self.down
+                count = len(range(p, out.size, self.up))
+                start = first // self.up - self._in  # each next one starts M inputs on
+                rows = windows[start : start + self.down * (count - 1) + 1 : self.down]
+                out[p :: self.up] = np.ascontiguousarray(rows) @ self._branches[first % self.up]
         periods = min(end // self.up, total // self.down)
         self._in, self._out = total - periods * self.down, end - periods * self.up
         return np.asarray(out)
