@@ -144,12 +144,18 @@ class RationalResampler:
         return (self.taps - 1) / 2 / (self.up * self.in_rate)
 
     def process(self, pcm: bytes | bytearray | memoryview) -> bytes:
-        return _to_pcm(self._run(_samples(pcm).astype(np.float32)))
+        y = self._run(pcm_to_array(pcm))
+        np.rint(y, out=y)
+        np.clip(y, -32768, 32767, out=y)
+        return bytes(y.astype("<i2").tobytes())
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         if x.size == 0:
-            return x
-        buf = np.concatenate((self._history, x))
+            return np.zeros(0, dtype=np.float32)
+        keep = self._history.size
+        buf = np.empty(keep + x.size, dtype=np.float32)  # contiguous, for the windows
+        buf[:keep] = self._history
+        buf[keep:] = x
         self._history = buf[len(buf) - len(self._history) :]
         total = self._in + x.size
         # outputs n with ⌊n·M / L⌋ < total, i.e. n·M < total·L
@@ -176,10 +182,10 @@ class RationalResampler:
 
     def flush(self) -> bytes:
         """The filter's tail (the last input's delayed output); then starts afresh."""
-        tail = self._run(np.zeros(-(-(self.taps - 1) // (2 * self.up)) + 1, dtype=np.float32))
+        tail = self.process(bytes(SAMPLE_WIDTH * (-(-(self.taps - 1) // (2 * self.up)) + 1)))
         keep = round(self.delay_s * self.out_rate)
         self.reset()
-        return _to_pcm(tail[:keep])
+        return tail[: SAMPLE_WIDTH * keep]
 
     def reset(self) -> None:
         self._history[:] = 0.0
