@@ -31,10 +31,11 @@ def level_db(y: np.ndarray, freq: float, rate: int) -> float:
     return 20 * np.log10(max(fit(y, freq, rate)[0], 1e-9) / 10000)
 
 
-@pytest.mark.parametrize(("in_rate", "out_rate"), [(24000, 16000), (16000, 24000)])
-def test_chunks_come_out_at_once_and_chunking_changes_nothing(
-    in_rate: int, out_rate: int
-) -> None:
+@pytest.mark.parametrize(
+    ("in_rate", "out_rate"),
+    [(24000, 16000), (16000, 24000), (48000, 16000), (8000, 16000), (22050, 24000)],
+)
+def test_chunks_come_out_at_once_and_chunking_changes_nothing(in_rate: int, out_rate: int) -> None:
     pcm = tone(440, in_rate) + tone(1800, in_rate)
     whole = RationalResampler(in_rate, out_rate).process(pcm)
     assert len(whole) // 2 == len(pcm) // 2 * out_rate // in_rate
@@ -46,7 +47,8 @@ def test_chunks_come_out_at_once_and_chunking_changes_nothing(
         # every output whose last input sample has come is out: under one sample held back
         assert sum(len(p) for p in pieces) // 2 == -(-taken * out_rate // in_rate)
     pieces.append(rs.process(rest))
-    assert b"".join(pieces) == whole
+    # the same sums; only float32 rounding (the matrix product's order) may differ
+    assert np.max(np.abs(samples(b"".join(pieces)) - samples(whole))) <= 1
     assert rs.process(b"") == b""
 
 

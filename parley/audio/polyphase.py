@@ -137,6 +137,20 @@ class RationalResampler:
         self._history = np.zeros(self._width - 1, dtype=np.float32)
         self._in = 0  # input samples taken (modulo whole periods)
         self._out = 0  # output samples given (modulo whole periods)
+        # small L: one matrix per ``out mod L`` that makes L outputs from one window
+        self._periods = [self._period(out) for out in range(self.up)]
+        self._span = self._width + self.down
+
+    def _period(self, out: int) -> np.ndarray:
+        """Column p: the branch of output ``out + p``, at its window's offset in a
+        window ``width + M`` long that starts where output ``out``'s does."""
+        matrix = np.zeros((self._width + self.down, self.up), dtype=np.float32)
+        first = out * self.down // self.up
+        for p in range(self.up):
+            step = (out + p) * self.down
+            at = step // self.up - first
+            matrix[at : at + self._width, p] = self._branches[step % self.up]
+        return matrix
 
     @property
     def delay_s(self) -> float:
@@ -153,29 +167,34 @@ class RationalResampler:
         if x.size == 0:
             return np.zeros(0, dtype=np.float32)
         keep = self._history.size
-        buf = np.empty(keep + x.size, dtype=np.float32)  # contiguous, for the windows
+        # contiguous for the windows; zeros after the input for a last, partial period
+        buf = np.zeros(keep + x.size + self.down + self.up + 1, dtype=np.float32)
         buf[:keep] = self._history
-        buf[keep:] = x
-        self._history = buf[len(buf) - len(self._history) :]
+        buf[keep : keep + x.size] = x
+        self._history = buf[x.size : keep + x.size]
         total = self._in + x.size
         # outputs n with ⌊n·M / L⌋ < total, i.e. n·M < total·L
         end = -(-total * self.up // self.down)
-        # window i: the inputs ending at new input i (a view; sliding_window_view is slower)
+        count = max(end - self._out, 0)
         size = buf.itemsize
-        shape = (buf.size - self._width + 1, self._width)
-        windows = np.ndarray(shape, buf.dtype, buffer=buf, strides=(size, size))
         if self.up > MAX_BRANCH_LOOP:
+            shape = (buf.size - self._width + 1, self._width)  # window i ends at input i
+            windows = np.ndarray(shape, buf.dtype, buffer=buf, strides=(size, size))
             steps = np.arange(self._out, end) * self.down
             starts = steps // self.up - self._in
             out = np.einsum("ij,ij->i", windows[starts], self._branches[steps % self.up])
+        elif count == 0:
+            out = np.zeros(0, dtype=np.float32)
         else:
-            out = np.empty(max(end - self._out, 0), dtype=np.float32)
-            for p in range(min(self.up, out.size)):  # outputs p, p + L, … share one branch
-                first = (self._out + p) * self.down
-                count = len(range(p, out.size, self.up))
-                start = first // self.up - self._in  # each next one starts M inputs on
-                rows = windows[start : start + self.down * (count - 1) + 1 : self.down]
-                out[p :: self.up] = np.ascontiguousarray(rows) @ self._branches[first % self.up]
+            # row j: the inputs of outputs out + jL … out + jL + L - 1 (M inputs apart)
+            rows = -(-count // self.up)
+            start = self._out * self.down // self.up - self._in
+            shape = (rows, self._span)
+            windows = np.ndarray(
+                shape, buf.dtype, buffer=buf, offset=start * size, strides=(self.down * size, size)
+            )
+            period = self._periods[self._out % self.up]
+            out = (np.ascontiguousarray(windows) @ period).ravel()[:count]
         periods = min(end // self.up, total // self.down)
         self._in, self._out = total - periods * self.down, end - periods * self.up
         return np.asarray(out)
