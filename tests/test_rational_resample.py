@@ -37,18 +37,15 @@ def level_db(y: np.ndarray, freq: float, rate: int) -> float:
 )
 def test_chunks_come_out_at_once_and_chunking_changes_nothing(in_rate: int, out_rate: int) -> None:
     pcm = tone(440, in_rate) + tone(1800, in_rate)
-    rs = RationalResampler(in_rate, out_rate)
-    whole = rs.process(pcm)
-    assert len(whole) // 2 == len(pcm) // 2 * out_rate // in_rate - rs.held
-    assert len(whole + rs.flush()) // 2 == len(pcm) // 2 * out_rate // in_rate  # as soxr
+    whole = RationalResampler(in_rate, out_rate).process(pcm)
+    assert len(whole) // 2 == len(pcm) // 2 * out_rate // in_rate
     rs = RationalResampler(in_rate, out_rate)
     pieces, rest, taken = [], pcm, 0
     for size in (960, 2, 4, 958, 14, 320, 2000):  # any sample count, 1 and 2 too
         pieces.append(rs.process(rest[:size]))
         rest, taken = rest[size:], taken + size // 2
-        # every output whose last input sample has come is out: only the delay held back
-        out = -(-taken * out_rate // in_rate) - rs.held
-        assert sum(len(p) for p in pieces) // 2 == max(out, 0)
+        # every output whose last input sample has come is out: under one sample held back
+        assert sum(len(p) for p in pieces) // 2 == -(-taken * out_rate // in_rate)
     pieces.append(rs.process(rest))
     # the same sums; only float32 rounding (the matrix product's order) may differ
     assert np.max(np.abs(samples(b"".join(pieces)) - samples(whole))) <= 1
@@ -67,12 +64,9 @@ def test_a_tone_passes_at_its_frequency_level_and_the_stated_delay(
     y = samples(rs.process(tone(200, in_rate)))[out_rate // 20 :]  # past the start
     amp, phase = fit(y, 200, out_rate)
     assert 20 * np.log10(amp / 10000) == pytest.approx(0, abs=0.05)
-    # the fitted sinusoid starts at out_rate // 20 samples (50 ms); the first ``held``
-    # outputs (the delay, rounded to an output sample) were dropped: what is left of the
-    # delay is the rounding
-    lag = (0.05 * 2 * np.pi * 200 - phase + np.pi) % (2 * np.pi) - np.pi
-    assert rs.held == round(rs.delay_s * out_rate)
-    assert lag / (2 * np.pi * 200) == pytest.approx(rs.delay_s - rs.held / out_rate, abs=2e-6)
+    # the fitted sinusoid starts at out_rate // 20 samples (50 ms)
+    lag = (0.05 * 2 * np.pi * 200 - phase) % (2 * np.pi)
+    assert lag / (2 * np.pi * 200) == pytest.approx(rs.delay_s, abs=2e-6)
     residual = y - amp * np.sin(2 * np.pi * 200 * np.arange(len(y)) / out_rate + phase)
     assert np.sqrt(np.mean(residual**2)) < 3  # < -70 dB of the tone: no distortion
     for passband in (3000, 6500):  # flat through the speech band
@@ -104,14 +98,11 @@ def test_upsampling_rejects_the_images() -> None:
     assert level_db(y, 11000, 24000) < -70  # 16 kHz - 5 kHz, the first image
 
 
-def test_flush_gives_the_delayed_tail_then_it_starts_afresh() -> None:
+def test_flush_keeps_the_length_then_it_starts_afresh() -> None:
     pcm = tone(1000, 24000, seconds=0.1)
     rs = RationalResampler(24000, 16000)
     body = rs.process(pcm)
-    tail = rs.flush()
-    assert len(tail) // 2 == rs.held == round(rs.delay_s * 16000) == 48
-    assert len(body + tail) // 2 == 1600
-    assert np.max(np.abs(samples(tail))) > 1000  # the last of the tone, not silence
+    assert len(body) // 2 == 1600 and rs.flush() == b""  # soxr's length, no tail
     assert rs.process(pcm) == body  # state reset
 
 

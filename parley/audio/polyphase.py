@@ -16,14 +16,14 @@ taps per unit of the ratio) at the higher rate:
   16 → 24 kHz 3/2): zero-stuffing by ``L``, the filter (cutoff at the lower rate's
   Nyquist), every ``M``-th sample, done as one polyphase step (output ``n`` is branch
   ``n·M mod L`` on the input up to sample ``⌊n·M / L⌋``). An output leaves as soon as
-  its last input sample has come; the first ``held`` outputs (the filter's ramp-in,
-  its group delay) are dropped and ``flush`` gives them back at the end, so the output
-  lines up with the input and has soxr's length (``len · L / M``). It holds back the
-  group delay (~3 ms), never more.
+  its last input sample has come, so a chunk holds back under one input sample:
+  20 ms in gives 20 ms out, a whole VAD frame at once. Its content lags by the group
+  delay; ``flush`` gives no tail, so a stream keeps soxr's length (``len · L / M``:
+  phone marks count on it) and loses the filter's last ~3 ms.
 
 The group delay is ``(taps - 1) / 2`` samples at the higher rate (~3 ms at 48 kHz for
 3x and for 2/3 and 3/2). Same interface as ``Resampler`` (``process``, ``flush``,
-``reset``); only ``RationalResampler.flush`` gives out its filter's tail.
+``reset``).
 """
 
 from __future__ import annotations
@@ -143,9 +143,6 @@ class RationalResampler:
         # small L: one matrix per ``out mod L`` that makes L outputs from one window
         self._periods = [self._period(out) for out in range(self.up)]
         self._span = self._width + self.down
-        self.held = round(self.delay_s * out_rate)  # output samples held back (the delay)
-        self._skip = self.held
-        self._taken = self._given = 0  # since the last reset
 
     def _period(self, out: int) -> np.ndarray:
         """Column p: the branch of output ``out + p``, at its window's offset in a
@@ -164,13 +161,7 @@ class RationalResampler:
         return (self.taps - 1) / 2 / (self.up * self.in_rate)
 
     def process(self, pcm: bytes | bytearray | memoryview) -> bytes:
-        x = pcm_to_array(pcm)
-        self._taken += x.size
-        y = self._run(x)
-        if self._skip:  # the filter's ramp-in: output k is input time k / out_rate
-            cut = min(self._skip, y.size)
-            y, self._skip = y[cut:], self._skip - cut
-        self._given += y.size
+        y = self._run(pcm_to_array(pcm))
         np.rint(y, out=y)
         np.clip(y, -32768, 32767, out=y)
         return bytes(y.astype("<i2").tobytes())
@@ -212,16 +203,11 @@ class RationalResampler:
         return np.asarray(out)
 
     def flush(self) -> bytes:
-        """The held-back tail (all in all ``len(in) · L / M`` samples, as soxr); then
-        the resampler starts afresh."""
-        want = -(-self._taken * self.up // self.down) - self._given
-        zeros = -(-want * self.down // self.up) + self._width
-        tail = self.process(bytes(SAMPLE_WIDTH * zeros))[: SAMPLE_WIDTH * max(want, 0)]
+        """Nothing (the stream's length stays ``len · L / M``, as soxr's; the filter's
+        last ~3 ms are dropped); the resampler starts afresh."""
         self.reset()
-        return tail
+        return b""
 
     def reset(self) -> None:
         self._history[:] = 0.0
         self._in = self._out = 0
-        self._skip = self.held
-        self._taken = self._given = 0
