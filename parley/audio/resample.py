@@ -8,16 +8,24 @@ Buffering (measured with 20 ms chunks, soxr 1.1): quality ``"LQ"`` holds back at
 ~22 ms for 16k↔24k/48k and 22050→16k, but ~61 ms for 8k↔16k, where soxr emits output
 in bursts of ~59 ms. ``"QQ"`` holds back < 1 ms but does not low-pass (avoid it when
 downsampling). ``flush`` returns the held-back tail.
+
+``stream_resampler`` picks, for a live stream, the polyphase ``RationalResampler``
+(holds back under one sample, ~3 ms group delay) where the ratio is small (24 ⇄ 16 kHz,
+2x, 3x) and soxr otherwise.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
 import soxr
 
 from parley.audio.pcm import SAMPLE_WIDTH, pcm_to_array
+from parley.audio.polyphase import RationalResampler
+
+MAX_POLYPHASE_RATIO = 6  # L·M of the reduced ratio: 2/3, 3/2, 1/2, 2, 1/3, 3
 
 Quality = Literal["QQ", "LQ", "MQ", "HQ", "VHQ"]
 QUALITIES: tuple[Quality, ...] = ("QQ", "LQ", "MQ", "HQ", "VHQ")
@@ -91,3 +99,12 @@ def resample(
     if samples.size == 0:
         return b""
     return bytes(soxr.resample(samples, in_rate, out_rate, quality=quality).tobytes())
+
+
+def stream_resampler(in_rate: int, out_rate: int) -> Resampler | RationalResampler:
+    """A low-delay streaming resampler for ``in_rate`` → ``out_rate`` (module docstring)."""
+    _check(in_rate, out_rate, "LQ")
+    common = math.gcd(in_rate, out_rate)
+    if in_rate != out_rate and in_rate * out_rate // common**2 <= MAX_POLYPHASE_RATIO:
+        return RationalResampler(in_rate, out_rate)
+    return Resampler(in_rate, out_rate)

@@ -53,7 +53,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from parley.audio.pcm import FrameSplitter, SampleAligner
-from parley.audio.resample import Resampler
+from parley.audio.resample import stream_resampler
 from parley.clock import Clock
 from parley.engines.base import EndOfTurnModel, EngineError, EngineSet, STTMode
 from parley.events import Event, Transcript, Vad
@@ -168,7 +168,7 @@ class VoiceInput:
         self.stt = engines.stt.open_stream()
         self.stt_feed = SttFeed(self.stt, self._on_partial)
         self.aligner = SampleAligner()
-        self.resampler = Resampler(options.input_rate, 16000)
+        self.resampler = stream_resampler(options.input_rate, 16000)
         self.splitter = FrameSplitter(FRAME_BYTES_16K)
         self.audio_t = 0.0  # seconds of input audio processed (the turn-taking clock)
         preroll = math.ceil((config.start_secs + config.prefix_padding_secs) / FRAME_SECS)

@@ -17,7 +17,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from parley.audio.resample import Resampler
+from parley.audio.polyphase import RationalResampler
+from parley.audio.resample import Resampler, stream_resampler
 from parley.brain.turn_stream import TurnStream
 from parley.clock import Clock
 from parley.engines.base import TTS, EngineError
@@ -166,7 +167,11 @@ class Response:
 
     async def _speak(self, text: str, stored: bool) -> None:
         rate = self.tts.capabilities.sample_rate
-        resampler = Resampler(rate, self.output_rate) if rate != self.output_rate else None
+        resampler: Resampler | RationalResampler | None = None
+        if rate < self.output_rate:  # e.g. 16 kHz TTS to a 24 kHz Realtime client
+            resampler = stream_resampler(rate, self.output_rate)
+        elif rate > self.output_rate:  # phone 8 kHz: soxr (a barge-in test failed with polyphase)
+            resampler = Resampler(rate, self.output_rate)
         first = True
         chunks = self.tts.synthesize(speakable(text))
         try:
