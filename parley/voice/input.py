@@ -160,7 +160,9 @@ class VoiceInput:
         self.turn_taking = TurnTaking(
             config, options.mode, audio_scores=self.end_of_turn is not None
         )
-        self._spoken: deque[bytes] = deque(maxlen=SCORED_FRAMES)  # the utterance's audio
+        # the utterance's audio, for the end-of-turn model; kept only when one is installed
+        kept = SCORED_FRAMES if self.end_of_turn is not None else 0
+        self._spoken: deque[bytes] = deque(maxlen=kept)
         self._scoring: set[asyncio.Task[Any]] = set()
         self.vad = engines.vad.open_stream()
         # a VAD that batches windows across sessions offers an async entry point
