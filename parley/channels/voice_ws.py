@@ -271,10 +271,7 @@ async def _serve_voice(
     try:
         start = await _read_start(ws)
     except (StartRefused, TimeoutError) as exc:
-        code = getattr(exc, "code", "start_timeout")
-        await transport.emit(Error(code, str(exc) or "no start frame"))
-        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-            await ws.close(1008)
+        await _refuse(ws, transport, exc)
         return
     except WebSocketDisconnect:
         return
@@ -289,10 +286,7 @@ async def _serve_voice(
         engines = await hub.engines_for(session.agent)
         transport.transcripts = services.agents[session.agent].transcripts_to_client
     except (StartRefused, TimeoutError, EngineError) as exc:
-        code = getattr(exc, "code", "start_timeout")
-        await transport.emit(Error(code, str(exc) or "no start frame"))
-        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-            await ws.close(1008)
+        await _refuse(ws, transport, exc)
         return
     except WebSocketDisconnect:
         return
@@ -370,6 +364,14 @@ async def _attach(
         if ws.open:
             with contextlib.suppress(RuntimeError, WebSocketDisconnect):
                 await ws.close()
+
+
+async def _refuse(ws: RawWebSocket, transport: WsTransport, exc: Exception) -> None:
+    """A start that cannot be served: an ``error`` frame naming why, then close 1008."""
+    code = getattr(exc, "code", "start_timeout")
+    await transport.emit(Error(code, str(exc) or "no start frame"))
+    with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+        await ws.close(1008)
 
 
 async def _receive_loop(
