@@ -145,8 +145,8 @@ async def test_voice_caller_to_console_briefing_audio_both_ways_and_hang_up(
         await caller.send({"type": "text", "text": "thanks Sam"})
         assert (await human.until("caller_message"))["text"] == "thanks Sam"
 
-        f_human, level_human = analyse(b"".join(human.audio))
-        f_caller, level_caller = analyse(b"".join(caller.audio))
+        f_human, level_human = analyse(await human.heard(16000))
+        f_caller, level_caller = analyse(await caller.heard(16000))
         assert abs(f_human - 440) < 10 and abs(f_caller - 1000) < 10
         expected = 0.3 / np.sqrt(2)
         assert abs(level_human - expected) < 0.05 and abs(level_caller - expected) < 0.05

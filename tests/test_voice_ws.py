@@ -102,6 +102,16 @@ class Voice:
             if event["type"] == kind and all(event.get(k) == v for k, v in fields.items()):
                 return event
 
+    async def heard(self, nbytes: int) -> bytes:
+        """Read (keeping events) until at least ``nbytes`` of audio have arrived."""
+        while sum(map(len, self.audio)) < nbytes:
+            msg = await asyncio.wait_for(self.ws.recv(), RECV_TIMEOUT_S)
+            if isinstance(msg, bytes):
+                self.audio.append(msg)
+            else:
+                self.events.append(json.loads(msg))
+        return b"".join(self.audio)
+
     async def closed(self) -> int | None:
         """Read until the server closes; the close code."""
         with pytest.raises(ConnectionClosed):
