@@ -129,3 +129,33 @@ async def test_take_lock_swaps_the_owner_atomically(coordinator: Coordinator) ->
 def test_a_lease_needs_a_positive_ttl() -> None:
     with pytest.raises(ValueError, match="positive TTL"):
         Lease(LocalCoordinator(), "k", 0)
+
+
+async def test_a_takeover_is_logged_as_news_but_an_unreachable_coordinator_as_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    coordinator = local(clock)
+    taken = TurnLock(coordinator, "s1", TTL, sleep=Ticks(clock, limit=5))
+    assert await taken.acquire()
+    await coordinator.take_lock("turn:s1", "newer worker", TTL)  # a resume elsewhere
+    with caplog.at_level("INFO", logger="parley.sessions.lease"):
+        await taken.renew_forever()
+    assert taken.lost.is_set()
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("INFO", "lease turn:s1 was taken over")
+    ]
+
+    class Unreachable(LocalCoordinator):
+        async def refresh_lock(self, key: str, owner: str, ttl_s: float) -> bool:
+            raise ConnectionError("no route to Redis")
+
+    caplog.clear()
+    stranded = TurnLock(Unreachable(clock), "s2", TTL, sleep=Ticks(clock, limit=5))
+    assert await stranded.acquire()
+    with caplog.at_level("INFO", logger="parley.sessions.lease"):
+        await stranded.renew_forever()  # lost after a TTL of failed renewals, not before
+    assert stranded.lost.is_set()
+    levels = [r.levelname for r in caplog.records]
+    assert levels == ["WARNING"] * 4
+    assert caplog.records[-1].getMessage().endswith("the coordinator stayed unreachable")

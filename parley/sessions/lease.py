@@ -76,17 +76,20 @@ class Lease:
             except Exception as exc:  # the coordinator is unreachable: retry until the TTL
                 failures += 1
                 log.warning("renewing %s failed (%d): %s", self.key, failures, exc)
-                held = failures < RENEWALS_PER_TTL
-            else:
-                failures = 0
-            if not held:
+                if failures >= RENEWALS_PER_TTL:
+                    log.warning("lease %s was lost: the coordinator stayed unreachable", self.key)
+                    self._mark_lost()
+                    return
+                continue
+            failures = 0
+            if not held:  # another holder took it (a resume elsewhere): expected, not alarming
+                log.info("lease %s was taken over", self.key)
                 self._mark_lost()
                 return
 
     def _mark_lost(self) -> None:
         if self.lost.is_set():
             return
-        log.warning("lease %s was lost", self.key)
         self.lost.set()
         if self._on_lost is not None:
             self._on_lost()
