@@ -4,6 +4,7 @@ wrappers, and the error paths of the optional Whisper engine."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -276,7 +277,9 @@ async def test_partials_while_pushing_frames(domain_stt: PocketsphinxSTT) -> Non
     final = await stream.finish()
     await stream.close()
     assert len(partials) >= 3, partials
-    assert len(set(partials)) == len(partials)  # only changes are reported
+    # only changes are reported; a hypothesis may come back later (A, B, A): how the
+    # decoder's work falls between frames depends on the machine's load
+    assert all(a != b for a, b in itertools.pairwise(partials)), partials
     assert len(partials[-1].split()) >= 4
     assert word_errors(" ".join(normalize(text)), final)[0] <= 1
 

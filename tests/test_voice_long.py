@@ -121,6 +121,8 @@ async def test_warning_then_time_limit_over_the_websocket(
         clock.advance(30)
         warning = await voice.until("warning")
         assert warning == {"type": "warning", "reason": "time_limit", "seconds_left": 30.0}
+        await voice.send({"type": "ping"})  # a live client: the heartbeat (20 s) holds
+        await voice.until("pong")
         clock.advance(30)
         ended = await voice.until("session_ended")
         assert ended["reason"] == "TIME_LIMIT"

@@ -25,6 +25,7 @@ from fastapi import WebSocketDisconnect
 from parley.brain.core import UserInput
 from parley.channels import browser_wire as wire
 from parley.channels.actors import refuse_operator
+from parley.channels.heartbeat import CLOSE_CODE, Heartbeat
 from parley.channels.http_errors import ApiError
 from parley.channels.lifecycle import (
     ATTACHMENT_REPLACED,
@@ -297,6 +298,7 @@ async def _serve_voice(
         "input_sample_rate": options.input_rate,
         "output_sample_rate": options.output_rate,
         "expires_at": session.expires_at.isoformat() if session.expires_at else None,
+        "heartbeat_s": services.agents[session.agent].limits.heartbeat_s,
     }
     conn = voice_session_for(
         services,
@@ -345,15 +347,18 @@ async def _attach(
     watcher = asyncio.create_task(
         _watch_end(events, transport, attachment.owner, conn, held, services)
     )
+    heartbeat = Heartbeat(services.clock, services.agents[session.agent].limits.heartbeat_s)
+    pulse = asyncio.create_task(_watch_heartbeat(heartbeat, transport))
     live = services.voice_registry.add(session.id, str(ready["resume_token"]), transport)
     lifecycle.count(session.id, transport.stats)
     try:
         await transport.send_text(wire.render_wire(ready))
         await conn.start(greet=greet, initial_turn=initial)
-        await _receive_loop(ws, conn, transport, services, session)
+        await _receive_loop(ws, conn, transport, services, session, heartbeat)
     finally:
         services.voice_registry.remove(live)
         watcher.cancel()
+        pulse.cancel()
         await held.caller_left()
         await events.close()
         await conn.close()
@@ -380,11 +385,13 @@ async def _receive_loop(
     transport: WsTransport,
     services: Services,
     session: Session,
+    heartbeat: Heartbeat,
 ) -> None:
     while not transport.ended:
         message = await ws.receive()
         if message["type"] == "websocket.disconnect":
             return
+        heartbeat.beat()
         data = message.get("bytes")
         text = message.get("text")
         if data is not None:
@@ -447,6 +454,16 @@ async def _watch_end(
         elif kind == ATTACHMENT_REPLACED and message.get("owner") == owner:
             await _replaced(transport)
             return
+
+
+async def _watch_heartbeat(heartbeat: Heartbeat, transport: WsTransport) -> None:
+    """Close a connection whose client went silent (a drop: it may resume)."""
+    await heartbeat.silence()
+    if transport.closed or transport.ended:
+        return
+    log.info("voice connection closed: %s", heartbeat.reason())
+    with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+        await transport.ws.close(CLOSE_CODE, "heartbeat timed out")
 
 
 async def _replaced(transport: WsTransport) -> None:

@@ -120,7 +120,9 @@ export class VoiceConnection {
     this.attempt = 0;
     if (frame.resume_token) this.resumeToken = frame.resume_token;
     clearInterval(this.pingTimer);
-    this.pingTimer = setInterval(() => this.send({ type: 'ping' }), PING_EVERY_MS);
+    // the agent's heartbeat: silent for two of them and the server takes us for gone
+    const every = frame.heartbeat_s ? Math.min(frame.heartbeat_s * 1000, PING_EVERY_MS) : PING_EVERY_MS;
+    this.pingTimer = setInterval(() => this.send({ type: 'ping' }), every);
     this.onStatus('open');
     if (this.pending) {
       this.pending.resolve(frame);
