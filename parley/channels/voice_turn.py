@@ -49,6 +49,7 @@ from starlette.exceptions import HTTPException
 from parley.audio.resample import resample
 from parley.audio.wav import WavAudio, WavFormatError, WavStreamDecoder, encode_wav
 from parley.brain import errors
+from parley.brain.answers import yes_or_no
 from parley.brain.core import UserInput
 from parley.brain.turn_stream import TurnStream
 from parley.channels.actors import refuse_operator
@@ -64,7 +65,6 @@ from parley.logs import bind_session
 from parley.sessions.records import Session
 from parley.sessions.stats import SessionStats
 from parley.voice.chunker import speakable
-from parley.voice.connection import yes_or_no
 from parley.voice.response import APOLOGY
 
 log = logging.getLogger(__name__)

@@ -200,6 +200,15 @@ class Responder:
         self.pending_approval = None
         self._set_stt_mode("default")
 
+    def spoken_answer(self, text: str) -> tuple[str, bool] | None:
+        """What a final transcript decides: ``(tool_call_id, approved)`` when an approval
+        is pending and the words are a yes or a no, else None (an ordinary turn)."""
+        tool_call_id = self.pending_approval
+        if tool_call_id is None:
+            return None
+        decision = yes_or_no(text)
+        return None if decision is None else (tool_call_id, decision)
+
     # --- stopping ------------------------------------------------------------------------
 
     async def interrupt(self, *, notify: bool = True) -> None:

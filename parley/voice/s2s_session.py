@@ -61,7 +61,6 @@ from parley.events import (
 )
 from parley.s2s import base as s2s
 from parley.voice.io import AudioOutput, EventSink, VoiceOptions
-from parley.voice.responder import yes_or_no
 from parley.voice.response import Timings
 from parley.voice.s2s_answer import ModelAnswer
 from parley.voice.s2s_writer import Echo, TurnWriter
@@ -386,12 +385,10 @@ class S2SVoiceSession(VoiceSession):
             await self.events.emit(Transcript(text, final=True))
         if not text:
             return
-        pending = self.responder.pending_approval
-        if pending is not None:
-            decision = yes_or_no(text)
-            if decision is not None:
-                self.decide(pending, decision, "voice")
-                return
+        answer = self.responder.spoken_answer(text)
+        if answer is not None:
+            self.decide(*answer, "voice")
+            return
         self.writer.write(lambda: self.realtime.heard(text))
 
     async def _upstream_error(self, message: str, retryable: bool, code: str | None) -> None:

@@ -46,7 +46,7 @@ from parley.voice.false_interruption import FalseInterruptionConfig
 from parley.voice.input import FRAME_SECS, VoiceInput
 from parley.voice.io import AudioOutput, EventSink, VoiceOptions
 from parley.voice.playback_pause import PlaybackPause
-from parley.voice.responder import Responder, yes_or_no
+from parley.voice.responder import Responder
 from parley.voice.response import APOLOGY, Timings
 from parley.voice.text_sync import TextInStep
 from parley.voice.turn_taking import TurnTakingConfig
@@ -262,15 +262,13 @@ class VoiceSession:
             await self.events.emit(Transcript(text, final=True))
         if not text:
             return
-        tool_call_id = self.responder.pending_approval
-        if tool_call_id is not None:
-            decision = yes_or_no(text)
-            if decision is not None:
-                if draft is not None:
-                    draft.cancel()
-                self.responder.answered()  # answered, whoever wins the claim
-                self.decide(tool_call_id, decision, "voice", timings)
-                return
+        answer = self.responder.spoken_answer(text)
+        if answer is not None:
+            if draft is not None:
+                draft.cancel()
+            self.responder.answered()  # answered, whoever wins the claim
+            self.decide(*answer, "voice", timings)
+            return
         user = UserInput(text, self.options.channel)
         if draft is None:
             self.user_turn(user, timings)
