@@ -3,6 +3,7 @@ the official ``openai`` SDK over a real socket, the demo agent speaking with esp
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from pathlib import Path
 from typing import Any
@@ -62,12 +63,12 @@ def median_pitch_hz(pcm: bytes, rate: int = 24000) -> float:
 
 
 async def test_the_session_voice_and_speed_reach_the_agents_espeak(tmp_path: Path) -> None:
+    outputs = [None, {"speed": 1.5}, {"voice": "coral"}, {"voice": "en-us+f3"},
+               {"voice": "no-such-voice"}]  # fmt: skip
     async with realtime_server(tmp_path) as (base_url, _, _services):
-        text, default = await answer_audio(base_url, None)
-        _, fast = await answer_audio(base_url, {"speed": 1.5})
-        _, coral = await answer_audio(base_url, {"voice": "coral"})
-        _, f3 = await answer_audio(base_url, {"voice": "en-us+f3"})
-        _, unknown = await answer_audio(base_url, {"voice": "no-such-voice"})
+        # five independent sessions at once (each answer plays out in real time)
+        answers = await asyncio.gather(*(answer_audio(base_url, o) for o in outputs))
+    (text, default), (_, fast), (_, coral), (_, f3), (_, unknown) = answers
     assert len(text.split()) > 4 and len(default) > 48_000  # over a second of speech
     # speed 1.5: the agent's 175 words/min become 262; the same words take about 2/3
     assert 0.55 < len(fast) / len(default) < 0.8
