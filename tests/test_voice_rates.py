@@ -43,7 +43,8 @@ async def recv_until(ws: Any, kind: str, audio: list[bytes]) -> dict[str, Any]:
 
 async def test_8k_and_48k_input_is_understood(running: RunningApp) -> None:
     url = running.base_url.replace("http", "ws", 1) + "/v1/voice"
-    for rate in (8000, 48000):
+
+    async def understood(rate: int) -> None:
         # 1 s of trailing silence, then nothing: if the partial transcript reads unfinished
         # the end-of-turn wait is longer than the audio sent, and the pause's wall-clock
         # deadline (max_stop_secs after the silence began) ends the turn
@@ -68,3 +69,5 @@ async def test_8k_and_48k_input_is_understood(running: RunningApp) -> None:
             assert all(len(a) % 2 == 0 for a in audio)
             assert max(len(a) for a in audio) <= 10 * frame
             assert sum(map(len, audio)) > rate  # more than half a second of answer
+
+    await asyncio.gather(understood(8000), understood(48000))  # two sessions at once
