@@ -209,7 +209,10 @@ async def test_barge_in_clears_the_carrier_and_keeps_only_what_was_heard(
         echoed = await peer.play(0.5)
         assert echoed  # marks came back: heard
         assert len(peer.heard_audio) - greeting_audio == 5 * WORD_BYTES
-        await peer.say(tone(0.6) + quiet(0.8))  # the caller talks over the agent
+        # the next batch is at the carrier, unplayed, when the caller talks over the agent
+        # (with everything sent already played there would be nothing to clear)
+        await peer.wait_for(lambda p: p.queued_bytes > 0)
+        await peer.say(tone(0.6) + quiet(0.8))
         await peer.wait_for(lambda p: p.clears >= 1)
         assert peer.marks_dropped  # the marks still queued came back unplayed
 
