@@ -168,10 +168,8 @@ class Response:
     async def _speak(self, text: str, stored: bool) -> None:
         rate = self.tts.capabilities.sample_rate
         resampler: Resampler | RationalResampler | None = None
-        if rate < self.output_rate:  # e.g. 16 kHz TTS to a 24 kHz Realtime client
+        if rate != self.output_rate:  # 16 kHz TTS to a 24 kHz Realtime client, to a phone's 8
             resampler = stream_resampler(rate, self.output_rate)
-        elif rate > self.output_rate:  # phone 8 kHz: soxr (a barge-in test failed with polyphase)
-            resampler = Resampler(rate, self.output_rate)
         first = True
         chunks = self.tts.synthesize(speakable(text))
         try:
