@@ -12,11 +12,16 @@ Two things about the package that any engine would have to deal with:
   grows the process by the same amount; freeing the model does not give it back), so the
   model runs in a child process that is replaced every ``TASKS_PER_CHILD`` utterances.
 
-Options (``moonshine[:opt,opt…]`` in ``--stt``):
+Options (``moonshine[:opt+opt…]`` in ``--stt``):
 
 - ``hn`` — before recognition, add white noise above 4 kHz at rms ``HIGH_BAND_NOISE``
   (the same level as the microphone floor the bench adds to the speech): a phone line
   leaves that band empty, unlike anything the model was trained on;
+- ``trim`` — cut the leading and trailing audio whose 10 ms peaks stay under ``TRIM_PEAK``,
+  keeping ``TRIM_PAD_S`` of it: with the voice loop's 0.3 s pre-roll and 0.5 s of trailing
+  silence the model returns nothing for ~5–8 % of utterances (trimming every utterance
+  measured worse than not trimming);
+- ``retry`` — when the model returns nothing, transcribe the trimmed audio once more;
 - ``fix`` — map words outside the agent's vocabulary to the closest n-gram of its speech
   corpus by espeak-ng phonemes (:class:`LexicalFix`), when close enough.
 """
@@ -37,6 +42,8 @@ from parley.engines.wrappers_stt import BufferedSTTStream
 
 TASKS_PER_CHILD = 20
 HIGH_BAND_NOISE = 30.0 / 32768  # rms, full scale = 1
+TRIM_PEAK = 0.01  # full scale = 1 (-40 dBFS)
+TRIM_PAD_S = 0.1
 
 _model: Any = None
 
@@ -60,6 +67,18 @@ def _transcribe_in_child(audio: np.ndarray) -> str:
     text = (out.value or b"").decode()
     m.moonshine_lib.moonshine_free_text(out)
     return text
+
+
+def trim_silence(
+    audio: np.ndarray, peak: float = TRIM_PEAK, pad_s: float = TRIM_PAD_S
+) -> np.ndarray:
+    """``audio`` (16 kHz) without the quiet start and end, ``pad_s`` of each kept."""
+    frames = np.abs(audio[: audio.size // 160 * 160].reshape(-1, 160)).max(axis=1)
+    loud = np.nonzero(frames > peak)[0]
+    if not loud.size:
+        return audio
+    pad = int(pad_s * 16000)
+    return audio[max(0, loud[0] * 160 - pad) : (loud[-1] + 1) * 160 + pad]
 
 
 def high_band_noise(audio: np.ndarray, rms: float, seed: int = 0) -> np.ndarray:
@@ -90,11 +109,18 @@ class MoonshineBench:
 
     async def transcribe(self, pcm: bytes) -> str:
         audio = np.frombuffer(pcm, np.int16).astype(np.float32) / 32768
+        if "trim" in self.options:
+            audio = trim_silence(audio)
+        text = await self._recognise(audio)
+        if not text.strip() and "retry" in self.options:
+            text = await self._recognise(trim_silence(audio))
+        return " ".join(self._fix.fix(text)) if self._fix else text
+
+    async def _recognise(self, audio: np.ndarray) -> str:
         if "hn" in self.options:
             audio = high_band_noise(audio, HIGH_BAND_NOISE)
         loop = asyncio.get_running_loop()
-        text = await loop.run_in_executor(self._pool, _transcribe_in_child, audio)
-        return " ".join(self._fix.fix(text)) if self._fix else text
+        return await loop.run_in_executor(self._pool, _transcribe_in_child, audio)
 
     def close(self) -> None:
         self._pool.shutdown()
