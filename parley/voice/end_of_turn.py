@@ -55,6 +55,7 @@ gets quick answers. ``complete_secs`` is not scaled down below the check point a
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from dataclasses import dataclass
 
@@ -116,8 +117,10 @@ def _is_number(token: str) -> bool:
     return token.isdigit() or token in _NUMBER_WORDS
 
 
+@functools.lru_cache(maxsize=1024)
 def transcript_verdict(text: str) -> Verdict:
-    """Does the transcript so far read like a finished turn? (see the module docstring)"""
+    """Does the transcript so far read like a finished turn? (see the module docstring)
+    Cached: during a pause the same partial is judged on every 20 ms frame."""
     stripped = _MARKER.sub(" ", text).strip()
     if stripped.endswith((",", "...", "…", "-", "—", ":")):
         return Verdict.INCOMPLETE if _TOKEN.search(stripped.lower()) else Verdict.UNKNOWN
