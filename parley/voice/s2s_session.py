@@ -43,6 +43,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
+from parley.audio.pcm import SampleAligner
 from parley.audio.resample import Resampler
 from parley.brain.core import UserInput
 from parley.brain.history import INITIAL_TURN_PROMPT
@@ -115,7 +116,7 @@ class S2SVoiceSession(VoiceSession):
         self._config = config
         self._on_fatal = on_fatal
         self._up = Resampler(options.input_rate, s2s.INPUT_RATE)
-        self._odd = b""  # a trailing byte of input waiting for its pair
+        self._aligner = SampleAligner()  # holds a trailing odd byte of input
         self._down = Resampler(s2s.OUTPUT_RATE, options.output_rate)
         self._answer = ModelAnswer()
         self._last: ModelAnswer | None = None  # the answer before, while its audio plays
@@ -159,9 +160,7 @@ class S2SVoiceSession(VoiceSession):
     # --- what the transport calls --------------------------------------------------------
 
     async def feed_audio(self, data: bytes) -> None:  # type: ignore[override]
-        data = self._odd + data
-        cut = len(data) - len(data) % 2
-        data, self._odd = data[:cut], data[cut:]
+        data = self._aligner.feed(data)
         if not data or not self._connected:
             return
         if self.options.mode == "push_to_talk" and not self._ptt_down:
