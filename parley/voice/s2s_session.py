@@ -306,7 +306,7 @@ class S2SVoiceSession(VoiceSession):
         if answer.generation is None:
             self._last = None  # its audio is dropped by the new generation
             answer.generation = self.audio.new_generation()
-            self._down = Resampler(s2s.OUTPUT_RATE, self.options.output_rate)
+            self._down.reset()  # nothing held from the answer before
         pcm = self._down.process(pcm24k)
         answer.add_audio(len(pcm24k), item_id)
         if pcm and not self.audio.enqueue(pcm, "", answer.generation, extend=False):
@@ -366,7 +366,6 @@ class S2SVoiceSession(VoiceSession):
             self._store_answer(answer, abandoned=not answer.final_seen)
         if answer.started:
             self.tasks.spawn(self._end_when_played(answer))
-        if answer.started:
             self._last = answer
         if self._answer is answer:
             self._answer = ModelAnswer()
