@@ -36,8 +36,8 @@ from parley.brain.recorder import persist
 from parley.brain.turn_stream import TurnProgress, TurnStream
 from parley.engines.base import ToolCallRequest
 from parley.events import ApprovalResolved, AssistantMessage, Error, Event, TurnEnd
-from parley.s2s.base import HistoryTurn, S2SConfig, ToolDeclaration
-from parley.s2s.factory import s2s_config
+from parley.s2s.base import HistoryTurn, S2SConfig
+from parley.s2s.factory import s2s_config, tool_declarations
 
 __all__ = ["RealtimeTurns", "upstream_config"]
 
@@ -158,14 +158,7 @@ async def upstream_config(brain: Brain, session_id: str) -> S2SConfig:
     if session is None:
         raise errors.session_not_found()
     runtime = brain.runtime_for(session)
-    tools = [
-        ToolDeclaration(
-            schema["function"]["name"],
-            schema["function"].get("description", ""),
-            schema["function"].get("parameters") or {"type": "object"},
-        )
-        for schema in runtime.tool_schemas()
-    ]
+    tools = tool_declarations(runtime.tool_schemas())
     history = [
         HistoryTurn(m.role, m.text)  # type: ignore[arg-type]
         for m in await brain.store.list_messages(session_id)
