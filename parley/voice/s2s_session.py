@@ -44,7 +44,7 @@ from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from parley.audio.pcm import SampleAligner
-from parley.audio.resample import Resampler
+from parley.audio.resample import stream_resampler
 from parley.brain.core import UserInput
 from parley.brain.history import INITIAL_TURN_PROMPT
 from parley.brain.realtime_turns import RealtimeTurns
@@ -115,9 +115,9 @@ class S2SVoiceSession(VoiceSession):
         self.realtime = realtime
         self._config = config
         self._on_fatal = on_fatal
-        self._up = Resampler(options.input_rate, s2s.INPUT_RATE)
+        self._up = stream_resampler(options.input_rate, s2s.INPUT_RATE)
         self._aligner = SampleAligner()  # holds a trailing odd byte of input
-        self._down = Resampler(s2s.OUTPUT_RATE, options.output_rate)
+        self._down = stream_resampler(s2s.OUTPUT_RATE, options.output_rate)
         self._answer = ModelAnswer()
         self._last: ModelAnswer | None = None  # the answer before, while its audio plays
         self._heard_partial: list[str] = []
