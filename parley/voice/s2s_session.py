@@ -64,7 +64,7 @@ from parley.s2s import base as s2s
 from parley.voice.io import AudioOutput, EventSink, VoiceOptions
 from parley.voice.response import Timings
 from parley.voice.s2s_answer import ModelAnswer
-from parley.voice.s2s_writer import Echo, TurnWriter
+from parley.voice.s2s_writer import DRAIN_POLL_S, Echo, TurnWriter
 from parley.voice.session import VoiceSession
 from parley.voice.turns import VoiceTurns
 
@@ -74,7 +74,6 @@ __all__ = ["S2SVoiceSession"]
 
 UPSTREAM_TROUBLE = "Sorry, I lost my connection for a moment. Please say that again."
 UPSTREAM_LOST = "Sorry, I can't continue this call right now. Please try again later."
-DRAIN_POLL_S = 0.02
 PTT_TAIL_S = 1.0  # silence sent after a push-to-talk key-up, for the provider's VAD
 
 ConfigSource = Callable[[], Awaitable[s2s.S2SConfig]]
