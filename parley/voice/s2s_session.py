@@ -313,23 +313,16 @@ class S2SVoiceSession(VoiceSession):
             answer.generation = self.audio.new_generation()
             self.audio.enqueue(pcm, "", answer.generation, extend=False)
 
-    def _played_secs(self, now: float) -> float | None:
-        playout = getattr(self.audio, "playout", None)
-        played = getattr(playout, "played_secs", None)
-        return float(played(now)) if callable(played) else None
-
     def _cut_answer(self, now: float, *, notify: bool) -> None:
         """Barge-in: stop the model's audio at once and keep only what was heard: of
         the answer being given, or of the last one while its audio still plays."""
         answer = self._answer if self._answer.started else self._last
-        played = self._played_secs(now)
+        played = self.audio.played_secs(now)
         self.audio.clear(now)
         if notify:
             self.tasks.spawn(self.events.emit(Interrupted()))
         if answer is None:
             return
-        if played is None:
-            played = answer.queued_secs
         heard = answer.heard_of(played)
         if self.upstream.capabilities.truncate:
             point = answer.truncation(played)
