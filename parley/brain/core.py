@@ -209,9 +209,12 @@ class Brain:
         decided_by: str = "user",
         reason: str | None = None,
         channel: str = "chat",
+        then_model: bool = True,
     ) -> TurnStream:
         """Decide a pending approval. The claim is atomic (first decision wins); the
-        winner continues the turn under the lock, a loser hears the winning status."""
+        winner continues the turn under the lock, a loser hears the winning status.
+        ``then_model=False``: the turn ends once the approval is settled (a
+        speech-to-speech upstream model goes on by itself when given the result)."""
         status: Literal["approved", "denied"] = "approved" if approved else "denied"
 
         async def claim() -> list[Event] | None:
@@ -223,8 +226,9 @@ class Brain:
             yield ApprovalResolved(tool_call_id, "approved" if approved else "denied", decided_by)
             async for ev in self._settle(state, deny_pending=False):
                 yield ev
-            if await self.store.list_approvals(state.session.id, "pending"):
-                yield TurnEnd("awaiting_approval", state.session.status)
+            pending = await self.store.list_approvals(state.session.id, "pending")
+            if pending or not then_model:
+                yield TurnEnd("awaiting_approval" if pending else "completed", state.session.status)
                 return
             async for ev in self._model_loop(state):
                 yield ev

@@ -29,15 +29,14 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from parley.brain import errors
-from parley.brain.approval_claim import claim_approval
 from parley.brain.core import Brain
 from parley.brain.message_blocks import reply_blocks
 from parley.brain.recorder import persist
 from parley.brain.turn_stream import TurnProgress, TurnStream
 from parley.engines.base import ToolCallRequest
-from parley.events import ApprovalResolved, AssistantMessage, Error, Event, TurnEnd
-from parley.s2s.base import HistoryTurn, S2SConfig, ToolDeclaration
-from parley.s2s.factory import s2s_config
+from parley.events import ApprovalResolved, AssistantMessage, Event, TurnEnd
+from parley.s2s.base import HistoryTurn, S2SConfig
+from parley.s2s.factory import s2s_config, tool_declarations
 
 __all__ = ["RealtimeTurns", "upstream_config"]
 
@@ -106,26 +105,15 @@ class RealtimeTurns:
         return self.brain._turn(self.session_id, self.channel, body)
 
     def decide(self, tool_call_id: str, approved: bool, by: str) -> TurnStream:
-        """Claim the approval and settle it (run the tool or record the denial)."""
-        status: Literal["approved", "denied"] = "approved" if approved else "denied"
-        store = self.brain.store
-
-        async def claim() -> list[Event] | None:
-            return await claim_approval(store, self.session_id, tool_call_id, status, by, None)
-
-        def recorded_while_busy() -> list[Event]:
-            return [
-                ApprovalResolved(tool_call_id, status, by),
-                Error("session_busy", "decision recorded; it takes effect in the running turn"),
-                TurnEnd("completed", "active"),
-            ]
-
-        return self.brain._turn(
+        """Claim the approval and settle it (run the tool or record the denial): the
+        brain's own decision turn, ended before any model call."""
+        return self.brain.decide(
             self.session_id,
-            self.channel,
-            self._settled(tool_call_id, status, by),
-            preface=claim,
-            when_busy=recorded_while_busy,
+            tool_call_id,
+            approved,
+            decided_by=by,
+            channel=self.channel,
+            then_model=False,
         )
 
     def settle(
@@ -158,14 +146,7 @@ async def upstream_config(brain: Brain, session_id: str) -> S2SConfig:
     if session is None:
         raise errors.session_not_found()
     runtime = brain.runtime_for(session)
-    tools = [
-        ToolDeclaration(
-            schema["function"]["name"],
-            schema["function"].get("description", ""),
-            schema["function"].get("parameters") or {"type": "object"},
-        )
-        for schema in runtime.tool_schemas()
-    ]
+    tools = tool_declarations(runtime.tool_schemas())
     history = [
         HistoryTurn(m.role, m.text)  # type: ignore[arg-type]
         for m in await brain.store.list_messages(session_id)

@@ -23,7 +23,7 @@ import secrets
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Literal
 
-from parley.brain import errors
+from parley.brain.approval_claim import claim_approval
 from parley.channels.lifecycle import session_channel
 from parley.channels.services import Services
 from parley.clock import Clock
@@ -68,16 +68,10 @@ async def decide_in_live_voice(
     """Claim the approval (``approval_not_found`` raised before any byte), then the
     wire events of its settling in the voice session, ending with ``turn_end``."""
     status: Literal["approved", "denied"] = "approved" if approved else "denied"
-    won, record = await services.store.claim_approval(
-        session_id, tool_call_id, status, decided_by, reason
+    lost = await claim_approval(
+        services.store, session_id, tool_call_id, status, decided_by, reason
     )
-    if record is None:
-        raise errors.approval_not_found()
-    if not won:
-        final: Literal["approved", "denied"] = (
-            "approved" if record.status == "approved" else "denied"
-        )
-        lost = [ApprovalResolved(tool_call_id, final, record.decided_by), TurnEnd("completed")]
+    if lost is not None:
         return _of(lost)
     channel = session_channel(session_id)
     subscription = await services.coordinator.subscribe(channel)

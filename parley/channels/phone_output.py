@@ -113,6 +113,9 @@ class CarrierOutput:
     def drained(self, now: float) -> bool:
         return self.pump.drained(now)
 
+    def played_secs(self, now: float) -> float:
+        return self.pump.played_secs(now)
+
     async def close(self) -> None:
         await self.pump.close()
         if self._writer is not None:

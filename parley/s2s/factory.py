@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from parley.config import AgentSpec, Settings
 from parley.s2s.base import HistoryTurn, S2SConfig, S2SConfigError, ToolDeclaration
@@ -22,6 +23,19 @@ def build_upstream(name: str, settings: Settings) -> UpstreamSession:
 
         return OpenAIRealtime(settings.openai_api_key, settings.openai_base_url)
     raise S2SConfigError(f"unknown engines.s2s {name!r}; expected one of {', '.join(S2S_ENGINES)}")
+
+
+def tool_declarations(schemas: Iterable[Mapping[str, Any]]) -> list[ToolDeclaration]:
+    """OpenAI-style function schemas (``{"type": "function", "function": {...}}``) as
+    the upstream's tool declarations."""
+    return [
+        ToolDeclaration(
+            schema["function"]["name"],
+            schema["function"].get("description", ""),
+            schema["function"].get("parameters") or {"type": "object"},
+        )
+        for schema in schemas
+    ]
 
 
 def s2s_config(

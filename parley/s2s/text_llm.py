@@ -27,11 +27,10 @@ from parley.s2s.base import (
     OutputTranscript,
     SpeechToSpeech,
     ToolCall,
-    ToolDeclaration,
     TurnComplete,
     UpstreamError,
 )
-from parley.s2s.factory import s2s_config
+from parley.s2s.factory import s2s_config, tool_declarations
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +57,7 @@ class UpstreamTextLLM:
         self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]
     ) -> AsyncIterator[LLMChunk]:
         instructions, history, prompt = split_messages(messages)
-        declared = [
-            ToolDeclaration(
-                t["function"]["name"],
-                t["function"].get("description", ""),
-                t["function"].get("parameters") or {"type": "object"},
-            )
-            for t in tools
-        ]
+        declared = tool_declarations(tools)
         config = s2s_config(self.agent, instructions=instructions, tools=declared, history=history)
         upstream = self.make_upstream()
         try:

@@ -117,6 +117,9 @@ class AudioPump:
     def drained(self, now: float) -> bool:
         return self.playout.drained(now)
 
+    def played_secs(self, now: float) -> float:
+        return self.playout.played_secs(now)
+
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()

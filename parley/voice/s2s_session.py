@@ -43,7 +43,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
-from parley.audio.resample import Resampler
+from parley.audio.pcm import SampleAligner
+from parley.audio.resample import stream_resampler
 from parley.brain.core import UserInput
 from parley.brain.history import INITIAL_TURN_PROMPT
 from parley.brain.realtime_turns import RealtimeTurns
@@ -63,7 +64,7 @@ from parley.s2s import base as s2s
 from parley.voice.io import AudioOutput, EventSink, VoiceOptions
 from parley.voice.response import Timings
 from parley.voice.s2s_answer import ModelAnswer
-from parley.voice.s2s_writer import Echo, TurnWriter
+from parley.voice.s2s_writer import DRAIN_POLL_S, Echo, TurnWriter
 from parley.voice.session import VoiceSession
 from parley.voice.turns import VoiceTurns
 
@@ -73,7 +74,6 @@ __all__ = ["S2SVoiceSession"]
 
 UPSTREAM_TROUBLE = "Sorry, I lost my connection for a moment. Please say that again."
 UPSTREAM_LOST = "Sorry, I can't continue this call right now. Please try again later."
-DRAIN_POLL_S = 0.02
 PTT_TAIL_S = 1.0  # silence sent after a push-to-talk key-up, for the provider's VAD
 
 ConfigSource = Callable[[], Awaitable[s2s.S2SConfig]]
@@ -114,9 +114,9 @@ class S2SVoiceSession(VoiceSession):
         self.realtime = realtime
         self._config = config
         self._on_fatal = on_fatal
-        self._up = Resampler(options.input_rate, s2s.INPUT_RATE)
-        self._odd = b""  # a trailing byte of input waiting for its pair
-        self._down = Resampler(s2s.OUTPUT_RATE, options.output_rate)
+        self._up = stream_resampler(options.input_rate, s2s.INPUT_RATE)
+        self._aligner = SampleAligner()  # holds a trailing odd byte of input
+        self._down = stream_resampler(s2s.OUTPUT_RATE, options.output_rate)
         self._answer = ModelAnswer()
         self._last: ModelAnswer | None = None  # the answer before, while its audio plays
         self._heard_partial: list[str] = []
@@ -159,9 +159,7 @@ class S2SVoiceSession(VoiceSession):
     # --- what the transport calls --------------------------------------------------------
 
     async def feed_audio(self, data: bytes) -> None:  # type: ignore[override]
-        data = self._odd + data
-        cut = len(data) - len(data) % 2
-        data, self._odd = data[:cut], data[cut:]
+        data = self._aligner.feed(data)
         if not data or not self._connected:
             return
         if self.options.mode == "push_to_talk" and not self._ptt_down:
@@ -307,7 +305,7 @@ class S2SVoiceSession(VoiceSession):
         if answer.generation is None:
             self._last = None  # its audio is dropped by the new generation
             answer.generation = self.audio.new_generation()
-            self._down = Resampler(s2s.OUTPUT_RATE, self.options.output_rate)
+            self._down.reset()  # nothing held from the answer before
         pcm = self._down.process(pcm24k)
         answer.add_audio(len(pcm24k), item_id)
         if pcm and not self.audio.enqueue(pcm, "", answer.generation, extend=False):
@@ -315,23 +313,16 @@ class S2SVoiceSession(VoiceSession):
             answer.generation = self.audio.new_generation()
             self.audio.enqueue(pcm, "", answer.generation, extend=False)
 
-    def _played_secs(self, now: float) -> float | None:
-        playout = getattr(self.audio, "playout", None)
-        played = getattr(playout, "played_secs", None)
-        return float(played(now)) if callable(played) else None
-
     def _cut_answer(self, now: float, *, notify: bool) -> None:
         """Barge-in: stop the model's audio at once and keep only what was heard: of
         the answer being given, or of the last one while its audio still plays."""
         answer = self._answer if self._answer.started else self._last
-        played = self._played_secs(now)
+        played = self.audio.played_secs(now)
         self.audio.clear(now)
         if notify:
             self.tasks.spawn(self.events.emit(Interrupted()))
         if answer is None:
             return
-        if played is None:
-            played = answer.queued_secs
         heard = answer.heard_of(played)
         if self.upstream.capabilities.truncate:
             point = answer.truncation(played)
@@ -367,7 +358,6 @@ class S2SVoiceSession(VoiceSession):
             self._store_answer(answer, abandoned=not answer.final_seen)
         if answer.started:
             self.tasks.spawn(self._end_when_played(answer))
-        if answer.started:
             self._last = answer
         if self._answer is answer:
             self._answer = ModelAnswer()
