@@ -33,7 +33,7 @@ from parley.channels.transfer_desk import (
 )
 from parley.events import Error
 from parley.handoff.bridge import LegFormat
-from parley.handoff.state import IllegalTransition, Status, Transfer
+from parley.handoff.state import FINAL, IllegalTransition, Status, Transfer
 from parley.sessions.coordinator import Subscription
 
 MAX_FRAME_BYTES = 256 * 1024
@@ -185,7 +185,7 @@ async def _watch(events: Subscription, send_text: SendText, ws: RawWebSocket) ->
         elif kind == "transfer":
             await send_text(json.dumps(message))
             status = status_of(message)
-            if status is not None and status in (Status.ENDED, Status.FAILED, Status.CANCELLED):
+            if status in FINAL:
                 break
         elif kind == "session_ended":
             break
