@@ -163,9 +163,7 @@ class PhoneHuman:
             message = await stream.ws.receive()
             if message["type"] == "websocket.disconnect":
                 return
-            text, data = message.get("text"), message.get("bytes")
-            payload = str(text) if text is not None else bytes(data or b"")
-            for action in stream.call.receive(payload):
+            for action in stream.actions(message):
                 if isinstance(action, CallerAudio):
                     if self.leg is not None:
                         await self.leg.from_human(action.pcm)

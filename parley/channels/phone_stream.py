@@ -66,6 +66,7 @@ from parley.sessions.coordinator import Subscription
 from parley.sessions.records import Session
 from parley.telephony.call import (
     ULAW_BYTES_PER_MS,
+    Action,
     CallBegan,
     CallEnded,
     CallerAudio,
@@ -157,7 +158,11 @@ class PhoneStream:
         for i in range(0, len(ulaw), frame):
             await self.send_text(self.codec.media(self.call.stream_id, ulaw[i : i + frame]))
 
-    # --- sending and bad input -----------------------------------------------------------
+    # --- receiving, sending and bad input ---------------------------------------------------
+
+    def actions(self, message: dict[str, Any]) -> list[Action]:
+        """What one received socket message (text or bytes) means for the call."""
+        return self.call.receive(_payload(message))
 
     async def send_text(self, text: str) -> None:
         if self.ws.open:
@@ -181,7 +186,7 @@ class PhoneStream:
             message = await self.ws.receive()
             if message["type"] == "websocket.disconnect":
                 return None
-            for action in self.call.receive(_payload(message)):
+            for action in self.actions(message):
                 if isinstance(action, ProtocolError):
                     self.bad(action)
                 elif isinstance(action, CallBegan):
@@ -309,7 +314,7 @@ class PhoneStream:
                     self.call.hang_up("disconnected")
                     self.end_reason = END_ON["disconnected"]
                 return
-            for action in self.call.receive(_payload(message)):
+            for action in self.actions(message):
                 leg = legs.get(session_id)
                 if isinstance(action, CallerAudio):
                     if leg is not None:  # on hold or bridged: never the AI
