@@ -65,7 +65,6 @@ from parley.logs import bind_session
 from parley.sessions.coordinator import Subscription
 from parley.sessions.records import Session
 from parley.telephony.call import (
-    ULAW_BYTES_PER_MS,
     Action,
     CallBegan,
     CallEnded,
@@ -153,8 +152,8 @@ class PhoneStream:
             await self.send_text(text)
 
     async def send_bridged(self, ulaw: bytes) -> None:
-        """Bridged (or hold) audio, μ-law 8 kHz, as 20 ms media messages."""
-        frame = 20 * ULAW_BYTES_PER_MS
+        """Bridged (or hold) audio, μ-law 8 kHz, as the call's 20 ms media messages."""
+        frame = self.call.frame_bytes
         for i in range(0, len(ulaw), frame):
             await self.send_text(self.codec.media(self.call.stream_id, ulaw[i : i + frame]))
 
