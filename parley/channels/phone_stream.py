@@ -282,9 +282,7 @@ class PhoneStream:
             session.id,
             self,
             conn,
-            caller_in=LegFormat("pcm16", options.input_rate),
             caller_out=LegFormat("ulaw", 8000),
-            channel=CHANNEL,
         )
         watcher = asyncio.create_task(self.watch(events, attachment.owner, conn, held))
         live = services.voice_registry.add(session.id, "", _NoGoAway())
