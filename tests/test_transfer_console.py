@@ -318,6 +318,31 @@ async def test_the_holding_worker_renews_the_lease_and_a_lost_one_expires(
         await client.aclose()
 
 
+async def test_a_lost_transfer_the_console_listing_finds_first_still_gives_the_caller_back(
+    make_app: AppFactory, tmp_path: Path, backend: dict[str, Any]
+) -> None:
+    """The listing and the sweep both find lost transfers; only one worker announces
+    each, and whichever does also hands the caller back to the AI."""
+    if backend.get("redis_url"):
+        pytest.skip("Redis TTLs run on real time; the fake clock drives the local coordinator")
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    (agents / "desk.yaml").write_text(AGENT)
+    clock = FakeClock()
+    async with make_app(clock=clock, agents_dir=agents, operator_key=KEY) as app:
+        client, transfer_id = await chat_transfer(app)
+        desk = app.services.transfers
+        desk.held.clear()  # as if the worker holding it died: nobody renews
+        clock.advance(desk.board.lease_s + 1)
+        assert await desk.board.get(transfer_id) is None
+        assert await desk.listing() == []  # it announces the loss, before any sweep
+        assert await desk.sweep() == []  # announced once
+        messages = await client.messages()
+        assert "nobody from the team" in messages[-1]["text"]
+        assert await desk.live_for(client.session_id) is None
+        await client.aclose()
+
+
 async def test_the_human_leg_refuses_bad_starts_and_survives_bad_frames(app: RunningApp) -> None:
     async with websockets.connect(ws_url(app)) as ows:
         human = Voice(ows)

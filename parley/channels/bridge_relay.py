@@ -31,7 +31,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from parley.channels.transfer_desk import CallerLeg
+from parley.channels.transfer_desk import CallerLeg, HumanSide, TransferDesk
 from parley.clock import Clock
 from parley.handoff.bridge import LegFormat
 from parley.sessions.coordinator import Coordinator, Subscription
@@ -241,3 +241,30 @@ class RemoteCaller:
         with contextlib.suppress(Exception):
             await self.coordinator.publish(to_caller(self.transfer_id), {"t": "bye"})
             await self.coordinator.delete(human_key(self.transfer_id))
+
+
+async def caller_side(
+    desk: TransferDesk,
+    clock: Clock,
+    session_id: str,
+    transfer_id: str,
+    human: LegFormat,
+    human_out: LegFormat,
+    human_channel: str,
+) -> HumanSide | None:
+    """What a human leg talks to: the caller's ``CallerLeg`` on this worker, else its
+    worker's, through pub/sub (already ``prepare``d: bridged there), else None (no
+    voice caller is held, or its worker does not answer)."""
+    leg = desk.legs.get(session_id)
+    if leg is not None:
+        return leg
+    coordinator = desk.board.coordinator
+    if not await RemoteCaller.there(coordinator, transfer_id):
+        return None
+    remote = RemoteCaller(coordinator, clock, transfer_id)
+    try:
+        await remote.prepare(human, human_out, human_channel)
+    except (TimeoutError, StopAsyncIteration):
+        await remote.disconnect()
+        return None
+    return remote

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import WebSocketDisconnect
 
 from parley.channels import browser_wire as wire
-from parley.channels.bridge_relay import RemoteCaller
+from parley.channels.bridge_relay import caller_side
 from parley.channels.raw_ws import RawWebSocket
 from parley.channels.services import Services
 from parley.channels.transfer_desk import (
@@ -33,7 +33,7 @@ from parley.channels.transfer_desk import (
 )
 from parley.events import Error
 from parley.handoff.bridge import LegFormat
-from parley.handoff.state import IllegalTransition, Status, Transfer
+from parley.handoff.state import FINAL, IllegalTransition, Status, Transfer
 from parley.sessions.coordinator import Subscription
 
 MAX_FRAME_BYTES = 256 * 1024
@@ -86,17 +86,11 @@ async def serve_human_leg(
         return
     session_id = transfer.session_id
     events = await services.lifecycle.subscribe(session_id)
-    leg: HumanSide | None = desk.legs.get(session_id)
     channel = await services.lifecycle.current_channel(session_id)
     human = LegFormat("pcm16", start.sample_rate)
     out = LegFormat("pcm16", start.output_sample_rate)
-    if leg is None and await RemoteCaller.there(desk.board.coordinator, transfer_id):
-        remote = RemoteCaller(desk.board.coordinator, services.clock, transfer_id)
-        try:  # bridged on the caller's worker before the human is told to talk
-            await remote.prepare(human, out, "operator")
-            leg = remote
-        except (TimeoutError, StopAsyncIteration):
-            await remote.disconnect()
+    # a caller on another worker is bridged there before the human is told to talk
+    leg = await caller_side(desk, services.clock, session_id, transfer_id, human, out, "operator")
     ready = {
         "type": "ready",
         "transfer_id": transfer_id,
@@ -185,7 +179,7 @@ async def _watch(events: Subscription, send_text: SendText, ws: RawWebSocket) ->
         elif kind == "transfer":
             await send_text(json.dumps(message))
             status = status_of(message)
-            if status is not None and status in (Status.ENDED, Status.FAILED, Status.CANCELLED):
+            if status in FINAL:
                 break
         elif kind == "session_ended":
             break

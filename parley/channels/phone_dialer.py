@@ -43,6 +43,11 @@ def answered_key(transfer_id: str) -> str:
     return f"transfer_call:{transfer_id}:answered"
 
 
+def over_key(transfer_id: str) -> str:
+    """Coordinator key: the outbound call of a transfer is over (or being ended)."""
+    return f"transfer_call:{transfer_id}:over"
+
+
 def transfer_of_call_key(call_sid: str) -> str:
     """Coordinator key: the transfer an outbound call was placed for."""
     return f"phone:transfer-of-call:{call_sid}"
@@ -78,7 +83,7 @@ class PhoneDialer:
             return False
         if update.status not in CALL_OVER:
             return True
-        await coordinator.set(f"{call_key(transfer_id)}:over", update.status, KEEP_S)
+        await coordinator.set(over_key(transfer_id), update.status, KEEP_S)
         desk = self.services.transfers
         transfer = await desk.board.get(transfer_id)
         if transfer is None or transfer.final:
@@ -96,9 +101,10 @@ class PhoneDialer:
     async def end_call(self, transfer: Transfer) -> None:
         coordinator = self.services.coordinator
         sid = await coordinator.get(call_key(transfer.id))
-        if sid is None or await coordinator.get(f"{call_key(transfer.id)}:over") is not None:
+        if sid is None:
             return
-        if not await coordinator.set_if_absent(f"{call_key(transfer.id)}:over", "ended", KEEP_S):
+        # one claim: a call already over (a status callback) or ended by another caller
+        if not await coordinator.set_if_absent(over_key(transfer.id), "ended", KEEP_S):
             return
         answered = await coordinator.get(answered_key(transfer.id)) is not None
         try:

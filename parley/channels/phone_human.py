@@ -29,7 +29,7 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
-from parley.channels.bridge_relay import RemoteCaller
+from parley.channels.bridge_relay import caller_side
 from parley.channels.bridge_speech import BridgeTranscriber
 from parley.channels.operator_leg import hang_up_human
 from parley.channels.phone_dialer import KEEP_S, answered_key
@@ -115,7 +115,15 @@ class PhoneHuman:
         self.accepting = True  # keys and words may both accept, while this awaits
         # a caller on another worker is bridged there first: when the briefing is
         # cut, the person's words already reach the caller
-        leg = self.desk.legs.get(self.transfer.session_id) or await self._remote_caller()
+        leg = await caller_side(
+            self.desk,
+            self.services.clock,
+            self.transfer.session_id,
+            self.transfer.id,
+            HUMAN_IN,
+            HUMAN_OUT,
+            CHANNEL,
+        )
         if self.briefing_task is not None:
             self.briefing_task.cancel()
         self.stream.call.interrupt()  # the rest of the briefing goes (marks dropped)
@@ -129,19 +137,6 @@ class PhoneHuman:
         self._stop_listening()  # in the background: the human's audio keeps flowing
         self.leg = leg
         await leg.connect(HUMAN_IN, HUMAN_OUT, self.stream.send_bridged, CHANNEL)
-
-    async def _remote_caller(self) -> HumanSide | None:
-        """The caller held on another worker, bridged there through pub/sub, or None."""
-        coordinator = self.services.coordinator
-        if not await RemoteCaller.there(coordinator, self.transfer.id):
-            return None
-        remote = RemoteCaller(coordinator, self.services.clock, self.transfer.id)
-        try:
-            await remote.prepare(HUMAN_IN, HUMAN_OUT, CHANNEL)
-        except (TimeoutError, StopAsyncIteration):
-            await remote.disconnect()
-            return None
-        return remote
 
     async def decline(self) -> None:
         if self.leg is not None or self.done or self.accepting:
@@ -163,9 +158,7 @@ class PhoneHuman:
             message = await stream.ws.receive()
             if message["type"] == "websocket.disconnect":
                 return
-            text, data = message.get("text"), message.get("bytes")
-            payload = str(text) if text is not None else bytes(data or b"")
-            for action in stream.call.receive(payload):
+            for action in stream.actions(message):
                 if isinstance(action, CallerAudio):
                     if self.leg is not None:
                         await self.leg.from_human(action.pcm)

@@ -65,7 +65,7 @@ from parley.logs import bind_session
 from parley.sessions.coordinator import Subscription
 from parley.sessions.records import Session
 from parley.telephony.call import (
-    ULAW_BYTES_PER_MS,
+    Action,
     CallBegan,
     CallEnded,
     CallerAudio,
@@ -152,12 +152,16 @@ class PhoneStream:
             await self.send_text(text)
 
     async def send_bridged(self, ulaw: bytes) -> None:
-        """Bridged (or hold) audio, μ-law 8 kHz, as 20 ms media messages."""
-        frame = 20 * ULAW_BYTES_PER_MS
+        """Bridged (or hold) audio, μ-law 8 kHz, as the call's 20 ms media messages."""
+        frame = self.call.frame_bytes
         for i in range(0, len(ulaw), frame):
             await self.send_text(self.codec.media(self.call.stream_id, ulaw[i : i + frame]))
 
-    # --- sending and bad input -----------------------------------------------------------
+    # --- receiving, sending and bad input ---------------------------------------------------
+
+    def actions(self, message: dict[str, Any]) -> list[Action]:
+        """What one received socket message (text or bytes) means for the call."""
+        return self.call.receive(_payload(message))
 
     async def send_text(self, text: str) -> None:
         if self.ws.open:
@@ -181,7 +185,7 @@ class PhoneStream:
             message = await self.ws.receive()
             if message["type"] == "websocket.disconnect":
                 return None
-            for action in self.call.receive(_payload(message)):
+            for action in self.actions(message):
                 if isinstance(action, ProtocolError):
                     self.bad(action)
                 elif isinstance(action, CallBegan):
@@ -278,9 +282,7 @@ class PhoneStream:
             session.id,
             self,
             conn,
-            caller_in=LegFormat("pcm16", options.input_rate),
             caller_out=LegFormat("ulaw", 8000),
-            channel=CHANNEL,
         )
         watcher = asyncio.create_task(self.watch(events, attachment.owner, conn, held))
         live = services.voice_registry.add(session.id, "", _NoGoAway())
@@ -309,7 +311,7 @@ class PhoneStream:
                     self.call.hang_up("disconnected")
                     self.end_reason = END_ON["disconnected"]
                 return
-            for action in self.call.receive(_payload(message)):
+            for action in self.actions(message):
                 leg = legs.get(session_id)
                 if isinstance(action, CallerAudio):
                     if leg is not None:  # on hold or bridged: never the AI

@@ -40,6 +40,7 @@ from parley.channels.http_models import CreateSession, error_responses
 from parley.channels.services import Services
 from parley.channels.strict_route import StrictRoute
 from parley.config import Settings
+from parley.handoff.state import Status
 from parley.telephony import twiml
 from parley.telephony.signatures import (
     StreamClaims,
@@ -338,7 +339,7 @@ def install(app: Any, services: Services, *, on_status: StatusSink | None = None
     ) -> Response:
         """The person a transfer dialled picked up: stream to the transfer, if it rings."""
         transfer = await services.transfers.board.get(transfer_id)
-        if transfer is None or transfer.final or transfer.status.value != "dialing":
+        if transfer is None or transfer.status is not Status.DIALING:  # final too
             log.info("twilio call %s: transfer %s is not ringing any more", call_sid, transfer_id)
             return xml_response(twiml.say_and_hang_up(TRANSFER_GONE))
         params = {"transfer_id": transfer_id, "caller": caller, "called": called}

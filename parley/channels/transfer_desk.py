@@ -283,7 +283,11 @@ class TransferDesk:
         """``GET /v1/operator/transfers``: waiting and live transfers."""
         now = self.clock.monotonic()
         out = []
-        for transfer in await self.board.live():
+        lost: list[Transfer] = []  # announced here: finished here too, as by ``sweep``
+        live = await self.board.live(lost)
+        for transfer in lost:
+            await self.finished(transfer)
+        for transfer in live:
             session = await self.store.get_session(transfer.session_id)
             out.append(
                 {

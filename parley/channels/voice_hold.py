@@ -47,19 +47,18 @@ class Held:
         transport: HeldTransport,
         conn: VoiceSession,
         *,
-        caller_in: LegFormat | None = None,
         caller_out: LegFormat | None = None,
-        channel: str = "voice",
     ) -> None:
-        """``caller_in``/``caller_out``: what the caller's leg sends and takes (default
-        PCM16 at the connection's rates; a phone takes μ-law)."""
+        """The caller's leg sends PCM16 at the connection's input rate and takes
+        ``caller_out`` (default PCM16 at its output rate; a phone takes μ-law). The
+        channel (stored with what the AI says) is the connection's own."""
         self.services = services
         self.session_id = session_id
         self.transport = transport
         self.conn = conn
-        self.caller_in = caller_in or LegFormat("pcm16", conn.options.input_rate)
+        self.caller_in = LegFormat("pcm16", conn.options.input_rate)
         self.caller_out = caller_out or LegFormat("pcm16", conn.options.output_rate)
-        self.channel = channel
+        self.channel = conn.options.channel
         self.tone: asyncio.Task[None] | None = None
         self._last_sent = -1
 
